@@ -1,0 +1,43 @@
+"""Every string Slack echoes back to us, in one place.
+
+tests/test_manifest.py compares these with manifest.yml, so code and manifest cannot drift.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class Command(StrEnum):
+    METRIC = "/metric"
+    DATA_REQUEST = "/data-request"
+
+
+class Shortcut(StrEnum):
+    """callback_id of global and message shortcuts."""
+
+    NEW_REQUEST = "new_data_request"
+    THREAD_TO_REQUEST = "thread_to_data_request"
+
+
+class View(StrEnum):
+    """callback_id of modals."""
+
+    REQUEST = "data_request_modal"
+
+
+class Action(StrEnum):
+    """action_id of interactive elements."""
+
+    METRIC_SHARE = "metric_share"
+    METRIC_OPEN_REQUEST = "metric_open_request"
+
+
+class Job(StrEnum):
+    """Scheduled job ids (also the JOB argument of `databot post`)."""
+
+    SPRINT_DIGEST = "sprint-digest"
+    SPRINT_PLANNING = "sprint-planning"
+    SPRINT_CHECKIN = "sprint-checkin"
+    CODY_DAILY = "cody-daily"
+    URGENT_POLL = "urgent-poll"

@@ -1,0 +1,125 @@
+"""All configuration, read from the environment (and `.env`) by pydantic-settings.
+
+Field names are lowercase; the environment variable is the same name in upper case
+(`slack_bot_token` <- `SLACK_BOT_TOKEN`). Secrets are `SecretStr` and are unwrapped only
+where a client is built. Nothing here reads the environment at import time: `__main__`
+(bot.cli) builds one `Settings` and passes it down; tests build them with explicit values.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_file=".env", env_file_encoding="utf-8", extra="ignore", case_sensitive=False
+    )
+
+    # --- Slack -----------------------------------------------------------------------
+    slack_bot_token: SecretStr | None = Field(
+        None, description="Bot token (xoxb-...). Needed to post anything."
+    )
+    slack_signing_secret: SecretStr | None = Field(
+        None, description="Verifies that HTTP requests come from Slack. Needed for HTTP mode."
+    )
+    slack_app_token: SecretStr | None = Field(
+        None, description="App-level token (xapp-...). When set, `serve` uses Socket Mode."
+    )
+    slack_api_url: str = Field(
+        "https://slack.com/api/", description="Slack Web API base URL (tests point it at loopback)."
+    )
+
+    # --- HTTP server -----------------------------------------------------------------
+    host: str = Field("0.0.0.0", description="Interface the HTTP server binds.")
+    port: int = Field(3000, description="HTTP port (Heroku-style platforms set PORT).")
+    listener_threads: int = Field(
+        32,
+        description="Bolt listener pool. Listeners only ack and hand off, so this bounds "
+        "concurrent acks, not slow work.",
+    )
+    worker_threads: int = Field(
+        8, description="Pool for slow work (warehouse queries, GitHub calls) after the ack."
+    )
+
+    # --- State -----------------------------------------------------------------------
+    data_dir: Path = Field(
+        Path(".databot"), description="Where the SQLite state and the demo warehouse live."
+    )
+    database_url: str | None = Field(
+        None,
+        description="SQLAlchemy URL of the state database; PostgreSQL in production. "
+        "Default: SQLite file in DATA_DIR.",
+    )
+
+    # --- Warehouse -------------------------------------------------------------------
+    gcp_project: str | None = Field(
+        None, description="BigQuery project. Unset: the embedded DuckDB demo warehouse."
+    )
+    bigquery_api_endpoint: str | None = Field(
+        None, description="Override the BigQuery API endpoint (e.g. a local emulator)."
+    )
+    bigquery_location: str | None = Field(None, description="BigQuery job location, e.g. US.")
+    bigquery_max_bytes_billed: int = Field(
+        50 * 1024**3, description="Refuse any query that would bill more bytes than this."
+    )
+    query_timeout_seconds: float = Field(30.0, description="Per-query time limit.")
+
+    # --- GitHub ----------------------------------------------------------------------
+    github_token: SecretStr | None = Field(
+        None, description="Token with issues read/write on the analytics repo."
+    )
+    github_api_url: str = Field("https://api.github.com", description="GitHub REST API base URL.")
+    github_repo: str = Field("acme/analytics", description="The analytics repo, owner/name.")
+    github_webhook_secret: SecretStr | None = Field(
+        None, description="Verifies X-Hub-Signature-256 on POST /github/webhook."
+    )
+
+    # --- Team, channels, schedule ------------------------------------------------------
+    timezone: str = Field("America/Los_Angeles", description="Time zone for schedules and periods.")
+    analytics_channel: str = Field(
+        "#analytics", description="Channel (id or #name) for urgent issues and sprint posts."
+    )
+    owner_channel: str | None = Field(
+        None, description="Where failed scheduled posts are reported (channel or user id)."
+    )
+    revenue_channels: list[str] = Field(
+        default_factory=list,
+        description="Channel ids where sensitive (revenue) metrics may be shown.",
+    )
+    revenue_users: list[str] = Field(
+        default_factory=list, description="User ids who may see sensitive metrics anywhere."
+    )
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_timezone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown time zone {value!r}") from exc
+        return value
+
+    @property
+    def tz(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+    @property
+    def state_url(self) -> str:
+        if self.database_url:
+            # Heroku-style URLs say postgres://; SQLAlchemy wants the driver named.
+            url = self.database_url
+            for prefix in ("postgres://", "postgresql://"):
+                if url.startswith(prefix):
+                    return "postgresql+psycopg://" + url[len(prefix) :]
+            return url
+        return f"sqlite:///{(self.data_dir / 'state.db').resolve()}"
+
+    def today(self, now: dt.datetime | None = None) -> dt.date:
+        now = now or dt.datetime.now(dt.UTC)
+        return now.astimezone(self.tz).date()
