@@ -1,0 +1,14 @@
+"""The Slack layer. Bolt runs only the first matching listener, so the order of the
+`register` calls below is behaviour: keep the error handler first."""
+
+from __future__ import annotations
+
+from slack_bolt import App
+
+from bot.deps import Deps
+from handlers import errors
+
+
+def register_all(app: App, deps: Deps) -> None:
+    errors.register(app, deps)
+    # Feature modules register here, in this order:

@@ -1,0 +1,36 @@
+"""The app factory: the one place in bot/ that imports slack_bolt."""
+
+from __future__ import annotations
+
+import logging
+from concurrent.futures import ThreadPoolExecutor
+
+from slack_bolt import App
+
+from bot.deps import Deps
+
+logger = logging.getLogger(__name__)
+
+
+def build_app(deps: Deps) -> App:
+    settings = deps.settings
+    signing_secret = (
+        settings.slack_signing_secret.get_secret_value() if settings.slack_signing_secret else None
+    )
+    app = App(
+        client=deps.slack,
+        signing_secret=signing_secret,
+        # Socket Mode has no HTTP signature to check; HTTP mode always checks it.
+        request_verification_enabled=signing_secret is not None,
+        # Listeners only ack and hand slow work to deps.work, so this pool bounds concurrent
+        # acks; Bolt's default of 5 would queue the 6th ack behind five slow lookups.
+        listener_executor=ThreadPoolExecutor(
+            settings.listener_threads, thread_name_prefix="databot-listener"
+        ),
+        token_verification_enabled=False,
+        logger=logging.getLogger("slack_bolt"),
+    )
+    from handlers import register_all
+
+    register_all(app, deps)
+    return app

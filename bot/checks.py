@@ -1,0 +1,159 @@
+"""`databot check`: is this deployment configured to work? Each finding says, in plain
+words, what is wrong and what to set. Also the start-up guard of `databot serve`."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import sqlalchemy as sa
+
+from bot.errors import ConfigError
+from bot.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+MANIFEST = Path(__file__).resolve().parent.parent / "manifest.yml"
+
+
+def require_serve_settings(settings: Settings) -> Literal["socket", "http"]:
+    """Which transport `serve` uses; raises ConfigError naming what is missing."""
+    missing = []
+    if settings.slack_bot_token is None:
+        missing.append("SLACK_BOT_TOKEN is not set: needed to post anything")
+    if settings.slack_app_token is None and settings.slack_signing_secret is None:
+        missing.append(
+            "SLACK_SIGNING_SECRET is not set: needed for HTTP mode "
+            "(or set SLACK_APP_TOKEN to use Socket Mode)"
+        )
+    if missing:
+        raise ConfigError("Cannot start: " + "; ".join(missing) + ".")
+    return "socket" if settings.slack_app_token is not None else "http"
+
+
+@dataclass
+class Finding:
+    ok: bool
+    what: str
+    advice: str = ""
+    warning: bool = False
+
+
+@dataclass
+class CheckReport:
+    findings: list[Finding] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return all(f.ok or f.warning for f in self.findings)
+
+    def add(self, ok: bool, what: str, advice: str = "", *, warning: bool = False) -> None:
+        self.findings.append(Finding(ok, what, advice, warning))
+
+    def render(self) -> str:
+        lines = []
+        for f in self.findings:
+            mark = "ok  " if f.ok else ("warn" if f.warning else "FAIL")
+            lines.append(f"[{mark}] {f.what}" + (f"\n       {f.advice}" if f.advice else ""))
+        summary = "All checks passed." if self.ok else "Some checks failed: see FAIL lines above."
+        return "\n".join([*lines, summary])
+
+
+# Extra checks contributed by features: each adds findings to the report.
+EXTRA_CHECKS: list[Callable[[Settings, CheckReport], None]] = []
+
+
+def run_checks(settings: Settings) -> CheckReport:
+    report = CheckReport()
+    _check_slack(settings, report)
+    _check_manifest(report)
+    _check_state(settings, report)
+    _check_warehouse(settings, report)
+    _check_github(settings, report)
+    for extra in EXTRA_CHECKS:
+        extra(settings, report)
+    return report
+
+
+def _check_slack(settings: Settings, report: CheckReport) -> None:
+    try:
+        mode = require_serve_settings(settings)
+    except ConfigError as exc:
+        report.add(False, "Slack credentials", exc.user_message)
+        return
+    if mode == "socket":
+        report.add(True, "Slack credentials: Socket Mode (SLACK_APP_TOKEN set)")
+    else:
+        report.add(True, "Slack credentials: HTTP mode (signing secret set)")
+    token = settings.slack_bot_token.get_secret_value()
+    if not token.startswith("xoxb-"):
+        report.add(False, "SLACK_BOT_TOKEN", "It should be a bot token starting with xoxb-.")
+
+
+def _check_manifest(report: CheckReport) -> None:
+    from bot.manifest import manifest_problems
+
+    problems = manifest_problems(MANIFEST)
+    if problems:
+        report.add(False, "manifest.yml", "; ".join(problems))
+    else:
+        report.add(True, "manifest.yml matches the commands, shortcuts and ids in the code")
+
+
+def _check_state(settings: Settings, report: CheckReport) -> None:
+    from bot.store import Store
+
+    store = Store(settings.state_url)
+    try:
+        with store.engine.connect() as connection:
+            connection.execute(sa.text("SELECT 1"))
+        revision = store.schema_revision()
+        report.add(
+            True,
+            f"state database reachable ({store.dialect}), schema revision {revision or 'none'}",
+            "" if revision else "It will be created on first start (migrations run at start-up).",
+        )
+    except Exception as exc:  # noqa: BLE001 - reported in plain words below
+        report.add(
+            False,
+            f"state database unreachable ({type(exc).__name__})",
+            "Check DATABASE_URL (e.g. postgresql://user:pass@host:5432/db), or unset it for "
+            "the default SQLite file in DATA_DIR.",
+        )
+    finally:
+        store.close()
+
+
+def _check_warehouse(settings: Settings, report: CheckReport) -> None:
+    if settings.gcp_project:
+        report.add(True, f"warehouse: BigQuery project {settings.gcp_project}")
+    else:
+        report.add(
+            True,
+            "warehouse: embedded DuckDB demo data (set GCP_PROJECT to use BigQuery)",
+            warning=True,
+        )
+
+
+def _check_github(settings: Settings, report: CheckReport) -> None:
+    if "/" not in settings.github_repo:
+        report.add(False, "GITHUB_REPO", "Give the analytics repo as owner/name.")
+    if settings.github_token is None:
+        report.add(
+            False,
+            "GITHUB_TOKEN is not set: requests are queued but not filed as GitHub issues",
+            "Create a token with Issues read/write on " + settings.github_repo + ".",
+            warning=True,
+        )
+    else:
+        report.add(True, f"GitHub token set for {settings.github_repo}")
+    if settings.github_webhook_secret is None:
+        report.add(
+            False,
+            "GITHUB_WEBHOOK_SECRET is not set: POST /github/webhook rejects every delivery",
+            "Set it to the webhook's secret, or rely on the urgent-issue poller in `clock`.",
+            warning=True,
+        )

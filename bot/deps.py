@@ -1,0 +1,88 @@
+"""The application's dependencies, built once (by the CLI, or by a test) and passed down."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from slack_sdk import WebClient
+from slack_sdk.http_retry.builtin_handlers import RateLimitErrorRetryHandler
+
+from bot.settings import Settings
+from bot.store import Store
+
+if TYPE_CHECKING:
+    from bot.github import GitHubGateway
+    from bot.warehouse import Warehouse
+
+logger = logging.getLogger(__name__)
+
+
+def utc_now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+@dataclass
+class Deps:
+    settings: Settings
+    store: Store
+    warehouse: Warehouse
+    slack: WebClient
+    github: GitHubGateway | None
+    work: ThreadPoolExecutor
+    now: Callable[[], dt.datetime] = utc_now
+    # Things features keep for the life of the process (caches, workers); keyed by feature.
+    extras: dict[str, Any] = field(default_factory=dict)
+
+    def today(self) -> dt.date:
+        """Today in the team's time zone (settings.timezone)."""
+        return self.now().astimezone(self.settings.tz).date()
+
+    def close(self) -> None:
+        self.work.shutdown(wait=False, cancel_futures=True)
+        self.warehouse.close()
+        self.store.close()
+
+
+def make_slack_client(settings: Settings) -> WebClient:
+    token = settings.slack_bot_token.get_secret_value() if settings.slack_bot_token else None
+    client = WebClient(token=token, base_url=settings.slack_api_url, timeout=10)
+    # Slack answers 429 with Retry-After; the SDK waits and retries once.
+    client.retry_handlers.append(RateLimitErrorRetryHandler(max_retry_count=2))
+    return client
+
+
+def make_github(settings: Settings) -> GitHubGateway | None:
+    try:
+        from bot.github import make_github as _make
+    except ImportError:  # pragma: no cover - the gateway lands with the intake feature
+        return None
+    return _make(settings)
+
+
+def build_deps(
+    settings: Settings,
+    *,
+    warehouse: Warehouse | None = None,
+    store: Store | None = None,
+    now: Callable[[], dt.datetime] | None = None,
+    migrate: bool = True,
+) -> Deps:
+    from bot.warehouse import make_warehouse
+
+    store = store or Store(settings.state_url)
+    if migrate:
+        store.migrate()
+    return Deps(
+        settings=settings,
+        store=store,
+        warehouse=warehouse or make_warehouse(settings),
+        slack=make_slack_client(settings),
+        github=make_github(settings),
+        work=ThreadPoolExecutor(settings.worker_threads, thread_name_prefix="databot-work"),
+        now=now or utc_now,
+    )

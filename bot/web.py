@@ -1,0 +1,86 @@
+"""The HTTP surface: Slack's request URL, GitHub's webhook, and a health check.
+
+Served by waitress (a production WSGI server) in `databot serve`, and on an ephemeral
+loopback port in tests and the demo.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+import sqlalchemy as sa
+from flask import Flask, Response, jsonify, request
+from slack_bolt import App
+from slack_bolt.adapter.flask import SlackRequestHandler
+from waitress.server import create_server
+
+from bot.deps import Deps
+
+logger = logging.getLogger(__name__)
+
+SLACK_PATH = "/slack/events"
+GITHUB_PATH = "/github/webhook"
+
+# Slack bodies are small; a cap keeps a hostile client from making us buffer gigabytes.
+MAX_BODY_BYTES = 1024 * 1024
+
+
+def build_web(app: App | None, deps: Deps) -> Flask:
+    web = Flask("databot")
+    web.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
+
+    @web.get("/healthz")
+    def healthz():
+        try:
+            with deps.store.engine.connect() as connection:
+                connection.execute(sa.text("SELECT 1"))
+        except Exception:  # noqa: BLE001 - health is a yes/no; details go to the log
+            logger.exception("health check: state database unreachable")
+            return jsonify(ok=False, state="unreachable"), 503
+        return jsonify(ok=True)
+
+    if app is not None:
+        slack_handler = SlackRequestHandler(app)
+
+        @web.post(SLACK_PATH)
+        def slack_events():
+            return slack_handler.handle(request)
+
+    @web.post(GITHUB_PATH)
+    def github_webhook():
+        try:
+            from bot.github_webhook import receive
+        except ImportError:  # the urgent-issues feature provides the receiver
+            return Response("webhooks not enabled\n", status=404, mimetype="text/plain")
+        status, text = receive(deps, dict(request.headers), request.get_data(cache=False))
+        return Response(text, status=status, mimetype="text/plain")
+
+    return web
+
+
+class WebServer:
+    """waitress in a background thread; `port=0` picks a free port (see `.port`)."""
+
+    def __init__(self, web: Flask, *, host: str = "127.0.0.1", port: int = 0, threads: int = 8):
+        self._server = create_server(web, host=host, port=port, threads=threads, ident="databot")
+        self.host = host
+        self.port = self._server.effective_port
+        self._thread: threading.Thread | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    def start(self) -> WebServer:
+        self._thread = threading.Thread(target=self._server.run, name="databot-web", daemon=True)
+        self._thread.start()
+        return self
+
+    def serve_forever(self) -> None:
+        self._server.run()
+
+    def stop(self) -> None:
+        self._server.close()
+        if self._thread is not None:
+            self._thread.join(timeout=5)

@@ -1,0 +1,108 @@
+"""Fixtures shared by the whole suite.
+
+- `store`: a migrated state store, once on SQLite and once on the PostgreSQL server on
+  127.0.0.1:5432 (each test gets its own schema there, so parallel runs don't clash).
+  Outside CI a missing server skips the PostgreSQL half with a visible reason; in CI
+  (CI=true) it fails.
+- `clock`: a controllable aware-UTC clock for deps.now.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import uuid
+
+import pytest
+import sqlalchemy as sa
+
+from bot.store import Store
+
+POSTGRES_URL = os.environ.get(
+    "DATABOT_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+)
+IN_CI = bool(os.environ.get("CI"))
+
+
+@pytest.fixture(scope="session")
+def postgres_engine():
+    engine = sa.create_engine(POSTGRES_URL, pool_pre_ping=True)
+    try:
+        with engine.connect() as connection:
+            connection.execute(sa.text("SELECT 1"))
+    except Exception as exc:  # noqa: BLE001 - reported as skip/fail below
+        engine.dispose()
+        message = f"PostgreSQL not reachable at {POSTGRES_URL}: {type(exc).__name__}"
+        if IN_CI:
+            pytest.fail(message + " (CI must run the PostgreSQL tests)")
+        pytest.skip(message)
+    yield engine
+    engine.dispose()
+
+
+def make_postgres_store(postgres_engine) -> tuple[Store, str]:
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    with postgres_engine.begin() as connection:
+        connection.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
+    engine = sa.create_engine(
+        POSTGRES_URL,
+        connect_args={"options": f"-csearch_path={schema}"},
+        pool_size=20,
+        max_overflow=20,
+    )
+    return Store(POSTGRES_URL, engine=engine), schema
+
+
+def drop_postgres_schema(postgres_engine, schema: str) -> None:
+    with postgres_engine.begin() as connection:
+        connection.execute(sa.text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def store(request, tmp_path):
+    if request.param == "sqlite":
+        s = Store(f"sqlite:///{tmp_path / 'state.db'}")
+        s.migrate()
+        yield s
+        s.close()
+        return
+    postgres_engine = request.getfixturevalue("postgres_engine")
+    s, schema = make_postgres_store(postgres_engine)
+    s.migrate()
+    yield s
+    s.close()
+    drop_postgres_schema(postgres_engine, schema)
+
+
+@pytest.fixture
+def postgres_store(postgres_engine):
+    s, schema = make_postgres_store(postgres_engine)
+    s.migrate()
+    yield s
+    s.close()
+    drop_postgres_schema(postgres_engine, schema)
+
+
+class Clock:
+    """deps.now for tests: starts at `start`, moves only when told."""
+
+    def __init__(self, start: dt.datetime) -> None:
+        self.current = start
+
+    def __call__(self) -> dt.datetime:
+        return self.current
+
+    def set(self, when: dt.datetime) -> None:
+        self.current = when.astimezone(dt.UTC)
+
+    def advance(self, **delta) -> None:
+        self.current += dt.timedelta(**delta)
+
+
+# Monday Nov 23 2026, 10:00 Pacific: the demo warehouse used by tests is generated as of then.
+TEST_NOW = dt.datetime(2026, 11, 23, 18, 0, tzinfo=dt.UTC)
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock(TEST_NOW)

@@ -1,0 +1,60 @@
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+
+def run_cli(*args: str, env: dict[str, str] | None = None, cwd=None) -> subprocess.CompletedProcess:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "GITHUB_"))}
+    clean.update(env or {})
+    return subprocess.run(
+        [sys.executable, "-m", "bot.cli", *args],
+        capture_output=True,
+        text=True,
+        env=clean,
+        cwd=cwd,
+        timeout=120,
+    )
+
+
+def test_serve_without_credentials_says_what_to_set_without_a_traceback(tmp_path):
+    result = run_cli("serve", env={"DATA_DIR": str(tmp_path)}, cwd=tmp_path)
+    assert result.returncode == 2
+    assert "SLACK_BOT_TOKEN is not set" in result.stderr
+    assert "SLACK_SIGNING_SECRET is not set: needed for HTTP mode" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_invalid_setting_is_named_in_plain_words(tmp_path):
+    result = run_cli("check", env={"TIMEZONE": "Mars/Olympus", "PORT": "x"}, cwd=tmp_path)
+    assert result.returncode == 2
+    assert "TIMEZONE" in result.stderr and "PORT" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_check_explains_a_misconfiguration(tmp_path):
+    result = run_cli(
+        "check",
+        env={"DATA_DIR": str(tmp_path), "SLACK_BOT_TOKEN": "xoxb-1"},
+        cwd=tmp_path,
+    )
+    assert result.returncode == 1
+    assert "SLACK_SIGNING_SECRET is not set: needed for HTTP mode" in result.stdout
+    assert "GITHUB_TOKEN is not set" in result.stdout
+    assert "state database reachable (sqlite)" in result.stdout
+
+
+def test_check_reports_an_unreachable_state_database(tmp_path):
+    result = run_cli(
+        "check",
+        env={
+            "SLACK_BOT_TOKEN": "xoxb-1",
+            "SLACK_SIGNING_SECRET": "s",
+            "DATABASE_URL": "postgresql://nobody@127.0.0.1:1/none",
+        },
+        cwd=tmp_path,
+    )
+    assert result.returncode == 1
+    assert "state database unreachable" in result.stdout
+    assert "DATABASE_URL" in result.stdout

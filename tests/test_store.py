@@ -1,0 +1,66 @@
+from __future__ import annotations
+
+import threading
+
+import sqlalchemy as sa
+
+from bot import tables
+from bot.store import Store
+
+
+def test_migrations_create_every_table_and_rerun_safely(store):
+    store.migrate()  # a second start must not fail or lose anything
+    names = set(sa.inspect(store.engine).get_table_names())
+    assert {t.name for t in tables.metadata.sorted_tables} <= names
+    assert store.schema_revision() is not None
+
+
+def test_upgrade_keeps_existing_state(tmp_path):
+    url = f"sqlite:///{tmp_path / 'state.db'}"
+    first = Store(url)
+    first.migrate()
+    first.kv_set("cursor", "42")
+    first.close()
+    again = Store(url)
+    again.migrate()
+    assert again.kv_get("cursor") == "42"
+
+
+def test_claim_is_true_once_then_false(store):
+    assert store.claim("delivery:1") is True
+    assert store.claim("delivery:1") is False
+    assert store.claim("delivery:2") is True
+
+
+def test_claim_under_concurrency_has_exactly_one_winner(store):
+    results: list[bool] = []
+    barrier = threading.Barrier(8)
+
+    def contend() -> None:
+        barrier.wait()
+        results.append(store.claim("race"))
+
+    threads = [threading.Thread(target=contend) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert results.count(True) == 1
+    assert results.count(False) == 7
+
+
+def test_kv_set_overwrites_and_survives_concurrent_writers(store):
+    store.kv_set("etag", "a")
+    barrier = threading.Barrier(6)
+
+    def write(i: int) -> None:
+        barrier.wait()
+        store.kv_set("etag", f"v{i}")
+
+    threads = [threading.Thread(target=write, args=(i,)) for i in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert store.kv_get("etag") in {f"v{i}" for i in range(6)}
+    assert store.kv_get("missing") is None
