@@ -230,3 +230,22 @@ def load_catalog(path: Path = CATALOG_PATH) -> Catalog:
             f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
         )
         raise ConfigError(f"The metric catalog {path.name} is invalid: {problems}") from exc
+
+
+def check_catalog(settings, report) -> None:
+    """`databot check`: the catalog parses, validates and names its SQL files."""
+    try:
+        catalog = load_catalog()
+    except ConfigError as exc:
+        report.add(False, "metric catalog (bot/metrics.yml)", exc.user_message)
+        return
+    sensitive = [m.name for m in catalog.metrics if m.sensitivity is Sensitivity.REVENUE]
+    report.add(True, f"metric catalog: {len(catalog.metrics)} metrics valid")
+    if sensitive and not (settings.revenue_channels or settings.revenue_users):
+        report.add(
+            False,
+            f"REVENUE_CHANNELS and REVENUE_USERS are empty: /metric refuses {', '.join(sensitive)}"
+            " everywhere",
+            "Set REVENUE_CHANNELS (channel ids) and/or REVENUE_USERS (user ids).",
+            warning=True,
+        )

@@ -624,3 +624,51 @@ def metric_service(deps: Any) -> MetricService:
         deps.extras.setdefault("metric", service)
         service = deps.extras["metric"]
     return service
+
+
+def print_metric_lookup(settings: Settings, text: str, out: Any = None) -> int:
+    """`databot metric ...`: the same lookup as /metric, printed. Exit status 0 on an
+    answer, 1 when the catalog has no answer."""
+    import sys
+
+    from bot.blocks.metric import build_metric_text
+    from bot.warehouse import make_warehouse
+
+    out = out or sys.stdout
+    warehouse = make_warehouse(settings)
+    try:
+        service = MetricService(load_catalog(), warehouse, settings, _utc_now)
+        parsed = service.parse(text)
+        if isinstance(parsed, HelpRequest):
+            print(_plain(catalog_text(service.catalog)), file=out)
+            return 0
+        try:
+            answer = service.answer(parsed)
+        except (UnknownAccount, NoData) as exc:
+            print(_plain(exc.user_message), file=out)
+            return 1
+        print(build_metric_text(answer, settings), file=out)
+        return 0
+    except UnknownMetric as exc:
+        print(_plain(exc.user_message), file=out)
+        return 1
+    finally:
+        warehouse.close()
+
+
+def catalog_text(catalog: Catalog) -> str:
+    lines = ["Usage: metric NAME [PERIOD] [for ACCOUNT]"]
+    for group, metrics in catalog.groups().items():
+        lines.append(f"\n{group}")
+        for m in metrics:
+            lock = "  [revenue]" if m.sensitivity is Sensitivity.REVENUE else ""
+            lines.append(f"  {m.name:<24} {m.description}{lock}")
+    return "\n".join(lines)
+
+
+def _plain(text: str) -> str:
+    return text.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
+
+
+def _utc_now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)

@@ -224,7 +224,6 @@ def test_concurrent_identical_lookups_run_one_query():
     warehouse = FakeWarehouse(daily_rows(lambda d: 3), delay=0.3)
     service = make(warehouse)
     query = service.parse("dau 30d")
-    service.resolve_account  # accounts are not involved here
     answers = []
     threads = [
         threading.Thread(target=lambda: answers.append(service.answer(query))) for _ in range(10)

@@ -1,0 +1,133 @@
+"""`/metric`: ack at once, look the number up after the ack, answer through the response
+URL (ephemeral, with "Share in channel")."""
+
+from __future__ import annotations
+
+import logging
+
+from slack_bolt import Ack, App
+from slack_bolt.context.respond import Respond
+
+from bot.blocks.metric import (
+    build_metric_help,
+    build_metric_message,
+    build_metric_text,
+    build_metric_working,
+    build_request_offer,
+)
+from bot.deps import Deps
+from bot.errors import InputError
+from bot.ids import Action, Command
+from bot.metrics import (
+    HelpRequest,
+    MetricQuery,
+    NoData,
+    ShareValue,
+    UnknownAccount,
+    UnknownMetric,
+    check_allowed,
+    may_see,
+    metric_service,
+    prefill_for,
+    refusal,
+)
+from handlers.errors import run_after_ack
+
+logger = logging.getLogger(__name__)
+
+
+def register(app: App, deps: Deps) -> None:
+    metric_service(deps)  # loads and validates the catalog now, not on the first lookup
+
+    @app.command(Command.METRIC.value)
+    def _command(ack: Ack, body: dict, respond: Respond) -> None:
+        handle_metric_command(deps, ack, body, respond)
+
+    @app.action(Action.METRIC_SHARE.value)
+    def _share(ack: Ack, body: dict, respond: Respond) -> None:
+        handle_metric_share(deps, ack, body, respond)
+
+
+def handle_metric_command(deps: Deps, ack: Ack, body: dict, respond: Respond) -> None:
+    # The ack never waits for the warehouse: Slack gives up after 3 seconds.
+    ack()
+    run_after_ack(deps, body, respond, answer_metric_command, deps, body, respond)
+
+
+def answer_metric_command(deps: Deps, body: dict, respond: Respond) -> None:
+    service = metric_service(deps)
+    text = body.get("text") or ""
+    user, channel = body.get("user_id"), body.get("channel_id")
+    try:
+        parsed = service.parse(text)
+    except UnknownMetric as exc:
+        _offer_request(respond, exc, text, "the catalog has no metric by that name")
+        return
+    if isinstance(parsed, HelpRequest):
+        respond(
+            text="How to use /metric",
+            blocks=build_metric_help(service.catalog),
+            response_type="ephemeral",
+        )
+        return
+    assert isinstance(parsed, MetricQuery)
+    check_allowed(parsed.metric, deps.settings, user=user, channel=channel)
+    try:
+        answer = service.answer(
+            parsed,
+            on_slow=lambda: respond(
+                text=build_metric_working(parsed.metric.title), response_type="ephemeral"
+            ),
+        )
+    except UnknownAccount as exc:
+        _offer_request(respond, exc, text, "no account matched")
+        return
+    except NoData as exc:
+        _offer_request(respond, exc, text, "there was no data for that period")
+        return
+    respond(
+        text=build_metric_text(answer, deps.settings).splitlines()[0],
+        blocks=build_metric_message(answer, deps.settings),
+        response_type="ephemeral",
+    )
+
+
+def _offer_request(respond: Respond, exc: InputError, text: str, reason: str) -> None:
+    respond(
+        text=exc.user_message,
+        blocks=build_request_offer(exc.user_message, prefill_for(text, reason)),
+        response_type="ephemeral",
+    )
+
+
+def handle_metric_share(deps: Deps, ack: Ack, body: dict, respond: Respond) -> None:
+    ack()
+    run_after_ack(deps, body, respond, share_metric_answer, deps, body, respond)
+
+
+def share_metric_answer(deps: Deps, body: dict, respond: Respond) -> None:
+    """Post the same answer publicly, attributed to whoever clicked. The lookup is redone
+    (a cache hit within the freshness window) rather than trusting blocks from the client."""
+    service = metric_service(deps)
+    value = ShareValue.model_validate_json(body["actions"][0]["value"])
+    metric = service.catalog.get(value.metric)
+    if metric is None:
+        raise InputError(f"`{value.metric}` is no longer in the catalog; ask again.")
+    user = (body.get("user") or {}).get("id")
+    channel = (body.get("channel") or {}).get("id")
+    # Everyone in the channel will see it: the clicker's own permission is not enough.
+    if not may_see(metric, deps.settings, user=None, channel=channel):
+        respond(
+            text=refusal(metric, deps.settings, sharing=True),
+            response_type="ephemeral",
+            replace_original=False,
+        )
+        return
+    answer = service.answer(MetricQuery(metric, value.period, value.account))
+    respond(
+        text=build_metric_text(answer, deps.settings).splitlines()[0],
+        blocks=build_metric_message(answer, deps.settings, shared_by=user),
+        response_type="in_channel",
+        replace_original=False,
+    )
+    respond(text="Shared in the channel.", response_type="ephemeral", replace_original=True)
