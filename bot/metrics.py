@@ -316,7 +316,7 @@ class MetricService:
         """The answer for `query` (sensitivity is the caller's check: it knows who asks
         where). Calls `on_slow()` once if the answer takes longer than
         settings.metric_still_working_seconds."""
-        timer = _SlowTimer(self.settings.metric_still_working_seconds, on_slow)
+        timer = StillWorking(self.settings.metric_still_working_seconds, on_slow)
         try:
             account = self.resolve_account(query.account) if query.account else None
             return self._cached(query.metric, query.period, account)
@@ -421,9 +421,10 @@ def _replace(answer: Answer, **changes: Any) -> Answer:
     return replace(answer, **changes)
 
 
-class _SlowTimer:
+class StillWorking:
     """Calls `callback` once after `seconds` unless finished first; the answer is never
-    overtaken by a late "still working" note (both sides hold the lock)."""
+    overtaken by a late "still working" note (both sides hold the lock). Start it at the
+    ack, so time spent queued for a worker thread counts too."""
 
     def __init__(self, seconds: float, callback: Callable[[], None] | None) -> None:
         self._callback = callback

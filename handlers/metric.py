@@ -23,6 +23,7 @@ from bot.metrics import (
     MetricQuery,
     NoData,
     ShareValue,
+    StillWorking,
     UnknownAccount,
     UnknownMetric,
     check_allowed,
@@ -51,10 +52,22 @@ def register(app: App, deps: Deps) -> None:
 def handle_metric_command(deps: Deps, ack: Ack, body: dict, respond: Respond) -> None:
     # The ack never waits for the warehouse: Slack gives up after 3 seconds.
     ack()
-    run_after_ack(deps, body, respond, answer_metric_command, deps, body, respond)
+    text = body.get("text") or ""
+    note = StillWorking(
+        deps.settings.metric_still_working_seconds,
+        lambda: respond(text=build_metric_working(text), response_type="ephemeral"),
+    )
+    run_after_ack(deps, body, respond, answer_metric_command, deps, body, respond, note)
 
 
-def answer_metric_command(deps: Deps, body: dict, respond: Respond) -> None:
+def answer_metric_command(deps: Deps, body: dict, respond: Respond, note: StillWorking) -> None:
+    try:
+        _answer_metric_command(deps, body, respond, note)
+    finally:
+        note.finish()
+
+
+def _answer_metric_command(deps: Deps, body: dict, respond: Respond, note: StillWorking) -> None:
     service = metric_service(deps)
     text = body.get("text") or ""
     user, channel = body.get("user_id"), body.get("channel_id")
@@ -73,18 +86,14 @@ def answer_metric_command(deps: Deps, body: dict, respond: Respond) -> None:
     assert isinstance(parsed, MetricQuery)
     check_allowed(parsed.metric, deps.settings, user=user, channel=channel)
     try:
-        answer = service.answer(
-            parsed,
-            on_slow=lambda: respond(
-                text=build_metric_working(parsed.metric.title), response_type="ephemeral"
-            ),
-        )
+        answer = service.answer(parsed)
     except UnknownAccount as exc:
         _offer_request(respond, exc, text, "no account matched")
         return
     except NoData as exc:
         _offer_request(respond, exc, text, "there was no data for that period")
         return
+    note.finish()  # from here on no "still working" note can follow the answer
     respond(
         text=build_metric_text(answer, deps.settings).splitlines()[0],
         blocks=build_metric_message(answer, deps.settings),

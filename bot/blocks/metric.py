@@ -30,7 +30,7 @@ USAGE = (
     "`/metric NAME [PERIOD] [for ACCOUNT]`, "
     "e.g. `/metric dau 7d` or `/metric mau last month for Acme`"
 )
-WORKING = "Still working on *{title}*: the warehouse is taking a moment. The answer follows here."
+WORKING = "Still working on `/metric {text}`: the warehouse is taking a moment. The answer follows."
 
 
 # --------------------------------------------------------------------------- numbers
@@ -255,5 +255,5 @@ def build_request_offer(message: str, prefill: DataRequestPrefill | None) -> lis
     return [section]
 
 
-def build_metric_working(title: str) -> str:
-    return WORKING.format(title=escape(title))
+def build_metric_working(text: str) -> str:
+    return WORKING.format(text=escape(" ".join(text.split())[:80]))
