@@ -33,9 +33,10 @@ logger = logging.getLogger(__name__)
 
 MAX_COMMAND = 300
 MAX_ACCOUNT = 100
-# Buckets metrics scan N periods for the trend; keep N * days within this.
-MAX_SCAN_DAYS = 400
-TREND_BUCKETS = 8
+# Buckets metrics scan N periods for the trend (distinct counts cannot be summed from
+# days); keep N * days within this, so a month's MAU scans about six months.
+MAX_SCAN_DAYS = 200
+TREND_BUCKETS = 14
 MIN_DAILY_TREND = 14
 _PARAM = re.compile(r"@([A-Za-z_][A-Za-z0-9_]*)")
 _FOR = re.compile(r"\s+for\s+", re.IGNORECASE)
@@ -99,6 +100,7 @@ class Answer:
     breakdown: list[Row]
     data_through: dt.datetime | None
     complete: bool
+    recent: bool = True  # data_through is the source's newest data, not a lower bound
     from_cache: bool = False
 
     @property
@@ -381,7 +383,9 @@ class MetricService:
                 f"The dashboard may help meanwhile: {metric.dashboard}",
                 detail=str(exc),
             ) from exc
-        return summarise(metric, asked, period, scan, account, rows, self.settings)
+        return summarise(
+            metric, asked, period, scan, account, rows, self.settings, now=self.now()
+        )
 
     def build_query(
         self, metric: Metric, scan: Period, bucket_days: int, account: str | None
@@ -463,6 +467,8 @@ def summarise(
     account: str | None,
     rows: list[dict],
     settings: Settings,
+    *,
+    now: dt.datetime,
 ) -> Answer:
     """Rows of the lookup query -> the answer. Pure: tests feed it rows directly."""
     data_through = _latest(r.get("data_through") for r in rows)
@@ -520,6 +526,9 @@ def summarise(
 
     _, end_ts = period.utc_bounds(settings.tz)
     complete = data_through is not None and data_through >= end_ts and not period.partial
+    # Sources look for their newest row only near the period's end (to scan few
+    # partitions), so for an older period data_through is a lower bound, not the latest.
+    recent = now - end_ts < dt.timedelta(days=1)
     return Answer(
         metric=metric,
         asked=asked,
@@ -532,6 +541,7 @@ def summarise(
         breakdown=breakdown,
         data_through=data_through,
         complete=complete,
+        recent=recent,
     )
 
 

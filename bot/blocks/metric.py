@@ -180,9 +180,11 @@ def _widened(answer: Answer) -> str:
 
 def _freshness(answer: Answer, settings: Settings) -> str:
     through = f"data through {format_through(answer.data_through, settings)}"
-    if answer.complete:
-        return through.capitalize()
-    return "⚠ " + through + ": this period is not complete yet"
+    if not answer.complete:
+        return f"⚠ {through}: this period is not complete yet"
+    if not answer.recent:
+        return "Data complete for this period"
+    return through[0].upper() + through[1:]
 
 
 def _breakdown_table(answer: Answer) -> str:
