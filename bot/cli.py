@@ -39,6 +39,8 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
 
     mode = require_serve_settings(settings)
     deps = build_deps(settings)
+    if hasattr(deps.warehouse, "warm"):
+        deps.warehouse.warm()
     app = build_app(deps)
     stoppers = start_background_workers(deps)
     stop = threading.Event()
