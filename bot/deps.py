@@ -92,9 +92,13 @@ class LazyWarehouse:
         threading.Thread(target=lambda: self.inner, name="warehouse-warmup", daemon=True).start()
 
     def close(self) -> None:
-        with self._lock:
-            if self._inner is not None:
-                self._inner.close()
+        # Never wait for a warm-up still generating the demo data: shutdown must be prompt.
+        if self._lock.acquire(blocking=False):
+            try:
+                if self._inner is not None:
+                    self._inner.close()
+            finally:
+                self._lock.release()
 
 
 def build_deps(
