@@ -66,8 +66,9 @@ def make_github(settings: Settings) -> GitHubGateway | None:
 
 
 class LazyWarehouse:
-    """Opens the warehouse on first use, so start-up never waits for it (generating the
-    demo warehouse takes seconds; `serve` warms it in the background)."""
+    """Opens the warehouse on first use: commands that never query (check, requests, ...)
+    do not pay for it. `serve` opens it before accepting requests, so the first lookup
+    does not wait for the demo data to be generated."""
 
     def __init__(self, factory: Callable[[], Warehouse]) -> None:
         self._factory = factory
@@ -88,17 +89,10 @@ class LazyWarehouse:
     def query(self, sql: str, params: Any = None, **kwargs: Any) -> list[dict[str, Any]]:
         return self.inner.query(sql, params, **kwargs)
 
-    def warm(self) -> None:
-        threading.Thread(target=lambda: self.inner, name="warehouse-warmup", daemon=True).start()
-
     def close(self) -> None:
-        # Never wait for a warm-up still generating the demo data: shutdown must be prompt.
-        if self._lock.acquire(blocking=False):
-            try:
-                if self._inner is not None:
-                    self._inner.close()
-            finally:
-                self._lock.release()
+        with self._lock:
+            if self._inner is not None:
+                self._inner.close()
 
 
 def build_deps(
