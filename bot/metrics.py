@@ -230,8 +230,13 @@ def check_allowed(
         raise NotAllowedError(refusal(metric, settings))
 
 
+_MENTION = re.compile(r"<[!@#][^>]*>")
+
+
 def prefill_for(text: str, reason: str) -> DataRequestPrefill:
-    asked = " ".join(text.split())[:200]
+    # The prefill becomes an issue title and a modal's initial text: drop Slack mention
+    # syntax (<!channel>, <@U123>) rather than carry it into either.
+    asked = " ".join(_MENTION.sub("", text).split())[:200]
     return DataRequestPrefill(
         title=f"Metric request: {asked}"[:150],
         problem=f"I asked databot `/metric {asked}` and {reason}. What I need to know:",
@@ -383,9 +388,7 @@ class MetricService:
                 f"The dashboard may help meanwhile: {metric.dashboard}",
                 detail=str(exc),
             ) from exc
-        return summarise(
-            metric, asked, period, scan, account, rows, self.settings, now=self.now()
-        )
+        return summarise(metric, asked, period, scan, account, rows, self.settings, now=self.now())
 
     def build_query(
         self, metric: Metric, scan: Period, bucket_days: int, account: str | None
@@ -393,9 +396,10 @@ class MetricService:
         """The one query of a lookup and its parameters (only those the SQL mentions)."""
         source = self.catalog.sources[metric.source]
         sql = (
+            # Newlines around the parts: a part may end in a `--` comment.
             "SELECT m.*, f.data_through AS data_through\n"
-            f"FROM ({source.data_through_sql.strip().rstrip(';')}) AS f\n"
-            f"LEFT JOIN ({metric.query_text()}) AS m ON TRUE"
+            f"FROM (\n{source.data_through_sql.strip().rstrip(';')}\n) AS f\n"
+            f"LEFT JOIN (\n{metric.query_text()}\n) AS m ON TRUE"
         )
         start_ts, end_ts = scan.utc_bounds(self.settings.tz)
         available: dict[str, Any] = {

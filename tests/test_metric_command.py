@@ -34,15 +34,17 @@ class FakeWarehouse:
             time.sleep(self.delay)
         if self.error:
             raise self.error
-        end = params["end_ts"]
-        start = params["start_ts"]
-        days = (end - start).days + 1
+        if "start_date" in params:
+            first, last = params["start_date"], params["end_date"]
+        else:
+            first = (params["start_ts"] + dt.timedelta(hours=12)).date()
+            last = (params["end_ts"] - dt.timedelta(hours=12)).date()
+        days = (last - first).days + 1
         if "bucket_days" in params:
             return [
                 {"bucket": b, "value": 100 + b, "data_through": NOW}
                 for b in range(days // params["bucket_days"])
             ]
-        first = (start + dt.timedelta(hours=12)).date()
         key = "date" if "@price_usd" in sql else "day"
         return [
             {
@@ -78,16 +80,26 @@ def bot(tmp_path, warehouse):
         yield harness
 
 
-def reply(bot, url, count=1):
+def responses(bot, url, count=1, timeout=10):
+    """The first `count` payloads posted to `url` (Bolt runs the listener after the ack
+    returns, so wait for what arrives rather than for idle workers)."""
+    deadline = time.monotonic() + timeout
+    while len(bot.slack.responses(url)) < count:
+        assert time.monotonic() < deadline, f"expected {count} responses at {url}"
+        time.sleep(0.01)
     bot.wait_idle()
-    return [r.payload for r in bot.slack.responses(url)][:count][-1]
+    return [r.payload for r in bot.slack.responses(url)]
+
+
+def reply(bot, url):
+    return responses(bot, url)[0]
 
 
 def all_text(payload):
     return json.dumps(payload, ensure_ascii=False)
 
 
-def click_share(bot, payload, *, user, channel):
+def click_share(bot, payload, *, user, channel, expect=2):
     url = bot.slack.response_url(channel)
     action = block_actions(
         Action.METRIC_SHARE.value,
@@ -98,8 +110,7 @@ def click_share(bot, payload, *, user, channel):
         response_url=url,
     )
     assert bot.interact(action).status == 200
-    bot.wait_idle()
-    return [r.payload for r in bot.slack.responses(url)]
+    return responses(bot, url, count=expect)
 
 
 def test_metric_command_acks_at_once_and_answers_ephemerally_by_response_url(bot):
@@ -183,7 +194,7 @@ def test_share_never_leaks_revenue_into_a_channel_that_may_not_see_it(bot):
     _, url = bot.slash("/metric", "mrr", user="U0CFO", channel=GENERAL)
     answer = reply(bot, url)
     assert "$" in all_text(answer)
-    posted = click_share(bot, answer, user="U0CFO", channel=GENERAL)
+    posted = click_share(bot, answer, user="U0CFO", channel=GENERAL, expect=1)
     assert not [p for p in posted if p.get("response_type") == "in_channel"]
     assert "won't post it in this channel" in all_text(posted)
     assert "$" not in all_text(posted)
@@ -197,8 +208,7 @@ def test_slow_lookup_posts_still_working_then_the_answer(tmp_path):
         started = time.perf_counter()
         response, url = bot.slash("/metric", "wau")
         assert response.status == 200 and time.perf_counter() - started < 0.5
-        bot.wait_idle()
-        payloads = [r.payload for r in bot.slack.responses(url)]
+        payloads = responses(bot, url, count=2)
     assert len(payloads) == 2
     assert "Still working" in payloads[0]["text"]
     assert "WAU" in all_text(payloads[1])
@@ -214,6 +224,6 @@ def test_query_timeout_tells_the_user_what_happened(tmp_path):
 
 def test_identical_lookups_are_answered_from_one_query(bot, warehouse):
     urls = [bot.slash("/metric", "WAU last week")[1] for _ in range(5)]
-    bot.wait_idle()
-    assert all(bot.slack.responses(u) for u in urls)
+    for url in urls:
+        assert "WAU" in all_text(reply(bot, url))
     assert warehouse.queries == 1

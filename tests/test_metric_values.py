@@ -15,7 +15,6 @@ import duckdb
 import pytest
 
 from bot.catalog import load_catalog
-from bot.demo_data import ensure_demo_warehouse
 from bot.metrics import MetricService
 from bot.periods import Period
 from bot.settings import Settings
@@ -36,8 +35,9 @@ PERIODS = {
 
 
 @pytest.fixture(scope="module")
-def demo_path(tmp_path_factory):
-    return ensure_demo_warehouse(tmp_path_factory.mktemp("demo"), as_of=AS_OF)
+def demo_path(demo_warehouse_path):
+    # The suite's demo warehouse (tests/plugins/bigquery.py), generated as of AS_OF.
+    return demo_warehouse_path
 
 
 @pytest.fixture(scope="module")
@@ -106,8 +106,7 @@ def days_of(p: Period) -> list[dt.date]:
 
 def checks_in(raw, p: Period):
     for day in days_of(p):
-        for instance, ts, account, deployment in raw["checks"].get(day, []):
-            yield instance, ts, account, deployment
+        yield from raw["checks"].get(day, [])
 
 
 def events_in(raw, p: Period, account: str | None = None):
