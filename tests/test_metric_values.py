@@ -257,3 +257,75 @@ def test_data_freshness_comes_from_the_source(service, demo_path):
     answer = service.answer(service.parse("cody_pro_active"))
     assert answer.data_through == synced.astimezone(dt.UTC)
     assert answer.complete  # Nov 22 is complete: SSC synced through Nov 23 07:00 PT
+
+
+# --------------------------------------------------------------------------- BigQuery
+
+
+SLICE_INSTANCES = (
+    "SELECT instance_id FROM sourcegraph_analytics.update_checks "
+    "WHERE telemetry_status = 'full pings + event data' AND account_name IS NOT NULL "
+    "GROUP BY instance_id ORDER BY instance_id LIMIT 6"
+)
+SLICE_FROM = "TIMESTAMPTZ '2026-10-25 07:00:00+00'"
+SLICE_TO = "TIMESTAMPTZ '2026-11-03 08:00:00+00'"  # Oct 25 .. Nov 2 in Pacific time
+
+
+@pytest.fixture(scope="module")
+def bigquery_pair(bigquery_emulator, demo_warehouse_path, tmp_path_factory):
+    """The same slice of demo rows in the BigQuery emulator and in a DuckDB file."""
+    from bot.warehouse import BigQueryWarehouse
+    from tests.plugins.bigquery import EMULATOR_PROJECT, copy_demo_slice
+
+    slices = {
+        "dotcom_events.events": (
+            f"SELECT * FROM dotcom_events.events WHERE timestamp >= {SLICE_FROM} "
+            f"AND timestamp < {SLICE_TO} AND instance_id IN ({SLICE_INSTANCES})"
+        ),
+        "sourcegraph_analytics.update_checks": (
+            "SELECT * FROM sourcegraph_analytics.update_checks "
+            f"WHERE checked_at >= {SLICE_FROM} AND checked_at < {SLICE_TO} "
+            "AND hash(instance_id) % 4 = 0"
+        ),
+        "salesforce_data.accounts": "SELECT * FROM salesforce_data.accounts",
+    }
+    path = copy_demo_slice(
+        bigquery_emulator,
+        demo_warehouse_path,
+        slices,
+        slice_path=tmp_path_factory.mktemp("slice") / "slice.duckdb",
+    )
+    bigquery = BigQueryWarehouse(
+        EMULATOR_PROJECT, api_endpoint=bigquery_emulator, maximum_bytes_billed=10**9, timeout_s=60
+    )
+    duck = DuckDBWarehouse(path, timeout_s=60)
+    yield bigquery, duck
+    bigquery.close()
+    duck.close()
+
+
+# bot/sql/cody_pro_daily.sql (shared, owned by the warehouse side) fails on bqemulator
+# 1.4.0 with "Parameter argument/count mismatch" even on its own, so the Cody metrics
+# built on it are compared on DuckDB only (above).
+INLINE_SQL = [m.name for m in load_catalog().metrics if m.sql is not None]
+
+
+@pytest.mark.bigquery
+@pytest.mark.parametrize("name", INLINE_SQL)
+def test_bigquery_backend_gives_the_same_answer_as_duckdb(bigquery_pair, name):
+    """The catalog SQL is BigQuery SQL: run it on the emulator and on DuckDB over the same
+    rows (a DST day, Nov 1 2026) and compare every number of the answer."""
+    bigquery, duck = bigquery_pair
+    settings = Settings(_env_file=None)
+    text = f"{name} 2026-11-01"
+    answers = []
+    for warehouse in (bigquery, duck):
+        svc = MetricService(load_catalog(), warehouse, settings, lambda: AS_OF)
+        answers.append(svc.answer(svc.parse(text)))
+    on_bq, on_duck = answers
+    assert on_bq.headline[1:] == pytest.approx(on_duck.headline[1:])
+    assert on_bq.trend == pytest.approx(on_duck.trend)
+    assert [(r.label, r.value) for r in on_bq.breakdown] == [
+        (r.label, r.value) for r in on_duck.breakdown
+    ]
+    assert on_bq.data_through == on_duck.data_through
