@@ -244,6 +244,8 @@ def _in(start: dt.date, end: dt.date, when: dt.datetime | None) -> bool:
         ("is:closed closed:>=2026-11-15",
          lambda s: _in(dt.date(2026, 11, 15), dt.date(2100, 1, 1), s.get("closed_at"))),
         ("created:<2026-10-20", lambda s: s["created_at"].date() < dt.date(2026, 10, 20)),
+        ("created:>2026-11-10", lambda s: s["created_at"].date() > dt.date(2026, 11, 10)),
+        ("created:<=2026-10-20", lambda s: s["created_at"].date() <= dt.date(2026, 10, 20)),
         ("dashboard in:body", lambda s: "dashboard" in s["body"]),
         ("churn", lambda s: "churn" in s["title"]),
     ],
