@@ -34,9 +34,10 @@ logger = logging.getLogger(__name__)
 MAX_COMMAND = 300
 MAX_ACCOUNT = 100
 # Buckets metrics scan N periods for the trend (distinct counts cannot be summed from
-# days); keep N * days within this, so a month's MAU scans about six months.
-MAX_SCAN_DAYS = 200
-TREND_BUCKETS = 14
+# days); keep N * days within this, so a month's MAU scans three months (cost and the
+# 500 ms lookup budget on the demo warehouse), a week's WAU twelve weeks.
+MAX_SCAN_DAYS = 100
+TREND_BUCKETS = 12
 MIN_DAILY_TREND = 14
 _PARAM = re.compile(r"@([A-Za-z_][A-Za-z0-9_]*)")
 _FOR = re.compile(r"\s+for\s+", re.IGNORECASE)
@@ -641,34 +642,45 @@ def metric_service(deps: Any) -> MetricService:
     return service
 
 
-def print_metric_lookup(settings: Settings, text: str, out: Any = None) -> int:
+def print_metric_lookup(
+    settings: Settings,
+    text: str,
+    out: Any = None,
+    *,
+    warehouse: Any = None,
+    now: Callable[[], dt.datetime] | None = None,
+) -> int:
     """`databot metric ...`: the same lookup as /metric, printed. Exit status 0 on an
-    answer, 1 when the catalog has no answer."""
+    answer, 1 when the catalog has no answer (unknown name or account, no data)."""
     import sys
 
     from bot.blocks.metric import build_metric_text
-    from bot.warehouse import make_warehouse
 
     out = out or sys.stdout
-    warehouse = make_warehouse(settings)
+    service = MetricService(load_catalog(), warehouse, settings, now or _utc_now)
     try:
-        service = MetricService(load_catalog(), warehouse, settings, _utc_now)
         parsed = service.parse(text)
-        if isinstance(parsed, HelpRequest):
-            print(_plain(catalog_text(service.catalog)), file=out)
-            return 0
-        try:
-            answer = service.answer(parsed)
-        except (UnknownAccount, NoData) as exc:
-            print(_plain(exc.user_message), file=out)
-            return 1
-        print(build_metric_text(answer, settings), file=out)
-        return 0
     except UnknownMetric as exc:
         print(_plain(exc.user_message), file=out)
         return 1
+    if isinstance(parsed, HelpRequest):
+        print(_plain(catalog_text(service.catalog)), file=out)
+        return 0
+    own = warehouse is None
+    if own:  # only now: help and typos need no warehouse
+        from bot.warehouse import make_warehouse
+
+        service.warehouse = make_warehouse(settings)
+    try:
+        answer = service.answer(parsed)
+    except (UnknownAccount, NoData) as exc:
+        print(_plain(exc.user_message), file=out)
+        return 1
     finally:
-        warehouse.close()
+        if own:
+            service.warehouse.close()
+    print(build_metric_text(answer, settings), file=out)
+    return 0
 
 
 def catalog_text(catalog: Catalog) -> str:

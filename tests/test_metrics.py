@@ -5,6 +5,7 @@ turns rows into an answer."""
 import datetime as dt
 import threading
 import time
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -20,6 +21,7 @@ from bot.blocks.metric import (
 from bot.catalog import Unit, load_catalog
 from bot.errors import InputError, NotAllowedError, WarehouseError, WarehouseTimeout
 from bot.metrics import (
+    MAX_SCAN_DAYS,
     MetricQuery,
     MetricService,
     NoData,
@@ -149,7 +151,7 @@ def test_bucket_metric_reads_period_zero_and_one_and_the_trend():
     answer = ask(make(FakeWarehouse(rows)), "mau 30d")
     assert answer.headline[1:] == (1000, 999)
     buckets = scanned[0] // 30
-    assert 2 <= buckets and scanned[0] <= 200  # a trend, within the scan budget
+    assert 2 <= buckets and scanned[0] <= MAX_SCAN_DAYS  # a trend, within the scan budget
     assert answer.trend == [1000 - b for b in range(buckets - 1, -1, -1)]
 
 
@@ -462,3 +464,53 @@ def test_request_offer_button_carries_the_prefill_as_json():
     assert value["title"].startswith("Metric request: churn by plan")
     assert "churn by plan" in value["problem"]
     assert len(block["accessory"]["value"]) <= 2000
+
+
+# --------------------------------------------------------------------------- terminal
+
+
+def test_terminal_lookup_prints_the_answer(warehouse):
+    """`databot metric dau 30d` on the demo warehouse (tests/conftest.py: as of TEST_NOW)."""
+    import io
+
+    from bot.metrics import print_metric_lookup
+    from tests.conftest import TEST_NOW
+
+    out = io.StringIO()
+    settings = Settings(_env_file=None)
+    status = print_metric_lookup(
+        settings, "dau 30d", out, warehouse=warehouse, now=lambda: TEST_NOW
+    )
+    text = out.getvalue()
+    assert status == 0
+    assert text.startswith("DAU: ") and "Oct 24 – Nov 22, 2026" in text
+    # revenue is not refused in a terminal: whoever runs it holds warehouse credentials
+    out = io.StringIO()
+    assert print_metric_lookup(settings, "mrr", out, warehouse=warehouse, now=lambda: TEST_NOW) == 0
+    assert "$" in out.getvalue()
+
+
+def test_terminal_help_and_typos_need_no_warehouse():
+    import subprocess
+    import sys
+
+    run = subprocess.run(
+        [sys.executable, "-m", "bot.cli", "metric", "help"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={"PATH": "", "DATA_DIR": "/nonexistent", "HOME": "/tmp"},
+        cwd=Path(__file__).resolve().parents[1],
+    )
+    assert run.returncode == 0, run.stderr
+    assert "dau" in run.stdout and "mrr" in run.stdout
+    run = subprocess.run(
+        [sys.executable, "-m", "bot.cli", "metric", "<!channel>", "7d"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={"PATH": "", "DATA_DIR": "/nonexistent", "HOME": "/tmp"},
+        cwd=Path(__file__).resolve().parents[1],
+    )
+    assert run.returncode == 1 and "Traceback" not in run.stderr
+    assert "I don't know a metric called" in run.stdout
