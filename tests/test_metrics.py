@@ -514,3 +514,70 @@ def test_terminal_help_and_typos_need_no_warehouse():
     )
     assert run.returncode == 1 and "Traceback" not in run.stderr
     assert "I don't know a metric called" in run.stdout
+
+
+def test_a_metric_with_several_value_columns_shows_them_as_fields(tmp_path):
+    import yaml
+
+    from bot.catalog import CATALOG_PATH
+
+    raw = yaml.safe_load(CATALOG_PATH.read_text())
+    raw["metrics"].append(
+        {
+            "name": "cody_pro",
+            "group": "Cody Pro",
+            "label": "Cody Pro",
+            "description": "Cody Pro summary.",
+            "unit": "count",
+            "grain": "day",
+            "shape": "daily",
+            "rollup": "last",
+            "source": "ssc",
+            "sql_file": "cody_pro_daily.sql",
+            "day_column": "date",
+            "value": "active_subscribers",
+            "fields": [
+                {"column": "new_subscribers", "label": "New", "rollup": "sum"},
+                {"column": "mrr", "label": "MRR", "unit": "USD"},
+            ],
+            "params": {"price_usd": 9.0},
+            "dashboard": "https://looker.example.com/dashboards/cody-pro",
+            "owner": "@analytics-team",
+        }
+    )
+    path = tmp_path / "metrics.yml"
+    path.write_text(yaml.safe_dump(raw))
+    catalog = load_catalog(path)
+
+    def rows(sql, params):
+        (day, end), out = scan_dates(params), []
+        while day <= end:
+            out.append({"date": day, "active_subscribers": 100, "new_subscribers": 2, "mrr": 900.0})
+            out[-1]["data_through"] = NOW
+            day += dt.timedelta(days=1)
+        return out
+
+    settings = Settings()
+    service = MetricService(catalog, FakeWarehouse(rows), settings, lambda: NOW)
+    answer = ask(service, "cody_pro 7d")
+    assert [(f.label, v) for f, v, _ in answer.values] == [
+        ("Cody Pro", 100),
+        ("New", 14),
+        ("MRR", 900),
+    ]
+    text = str([b.to_dict() for b in build_metric_message(answer, settings)])
+    assert "*New*" in text and "$900" in text
+
+
+def test_databot_check_reports_the_catalog_and_missing_revenue_settings():
+    from bot.catalog import check_catalog
+    from bot.checks import CheckReport
+
+    report = CheckReport()
+    check_catalog(Settings(_env_file=None), report)
+    rendered = report.render()
+    assert f"metric catalog: {len(CATALOG.metrics)} metrics valid" in rendered
+    assert "REVENUE_CHANNELS" in rendered
+    report = CheckReport()
+    check_catalog(Settings(_env_file=None, revenue_channels=["C1"]), report)
+    assert "REVENUE_CHANNELS" not in report.render()
