@@ -32,6 +32,7 @@ from bot.settings import Settings
 logger = logging.getLogger(__name__)
 
 MAX_COMMAND = 300
+MAX_CACHED = 500  # answers kept in memory (each is a few KB)
 MAX_ACCOUNT = 100
 # Buckets metrics scan N periods for the trend (distinct counts cannot be summed from
 # days); keep N * days within this, so a month's MAU scans three months (cost and the
@@ -354,7 +355,14 @@ class MetricService:
             flight.set_result(answer)
             ttl = 60 * (metric.cache_minutes or self.settings.metric_cache_minutes)
             with self._lock:
-                self._cache[key] = _Entry(self.clock() + ttl, answer)
+                now = self.clock()
+                if len(self._cache) >= MAX_CACHED:
+                    # Expired entries first; if all are fresh, the oldest insertions.
+                    for stale in [k for k, e in self._cache.items() if e.expires <= now]:
+                        del self._cache[stale]
+                    while len(self._cache) >= MAX_CACHED:
+                        del self._cache[next(iter(self._cache))]
+                self._cache[key] = _Entry(now + ttl, answer)
             return answer
         finally:
             with self._lock:

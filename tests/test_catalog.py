@@ -113,3 +113,45 @@ def test_adding_a_metric_is_adding_an_entry(tmp_path):
 
     catalog = load_catalog(_write(tmp_path, add))
     assert catalog.get("NOTEBOOKS").name == "notebook_views"
+
+
+# Partitioned tables and their partitioning column: every read of them must be bounded
+# by the lookup's UTC bounds, so BigQuery scans only the partitions the period needs.
+PARTITIONED = {
+    "dotcom_events.events": "timestamp",
+    "dotcom_events.cody": "timestamp",
+    "sourcegraph_analytics.update_checks": "checked_at",
+}
+
+
+def test_every_read_of_a_partitioned_table_is_bounded_by_the_period(catalog):
+    import sqlglot
+    from sqlglot import exp
+
+    texts = {m.name: m.query_text() for m in catalog.metrics}
+    texts.update({f"source {k}": s.data_through_sql for k, s in catalog.sources.items()})
+    checked = 0
+    for name, sql in texts.items():
+        tree = sqlglot.parse_one(sql, read="bigquery")
+        for select in tree.find_all(exp.Select):
+            source = select.args.get("from_") or select.args.get("from")
+            if source is None or not isinstance(source.this, exp.Table):
+                continue
+            table = f"{source.this.db}.{source.this.name}"
+            if table not in PARTITIONED:
+                continue
+            column = PARTITIONED[table]
+            where = select.args.get("where")
+            assert where is not None, f"{name}: reads {table} without WHERE"
+
+            def bounds(kind, column=column, where=where):
+                return [
+                    c
+                    for c in where.find_all(kind)
+                    if c.this.name == column and "_ts" in c.expression.sql()
+                ]
+
+            lower, upper = bounds(exp.GTE), bounds(exp.LT)
+            assert lower and upper, f"{name}: {table} not bounded on {column}"
+            checked += 1
+    assert checked >= 10

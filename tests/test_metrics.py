@@ -581,3 +581,13 @@ def test_databot_check_reports_the_catalog_and_missing_revenue_settings():
     report = CheckReport()
     check_catalog(Settings(_env_file=None, revenue_channels=["C1"]), report)
     assert "REVENUE_CHANNELS" not in report.render()
+
+
+def test_cache_stays_bounded():
+    from bot import metrics
+
+    warehouse = FakeWarehouse(daily_rows(lambda d: 1))
+    service = make(warehouse)
+    for n in range(1, metrics.MAX_CACHED + 20):
+        ask(service, f"searches {n % 400 + 1}d" if n < 400 else f"dau {n % 400 + 1}d")
+    assert len(service._cache) <= metrics.MAX_CACHED
