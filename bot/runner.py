@@ -460,7 +460,8 @@ def _find_posted(deps, record: RunRecord) -> tuple[str, str] | None:
     try:
         response = deps.slack.conversations_history(
             channel=record.channel,
-            oldest=f"{record.created_at.timestamp():.6f}",
+            # A day of slack for clock skew: the metadata match is what identifies the post.
+            oldest=f"{(record.created_at - dt.timedelta(days=1)).timestamp():.6f}",
             include_all_metadata=True,
             limit=200,
         )

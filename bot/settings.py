@@ -172,6 +172,13 @@ class Settings(BaseSettings):
                 raise ValueError(f"bad cron string for {job}: {cron!r} ({exc})") from exc
         return merged
 
+    @field_validator("sprint_anchor")
+    @classmethod
+    def _anchor_is_monday(cls, value: dt.date) -> dt.date:
+        if value.weekday() != 0:
+            raise ValueError(f"{value} is a {value:%A}; the anchor is a sprint's first Monday")
+        return value
+
     @field_validator("sprint_length_days")
     @classmethod
     def _whole_weeks(cls, value: int) -> int:
