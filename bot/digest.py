@@ -125,8 +125,6 @@ class IssueSearch:
         results = self.gh.search_issues(query, sort="created", order="asc")
         items: list[IssueItem] = []
         for issue in results:
-            if len(items) >= limit:
-                break
             items.append(
                 IssueItem(
                     number=issue.number,
@@ -137,6 +135,9 @@ class IssueSearch:
                     state_reason=getattr(issue, "state_reason", None),
                 )
             )
+            # Stop before PyGithub fetches another page.
+            if len(items) >= limit:
+                break
         total = results.totalCount if items else 0
         web_query = f"is:issue {qualifiers}"
         url = f"{self.web}/{self.repo}/issues?q={urllib.parse.quote(web_query)}"

@@ -47,6 +47,8 @@ class Sprint:
         return self.start <= day <= self.last_day
 
     def describe(self) -> str:
+        if self.milestone is None:  # the name already is the date range
+            return self.name
         return f"{self.name} ({format_range(self.start, self.end)})"
 
 

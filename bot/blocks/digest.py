@@ -89,7 +89,7 @@ def fit_lines(heading: str, lines: Sequence[tuple[str, bool]], hidden: int, more
 def _grouped_lines(items: list[IssueItem], type_labels: list[str], skip: set[str]):
     lines: list[tuple[str, bool]] = []
     for name, members in group_by_type(items, type_labels, skip):
-        lines.append((f"*{escape(name)}* ({len(members)})", False))
+        lines.append((f"*{escape(name[:1].upper() + name[1:])}* ({len(members)})", False))
         lines.extend((issue_line(i), True) for i in members)
     return lines
 
@@ -133,7 +133,7 @@ def build_digest_message(d: SprintDigest) -> tuple[str, list[dict]]:
         _header(f":rocket: {d.sprint.name} starts today"),
         _context(
             f"{format_range(d.sprint.start, d.sprint.end)} · "
-            f"<{repo_url}|{escape(d.repo)}> · next: {escape(d.upcoming.describe())}"
+            f"<{repo_url}|{escape(d.repo)}>"
         ),
         _issue_section(
             f"*:trophy: Wins from {escape(d.previous.name)}:* {_plural(wins_n, 'issue')} done",
