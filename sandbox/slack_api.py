@@ -791,6 +791,13 @@ class FakeSlack(LoopbackServer):
         )
         return {"channel": {"id": channel_id}}
 
+    def _conversations_join(self, args: dict[str, Any]) -> dict[str, Any]:
+        ref = args.get("channel") or ""
+        if not _ID_RE.match(ref):
+            raise SlackError("channel_not_found")
+        channel_id = self._resolve_channel(ref)
+        return {"channel": dict(self._channels[channel_id])}
+
     def _users_info(self, args: dict[str, Any]) -> dict[str, Any]:
         user_id = args.get("user") or ""
         if user_id not in self._users:
@@ -959,6 +966,7 @@ class FakeSlack(LoopbackServer):
         "conversations.history": "_conversations_history",
         "conversations.info": "_conversations_info",
         "conversations.open": "_conversations_open",
+        "conversations.join": "_conversations_join",
         "users.info": "_users_info",
         "views.open": "_views_open",
         "views.push": "_views_push",
@@ -1026,6 +1034,8 @@ class FakeSlack(LoopbackServer):
         if not self._token_ok(token):
             return 200, {"ok": False, "error": "invalid_auth"}, {}
         if decode_error:
+            problems = ["a JSON field (blocks, view, attachments...) is not valid JSON"]
+            self.violations.append(Violation(method, decode_error, problems, args))
             return 200, {"ok": False, "error": decode_error}, {}
         handler_name = self._METHODS.get(method)
         if handler_name is None:
