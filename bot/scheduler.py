@@ -202,3 +202,39 @@ class Clock:
     def next_runs(self) -> list[tuple[str, dt.datetime | None]]:
         now = self.deps.now()
         return [(e.name, e.trigger.get_next_fire_time(None, now)) for e in self.entries]
+
+
+# How far back `databot post JOB` (no --date) looks for the latest due period.
+MANUAL_LOOKBACK = dt.timedelta(days=35)
+
+
+def manual_period(deps: Deps, job: ScheduledJob, day: dt.date | None = None) -> str:
+    """The period `databot post JOB [--date D]` runs: the one due at the job's scheduled
+    time on day D, or without D the latest one due up to now. A job with no cron is asked
+    about noon of D (or now). Raises InputError when nothing is due."""
+    from bot.errors import InputError
+
+    tz = deps.settings.tz
+    name = str(job.id)
+    cron = deps.settings.job_schedules.get(name, "off")
+    now = deps.now()
+    if day is not None:
+        start = dt.datetime.combine(day, dt.time(0), tzinfo=tz)
+        end = start + dt.timedelta(days=1) - dt.timedelta(microseconds=1)
+    else:
+        start, end = now - MANUAL_LOOKBACK, now
+    if cron.lower() == "off":
+        candidates = [dt.datetime.combine(day, dt.time(12), tzinfo=tz) if day else now]
+    else:
+        trigger = CronTrigger.from_crontab(cron, timezone=tz)
+        candidates = list(fire_times(trigger, start, end))
+    for run_at in reversed(candidates):
+        period = job.period_for(run_at, tz)
+        if period is not None:
+            return period
+    when = f"on {day:%a %b %d, %Y}" if day else "in the last weeks"
+    schedule = f" (its schedule: {cron!r} in {deps.settings.timezone})" if cron != "off" else ""
+    raise InputError(
+        f"{name} has nothing due {when}{schedule}. Pass --date with a day it runs, "
+        "e.g. the first Monday of a sprint for sprint-digest."
+    )
