@@ -139,6 +139,9 @@ class IssueSearch:
             if len(items) >= limit:
                 break
         total = results.totalCount if items else 0
+        if items and f"/{self.repo}/issues/" in items[0].url:
+            # Issue links tell where people browse (github.com, an Enterprise host).
+            self.web = items[0].url.split(f"/{self.repo}/issues/")[0]
         web_query = f"is:issue {qualifiers}"
         url = f"{self.web}/{self.repo}/issues?q={urllib.parse.quote(web_query)}"
         return IssueSet(items=items, total=max(total, len(items)), search_url=url, query=query)

@@ -66,7 +66,7 @@ def scheduled_entries(deps: Deps, jobs: list[ScheduledJob]) -> list[Entry]:
         opts = JobOptions.of(job, deps.settings)
         cron = deps.settings.job_schedules.get(name, "off")
         if not opts.enabled or cron.lower() == "off":
-            logger.info("%s: not scheduled (%s)", name, "disabled" if not opts.enabled else "off")
+            logger.debug("%s: not scheduled (%s)", name, "disabled" if not opts.enabled else "off")
             continue
         trigger = CronTrigger.from_crontab(cron, timezone=deps.settings.tz)
         entries.append(Entry(job, cron, trigger, opts))

@@ -131,10 +131,7 @@ def build_digest_message(d: SprintDigest) -> tuple[str, list[dict]]:
 
     blocks: list[Block] = [
         _header(f":rocket: {d.sprint.name} starts today"),
-        _context(
-            f"{format_range(d.sprint.start, d.sprint.end)} · "
-            f"<{repo_url}|{escape(d.repo)}>"
-        ),
+        _context(f"{format_range(d.sprint.start, d.sprint.end)} · <{repo_url}|{escape(d.repo)}>"),
         _issue_section(
             f"*:trophy: Wins from {escape(d.previous.name)}:* {_plural(wins_n, 'issue')} done",
             d.wins,
