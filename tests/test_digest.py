@@ -162,6 +162,10 @@ def section_numbers(blocks, heading: str) -> set[int]:
     return set()
 
 
+def section_text(blocks, heading: str) -> str:
+    return next(b["text"]["text"] for b in blocks if heading in b.get("text", {}).get("text", ""))
+
+
 def block_texts(blocks) -> str:
     out = []
     for b in blocks:
@@ -180,7 +184,9 @@ def test_digest_has_wins_plan_slipped_and_urgent_from_the_sprint(deps, github):
     assert section_numbers(blocks, "Wins from Sprint 23") == wins
     plan = expected(numbers, lambda i: "closed_at" not in i and i.get("milestone") == "Sprint 24")
     assert section_numbers(blocks, "The plan for this sprint") == plan
-    slipped = expected(numbers, lambda i: "closed_at" not in i and i.get("milestone") == "Sprint 23")
+    slipped = expected(
+        numbers, lambda i: "closed_at" not in i and i.get("milestone") == "Sprint 23"
+    )
     assert section_numbers(blocks, "Slipped from Sprint 23") == slipped
     urgent = expected(numbers, lambda i: "closed_at" not in i and "urgent" in i["labels"])
     assert section_numbers(blocks, "Urgent, still open") == urgent
@@ -206,13 +212,18 @@ def test_digest_has_wins_plan_slipped_and_urgent_from_the_sprint(deps, github):
 def test_wins_are_grouped_by_request_type_with_assignees(deps, github):
     numbers = seed(github)
     blocks = SprintDigestJob(deps).build(deps, "2026-11-23").blocks
-    wins = next(b["text"]["text"] for b in blocks if "Wins from" in b.get("text", {}).get("text", ""))
+    wins = next(
+        b["text"]["text"] for b in blocks if "Wins from" in b.get("text", {}).get("text", "")
+    )
     groups = re.findall(r"^\*(\w+)\* \((\d+)\)$", wins, re.M)
     dashboards = [i for i in ISSUES if is_win(i) and i["labels"][0] == "dashboard"]
     assert groups[0] == ("Dashboard", str(len(dashboards)))
     assert [g for g, _ in groups] == ["Dashboard", "Analysis", "Metric", "Bug"]
     line = next(x for x in wins.splitlines() if "Churn analysis" in x)
-    assert line.endswith("— bob") and f"#{numbers['Churn analysis for Q3 enterprise accounts']}>" in line
+    assert (
+        line.endswith("— bob")
+        and f"#{numbers['Churn analysis for Q3 enterprise accounts']}>" in line
+    )
 
 
 def test_the_digest_costs_a_few_requests_whatever_the_repo_size(deps, github):
@@ -259,7 +270,9 @@ def test_a_very_large_sprint_fits_slack_and_links_to_the_rest(deps, github, slac
     for block in post.blocks:
         assert len(block.get("text", {}).get("text", "")) <= SECTION_MAX
     assert len(post.blocks) <= 50
-    wins = next(b["text"]["text"] for b in post.blocks if "Wins from" in b.get("text", {}).get("text", ""))
+    wins = next(
+        b["text"]["text"] for b in post.blocks if "Wins from" in b.get("text", {}).get("text", "")
+    )
     shown = re.findall(r"^• <[^|]+\|#\d+> (.*) — analyst\d$", wins, re.M)
     more = re.search(r"…and ([\d,]+) more: <([^|]+)\|see all on GitHub>", wins)
     assert shown and more
@@ -293,9 +306,9 @@ def test_without_milestones_the_plan_uses_the_sprint_label(store, github, slack,
 def test_digest_job_is_due_on_the_first_monday_of_each_sprint_only(deps, github):
     seed(github, [])
     job = SprintDigestJob(deps)
-    due = {
-        day: job.period_for(pacific(2026, 11, day, 9), PT) for day in (16, 23, 30)
-    } | {"dec7": job.period_for(pacific(2026, 12, 7, 9), PT)}
+    due = {day: job.period_for(pacific(2026, 11, day, 9), PT) for day in (16, 23, 30)} | {
+        "dec7": job.period_for(pacific(2026, 12, 7, 9), PT)
+    }
     assert due == {16: None, 23: "2026-11-23", 30: None, "dec7": "2026-12-07"}
 
 
@@ -354,3 +367,87 @@ def test_the_clock_posts_the_digest_once_on_the_right_mondays(deps, github, slac
         "2026-12-07",
         "2026-12-21",
     ]
+
+
+# --- the CLI: databot post / posts / sprint ------------------------------------------------
+
+
+@pytest.fixture
+def cli_env(tmp_path, github, slack, monkeypatch):
+    env = {
+        "DATA_DIR": str(tmp_path),
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'state.db'}",
+        "SLACK_BOT_TOKEN": slack.token,
+        "SLACK_API_URL": slack.api_url,
+        "GITHUB_TOKEN": github.token,
+        "GITHUB_API_URL": github.url,
+        "GITHUB_REPO": REPO,
+        "ANALYTICS_CHANNEL": "#analytics",
+        "SPRINT_PLAN_URL": PLAN_URL,
+    }
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    try:
+        import bot.github  # noqa: F401 - the real gateway, once it exists
+    except ImportError:
+        gh = Github(base_url=github.url, auth=Auth.Token(github.token), lazy=True,
+                    seconds_between_requests=0, seconds_between_writes=0)  # fmt: skip
+        monkeypatch.setattr(
+            "bot.deps.make_github",
+            lambda settings: SimpleNamespace(gh=gh, repo=gh.get_repo(REPO)),
+        )
+    seed(github)
+    return env
+
+
+def test_dry_run_prints_the_digest_and_posts_nothing(cli_env, slack, capsys):
+    from bot.cli import main
+
+    assert main(["post", "sprint-digest", "--date", "2026-11-23", "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert "Sprint 24 starts today" in out
+    assert "Wins from Sprint 23:* 6 issues done" in out
+    assert "Churn analysis for Q3 enterprise accounts — bob" in out
+    assert "dry run" in out
+    assert slack.calls("chat.postMessage") == []
+    assert main(["posts"]) == 0
+    assert "No scheduled runs recorded yet." in capsys.readouterr().out
+
+
+def test_post_by_hand_goes_out_once_and_posts_lists_it(cli_env, slack, capsys):
+    from bot.cli import main
+
+    assert main(["post", "sprint-digest", "--date", "2026-11-23"]) == 0
+    first = capsys.readouterr().out
+    assert main(["post", "sprint-digest", "--date", "2026-11-23"]) == 0
+    second = capsys.readouterr().out
+    assert len(slack.calls("chat.postMessage")) == 1
+    link = slack.calls("chat.getPermalink")
+    assert link and "posted https://" in first
+    assert "already posted" in second and "nothing posted" in second
+
+    assert main(["posts"]) == 0
+    table = capsys.readouterr().out.splitlines()
+    assert table[0].split() == ["WHEN", "JOB", "PERIOD", "STATUS", "CHANNEL", "LINK", "/", "WHY"]
+    assert table[1].split()[2:5] == ["sprint-digest", "2026-11-23", "posted"]
+    assert "https://sandbox.slack.com/archives/" in table[1]
+
+
+def test_post_on_a_day_with_nothing_due_says_which_days_work(cli_env, capsys):
+    from bot.cli import main
+
+    assert main(["post", "sprint-digest", "--date", "2026-11-24"]) == 2
+    err = capsys.readouterr().err
+    assert "nothing due on Tue Nov 24, 2026" in err and "0 9 * * mon" in err
+    assert main(["post", "weekly-nonsense"]) == 2
+    assert "Jobs: sprint-digest" in capsys.readouterr().err
+
+
+def test_sprint_command_prints_the_sprints_from_milestones(cli_env, capsys):
+    from bot.cli import main
+
+    assert main(["sprint", "--date", "2026-11-25"]) == 0
+    out = capsys.readouterr().out
+    assert "Current:  Sprint 24 (Nov 23 – Dec 4, 2026)" in out
+    assert "Previous: Sprint 23 (Nov 9–20, 2026)" in out
+    assert "Next:     Sprint Dec 7–18, 2026" in out
