@@ -162,6 +162,23 @@ def _record(store, job: str, period: str, now: dt.datetime, **values) -> RunReco
     return get_run(store, job, period)
 
 
+def _still_ours(store, record: RunRecord, now: dt.datetime, **values) -> bool:
+    """Renew our lease (and write `values`) only if no other process took the run over
+    since we claimed it: `attempts` is the fencing token (a takeover increments it)."""
+    t = tables.scheduled_runs
+    with store.engine.begin() as connection:
+        updated = connection.execute(
+            t.update()
+            .where(
+                _key(record.job, record.period),
+                t.c.status == RunStatus.RUNNING,
+                t.c.attempts == record.attempts,
+            )
+            .values(lease_until=now + LEASE, updated_at=now, **values)
+        ).rowcount
+    return updated == 1
+
+
 def record_skipped(store, job: str, period: str, now: dt.datetime, detail: str) -> bool:
     """Record a period that will not be posted (e.g. missed beyond grace). False if the
     period already has a row (another clock ran or skipped it)."""
@@ -373,7 +390,9 @@ def _post(deps, job, opts, record, post: Post, *, manual) -> RunRecord:
     name, period = str(job.id), record.period
     # Written before posting: if this process dies mid-post, the next one knows where to
     # look for the message before posting again.
-    _record(deps.store, name, period, deps.now(), channel=post.channel[:50])
+    if not _still_ours(deps.store, record, deps.now(), channel=post.channel[:50]):
+        logger.warning("%s %s: another process took this run over; not posting", name, period)
+        return get_run(deps.store, name, period)
     try:
         response = deps.slack.chat_postMessage(
             channel=post.channel,

@@ -288,3 +288,16 @@ def test_stored_times_are_utc(deps, clock):
     with deps.store.engine.connect() as connection:
         created = connection.execute(sa.select(tables.scheduled_runs.c.created_at)).scalar()
     assert created == clock()
+
+
+def test_a_run_that_lost_its_lease_while_building_does_not_post(deps, slack, clock):
+    class SlowJob(ScriptedJob):
+        def build(self, deps_, period):
+            # The build outlives the lease and another process takes the run over.
+            clock.advance(minutes=16)
+            assert runner.claim(deps_.store, "cody-daily", period, clock()) is not None
+            return super().build(deps_, period)
+
+    runner.run_period(deps, SlowJob(), "2026-11-22")
+    assert channel_posts(slack) == []
+    assert runner.get_run(deps.store, "cody-daily", "2026-11-22").attempts == 2
