@@ -450,7 +450,7 @@ class FakeSlack(LoopbackServer):
             else:
                 channels = list(self._messages)
             found = [{**m, "channel": c} for c in channels for m in self._messages.get(c, [])]
-        return sorted(found, key=lambda m: m["ts"])
+        return sorted(found, key=lambda m: float(m["ts"]))
 
     def thread(self, channel: str, ts: str) -> list[dict[str, Any]]:
         """Parent and replies of the thread rooted at ts."""
@@ -737,7 +737,7 @@ class FakeSlack(LoopbackServer):
             if m.get("thread_ts") in (None, m["ts"]) or m.get("subtype") == "thread_broadcast"
         ]
         top = self._time_window(top, args)
-        top.sort(key=lambda m: m["ts"], reverse=True)
+        top.sort(key=lambda m: float(m["ts"]), reverse=True)
         page, next_cursor = self._page(top, args, 100)
         return {
             "messages": page,
