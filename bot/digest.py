@@ -24,6 +24,10 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
+import requests
+from github import GithubException
+
+from bot.errors import ConfigError, GitHubUnavailable
 from bot.ids import Job
 from bot.jobs import Post, ScheduledJob
 from bot.sprints import MilestoneInfo, Sprint, SprintCalendar, calendar_from_settings
@@ -121,6 +125,17 @@ class IssueSearch:
         self.tz = tz
 
     def search(self, qualifiers: str, *, limit: int = MAX_ITEMS) -> IssueSet:
+        try:
+            return self._search(qualifiers, limit)
+        except GithubException as exc:
+            raise GitHubUnavailable(
+                f"GitHub search failed (HTTP {exc.status})",
+                detail=f"search {qualifiers!r}: {exc.status}",
+            ) from exc
+        except requests.exceptions.RequestException as exc:
+            raise GitHubUnavailable(f"Could not reach GitHub ({type(exc).__name__})") from exc
+
+    def _search(self, qualifiers: str, limit: int) -> IssueSet:
         query = f"repo:{self.repo} is:issue {qualifiers}"
         results = self.gh.search_issues(query, sort="created", order="asc")
         items: list[IssueItem] = []
@@ -159,8 +174,6 @@ def _quoted(value: str) -> str:
 
 def _search_for(deps: Deps) -> IssueSearch:
     if deps.github is None:
-        from bot.errors import ConfigError
-
         raise ConfigError("GitHub is not configured: set GITHUB_TOKEN to build sprint posts.")
     s = deps.settings
     return IssueSearch(deps.github.gh, s.github_repo, s.github_api_url, s.tz)

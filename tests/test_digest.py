@@ -127,6 +127,7 @@ def make_deps(store, github, slack, clock, **settings) -> Deps:
         seconds_between_requests=0,
         seconds_between_writes=0,
         per_page=100,
+        retry=None,
     )
     values = dict(
         github_repo=REPO,
@@ -451,3 +452,20 @@ def test_sprint_command_prints_the_sprints_from_milestones(cli_env, capsys):
     assert "Current:  Sprint 24 (Nov 23 – Dec 4, 2026)" in out
     assert "Previous: Sprint 23 (Nov 9–20, 2026)" in out
     assert "Next:     Sprint Dec 7–18, 2026" in out
+
+
+def test_github_failing_makes_the_digest_retry_then_tell_the_owner(deps, github, slack, clock):
+    seed(github)
+    github.fail_next("GET", "/search/issues", status=502, times=100)
+    clock.set(pacific(2026, 11, 23, 9).astimezone(dt.UTC))
+    job = SprintDigestJob(deps)
+    first = runner.run_period(deps, job, "2026-11-23")
+    assert first.status == "waiting" and "GitHub search failed (HTTP 502)" in first.detail
+    for _ in range(2):
+        clock.advance(minutes=30)
+        runner.run_period(deps, job, "2026-11-23")
+    record = runner.get_run(deps.store, "sprint-digest", "2026-11-23")
+    assert record.status == "failed"
+    assert [m["text"] for m in slack.messages("U0OWNER")] == [
+        ":warning: Sprint digest for 2026-11-23 was not posted: GitHub search failed (HTTP 502)"
+    ]

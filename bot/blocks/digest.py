@@ -193,8 +193,8 @@ def build_digest_message(d: SprintDigest) -> tuple[str, list[dict]]:
 
     slipped_n = d.slipped.total if d.slipped is not None else 0
     text = (
-        f"{d.sprint.name} starts today: {_plural(wins_n, 'issue')} done in "
-        f"{d.previous.name}, {plan_n:,} planned ({len(unassigned)} unassigned), "
+        f"{escape(d.sprint.name)} starts today: {_plural(wins_n, 'issue')} done in "
+        f"{escape(d.previous.name)}, {plan_n:,} planned ({len(unassigned)} unassigned), "
         f"{slipped_n:,} slipped, {d.urgent.total:,} urgent open."
     )
     return text[:FALLBACK_MAX], _render(blocks)
@@ -224,8 +224,8 @@ def build_planning_message(r: PlanningReminder) -> tuple[str, list[dict]]:
     if r.plan_url:
         blocks.append(_section(f"<{r.plan_url}|The plan for the next 2–4 weeks>"))
     text = (
-        f"Sprint planning for {r.sprint.name} ({starts}): {r.unassigned.total:,} unassigned and "
-        f"{r.untriaged.total:,} untriaged requests."
+        f"Sprint planning for {escape(r.sprint.name)} ({starts}): "
+        f"{r.unassigned.total:,} unassigned and {r.untriaged.total:,} untriaged requests."
     )
     return text, _render(blocks)
 
@@ -245,5 +245,6 @@ def build_checkin_message(c: CheckIn) -> tuple[str, list[dict]]:
             "_Every open sprint issue was updated this week._",
         ),
     ]
-    text = f"Mid-sprint check-in for {c.sprint.name}: {c.stale.total:,} issues with no update."
+    name = escape(c.sprint.name)
+    text = f"Mid-sprint check-in for {name}: {c.stale.total:,} issues with no update."
     return text, _render(blocks)
