@@ -37,7 +37,7 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-# One search page: every section costs one request (two if the gateway pages by 30).
+# At most one search page per section: each section costs one request.
 MAX_ITEMS = 100
 CALENDAR_TTL = dt.timedelta(hours=1)
 MILESTONES_KV = "sprints:milestones"
@@ -124,7 +124,9 @@ class IssueSearch:
         self.web = web_base(api_url)
         self.tz = tz
 
-    def search(self, qualifiers: str, *, limit: int = MAX_ITEMS) -> IssueSet:
+    def search(self, qualifiers: str, *, limit: int | None = None) -> IssueSet:
+        # One page per search: more than a page would not fit the message anyway.
+        limit = limit or min(MAX_ITEMS, int(getattr(self.gh, "per_page", 30) or 30))
         try:
             return self._search(qualifiers, limit)
         except GithubException as exc:

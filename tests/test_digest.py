@@ -119,14 +119,14 @@ def slack():
         yield fake
 
 
-def make_deps(store, github, slack, clock, **settings) -> Deps:
+def make_deps(store, github, slack, clock, per_page=100, **settings) -> Deps:
     gh = Github(
         base_url=github.url,
         lazy=True,
         auth=Auth.Token(github.token),
         seconds_between_requests=0,
         seconds_between_writes=0,
-        per_page=100,
+        per_page=per_page,
         retry=None,
     )
     values = dict(
@@ -227,7 +227,11 @@ def test_wins_are_grouped_by_request_type_with_assignees(deps, github):
     )
 
 
-def test_the_digest_costs_a_few_requests_whatever_the_repo_size(deps, github):
+@pytest.mark.parametrize("per_page", [30, 100])
+def test_the_digest_costs_a_few_requests_whatever_the_repo_size(
+    store, github, slack, clock, per_page
+):
+    deps = make_deps(store, github, slack, clock, per_page=per_page)
     seed(github)
     github.add_many_issues(
         1500,
@@ -240,9 +244,12 @@ def test_the_digest_costs_a_few_requests_whatever_the_repo_size(deps, github):
         },
     )
     before = github.count()
-    SprintDigestJob(deps).build(deps, "2026-11-23")
-    assert github.count("GET", r"/search/issues") <= 5
-    assert github.count() - before <= 7  # + milestones, once per hour
+    post = SprintDigestJob(deps).build(deps, "2026-11-23")
+    # wins, plan, slipped, urgent: one page each, however many issues match.
+    assert github.count("GET", r"/search/issues") == 4
+    assert github.count() - before <= 6  # + the milestones, once an hour
+    wins = 1500 + sum(1 for i in ISSUES if is_win(i))
+    assert f"{wins:,} issues done" in section_text(post.blocks, "Wins from")
 
 
 def long_title(i: int) -> str:
