@@ -404,11 +404,16 @@ def cli_env(tmp_path, github, slack, monkeypatch):
             "bot.deps.make_github",
             lambda settings: SimpleNamespace(gh=gh, repo=gh.get_repo(REPO)),
         )
-    seed(github)
     return env
 
 
-def test_dry_run_prints_the_digest_and_posts_nothing(cli_env, slack, capsys):
+@pytest.fixture
+def cli_sprint(cli_env, github):
+    seed(github)
+    return cli_env
+
+
+def test_dry_run_prints_the_digest_and_posts_nothing(cli_sprint, slack, capsys):
     from bot.cli import main
 
     assert main(["post", "sprint-digest", "--date", "2026-11-23", "--dry-run"]) == 0
@@ -422,7 +427,7 @@ def test_dry_run_prints_the_digest_and_posts_nothing(cli_env, slack, capsys):
     assert "No scheduled runs recorded yet." in capsys.readouterr().out
 
 
-def test_post_by_hand_goes_out_once_and_posts_lists_it(cli_env, slack, capsys):
+def test_post_by_hand_goes_out_once_and_posts_lists_it(cli_sprint, slack, capsys):
     from bot.cli import main
 
     assert main(["post", "sprint-digest", "--date", "2026-11-23"]) == 0
@@ -441,7 +446,7 @@ def test_post_by_hand_goes_out_once_and_posts_lists_it(cli_env, slack, capsys):
     assert "https://sandbox.slack.com/archives/" in table[1]
 
 
-def test_post_on_a_day_with_nothing_due_says_which_days_work(cli_env, capsys):
+def test_post_on_a_day_with_nothing_due_says_which_days_work(cli_sprint, capsys):
     from bot.cli import main
 
     assert main(["post", "sprint-digest", "--date", "2026-11-24"]) == 2
@@ -451,7 +456,7 @@ def test_post_on_a_day_with_nothing_due_says_which_days_work(cli_env, capsys):
     assert "Jobs: sprint-digest" in capsys.readouterr().err
 
 
-def test_sprint_command_prints_the_sprints_from_milestones(cli_env, capsys):
+def test_sprint_command_prints_the_sprints_from_milestones(cli_sprint, capsys):
     from bot.cli import main
 
     assert main(["sprint", "--date", "2026-11-25"]) == 0
@@ -476,3 +481,39 @@ def test_github_failing_makes_the_digest_retry_then_tell_the_owner(deps, github,
     assert [m["text"] for m in slack.messages("U0OWNER")] == [
         ":warning: Sprint digest for 2026-11-23 was not posted: GitHub search failed (HTTP 502)"
     ]
+
+
+def test_the_clock_process_posts_what_is_due_once_and_stops_on_sigterm(
+    cli_env, slack, monkeypatch, capsys
+):
+    import os
+    import signal
+    import threading
+    import time
+
+    from bot.cli import main
+
+    # A sprint that started this week (real time: the clock process reads the real clock),
+    # and a digest due every minute: the clock's start-up catch-up must post it, once.
+    today = dt.datetime.now(PT).date()
+    monkeypatch.setenv("SPRINT_ANCHOR", (today - dt.timedelta(days=today.weekday())).isoformat())
+    monkeypatch.setenv("JOB_SCHEDULES", '{"sprint-digest": "* * * * *"}')
+
+    def stop_when_posted():
+        deadline = time.monotonic() + 20
+        while not slack.calls("chat.postMessage") and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(0.3)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    previous = signal.getsignal(signal.SIGTERM)
+    threading.Thread(target=stop_when_posted, daemon=True).start()
+    try:
+        assert main(["clock"]) == 0
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+    digests = [c for c in slack.calls("chat.postMessage") if "starts today" in c.args["text"]]
+    assert len(digests) == 1
+    assert main(["posts"]) == 0
+    assert "sprint-digest" in capsys.readouterr().out
