@@ -247,3 +247,16 @@ def _wait_for(condition, timeout: float = 10) -> None:
         if time.monotonic() > deadline:
             raise AssertionError("timed out")
         time.sleep(0.02)
+
+
+def test_after_dst_starts_the_job_runs_at_nine_local_not_nine_standard_time(deps, slack, clock):
+    clock_ = Clock(deps, [WeeklyReport()])
+    # Monday March 9 2026, the day after DST started: 09:00 PDT is 16:00 UTC.
+    clock.set(dt.datetime(2026, 3, 9, 15, 59, tzinfo=dt.UTC))
+    clock_.tick()
+    assert posts(slack) == []
+    clock.set(dt.datetime(2026, 3, 9, 16, 0, tzinfo=dt.UTC))
+    clock_.tick()
+    clock.set(dt.datetime(2026, 3, 9, 17, 0, tzinfo=dt.UTC))  # 09:00 PST would be now
+    clock_.tick()
+    assert posts(slack) == ["Weekly report 2026-03-09"]
