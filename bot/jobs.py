@@ -74,8 +74,9 @@ class JobOptions:
     - enabled: False = the clock never runs it (`databot post` still can);
     - grace: a run missed by more than this (clock down) is skipped, not caught up;
     - retry_every: after NotReady or a failed build, try again this much later;
-    - give_up_after: from the first attempt, when the NotReady notice is posted instead;
-      the runner then keeps trying until the end of that local day.
+    - give_up_after: from the first attempt, when the NotReady notice is posted instead
+      (the runner then keeps trying until the end of that local day), and when a build
+      that keeps raising is recorded as failed and reported to the owner.
     """
 
     title: str

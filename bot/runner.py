@@ -35,8 +35,6 @@ logger = logging.getLogger(__name__)
 
 # Longer than any build + post takes; a run still "running" after this died with its process.
 LEASE = dt.timedelta(minutes=15)
-# A build that raises (GitHub down, warehouse error) is retried this many times in all.
-MAX_BUILD_ATTEMPTS = 3
 METADATA_EVENT = "databot_scheduled_post"
 NOTICE_SUFFIX = ":notice"
 DETAIL_MAX = 500
@@ -281,7 +279,9 @@ def _build_failed(deps, job, opts, record, exc, *, manual) -> RunRecord:
     else:
         logger.warning("%s %s: building the message failed: %s", name, period, reason)
     next_at = now + opts.retry_every
-    if not manual and record.attempts < MAX_BUILD_ATTEMPTS and next_at < _end_of_day(deps, now):
+    # Transient failures (GitHub, the warehouse) get the same window as late data.
+    give_up_at = min(record.created_at + opts.give_up_after, _end_of_day(deps, record.created_at))
+    if not manual and next_at <= give_up_at:
         return _record(
             deps.store,
             name,

@@ -213,12 +213,13 @@ def test_a_failing_build_is_retried_then_reported_to_the_owner(deps, slack, cloc
     clock.set(pacific(2026, 11, 23, 8, 0))
     job = ScriptedJob(GitHubUnavailable("GitHub is not answering"))
     statuses = [runner.run_period(deps, job, "2026-11-22").status]
-    for _ in range(3):
+    for _ in range(6):
         clock.advance(minutes=30)
         for _job, period in runner.due_retries(deps.store, clock()):
             statuses.append(runner.run_period(deps, job, period).status)
 
-    assert statuses == [RunStatus.WAITING, RunStatus.WAITING, RunStatus.FAILED]
+    # Retried every 30 min for the 2 h give-up window (08:00 ... 10:00), then reported.
+    assert statuses == [RunStatus.WAITING] * 4 + [RunStatus.FAILED]
     record = runner.get_run(deps.store, "cody-daily", "2026-11-22")
     assert "GitHub is not answering" in record.detail
     assert owner_messages(slack) == [
@@ -301,3 +302,12 @@ def test_a_run_that_lost_its_lease_while_building_does_not_post(deps, slack, clo
     runner.run_period(deps, SlowJob(), "2026-11-22")
     assert channel_posts(slack) == []
     assert runner.get_run(deps.store, "cody-daily", "2026-11-22").attempts == 2
+
+
+def test_a_build_that_recovers_after_failing_posts_once(deps, slack, clock):
+    job = ScriptedJob(GitHubUnavailable("GitHub is not answering"), ScriptedJob.post())
+    runner.run_period(deps, job, "2026-11-22")
+    clock.advance(minutes=30)
+    record = runner.run_period(deps, job, "2026-11-22")
+    assert record.status == RunStatus.POSTED
+    assert len(channel_posts(slack)) == 1 and owner_messages(slack) == []
