@@ -110,8 +110,8 @@ def run_due(deps: Deps, entry: Entry) -> list[runner.RunRecord]:
         period, fire = missed
         if runner.get_run(deps.store, entry.name, period) is None:
             detail = (
-                f"missed: due {fire.astimezone(tz):%a %b %d %H:%M %Z}, the clock was not running "
-                f"until {_ago(now - fire)} later (grace {_ago(entry.opts.grace)})"
+                f"missed: due {fire.astimezone(tz):%a %b %d %H:%M %Z}; the clock came back "
+                f"{_ago(now - fire)} later (grace {_ago(entry.opts.grace)})"
             )
             if runner.record_skipped(deps.store, entry.name, period, now, detail):
                 logger.warning("%s %s skipped: %s", entry.name, period, detail)
