@@ -517,3 +517,28 @@ def test_the_clock_process_posts_what_is_due_once_and_stops_on_sigterm(
     assert len(digests) == 1
     assert main(["posts"]) == 0
     assert "sprint-digest" in capsys.readouterr().out
+
+
+def test_planning_and_checkin_when_enabled_post_on_their_days(store, github, slack, clock):
+    deps = make_deps(
+        store, github, slack, clock, sprint_planning_enabled=True, sprint_checkin_enabled=True
+    )
+    seed(github)
+    clock_ = Clock(deps, [SprintPlanningJob(deps), SprintCheckinJob(deps)])
+    day = pacific(2026, 11, 16, 10)
+    while day < pacific(2026, 12, 13):
+        clock.set(day.astimezone(dt.UTC))
+        clock_.tick()
+        day += dt.timedelta(days=1)
+
+    posted = [
+        (r.job, r.period, r.created_at.astimezone(PT).strftime("%a %b %d"))
+        for r in sorted(runner.list_runs(deps.store), key=lambda r: r.created_at)
+        if r.status == "posted"
+    ]
+    assert posted == [
+        ("sprint-planning", "2026-11-23", "Thu Nov 19"),
+        ("sprint-checkin", "2026-11-23", "Fri Nov 27"),
+        ("sprint-planning", "2026-12-07", "Thu Dec 03"),
+        ("sprint-checkin", "2026-12-07", "Fri Dec 11"),
+    ]

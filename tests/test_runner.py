@@ -311,3 +311,16 @@ def test_a_build_that_recovers_after_failing_posts_once(deps, slack, clock):
     record = runner.run_period(deps, job, "2026-11-22")
     assert record.status == RunStatus.POSTED
     assert len(channel_posts(slack)) == 1 and owner_messages(slack) == []
+
+
+def test_posts_listing_says_why_a_run_failed(deps, slack):
+    from bot.cli import render_runs
+
+    slack.fail_next("chat.postMessage", "not_in_channel")
+    runner.run_period(deps, ScriptedJob(), "2026-11-22")
+    runner.run_period(deps, ScriptedJob(), "2026-11-23")
+    lines = render_runs(runner.list_runs(deps.store), PT).splitlines()
+    failed = next(line for line in lines if "2026-11-22" in line)
+    posted = next(line for line in lines if "2026-11-23" in line)
+    assert "failed" in failed and failed.endswith("Slack said not_in_channel")
+    assert "posted" in posted and "https://sandbox.slack.com/archives/" in posted
