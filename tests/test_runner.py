@@ -320,7 +320,7 @@ def test_posts_listing_says_why_a_run_failed(deps, slack):
     runner.run_period(deps, ScriptedJob(), "2026-11-22")
     runner.run_period(deps, ScriptedJob(), "2026-11-23")
     lines = render_runs(runner.list_runs(deps.store), PT).splitlines()
-    failed = next(line for line in lines if "2026-11-22" in line)
-    posted = next(line for line in lines if "2026-11-23" in line)
+    by_period = {line.split()[3]: line for line in lines[1:]}  # WHEN is two words
+    failed, posted = by_period["2026-11-22"], by_period["2026-11-23"]
     assert "failed" in failed and failed.endswith("Slack said not_in_channel")
     assert "posted" in posted and "https://sandbox.slack.com/archives/" in posted
