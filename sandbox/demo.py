@@ -18,8 +18,9 @@ from sandbox.harness import BotHarness
 from sandbox.render import render_message, render_view
 
 # Scene modules in the order the demo plays them.
-SCENES: list[str] = []
-SCENES.append("sprint")
+SCENES: list[str] = [
+    "sprint",
+]
 
 
 class DemoHarness(BotHarness):
