@@ -75,7 +75,7 @@ class SprintDigest:
     upcoming: Sprint
     wins: IssueSet
     plan: IssueSet
-    plan_source: str  # "milestone", "label" or "open issues"
+    plan_source: str  # "milestone", "label", "no milestone" or "open issues"
     slipped: IssueSet | None
     urgent: IssueSet
     plan_url: str | None
@@ -236,6 +236,8 @@ def collect_digest(
     wins.total -= len(wins.items) - len(kept)
     wins.items = kept
     plan_q, plan_source = _plan_qualifiers(sprint, settings)
+    if plan_source == "open issues" and calendar.sprints:
+        plan_source = "no milestone"  # the team uses milestones; this one is not made yet
     plan = search.search(f"is:open {plan_q}".strip())
     slipped = None
     if previous.milestone:

@@ -542,3 +542,10 @@ def test_planning_and_checkin_when_enabled_post_on_their_days(store, github, sla
         ("sprint-planning", "2026-12-07", "Thu Dec 03"),
         ("sprint-checkin", "2026-12-07", "Fri Dec 11"),
     ]
+
+
+def test_a_sprint_without_its_milestone_yet_says_so(deps, github):
+    seed(github)
+    blocks = SprintDigestJob(deps).build(deps, "2026-12-07").blocks
+    assert "Wins from Sprint 24" in block_texts(blocks)
+    assert "this sprint has no milestone yet" in block_texts(blocks)

@@ -260,3 +260,18 @@ def test_after_dst_starts_the_job_runs_at_nine_local_not_nine_standard_time(deps
     clock.set(dt.datetime(2026, 3, 9, 17, 0, tzinfo=dt.UTC))  # 09:00 PST would be now
     clock_.tick()
     assert posts(slack) == ["Weekly report 2026-03-09"]
+
+
+def test_a_manual_run_picks_the_latest_due_period_or_the_given_day(deps, clock):
+    from bot.errors import InputError
+    from bot.scheduler import manual_period
+
+    clock.set(pacific(2026, 11, 25, 15, 0))  # a Wednesday
+    job = WeeklyReport()
+    assert manual_period(deps, job) == "2026-11-23"
+    assert manual_period(deps, job, dt.date(2026, 11, 16)) == "2026-11-16"
+    with pytest.raises(InputError, match="nothing due on Tue Nov 24, 2026"):
+        manual_period(deps, job, dt.date(2026, 11, 24))
+    # A job without a schedule is asked about the moment it is run.
+    deps.settings = deps.settings.model_copy(update={"job_schedules": {}})
+    assert manual_period(deps, MinuteReport()) == "2026-11-25T15:00"

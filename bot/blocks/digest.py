@@ -144,6 +144,7 @@ def build_digest_message(d: SprintDigest) -> tuple[str, list[dict]]:
     where = {
         "milestone": f"in the {escape(d.sprint.milestone or '')} milestone",
         "label": "with the sprint label",
+        "no milestone": "open in the repo (this sprint has no milestone yet)",
         "open issues": "open in the repo (no sprint milestone or label is set up)",
     }[d.plan_source]
     plan_heading = f"*:dart: The plan for this sprint:* {_plural(plan_n, 'issue')} {where}"
