@@ -324,3 +324,21 @@ def test_posts_listing_says_why_a_run_failed(deps, slack):
     failed, posted = by_period["2026-11-22"], by_period["2026-11-23"]
     assert "failed" in failed and failed.endswith("Slack said not_in_channel")
     assert "posted" in posted and "https://sandbox.slack.com/archives/" in posted
+
+
+def test_racing_retries_of_a_waiting_run_post_once(deps, slack, clock):
+    job = ScriptedJob(NotReady(reason="export late"), ScriptedJob.post())
+    runner.run_period(deps, job, "2026-11-22")
+    clock.advance(minutes=30)
+    start = threading.Barrier(8)
+
+    def race():
+        start.wait()
+        return runner.run_period(deps, job, "2026-11-22")
+
+    with ThreadPoolExecutor(8) as pool:
+        results = list(pool.map(lambda _: race(), range(8)))
+
+    assert len(channel_posts(slack)) == 1
+    assert [r.status for r in results if r is not None] == [RunStatus.POSTED]
+    assert job.builds == 2
