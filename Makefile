@@ -14,7 +14,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(VENV)/bin/databot demo
+	$(VENV)/bin/databot demo $(ARGS)
 
 test: $(STAMP)
 	$(PY) -m pytest
