@@ -504,6 +504,7 @@ def _notify_once(deps: Deps, row: RequestRow, kind: str) -> None:
     # At most once: a lost "queued" courtesy note is better than the same note every retry.
     if not deps.store.claim(f"intake:{kind}-notice:{row.id}"):
         return
+    row = get_request(deps, row.id) or row  # with the error just recorded
     from bot.blocks.intake import build_request_failed_message, build_request_queued_message
 
     build = build_request_queued_message if kind == "queued" else build_request_failed_message

@@ -31,7 +31,12 @@ def test_dashboard_form_keeps_every_field_kind_with_required_flags():
         ("terms", FieldKind.CHECKBOXES, True),
     ]
     audience, tool = form.field("audience"), form.field("tool")
-    assert audience.multiple and audience.options == ["Leadership", "Sales", "Product", "Engineering"]
+    assert audience.multiple and audience.options == [
+        "Leadership",
+        "Sales",
+        "Product",
+        "Engineering",
+    ]
     assert not tool.multiple and tool.default == 0
     assert form.field("sql").render == "sql"
     assert form.field("existing").placeholder.startswith("https://looker")
