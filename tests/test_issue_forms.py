@@ -69,7 +69,8 @@ def test_repo_folder_skips_config_and_sorts_forms_by_name():
         ("name: x\nbody:\n  - type: input\n    attributes: {}", "needs `attributes.label`"),
         ("name: x\nbody:\n  - type: dropdown\n    attributes: {label: A}", "options"),
         (
-            "name: x\nbody:\n  - type: dropdown\n    attributes: {label: A, options: [a], default: 3}",
+            "name: x\nbody:\n  - type: dropdown\n"
+            "    attributes: {label: A, options: [a], default: 3}",
             "out-of-range",
         ),
         ("name: x\nbody:\n  - type: markdown\n    attributes: {value: hi}", "no questions"),
