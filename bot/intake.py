@@ -15,6 +15,7 @@ the requester has been told), `failed` (GitHub refused it for a reason a retry w
 from __future__ import annotations
 
 import datetime as dt
+import json
 import logging
 import threading
 import uuid
@@ -110,6 +111,7 @@ class Submission(BaseModel):
 
 class RequestRow(BaseModel):
     id: str
+    dedupe_key: str
     status: Status
     request_type: str
     title: str
@@ -688,5 +690,25 @@ def _refresh_in_background(deps: Deps) -> None:
     deps.work.submit(run)
 
 
-def find_form(forms: list[IssueForm], key: str | None) -> IssueForm:
-    return next((f for f in forms if f.key == key), forms[0])
+def find_form(forms: list[IssueForm], key: str | None) -> IssueForm | None:
+    return next((f for f in forms if f.key == key), None)
+
+
+THREAD_DRAFT_KEY = "intake:thread:{channel}:{ts}"
+
+
+def save_thread_draft(deps: Deps, channel_id: str, thread_ts: str, messages: list[ThreadMessage]):
+    """Keep a thread's transcript for the modal's submission (too big for private_metadata)."""
+    payload = [m.model_dump() for m in messages]
+    deps.store.kv_set(THREAD_DRAFT_KEY.format(channel=channel_id, ts=thread_ts), _json(payload))
+
+
+def load_thread_draft(deps: Deps, channel_id: str, thread_ts: str) -> list[ThreadMessage]:
+    raw = deps.store.kv_get(THREAD_DRAFT_KEY.format(channel=channel_id, ts=thread_ts))
+    if not raw:
+        return []
+    return [ThreadMessage.model_validate(m) for m in json.loads(raw)]
+
+
+def _json(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False)
