@@ -712,3 +712,26 @@ def load_thread_draft(deps: Deps, channel_id: str, thread_ts: str) -> list[Threa
 
 def _json(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False)
+
+
+def render_request_list(rows: list[RequestRow], now: dt.datetime) -> str:
+    """`databot requests`: one line per request, for an operator's terminal."""
+    if not rows:
+        return "No queued or failed requests."
+    lines = []
+    for row in rows:
+        if row.status is Status.FILED:
+            state = f"filed #{row.issue_number}"
+        elif row.status is Status.QUEUED and row.next_attempt_at and row.next_attempt_at > now:
+            wait = int((row.next_attempt_at - now).total_seconds())
+            state = f"queued, next try in {wait // 60}m{wait % 60:02d}s"
+        else:
+            state = str(row.status)
+        line = (
+            f"{row.id}  {state:<28} {row.created_at:%Y-%m-%d %H:%M}Z  "
+            f"attempts {row.attempts}  {row.title[:60]}"
+        )
+        if row.last_error and row.status is not Status.FILED:
+            line += f"\n    last error: {row.last_error}"
+        lines.append(line)
+    return "\n".join(lines)
