@@ -145,8 +145,8 @@ class GitHubGateway:
     @property
     def repo(self) -> Repository:
         if self._repo is None:
-            # lazy: no request until the first real call
-            self._repo = self.gh.get_repo(self.repo_name, lazy=True)
+            # The client is lazy (see make_github): no request until the first real call.
+            self._repo = self.gh.get_repo(self.repo_name)
         return self._repo
 
     def create_issue(self, title: str, body: str, labels: list[str]) -> IssueRef:
@@ -162,7 +162,10 @@ class GitHubGateway:
         consistent.
         """
         query = f'"{marker}" repo:{self.repo_name} in:body'
-        for result in self.gh.search_issues(query)[:10]:
+        # Iterated, not sliced: PyGithub's slice of an empty result raises IndexError.
+        for index, result in enumerate(self.gh.search_issues(query)):
+            if index >= 10:
+                break
             if marker in (result.body or ""):
                 return IssueRef(result.number, result.html_url, result.title)
         listing = self.repo.get_issues(state="all", since=since, sort="created", direction="desc")
@@ -208,5 +211,6 @@ def make_github(settings: Settings) -> GitHubGateway | None:
         timeout=max(1, round(settings.github_timeout_seconds)),  # PyGithub wants an int
         seconds_between_requests=settings.github_seconds_between_requests,
         seconds_between_writes=settings.github_seconds_between_writes,
+        lazy=True,  # get_repo() costs no request; the first real call shows any problem
     )
     return GitHubGateway(gh, settings.github_repo)

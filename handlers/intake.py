@@ -109,8 +109,8 @@ class IntakeListeners:
             return
         thread = self._read_thread(client, channel, root, message)
         intake.save_thread_draft(self.deps, channel, root, thread)
-        names = self.deps.extras.get("intake:user-names", {})  # cached only: no calls here
-        plain = slack_to_plain(thread[0].text, lambda uid: names.get(uid, uid))
+        # Mentions in the first message become names (users.info, cached per process).
+        plain = slack_to_plain(thread[0].text, intake.user_namer(self.deps))
         state = ModalState(
             source=Source.MESSAGE,
             submitted_by=body["user"]["id"],
