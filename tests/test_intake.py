@@ -449,3 +449,97 @@ def test_crash_while_holding_the_lease_is_resumed_after_it_expires(deps, github,
     clock.advance(minutes=6)
     assert drain_outbox(deps).filed == 1
     assert github.creates == 0 and get_request(deps, row.id).issue_number == 1
+
+
+def test_thread_title_proposal_is_the_first_sentence_and_author_is_requester():
+    from bot.blocks.intake import prefill_from_thread
+
+    thread = [
+        ThreadMessage(user="U0BOB", ts="1.1", text="x"),
+        ThreadMessage(user="U0AL", ts="1.2", text="y"),
+    ]
+    prefill = prefill_from_thread(
+        thread, plain="\nHow many searches per week? We need it for Q1. Thanks!\nMore detail"
+    )
+    assert prefill.title == "How many searches per week?"
+    assert prefill.problem == "How many searches per week? We need it for Q1. Thanks!\nMore detail"
+    assert (prefill.requester_id, prefill.people) == ("U0BOB", ["U0BOB"])
+
+
+def test_databot_requests_lists_queued_and_failed_and_retries_on_request(
+    tmp_path, monkeypatch, capsys
+):
+    from bot.cli import main
+    from bot.store import Store
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("DATA_DIR", str(tmp_path))
+    for name in ("GITHUB_TOKEN", "DATABASE_URL"):
+        monkeypatch.delenv(name, raising=False)
+    store = Store(f"sqlite:///{tmp_path / 'state.db'}")
+    store.migrate()
+    deps = Deps(
+        settings=Settings(_env_file=None),
+        store=store,
+        warehouse=None,
+        slack=WebClient(base_url="http://127.0.0.1:9/"),
+        github=None,
+        work=None,
+        now=lambda: dt.datetime(2026, 11, 23, 18, 0, tzinfo=dt.UTC),
+    )
+    queued = submit_request(deps, submission(title="Seats by plan"), "view:V1").row
+    failed = submit_request(deps, submission(title="Churn"), "view:V2").row
+    from bot.intake import _update
+
+    _update(deps, failed.id, status="failed", last_error="GitHub rejected the issue (HTTP 422)")
+    store.close()
+
+    assert main(["requests"]) == 0
+    out = capsys.readouterr().out
+    assert f"{queued.id}  queued" in out and "Seats by plan" in out
+    assert f"{failed.id}  failed" in out
+    assert "last error: GitHub rejected the issue (HTTP 422)" in out
+
+    assert main(["requests", "--retry", failed.id]) == 0
+    out = capsys.readouterr().out
+    assert f"{failed.id}: queued" in out
+    assert main(["requests", "--retry", "no-such-id"]) == 1
+
+
+def test_modal_for_an_oversized_form_stays_within_slack_limits():
+    from bot.blocks.intake import ModalState, Prefill, build_request_modal
+    from bot.issue_forms import CheckboxOption, FieldKind, FormField, IssueForm
+
+    long = "x" * 5000
+    fields = [
+        FormField(
+            id="pick",
+            kind=FieldKind.DROPDOWN,
+            label=long,
+            options=[f"{i} {long}" for i in range(150)],
+        ),
+        FormField(
+            id="boxes",
+            kind=FieldKind.CHECKBOXES,
+            label="Confirm",
+            checkboxes=[CheckboxOption(label=f"box {i} {long}") for i in range(15)],
+        ),
+        *[
+            FormField(id=f"t{i}", kind=FieldKind.TEXTAREA, label=f"Q{i}", placeholder=long)
+            for i in range(120)
+        ],
+    ]
+    form = IssueForm(key="huge", name="A form with a very long name " + long, fields=fields)
+    view = build_request_modal(
+        [form],
+        form,
+        ModalState(source=Source.COMMAND, submitted_by="U0ALICE"),
+        Prefill(title=long, problem=long),
+    ).to_dict()  # slack_sdk checks every per-element limit here
+    assert len(view["blocks"]) <= 100
+    assert len(view["private_metadata"]) <= 3000
+    pick = next(b for b in view["blocks"] if b.get("block_id") == "q:pick")
+    assert len(pick["element"]["options"]) == 100
+    assert max(len(o["text"]["text"]) for o in pick["element"]["options"]) <= 75
+    title = next(b for b in view["blocks"] if b.get("block_id") == "request_title")
+    assert len(title["element"]["initial_value"]) <= 150

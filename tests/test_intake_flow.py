@@ -15,7 +15,6 @@ from bot import intake
 from bot.deps import build_deps
 from bot.ids import Action, Command, RequestBlock, Shortcut
 from bot.intake import Status
-from sandbox.harness import BotHarness
 from sandbox.slack_requests import (
     block_actions,
     global_shortcut,
@@ -28,23 +27,12 @@ INPUT = Action.REQUEST_INPUT.value
 ISSUE_TEMPLATES = ".github/ISSUE_TEMPLATE/"
 
 
-class NoWarehouse:
-    """Intake never queries the warehouse; building the demo one would only cost time."""
-
-    def query(self, sql, params=None):  # pragma: no cover - would be a bug
-        raise AssertionError("intake must not query the warehouse")
-
-    def close(self) -> None:
-        pass
-
-
 @pytest.fixture
-def bot(tmp_path, store, clock):
-    with BotHarness(
-        data_dir=tmp_path,
-        store=store,
-        warehouse=NoWarehouse(),
-        now=clock,
+def bot(make_bot, store):
+    """The bot on loopback, on SQLite and on PostgreSQL state (exactly-once must hold on
+    both), with PyGithub's pauses between requests turned off."""
+    with make_bot(
+        store,
         github_seconds_between_requests=0,
         github_seconds_between_writes=0,
         github_retry_backoff_seconds=0,
@@ -54,6 +42,11 @@ def bot(tmp_path, store, clock):
         h.slack.add_user("U0BOB", name="bob", real_name="Bob Ortiz")
         h.slack.add_user("U0CAROL", name="carol", real_name="Carol Diaz")
         yield h
+
+
+def restarted(bot, clock):
+    """A new process on the same state database: fresh dependencies, nothing in memory."""
+    return build_deps(bot.settings, store=bot.deps.store, warehouse=bot.deps.warehouse, now=clock)
 
 
 def opened(bot, payload: dict, method: str = "views.open") -> dict:
@@ -275,11 +268,11 @@ def test_github_down_then_back_after_a_restart_files_once_and_replies(bot, clock
     assert bot.github.count("POST", r"/issues$") == 1  # the client did not re-send the POST
 
     # The process restarts: a new set of dependencies on the same state database.
-    restarted = build_deps(bot.settings, store=bot.deps.store, warehouse=NoWarehouse(), now=clock)
+    after_restart = restarted(bot, clock)
     clock.advance(seconds=31)
-    assert intake.drain_outbox(restarted).filed == 0  # still down: second 503
+    assert intake.drain_outbox(after_restart).filed == 0  # still down: second 503
     clock.advance(minutes=2)
-    report = intake.drain_outbox(restarted)
+    report = intake.drain_outbox(after_restart)
     assert report.filed == 1, intake.list_requests(bot.deps)
     [issue] = bot.github.issues()
     notes = [m for m in bot.slack.thread("C0ANALYTICS", root["ts"]) if m.get("bot_id")]
@@ -340,7 +333,7 @@ def test_without_a_github_token_requests_are_kept_and_filed_once_one_is_set(bot,
     )
     [row] = intake.list_requests(bot.deps, [Status.QUEUED])
     assert "queued" in bot.slack.messages("U0ALICE")[0]["text"]
-    configured = build_deps(bot.settings, store=bot.deps.store, warehouse=NoWarehouse(), now=clock)
+    configured = restarted(bot, clock)  # GITHUB_TOKEN set, bot restarted
     assert intake.drain_outbox(configured).filed == 1
     assert bot.github.issues()[0]["title"] == "Seats"
 

@@ -11,6 +11,7 @@ plain_text_input value <= 3000, option text <= 75, <= 100 options per select,
 from __future__ import annotations
 
 import datetime as dt
+import re
 from typing import Any
 
 from pydantic import BaseModel, Field
@@ -91,9 +92,10 @@ def problem_field(form: IssueForm) -> FormField | None:
 
 
 def prefill_from_thread(messages: list[ThreadMessage], *, plain: str) -> Prefill:
-    """Title proposed from the thread's first message (its first line); `plain` is that
-    message as readable text. The original author is preselected as the requester."""
+    """Title proposed from the thread's first message (its first sentence); `plain` is
+    that message as readable text. The original author is preselected as the requester."""
     first_line = next((line.strip() for line in plain.splitlines() if line.strip()), "")
+    first_line = re.split(r"(?<=[?.!])\s", first_line, maxsplit=1)[0]
     root_user = messages[0].user if messages else None
     return Prefill(
         title=clip(first_line, TITLE_MAX),
@@ -153,7 +155,8 @@ def _question_block(field: FormField, initial: str | list[str] | None) -> InputB
         options = [
             Option(
                 value=str(i),
-                text=clip(c.label + (" (required)" if c.required else ""), 150),
+                text=clip(c.label, OPTION_TEXT_MAX),
+                description="Required" if c.required else None,
             )
             for i, c in enumerate(boxes)
         ]
