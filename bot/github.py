@@ -72,7 +72,15 @@ class CappedRetry(GithubRetry):
         kw.pop("max_rate_limit_wait", None)
         return super().new(**kw)
 
-    def increment(self, method=None, url=None, response=None, error=None, _pool=None, _st=None):
+    def increment(  # urllib3 passes these by keyword
+        self,
+        method=None,
+        url=None,
+        response=None,
+        error=None,
+        _pool=None,
+        _stacktrace=None,
+    ):
         if response is not None:
             wait = retry_after_seconds(dict(response.headers))
             if wait is not None and wait > self.max_wait:
@@ -82,7 +90,7 @@ class CappedRetry(GithubRetry):
                 raise RateLimitExceededExceedsMaxWait(
                     response.status, None, dict(response.headers), wait=wait
                 )
-        return super().increment(method, url, response, error, _pool, _st)
+        return super().increment(method, url, response, error, _pool, _stacktrace)
 
 
 @dataclass(frozen=True)

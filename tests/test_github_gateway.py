@@ -115,3 +115,63 @@ def test_no_token_means_no_gateway_and_the_token_is_not_in_its_repr():
     gateway = make_github(Settings(_env_file=None, github_token="ghp_" + "s" * 36))
     assert gateway is not None
     assert "ghp_" not in repr(vars(gateway))
+
+
+# --- against the loopback GitHub API ----------------------------------------------------
+
+
+@pytest.fixture
+def fake_github():
+    from sandbox.github_api import FakeGitHub
+
+    with FakeGitHub() as fake:
+        yield fake
+
+
+def gateway_for(fake, **overrides):
+    values = {
+        "github_token": fake.token,
+        "github_api_url": fake.url,
+        "github_repo": "acme/analytics",
+        "github_seconds_between_requests": 0,
+        "github_seconds_between_writes": 0,
+        "github_retry_backoff_seconds": 0,
+        **overrides,
+    }
+    return make_github(Settings(_env_file=None, **values))
+
+
+def test_a_failed_create_is_sent_once_and_reported_with_its_status(fake_github):
+    fake_github.fail_next("POST", r"/issues$", status=502, times=3)
+    with pytest.raises(GithubException) as raised:
+        gateway_for(fake_github).create_issue("t", "b", ["x"])
+    assert raised.value.status == 502
+    assert fake_github.count("POST", r"/issues$") == 1
+    assert fake_github.issues() == []
+
+
+def test_reads_are_retried_through_errors_and_timeouts(fake_github):
+    from tests.forms import REPO_FORMS
+
+    for name, text in REPO_FORMS.items():
+        fake_github.seed_file(".github/ISSUE_TEMPLATE/" + name, text)
+    fake_github.fail_next("GET", r"/contents/", status=502, times=1)
+    fake_github.delay_next(1.5, method="GET", path_regex=r"/contents/")
+    files = gateway_for(fake_github, github_timeout_seconds=1).read_issue_forms()
+    assert files == REPO_FORMS
+
+
+def test_marker_is_found_in_an_existing_issue_and_absent_otherwise(fake_github):
+    import datetime as dt
+
+    gateway = gateway_for(fake_github)
+    since = dt.datetime.now(dt.UTC) - dt.timedelta(minutes=1)
+    assert gateway.find_issue_with_marker("databot-request: abc", since) is None
+    made = gateway.create_issue("t", "<!-- databot-request: abc -->\n\nbody", [])
+    found = gateway.find_issue_with_marker("databot-request: abc", since)
+    assert found == made
+    assert gateway.find_issue_with_marker("databot-request: other", since) is None
+
+
+def test_missing_issue_template_folder_means_no_forms(fake_github):
+    assert gateway_for(fake_github).read_issue_forms() == {}

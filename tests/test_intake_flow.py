@@ -422,3 +422,45 @@ def test_metric_button_opens_the_modal_prefilled(bot):
     assert inputs[RequestBlock.TITLE]["initial_value"] == "Weekly active users by plan"
     assert inputs["q:problem"]["initial_value"] == "WAU split by plan"
     assert inputs[RequestBlock.REQUESTER]["initial_user"] == "U0BOB"
+
+
+def test_create_that_times_out_after_github_made_the_issue_is_not_filed_twice(
+    make_bot, sqlite_store, clock
+):
+    with make_bot(
+        sqlite_store,
+        github_seconds_between_requests=0,
+        github_seconds_between_writes=0,
+        github_timeout_seconds=1,
+    ) as bot:
+        bot.slack.add_user("U0ALICE", name="alice", real_name="Alice Chen")
+        # GitHub is slow: the bot gives up after 1 s, GitHub creates the issue at 1.5 s.
+        bot.github.delay_next(1.5, method="POST", path_regex=r"/issues$")
+        view = new_request_modal(bot)
+        submit(
+            bot,
+            view_submission(
+                view,
+                answer(
+                    **{
+                        RequestBlock.TITLE: "Seats",
+                        "q:problem": "p",
+                        "q:end_state": "e",
+                        "q:why": "w",
+                    }
+                ),
+            ),
+        )
+        [row] = intake.list_requests(bot.deps)
+        assert row.status is Status.QUEUED
+        assert row.last_error == "GitHub did not answer in time"
+        deadline = time.monotonic() + 5
+        while not bot.github.issues():
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        clock.advance(minutes=1)
+        intake.drain_outbox(bot.deps)
+        [issue] = bot.github.issues()
+        [row] = intake.list_requests(bot.deps)
+        assert row.status is Status.FILED and row.issue_number == issue["number"]
+        assert bot.github.count("POST", r"/issues$") == 1
