@@ -19,6 +19,9 @@ from pydantic import BaseModel, Field
 
 logger = logging.getLogger(__name__)
 
+# A Slack modal holds 100 blocks; the request modal needs about 10 of its own.
+MAX_FIELDS = 80
+
 # The repo's ISSUE_TEMPLATE folder also holds config.yml (chooser settings) and Markdown
 # templates; only YAML files with a `body` are forms.
 NOT_FORMS = {"config.yml", "config.yaml"}
@@ -116,6 +119,12 @@ def parse_issue_form(key: str, text: str) -> IssueForm:
     except FormError as exc:
         raise FormError(f"{key}: {exc}") from None
 
+    if len(body) > MAX_FIELDS:
+        # Only what the modal can show is asked, validated and rendered, consistently.
+        logger.warning(
+            "%s: %s form elements; only the first %s are used", key, len(body), MAX_FIELDS
+        )
+        body = body[:MAX_FIELDS]
     fields: list[FormField] = []
     seen: set[str] = set()
     for index, element in enumerate(body, start=1):

@@ -543,3 +543,23 @@ def test_modal_for_an_oversized_form_stays_within_slack_limits():
     assert max(len(o["text"]["text"]) for o in pick["element"]["options"]) <= 75
     title = next(b for b in view["blocks"] if b.get("block_id") == "request_title")
     assert len(title["element"]["initial_value"]) <= 150
+
+
+def test_outbox_worker_thread_files_queued_requests_until_stopped(deps, github):
+    import time
+
+    from bot.intake import start_outbox_worker
+
+    github.failures = [GithubException(503, {})]
+    row = submit_request(deps, submission(), "view:V1").row
+    file_request(deps, row.id)  # fails: queued for 30 s
+    deps.now = lambda: dt.datetime(2026, 11, 23, 19, 0, tzinfo=dt.UTC)  # an hour later
+    stop = start_outbox_worker(deps, interval=0.05)
+    try:
+        deadline = time.monotonic() + 10
+        while get_request(deps, row.id).status is not Status.FILED:
+            assert time.monotonic() < deadline, "the worker did not file the request"
+            time.sleep(0.05)
+    finally:
+        stop()
+    assert github.creates == 2 and len(github.issues) == 1

@@ -99,3 +99,13 @@ def test_builtin_forms_cover_the_team_request_kinds_and_ask_the_domain_questions
             ("end_state", True),
             ("why", True),
         ]
+
+
+def test_a_form_longer_than_a_modal_can_show_is_cut_to_what_is_asked():
+    from bot.issue_forms import MAX_FIELDS
+
+    body = "".join(
+        f"  - type: input\n    id: f{i}\n    attributes: {{label: Field {i}}}\n" for i in range(100)
+    )
+    form = parse_issue_form("long", "name: Long\nbody:\n" + body)
+    assert [f.id for f in form.fields] == [f"f{i}" for i in range(MAX_FIELDS)]

@@ -33,12 +33,11 @@ from slack_sdk.models.views import View as ModalView
 
 from bot.ids import Action, RequestBlock, View
 from bot.intake import Frequency, RequestRow, Source, Status, Submission, ThreadMessage
-from bot.issue_forms import FieldKind, FormField, IssueForm
+from bot.issue_forms import MAX_FIELDS, FieldKind, FormField, IssueForm
 
 TITLE_MAX = 150  # leaves room for a form's title prefix within GitHub's 256
 TEXT_MAX = 3000  # Slack's plain_text_input maximum
 OPTION_TEXT_MAX = 75
-MAX_QUESTIONS = 80  # a modal holds 100 blocks; the fixed ones take the rest
 QUESTION_PREFIX = "q:"
 
 FREQUENCY_LABELS = {
@@ -230,7 +229,7 @@ def build_request_modal(
         )
     )
     target = problem_field(form)
-    for field in form.fields[:MAX_QUESTIONS]:
+    for field in form.fields[:MAX_FIELDS]:
         initial = prefill.answers.get(field.id)
         if initial is None and target is not None and field.id == target.id and prefill.problem:
             initial = prefill.problem
