@@ -474,6 +474,7 @@ def test_databot_requests_lists_queued_and_failed_and_retries_on_request(
 
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("SLACK_API_URL", "http://127.0.0.1:9/api/")  # nothing listens there
     for name in ("GITHUB_TOKEN", "DATABASE_URL"):
         monkeypatch.delenv(name, raising=False)
     store = Store(f"sqlite:///{tmp_path / 'state.db'}")
