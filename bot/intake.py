@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 from pydantic import BaseModel, Field
+from slack_sdk.errors import SlackApiError
 from sqlalchemy.exc import IntegrityError
 
 from bot import tables
@@ -517,17 +518,28 @@ def _notify_once(deps: Deps, row: RequestRow, kind: str) -> None:
         logger.warning("request %s: could not post the %s notice", row.id, kind)
 
 
+# Slack errors that a retry will not fix: the thread's channel is gone or closed to us.
+UNREACHABLE = {"channel_not_found", "is_archived", "not_in_channel", "thread_not_found"}
+
+
 def _notify_filed(deps: Deps, row: RequestRow) -> None:
     """The reply with the issue link. At least once: notified_at is set only after Slack
-    accepted it, and the outbox worker retries replies that have not gone out."""
+    accepted it, and the outbox worker retries replies that have not gone out. When the
+    thread cannot be reached any more, the requester gets the link by DM instead."""
     if not _take_lease(deps, row.id, status=Status.FILED, count_attempt=False):
         return
     from bot.blocks.intake import build_request_filed_message
 
+    message = build_request_filed_message(row)
+    target = reply_target(row.submission)
     try:
-        deps.slack.chat_postMessage(
-            **reply_target(row.submission), **build_request_filed_message(row)
-        )
+        try:
+            deps.slack.chat_postMessage(**target, **message)
+        except SlackApiError as exc:
+            if exc.response.get("error") not in UNREACHABLE or "thread_ts" not in target:
+                raise
+            logger.info("request %s: thread unreachable, sending the link by DM", row.id)
+            deps.slack.chat_postMessage(channel=row.requester_id, **message)
     except Exception:  # noqa: BLE001 - retried by the outbox worker
         logger.warning("request %s: could not post the issue link; will retry", row.id)
         _update(deps, row.id, lease_until=None)

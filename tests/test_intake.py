@@ -564,3 +564,19 @@ def test_outbox_worker_thread_files_queued_requests_until_stopped(deps, github):
     finally:
         stop()
     assert github.creates == 2 and len(github.issues) == 1
+
+
+def test_reply_goes_by_dm_when_the_thread_channel_is_gone_and_retries_when_slack_is_down(
+    deps, slack, clock
+):
+    root = slack.seed_thread("C0ANALYTICS", [{"user": "U0BOB", "text": "Need weekly searches"}])
+    sub = submission(source=Source.MESSAGE, channel_id="C0ANALYTICS", thread_ts=root)
+    row = submit_request(deps, sub, "view:V1").row
+    slack.fail_next("chat.postMessage", "ratelimited", retry_after=0)
+    filed = file_request(deps, row.id)
+    assert filed.status is Status.FILED and filed.notified_at is None  # link not sent yet
+    slack.fail_next("chat.postMessage", "channel_not_found")
+    drain_outbox(deps)
+    assert get_request(deps, row.id).notified_at is not None
+    [dm] = slack.messages("U0ALICE")
+    assert "#1 Weekly searches by deployment type" in dm["blocks"][0]["text"]["text"]
