@@ -75,6 +75,19 @@ def run(h: DemoHarness) -> None:
     h.say("The issue on GitHub (acme/analytics), as it reads there:")
     _print_issue(h, h.github.issues()[-1])
 
+    h.say("Carol tries the same shortcut on the thread later: no second request.")
+    _interact_and_wait(
+        h,
+        message_shortcut(
+            Shortcut.THREAD_TO_REQUEST,
+            root,
+            user_id="U0CAROL",
+            trigger_id=h.slack.issue_trigger_id(),
+        ),
+        "views.open",
+    )
+    h.show_new()
+
     h.section("Request intake: GitHub is down, nothing is lost")
     h.github.fail_next("POST", r"/issues$", status=503, times=1)
     h.say("GitHub answers 503. Carol types `/data-request Cody Pro churn by signup month`.")
