@@ -170,12 +170,15 @@ class GitHubGateway:
         consistent.
         """
         query = f'"{marker}" repo:{self.repo_name} in:body'
-        # Iterated, not sliced: PyGithub's slice of an empty result raises IndexError.
-        for index, result in enumerate(self.gh.search_issues(query)):
-            if index >= 10:
-                break
-            if marker in (result.body or ""):
-                return IssueRef(result.number, result.html_url, result.title)
+        try:
+            # Iterated, not sliced: PyGithub's slice of an empty result raises IndexError.
+            for index, result in enumerate(self.gh.search_issues(query)):
+                if index >= 10:
+                    break
+                if marker in (result.body or ""):
+                    return IssueRef(result.number, result.html_url, result.title)
+        except GithubException as exc:  # search has its own, smaller rate limit
+            logger.info("issue search failed (HTTP %s); reading recent issues instead", exc.status)
         listing = self.repo.get_issues(state="all", since=since, sort="created", direction="desc")
         for index, issue in enumerate(listing):
             if index >= 200:  # more than 200 new issues since: the search above is our hope

@@ -415,7 +415,9 @@ def _create_once(deps: Deps, row: RequestRow) -> IssueRef:
     marker = MARKER.format(id=row.id)
     if row.attempts > 1:
         # An earlier attempt may have created the issue and lost the response.
-        found = deps.github.find_issue_with_marker(marker, since=row.created_at)
+        # A margin for clock skew between us and GitHub.
+        since = row.created_at - dt.timedelta(minutes=10)
+        found = deps.github.find_issue_with_marker(marker, since=since)
         if found is not None:
             logger.info("request %s: found the issue an earlier attempt made", row.id)
             return found

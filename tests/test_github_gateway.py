@@ -175,3 +175,14 @@ def test_marker_is_found_in_an_existing_issue_and_absent_otherwise(fake_github):
 
 def test_missing_issue_template_folder_means_no_forms(fake_github):
     assert gateway_for(fake_github).read_issue_forms() == {}
+
+
+def test_marker_is_found_by_listing_recent_issues_when_search_fails(fake_github):
+    import datetime as dt
+
+    gateway = gateway_for(fake_github)
+    since = dt.datetime.now(dt.UTC) - dt.timedelta(minutes=1)
+    made = gateway.create_issue("t", "<!-- databot-request: abc -->", [])
+    fake_github.fail_next("GET", r"^/search/issues", status=503, times=10)
+    assert gateway.find_issue_with_marker("databot-request: abc", since) == made
+    assert fake_github.count("GET", r"/repos/acme/analytics/issues$") >= 1
