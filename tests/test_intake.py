@@ -580,3 +580,15 @@ def test_reply_goes_by_dm_when_the_thread_channel_is_gone_and_retries_when_slack
     assert get_request(deps, row.id).notified_at is not None
     [dm] = slack.messages("U0ALICE")
     assert "#1 Weekly searches by deployment type" in dm["blocks"][0]["text"]["text"]
+
+
+def test_form_markdown_reads_as_slack_mrkdwn_and_stays_escaped():
+    from bot.blocks.intake import markdown_to_mrkdwn
+
+    assert (
+        markdown_to_mrkdwn(
+            "## Before you start\n**Check** the [catalog](https://looker.example/c) <b>&</b>"
+        )
+        == "*Before you start*\n*Check* the <https://looker.example/c|catalog> "
+        "&lt;b&gt;&amp;&lt;/b&gt;"
+    )

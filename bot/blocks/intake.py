@@ -53,6 +53,14 @@ def slack_escape(text: str) -> str:
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
+def markdown_to_mrkdwn(markdown: str) -> str:
+    """A form's Markdown text as Slack shows it: bold, links and headings; the rest as is."""
+    text = slack_escape(markdown)
+    text = re.sub(r"\*\*(.+?)\*\*", r"*\1*", text)
+    text = re.sub(r"\[([^\]]+)\]\((https?://[^)\s]+)\)", r"<\2|\1>", text)
+    return re.sub(r"(?m)^#{1,6}\s+(.+)$", r"*\1*", text)
+
+
 def clip(text: str, limit: int) -> str:
     """The one place text is shortened to fit a Slack limit."""
     return text if len(text) <= limit else text[: limit - 1] + "…"
@@ -172,7 +180,7 @@ def _question_block(field: FormField, initial: str | list[str] | None) -> InputB
                 action_id=Action.REQUEST_INPUT, options=options, initial_options=chosen or None
             ),
         )
-    text = clip(slack_escape(field.value.strip()), 3000) or " "
+    text = clip(markdown_to_mrkdwn(field.value.strip()), 3000) or " "
     return SectionBlock(block_id=block_id, text=MarkdownTextObject(text=text))
 
 
