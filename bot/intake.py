@@ -380,7 +380,7 @@ def file_request(deps: Deps, request_id: str) -> RequestRow | None:
         assert row is not None
         try:
             issue = _create_once(deps, row)
-        except Exception as exc:  # noqa: BLE001 - classified below; unknown ones re-raise
+        except Exception as exc:  # noqa: BLE001 - classified: retried, or failed for a person
             _record_failure(deps, row, _classify(exc))
             return get_request(deps, request_id)
         _update(
@@ -389,6 +389,7 @@ def file_request(deps: Deps, request_id: str) -> RequestRow | None:
             status=Status.FILED.value,
             issue_number=issue.number,
             issue_url=issue.url,
+            title=issue.title,  # as GitHub shows it (with the form's prefix), for the reply
             last_error=None,
             next_attempt_at=None,
             lease_until=None,

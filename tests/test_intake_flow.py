@@ -367,6 +367,8 @@ def test_repo_issue_forms_shape_the_modal_and_the_issue(bot):
     )
     [issue] = bot.github.issues()
     assert issue["title"] == "[Bug]: Wrong MAU"
+    [dm] = bot.slack.messages("U0ALICE")
+    assert f"#{issue['number']} [Bug]: Wrong MAU" in dm["blocks"][0]["text"]["text"]
     assert [label["name"] for label in issue["labels"]] == ["bug", "data-quality"]
     assert (
         "### Where do you see it?\n\nLooker MAU tile\n\n### What is wrong\n\nDoubled on Nov 2"
