@@ -466,3 +466,28 @@ def test_create_that_times_out_after_github_made_the_issue_is_not_filed_twice(
         [row] = intake.list_requests(bot.deps)
         assert row.status is Status.FILED and row.issue_number == issue["number"]
         assert bot.github.count("POST", r"/issues$") == 1
+
+
+def test_issue_forms_are_cached_not_fetched_on_every_modal_open(bot, clock):
+    bot.github.seed_file(ISSUE_TEMPLATES + "data-bug.yaml", REPO_FORMS["data-bug.yaml"])
+
+    def type_names(view):
+        block = next(b for b in view["blocks"] if b.get("block_id") == RequestBlock.TYPE)
+        return [o["text"]["text"] for o in block["element"]["options"]]
+
+    # Cold cache (a fresh deployment before the worker warmed it): the built-in form now,
+    # the repo's forms fetched in the background for the next modal.
+    first = new_request_modal(bot)
+    bot.wait_idle()
+    assert "Data bug" not in type_names(first)
+    fetched = bot.github.count("GET", r"/contents/")
+    assert fetched >= 1
+    for _ in range(3):
+        assert type_names(new_request_modal(bot)) == ["Data bug"]
+    bot.wait_idle()
+    assert bot.github.count("GET", r"/contents/") == fetched
+
+    clock.advance(seconds=bot.settings.intake_forms_ttl_seconds + 1)
+    new_request_modal(bot)  # still answered from the cache, refreshed behind it
+    bot.wait_idle()
+    assert bot.github.count("GET", r"/contents/") > fetched
