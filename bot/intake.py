@@ -48,6 +48,7 @@ logger = logging.getLogger(__name__)
 URGENT_LABEL = "urgent"
 MARKER = "databot-request: {id}"
 NO_RESPONSE = "_No response_"
+BODY_MAX = 65_536  # GitHub's limit on an issue body, in characters
 LEASE = dt.timedelta(minutes=5)
 FIRST_RETRY_SECONDS = 30.0
 MAX_RETRY_SECONDS = 30 * 60.0
@@ -192,13 +193,16 @@ def render_issue(
     people = [_person(user_name, uid) for uid in sub.people]
     parts.append(_section("People involved", "\n".join(f"- {p}" for p in people)))
     parts.append(_section("Frequency", sub.frequency.label))
-    if permalink or sub.thread:
-        parts.append(_section("Slack thread", _thread(sub.thread, permalink, user_name)))
     requester = _person(user_name, sub.requester_id)
     footer = f"Requested by {requester} in Slack"
     if sub.submitted_by != sub.requester_id:
         footer += f", filed by {_person(user_name, sub.submitted_by)}"
-    parts.append(f"---\n<sub>{footer}, via databot.</sub>")
+    footer = f"---\n<sub>{footer}, via databot.</sub>"
+    if permalink or sub.thread:
+        budget = BODY_MAX - sum(len(p) + 2 for p in [*parts, footer]) - 200
+        thread = _thread(sub.thread, permalink, user_name, budget)
+        parts.append(_section("Slack thread", thread))
+    parts.append(footer)
     labels = list(dict.fromkeys([*sub.form.labels, *([URGENT_LABEL] if sub.urgent else [])]))
     return IssueDraft(title=github_title(title), body="\n\n".join(parts) + "\n", labels=labels)
 
@@ -228,17 +232,30 @@ def _person(user_name: Callable[[str], str], uid: str) -> str:
 
 
 def _thread(
-    messages: list[ThreadMessage], permalink: str | None, user_name: Callable[[str], str]
+    messages: list[ThreadMessage],
+    permalink: str | None,
+    user_name: Callable[[str], str],
+    budget: int,
 ) -> str:
     lines = [permalink] if permalink else []
     if messages:
-        quoted = "\n>\n".join(
-            quote(
+        quotes: list[str] = []
+        used = len(permalink or "") + 200
+        for m in messages:
+            one = quote(
                 f"**{_person(user_name, m.user) if m.user else 'unknown'}:** "
                 + github_markdown(slack_to_plain(m.text, user_name))
             )
-            for m in messages
-        )
+            if used + len(one) > budget:
+                # GitHub refuses bodies over 65,536 characters; the rest stays in Slack.
+                left = len(messages) - len(quotes)
+                quotes.append(
+                    f"> _… {left} more message{'s' if left != 1 else ''} in the Slack thread._"
+                )
+                break
+            quotes.append(one)
+            used += len(one) + 3
+        quoted = "\n>\n".join(quotes)
         count = f"{len(messages)} message{'s' if len(messages) != 1 else ''}"
         if len(messages) > 3:
             quoted = f"<details>\n<summary>The thread ({count})</summary>\n\n{quoted}\n\n</details>"

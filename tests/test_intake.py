@@ -592,3 +592,17 @@ def test_form_markdown_reads_as_slack_mrkdwn_and_stays_escaped():
         == "*Before you start*\n*Check* the <https://looker.example/c|catalog> "
         "&lt;b&gt;&amp;&lt;/b&gt;"
     )
+
+
+def test_a_huge_thread_is_quoted_until_githubs_body_limit_and_points_to_slack():
+    thread = [
+        ThreadMessage(user="U0BOB", ts=f"1.{i}", text=f"message {i} " + "x" * 9000)
+        for i in range(20)
+    ]
+    sub = submission(source=Source.MESSAGE, channel_id="C1", thread_ts="1.0", thread=thread)
+    body = render_issue(sub, "r", permalink="https://x.slack.com/p1", user_name=NAMES.get).body
+    assert len(body) <= 65_536
+    kept = sum(f"message {i} " in body for i in range(20))
+    assert 5 <= kept < 20
+    assert f"_… {20 - kept} more messages in the Slack thread._" in body
+    assert body.endswith("via databot.</sub>\n")
