@@ -14,3 +14,6 @@ def register_all(app: App, deps: Deps) -> None:
     errors.register(app, deps)
     # Feature modules register here, in this order:
     metric_handlers.register(app, deps)
+    from handlers import intake
+
+    intake.register(app, deps)
