@@ -227,3 +227,25 @@ def test_identical_lookups_are_answered_from_one_query(bot, warehouse):
     for url in urls:
         assert "WAU" in all_text(reply(bot, url))
     assert warehouse.queries == 1
+
+
+def test_request_button_opens_the_intake_modal_prefilled_with_what_was_asked(bot):
+    _, url = bot.slash("/metric", "churn by plan last month")
+    offer = reply(bot, url)
+    action = block_actions(
+        Action.METRIC_OPEN_REQUEST.value,
+        message=offer,
+        channel_id="C0ANALYTICS",
+        user_id="U0ALICE",
+        is_ephemeral=True,
+        trigger_id=bot.slack.issue_trigger_id(),
+        response_url=bot.slack.response_url("C0ANALYTICS"),
+    )
+    assert bot.interact(action).status == 200
+    view = bot.slack.wait_for("views.open")[0].args["view"]
+    if isinstance(view, str):
+        view = json.loads(view)
+    initial = [
+        b["element"].get("initial_value", "") for b in view["blocks"] if b["type"] == "input"
+    ]
+    assert any("churn by plan last month" in v for v in initial)
