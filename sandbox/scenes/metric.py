@@ -52,6 +52,23 @@ def run(h) -> None:
 
     h.say("A typo: `/metric mua last month`")
     _ask(h, "mua last month")
+    h.say("Not a typo after all: `/metric churn by plan`, then “Open a data request”")
+    url = _ask(h, "churn by plan")
+    h.interact(
+        block_actions(
+            Action.METRIC_OPEN_REQUEST.value,
+            message=h.slack.responses(url)[-1].payload,
+            channel_id=ANALYTICS_CHANNEL,
+            user_id="U0ALICE",
+            is_ephemeral=True,
+            trigger_id=h.slack.issue_trigger_id(),
+            response_url=h.slack.response_url(ANALYTICS_CHANNEL),
+        )
+    )
+    deadline = time.monotonic() + 10
+    while not h.slack.calls("views.open") and time.monotonic() < deadline:
+        time.sleep(0.01)
+    h.show_new()
     h.say("A period it cannot read: `/metric dau fortnight`")
     _ask(h, "dau fortnight")
 
