@@ -62,14 +62,14 @@ class SlowWarehouse:
             service.answer(service.parse(text))
         self.delay, self.queries = saved, 0
 
-    def query(self, sql, params):
+    def query(self, sql, params, labels=None):
         with self._lock:
             self.queries += 1
         started = time.perf_counter()
         key = (sql, tuple(sorted((k, repr(v)) for k, v in params.items())))
         rows = self._memo.get(key) if self.remote else None
         if rows is None:
-            rows = self.inner.query(sql, params)
+            rows = self.inner.query(sql, params, labels=labels)
             self._memo[key] = rows
         time.sleep(max(0.0, self.delay - (time.perf_counter() - started)))
         return rows

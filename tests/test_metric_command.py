@@ -25,7 +25,7 @@ class FakeWarehouse:
         self.queries = 0
         self._lock = threading.Lock()
 
-    def query(self, sql, params):
+    def query(self, sql, params, labels=None):
         if "salesforce_data.accounts" in sql:
             return [{"account_name": "Acme Corp"}, {"account_name": "Globex"}]
         with self._lock:

@@ -49,11 +49,13 @@ class FakeWarehouse:
         self.delay = delay
         self.error = error
         self.calls = []
+        self.labels = []
         self._lock = threading.Lock()
 
-    def query(self, sql, params):
+    def query(self, sql, params, labels=None):
         with self._lock:
             self.calls.append((sql, params))
+            self.labels.append(labels)
         if self.delay:
             time.sleep(self.delay)
         if "salesforce_data.accounts" in sql:
@@ -210,6 +212,7 @@ def test_query_scans_only_the_dates_it_needs_and_passes_only_used_parameters():
     assert params["account"] == ""
     assert "bucket_days" not in params
     assert "timestamp >= @start_ts AND timestamp < @end_ts" in sql
+    assert warehouse.labels[-1] == {"feature": "metric", "metric": "searches"}
 
 
 # --------------------------------------------------------------------------- speed
