@@ -16,7 +16,7 @@ from bot.blocks.metric import (
     build_request_offer,
 )
 from bot.deps import Deps
-from bot.errors import InputError
+from bot.errors import DatabotError, InputError
 from bot.ids import Action, Command
 from bot.metrics import (
     HelpRequest,
@@ -26,7 +26,6 @@ from bot.metrics import (
     StillWorking,
     UnknownAccount,
     UnknownMetric,
-    check_allowed,
     may_see,
     metric_service,
     prefill_for,
@@ -50,41 +49,59 @@ def register(app: App, deps: Deps) -> None:
 
 
 def handle_metric_command(deps: Deps, ack: Ack, body: dict, respond: Respond) -> None:
-    # The ack never waits for the warehouse: Slack gives up after 3 seconds.
-    ack()
+    # Help, typos, unreadable periods and refusals need no warehouse: they go back in the
+    # ack itself, so they never queue behind slow lookups. A lookup is acked at once and
+    # runs after the ack: Slack gives up on an ack after 3 seconds.
     text = body.get("text") or ""
+    parsed = reply_without_warehouse(deps, body, ack)
+    if parsed is None:
+        return
+    ack()
     note = StillWorking(
         deps.settings.metric_still_working_seconds,
         lambda: respond(text=build_metric_working(text), response_type="ephemeral"),
     )
-    run_after_ack(deps, body, respond, answer_metric_command, deps, body, respond, note)
+    run_after_ack(deps, body, respond, answer_metric_command, deps, body, respond, parsed, note)
 
 
-def answer_metric_command(deps: Deps, body: dict, respond: Respond, note: StillWorking) -> None:
+def reply_without_warehouse(deps: Deps, body: dict, ack: Ack) -> MetricQuery | None:
+    """Ack with the reply when the command can be answered from the catalog alone;
+    otherwise return the lookup to run (and leave the ack to the caller)."""
+    service = metric_service(deps)
+    text = body.get("text") or ""
     try:
-        _answer_metric_command(deps, body, respond, note)
+        parsed = service.parse(text)
+    except UnknownMetric as exc:
+        _ack_offer(ack, exc, text, "the catalog has no metric by that name")
+        return None
+    except DatabotError as exc:
+        ack(text=exc.user_message, response_type="ephemeral")
+        return None
+    if isinstance(parsed, HelpRequest):
+        blocks = build_metric_help(service.catalog)
+        ack(text="How to use /metric", blocks=_dicts(blocks), response_type="ephemeral")
+        return None
+    user, channel = body.get("user_id"), body.get("channel_id")
+    if not may_see(parsed.metric, deps.settings, user=user, channel=channel):
+        ack(text=refusal(parsed.metric, deps.settings), response_type="ephemeral")
+        return None
+    return parsed
+
+
+def answer_metric_command(
+    deps: Deps, body: dict, respond: Respond, parsed: MetricQuery, note: StillWorking
+) -> None:
+    try:
+        _answer_metric_command(deps, body, respond, parsed, note)
     finally:
         note.finish()
 
 
-def _answer_metric_command(deps: Deps, body: dict, respond: Respond, note: StillWorking) -> None:
+def _answer_metric_command(
+    deps: Deps, body: dict, respond: Respond, parsed: MetricQuery, note: StillWorking
+) -> None:
     service = metric_service(deps)
     text = body.get("text") or ""
-    user, channel = body.get("user_id"), body.get("channel_id")
-    try:
-        parsed = service.parse(text)
-    except UnknownMetric as exc:
-        _offer_request(respond, exc, text, "the catalog has no metric by that name")
-        return
-    if isinstance(parsed, HelpRequest):
-        respond(
-            text="How to use /metric",
-            blocks=build_metric_help(service.catalog),
-            response_type="ephemeral",
-        )
-        return
-    assert isinstance(parsed, MetricQuery)
-    check_allowed(parsed.metric, deps.settings, user=user, channel=channel)
     try:
         answer = service.answer(parsed)
     except UnknownAccount as exc:
@@ -99,6 +116,15 @@ def _answer_metric_command(deps: Deps, body: dict, respond: Respond, note: Still
         blocks=build_metric_message(answer, deps.settings),
         response_type="ephemeral",
     )
+
+
+def _dicts(blocks: list) -> list[dict]:
+    return [b.to_dict() for b in blocks]
+
+
+def _ack_offer(ack: Ack, exc: InputError, text: str, reason: str) -> None:
+    blocks = build_request_offer(exc.user_message, prefill_for(text, reason))
+    ack(text=exc.user_message, blocks=_dicts(blocks), response_type="ephemeral")
 
 
 def _offer_request(respond: Respond, exc: InputError, text: str, reason: str) -> None:

@@ -95,6 +95,18 @@ def reply(bot, url):
     return responses(bot, url)[0]
 
 
+def acked(bot, text, **where):
+    """Send `/metric text`; the reply comes back in the ack itself (no warehouse needed),
+    and nothing follows at the response URL."""
+    response, url = bot.slash("/metric", text, **where)
+    assert response.status == 200
+    payload = response.json()
+    assert payload and payload.get("response_type") == "ephemeral"
+    bot.wait_idle()
+    assert bot.slack.responses(url) == []
+    return payload
+
+
 def all_text(payload):
     return json.dumps(payload, ensure_ascii=False)
 
@@ -129,14 +141,12 @@ def test_metric_command_acks_at_once_and_answers_ephemerally_by_response_url(bot
 
 
 def test_metric_help_lists_the_catalog(bot):
-    _, url = bot.slash("/metric", "")
-    text = all_text(reply(bot, url))
+    text = all_text(acked(bot, ""))
     assert "`dau`" in text and "`mrr`" in text and "Usage" in text
 
 
 def test_metric_command_suggests_close_names_for_unknown_metric_and_offers_a_request(bot):
-    _, url = bot.slash("/metric", "mua last month")
-    payload = reply(bot, url)
+    payload = acked(bot, "mua last month")
     assert "`mau`" in all_text(payload)
     button = payload["blocks"][0]["accessory"]
     assert button["action_id"] == "metric_open_request"
@@ -145,8 +155,7 @@ def test_metric_command_suggests_close_names_for_unknown_metric_and_offers_a_req
 
 
 def test_bad_period_lists_the_accepted_forms(bot):
-    _, url = bot.slash("/metric", "dau fortnight")
-    text = all_text(reply(bot, url))
+    text = all_text(acked(bot, "dau fortnight"))
     assert "last month" in text and "2026-10-01..2026-10-31" in text
 
 
@@ -157,15 +166,13 @@ def test_unknown_account_says_so_and_suggests(bot):
 
 
 def test_mentions_in_the_command_are_never_echoed_live(bot):
-    _, url = bot.slash("/metric", "<!channel> <@U0BOB> dau")
-    text = all_text(reply(bot, url))
+    text = all_text(acked(bot, "<!channel> <@U0BOB> dau"))
     assert "<!channel>" not in text and "<@U0BOB>" not in text
     assert "&lt;!channel&gt;" in text
 
 
 def test_revenue_metric_is_refused_outside_revenue_channels(bot, warehouse):
-    _, url = bot.slash("/metric", "mrr", channel=GENERAL)
-    text = all_text(reply(bot, url))
+    text = all_text(acked(bot, "mrr", channel=GENERAL))
     assert "revenue" in text and f"<#{REVENUE}>" in text
     assert "$" not in text
     assert warehouse.queries == 0
@@ -230,8 +237,7 @@ def test_identical_lookups_are_answered_from_one_query(bot, warehouse):
 
 
 def test_request_button_opens_the_intake_modal_prefilled_with_what_was_asked(bot):
-    _, url = bot.slash("/metric", "churn by plan last month")
-    offer = reply(bot, url)
+    offer = acked(bot, "churn by plan last month")
     action = block_actions(
         Action.METRIC_OPEN_REQUEST.value,
         message=offer,
@@ -249,3 +255,15 @@ def test_request_button_opens_the_intake_modal_prefilled_with_what_was_asked(bot
         b["element"].get("initial_value", "") for b in view["blocks"] if b["type"] == "input"
     ]
     assert any("churn by plan last month" in v for v in initial)
+
+
+def test_help_comes_back_in_the_ack_even_while_every_worker_is_busy(tmp_path):
+    warehouse = FakeWarehouse(delay=1.5)
+    with BotHarness(
+        data_dir=tmp_path, warehouse=warehouse, now=lambda: NOW, worker_threads=1
+    ) as bot:
+        bot.slash("/metric", "wau")
+        started = time.perf_counter()
+        response, _ = bot.slash("/metric", "help")
+        elapsed = time.perf_counter() - started
+        assert "`dau`" in response.text and elapsed < 1.0

@@ -6,6 +6,7 @@ import time
 
 from bot.ids import Action
 from sandbox.harness import ANALYTICS_CHANNEL
+from sandbox.render import render_message
 from sandbox.slack_requests import block_actions
 
 FINANCE_CHANNEL = "C0FINANCE"
@@ -53,11 +54,13 @@ def run(h) -> None:
     h.say("A typo: `/metric mua last month`")
     _ask(h, "mua last month")
     h.say("Not a typo after all: `/metric churn by plan`, then “Open a data request”")
-    url = _ask(h, "churn by plan")
+    response, _ = h.slash("/metric", "churn by plan")
+    print("\n--- reply (only visible to you) ---", file=h.out)
+    print(render_message(response.json()), file=h.out)
     h.interact(
         block_actions(
             Action.METRIC_OPEN_REQUEST.value,
-            message=h.slack.responses(url)[-1].payload,
+            message=response.json(),
             channel_id=ANALYTICS_CHANNEL,
             user_id="U0ALICE",
             is_ephemeral=True,
@@ -74,11 +77,16 @@ def run(h) -> None:
 
 
 def _ask(h, text: str, *, quiet: bool = False, **where) -> str:
-    """Send `/metric text` and wait for the answer itself (Bolt runs the listener after
-    the ack, and a slow lookup first posts a "still working" note)."""
-    _, url = h.slash("/metric", text, **where)
+    """Send `/metric text`. Replies that need no warehouse come back in the ack (printed
+    here); a lookup answers at the response URL: wait for the answer itself (Bolt runs
+    the listener after the ack, and a slow lookup first posts a "still working" note)."""
+    response, url = h.slash("/metric", text, **where)
+    if response.body and not quiet:
+        print("\n--- reply (only visible to you) ---", file=h.out)
+        print(render_message(response.json()), file=h.out)
+        return url
     deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
+    while not response.body and time.monotonic() < deadline:
         texts = [r.payload.get("text") or "" for r in h.slack.responses(url)]
         if any(not t.startswith("Still working") for t in texts):
             break
