@@ -96,6 +96,46 @@ class Settings(BaseSettings):
         default_factory=list, description="User ids who may see sensitive metrics anywhere."
     )
 
+    # --- Cody Pro daily numbers (bot/cody_pro.py) -------------------------------------
+    cody_channel: str = Field(
+        "#cody-pro-metrics",
+        description="Channel (id or #name) for the daily Cody Pro post. It shows revenue: "
+        "use a channel where revenue may be shown.",
+    )
+    cody_price_usd: float = Field(9.0, gt=0, description="Cody Pro price per seat per month, USD.")
+    cody_post_cron: str = Field(
+        "0 9 * * *", description="When the daily Cody Pro post goes out (cron, in TIMEZONE)."
+    )
+    cody_retry_minutes: int = Field(
+        30, ge=1, description="While SSC data for yesterday is incomplete, check again this often."
+    )
+    cody_give_up_time: dt.time = Field(
+        dt.time(12, 0),
+        description="Local time (TIMEZONE) after which a 'data not ready' notice is posted "
+        "instead of waiting silently; the numbers still follow once the data arrives.",
+    )
+    cody_unusual_change_pct: float = Field(
+        10.0,
+        gt=0,
+        description="Flag the post when active subscribers move more than this "
+        "percentage day over day.",
+    )
+    cody_stripe_reconciliation: bool = Field(
+        False, description="Compare SSC active subscribers with Stripe's in the daily post."
+    )
+    cody_stripe_dataset: str = Field(
+        "stripe",
+        pattern=r"^([A-Za-z0-9-]+\.)?[A-Za-z0-9_]+$",
+        description="BigQuery dataset ([project.]dataset) holding Stripe's `subscriptions`.",
+    )
+    cody_stripe_match_threshold_pct: float = Field(
+        95.0,
+        ge=0,
+        le=100,
+        description="Flag the reconciliation when SSC and Stripe agree on "
+        "fewer than this percentage of active subscribers.",
+    )
+
     @field_validator("timezone")
     @classmethod
     def _known_timezone(cls, value: str) -> str:

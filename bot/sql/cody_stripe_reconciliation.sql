@@ -1,0 +1,21 @@
+-- Cody Pro: SSC vs Stripe active subscribers on one Pacific date (@date DATE).
+-- {stripe_dataset} is the configured dataset name (validated by Settings), not user input.
+-- "Active on D" is the same rule on both sides: started on or before D (Pacific) and not
+-- ended on or before D. Stripe's `status` is today's status, so it cannot tell history.
+-- A Stripe subscription without an SSC user id can never match: it counts as Stripe-only.
+WITH ssc_active AS (
+  SELECT DISTINCT user_id AS user_key
+  FROM ssc.subscriptions
+  WHERE DATE(started_at, 'America/Los_Angeles') <= @date
+    AND (ended_at IS NULL OR DATE(ended_at, 'America/Los_Angeles') > @date)
+),
+stripe_active AS (
+  SELECT DISTINCT COALESCE(ssc_user_id, CONCAT('stripe:', stripe_subscription_id)) AS user_key
+  FROM {stripe_dataset}.subscriptions
+  WHERE DATE(created, 'America/Los_Angeles') <= @date
+    AND (ended_at IS NULL OR DATE(ended_at, 'America/Los_Angeles') > @date)
+)
+SELECT
+  (SELECT COUNT(*) FROM ssc_active) AS ssc_active,
+  (SELECT COUNT(*) FROM stripe_active) AS stripe_active,
+  (SELECT COUNT(*) FROM ssc_active INNER JOIN stripe_active ON ssc_active.user_key = stripe_active.user_key) AS matched
