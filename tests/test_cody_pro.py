@@ -204,3 +204,268 @@ def test_match_rate_at_the_threshold_is_not_flagged():
     )
     assert rec.match_rate_pct == pytest.approx(95.0)
     assert not rec.below_threshold
+
+
+# --- numbers on the demo warehouse vs an independent computation ---------------------------
+
+import functools  # noqa: E402
+
+from bot.cody_pro import load_days, load_report, reconcile_with_stripe  # noqa: E402
+from bot.settings import Settings  # noqa: E402
+from bot.warehouse import DuckDBWarehouse  # noqa: E402
+from tests.cody_warehouse import (  # noqa: E402
+    RawSSC,
+    ReopeningWarehouse,
+    add_subscriber,
+    copy_ssc,
+    execute,
+)
+
+
+@functools.cache
+def raw_ssc(path) -> RawSSC:
+    return RawSSC(path)
+
+
+@pytest.fixture
+def demo_warehouse(demo_warehouse_path):
+    warehouse = DuckDBWarehouse(demo_warehouse_path, timeout_s=60)
+    yield warehouse
+    warehouse.close()
+
+
+def settings(**values) -> Settings:
+    return Settings(_env_file=None, **values)
+
+
+# Month ends and starts, both DST switches of 2026 (Mar 8, Nov 1) and the day after the
+# fall switch, a year boundary, and the latest complete day.
+CHECK_DATES = [
+    dt.date(2025, 12, 31),
+    dt.date(2026, 1, 1),
+    dt.date(2026, 2, 28),
+    dt.date(2026, 3, 8),
+    dt.date(2026, 3, 9),
+    dt.date(2026, 10, 31),
+    dt.date(2026, 11, 1),
+    dt.date(2026, 11, 2),
+    dt.date(2026, 11, 22),
+]
+
+
+@pytest.mark.parametrize("day", CHECK_DATES, ids=str)
+def test_every_field_equals_the_independent_computation(demo_warehouse, demo_warehouse_path, day):
+    (row,) = load_days(demo_warehouse, day, day, 9.0)
+
+    assert row.model_dump() == raw_ssc(demo_warehouse_path).fields(day)
+
+
+def test_a_range_across_month_end_and_dst_matches_day_by_day(demo_warehouse, demo_warehouse_path):
+    start, end = dt.date(2026, 10, 20), dt.date(2026, 11, 10)
+    rows = load_days(demo_warehouse, start, end, 9.0)
+
+    raw = raw_ssc(demo_warehouse_path)
+    expected = [raw.fields(start + dt.timedelta(days=i)) for i in range((end - start).days + 1)]
+    assert [r.model_dump() for r in rows] == expected
+    assert any(r.canceled_subscribers for r in rows) and any(r.new_subscribers for r in rows)
+
+
+def test_report_compares_with_day_before_week_before_and_month_to_date(
+    demo_warehouse, demo_warehouse_path
+):
+    day = dt.date(2026, 11, 22)
+    report = load_report(demo_warehouse, settings(), day)
+
+    raw = raw_ssc(demo_warehouse_path)
+    assert report.day.model_dump() == raw.fields(day)
+    assert report.previous.model_dump() == raw.fields(dt.date(2026, 11, 21))
+    assert report.week_ago.model_dump() == raw.fields(dt.date(2026, 11, 15))
+    month = [raw.fields(dt.date(2026, 11, d)) for d in range(1, 23)]
+    assert report.month_to_date_new == sum(f["new_subscribers"] for f in month)
+    assert report.month_to_date_canceled == sum(f["canceled_subscribers"] for f in month)
+    assert report.month_to_date_net == sum(
+        f["new_subscribers"] - f["canceled_subscribers"] for f in month
+    )
+    assert [d.date for d in report.trend] == [day - dt.timedelta(days=29 - i) for i in range(30)]
+    assert report.trend[0].model_dump() == raw.fields(dt.date(2026, 10, 24))
+    assert report.problems == []
+
+
+def test_month_to_date_on_the_first_of_the_month_is_that_day_only(
+    demo_warehouse, demo_warehouse_path
+):
+    day = dt.date(2026, 11, 1)
+    report = load_report(demo_warehouse, settings(), day)
+
+    fields = raw_ssc(demo_warehouse_path).fields(day)
+    assert report.month_to_date_new == fields["new_subscribers"]
+    assert report.month_to_date_canceled == fields["canceled_subscribers"]
+
+
+def test_month_to_date_on_the_31st_reaches_back_past_the_trend(demo_warehouse, demo_warehouse_path):
+    # Oct 31: the month started 30 days before, one day before the 30-day trend window.
+    day = dt.date(2026, 10, 31)
+    report = load_report(demo_warehouse, settings(), day)
+
+    month = [raw_ssc(demo_warehouse_path).fields(dt.date(2026, 10, d)) for d in range(1, 32)]
+    assert report.month_to_date_new == sum(f["new_subscribers"] for f in month)
+    assert len(report.trend) == 30
+
+
+def test_revenue_uses_the_configured_price(demo_warehouse, demo_warehouse_path):
+    day = dt.date(2026, 11, 22)
+    report = load_report(demo_warehouse, settings(cody_price_usd=12.5), day)
+
+    assert report.day.model_dump() == raw_ssc(demo_warehouse_path).fields(day, price=12.5)
+    assert report.problems == []
+
+
+def test_the_day_a_subscriber_cancels(demo_warehouse_path, tmp_path):
+    db = copy_ssc(demo_warehouse_path, tmp_path / "cody.duckdb")
+    warehouse = ReopeningWarehouse(db)
+    window = (dt.date(2026, 10, 14), dt.date(2026, 11, 22))
+    before = {d.date: d for d in load_days(warehouse, *window, 9.0)}
+    # Starts Oct 15 10:00 PT; cancels Fri Nov 20 at 23:59:30 PT, which is already Nov 21 in
+    # UTC: the cancellation belongs to Nov 20.
+    add_subscriber(
+        db,
+        "cu_test_cancels",
+        started_at=pacific(2026, 10, 15, 10, 0),
+        ended_at=pacific(2026, 11, 20, 23, 59, 30),
+        months=2,
+    )
+    after = {d.date: d for d in load_days(warehouse, *window, 9.0)}
+
+    def moved(name: str) -> dict[dt.date, int]:
+        return {
+            day: getattr(after[day], name) - getattr(before[day], name)
+            for day in after
+            if getattr(after[day], name) != getattr(before[day], name)
+        }
+
+    assert moved("canceled_subscribers") == {dt.date(2026, 11, 20): 1}
+    # active from the first day through the day before the cancellation, not on it
+    assert set(moved("active_subscribers")) == {
+        dt.date(2026, 10, 15) + dt.timedelta(days=i) for i in range(36)
+    }
+    assert max(moved("active_subscribers")) == dt.date(2026, 11, 19)
+    assert moved("new_subscribers") == {dt.date(2026, 10, 15): 1}
+    assert moved("retained_subscribers") == {dt.date(2026, 11, 15): 1}
+    assert moved("mrr") == {day: 9 for day in moved("active_subscribers")}
+    # and the independent computation agrees on the changed file
+    raw = RawSSC(db)
+    for day in (dt.date(2026, 11, 19), dt.date(2026, 11, 20), dt.date(2026, 11, 21)):
+        assert after[day].model_dump() == raw.fields(day)
+
+
+# --- Stripe reconciliation -----------------------------------------------------------------
+
+
+def test_reconciliation_on_the_demo_matches_the_independent_sets(
+    demo_warehouse, demo_warehouse_path
+):
+    day = dt.date(2026, 11, 22)
+    rec = reconcile_with_stripe(demo_warehouse, day, "stripe", 95.0)
+
+    raw = raw_ssc(demo_warehouse_path)
+    ssc, stripe = raw.active_users(day), raw.stripe_active_keys(day)
+    assert (rec.ssc_active, rec.stripe_active, rec.matched) == (
+        len(ssc),
+        len(stripe),
+        len(ssc & stripe),
+    )
+    assert rec.match_rate_pct == pytest.approx(len(ssc & stripe) / len(ssc | stripe) * 100)
+
+
+def mirror_stripe(db) -> None:
+    """Make Stripe agree with SSC exactly, so each test adds only its own mismatches."""
+    execute(db, "DELETE FROM stripe.subscriptions")
+    execute(
+        db,
+        "INSERT INTO stripe.subscriptions SELECT 'st_' || subscription_id, user_id, status, "
+        "started_at, ended_at FROM ssc.subscriptions",
+    )
+
+
+def test_reconciliation_rate_on_a_constructed_mismatch(demo_warehouse_path, tmp_path):
+    day = dt.date(2026, 11, 22)
+    db = copy_ssc(demo_warehouse_path, tmp_path / "cody.duckdb")
+    mirror_stripe(db)
+    warehouse = ReopeningWarehouse(db)
+    exact = reconcile_with_stripe(warehouse, day, "stripe", 95.0)
+    assert exact.match_rate_pct == 100.0 and exact.ssc_active == exact.stripe_active
+
+    active = sorted(RawSSC(db).active_users(day))
+    missing, flipped = active[:30], active[30:50]
+    execute(
+        db, "DELETE FROM stripe.subscriptions WHERE list_contains($u, ssc_user_id)", {"u": missing}
+    )
+    # Stripe says canceled but has no end date: the known active-subscriber bug
+    execute(
+        db,
+        "UPDATE stripe.subscriptions SET status = 'canceled', ended_at = NULL "
+        "WHERE list_contains($u, ssc_user_id)",
+        {"u": flipped},
+    )
+    execute(
+        db,
+        "INSERT INTO stripe.subscriptions VALUES "
+        "('st_orphan', NULL, 'active', TIMESTAMPTZ '2026-11-01 12:00:00+00', NULL), "
+        "('st_unknown', 'cu_only_in_stripe', 'active', TIMESTAMPTZ '2026-11-02 12:00:00+00', NULL), "
+        "('st_future', 'cu_starts_later', 'active', TIMESTAMPTZ '2026-11-23 09:00:00+00', NULL)",
+    )
+
+    rec = reconcile_with_stripe(warehouse, day, "stripe", 95.0)
+
+    n = len(active)
+    assert rec.ssc_active == n
+    assert rec.ssc_only == 50  # 30 missing + 20 flipped
+    assert rec.stripe_only == 2  # the orphan and the unknown user; Nov 23 is not Nov 22
+    assert rec.matched == n - 50
+    assert rec.match_rate_pct == pytest.approx((n - 50) / (n + 2) * 100)
+
+
+def test_report_flags_reconciliation_below_threshold(demo_warehouse_path, tmp_path):
+    day = dt.date(2026, 11, 22)
+    db = copy_ssc(demo_warehouse_path, tmp_path / "cody.duckdb")
+    mirror_stripe(db)
+    active = sorted(RawSSC(db).active_users(day))
+    gone = active[: len(active) // 10]  # Stripe lacks 10%: 90% match
+    execute(
+        db, "DELETE FROM stripe.subscriptions WHERE list_contains($u, ssc_user_id)", {"u": gone}
+    )
+    warehouse = ReopeningWarehouse(db)
+
+    on = settings(cody_stripe_reconciliation=True)
+    flagged = load_report(warehouse, on, day)
+    assert flagged.reconciliation.below_threshold
+    assert any("SSC and Stripe agree on only 90.0%" in w for w in flagged.warnings)
+
+    lenient = settings(cody_stripe_reconciliation=True, cody_stripe_match_threshold_pct=85)
+    assert load_report(warehouse, lenient, day).warnings == []
+    assert load_report(warehouse, settings(), day).reconciliation is None
+
+
+# --- unusual moves on real data --------------------------------------------------------------
+
+
+def test_a_jump_in_active_subscribers_is_flagged_not_hidden(demo_warehouse_path, tmp_path):
+    day = dt.date(2026, 11, 22)
+    db = copy_ssc(demo_warehouse_path, tmp_path / "cody.duckdb")
+    warehouse = ReopeningWarehouse(db)
+    assert load_report(warehouse, settings(), day).warnings == []
+
+    active = len(RawSSC(db).active_users(dt.date(2026, 11, 21)))
+    burst = active // 5  # +20% in a day: e.g. a bulk import
+    execute(
+        db,
+        "INSERT INTO ssc.subscriptions SELECT 'sub_bulk_' || i, 'cu_bulk_' || i, "
+        "TIMESTAMPTZ '2026-11-22 18:00:00+00', NULL, 'active' FROM range($n) t(i)",
+        {"n": burst},
+    )
+    report = load_report(warehouse, settings(cody_unusual_change_pct=10), day)
+
+    assert report.day.active_subscribers == len(RawSSC(db).active_users(day))
+    assert report.problems == []
+    (warning,) = report.warnings
+    assert "Active subscribers moved +" in warning and "±10%" in warning

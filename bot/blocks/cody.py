@@ -168,8 +168,8 @@ def _fallback_text(report: CodyReport, lead: str) -> str:
     day = report.day
     active_change = fmt_change("active_subscribers", report.vs_previous("active_subscribers"))
     text = (
-        f"{lead}: {fmt_count(day.active_subscribers)} active subscribers ({active_change} vs the "
-        f"day before), {fmt_count(day.new_subscribers)} new, "
+        f"{lead}: {fmt_count(day.active_subscribers)} active subscribers, {active_change} vs "
+        f"the day before; {fmt_count(day.new_subscribers)} new, "
         f"{fmt_count(day.retained_subscribers)} retained, "
         f"{fmt_count(day.canceled_subscribers)} canceled; MRR {fmt_money(day.mrr)}, "
         f"ARR {fmt_money(day.arr)}. {len(report.trend)}-day trend: "
