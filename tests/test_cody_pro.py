@@ -5,6 +5,7 @@ the raw SSC rows (read straight from the demo DuckDB file, not through bot/wareh
 """
 
 import datetime as dt
+import functools
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -17,9 +18,15 @@ from bot.cody_pro import (
     check_readiness,
     last_complete_date,
     latest_complete_date,
+    load_days,
+    load_report,
+    reconcile_with_stripe,
     start_of_day,
     unusual_moves,
 )
+from bot.settings import Settings
+from bot.warehouse import DuckDBWarehouse
+from tests.cody_warehouse import RawSSC, ReopeningWarehouse, add_subscriber, copy_ssc, execute
 
 PT = ZoneInfo("America/Los_Angeles")
 
@@ -207,19 +214,6 @@ def test_match_rate_at_the_threshold_is_not_flagged():
 
 
 # --- numbers on the demo warehouse vs an independent computation ---------------------------
-
-import functools  # noqa: E402
-
-from bot.cody_pro import load_days, load_report, reconcile_with_stripe  # noqa: E402
-from bot.settings import Settings  # noqa: E402
-from bot.warehouse import DuckDBWarehouse  # noqa: E402
-from tests.cody_warehouse import (  # noqa: E402
-    RawSSC,
-    ReopeningWarehouse,
-    add_subscriber,
-    copy_ssc,
-    execute,
-)
 
 
 @functools.cache
@@ -411,7 +405,8 @@ def test_reconciliation_rate_on_a_constructed_mismatch(demo_warehouse_path, tmp_
         db,
         "INSERT INTO stripe.subscriptions VALUES "
         "('st_orphan', NULL, 'active', TIMESTAMPTZ '2026-11-01 12:00:00+00', NULL), "
-        "('st_unknown', 'cu_only_in_stripe', 'active', TIMESTAMPTZ '2026-11-02 12:00:00+00', NULL), "
+        "('st_unknown', 'cu_only_in_stripe', 'active', "
+        "TIMESTAMPTZ '2026-11-02 12:00:00+00', NULL), "
         "('st_future', 'cu_starts_later', 'active', TIMESTAMPTZ '2026-11-23 09:00:00+00', NULL)",
     )
 
