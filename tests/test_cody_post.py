@@ -1,0 +1,256 @@
+"""The daily Cody Pro post as the scheduler sees it: CodyDailyJob.build on real data."""
+
+import datetime as dt
+import io
+import json
+import re
+
+import pytest
+from PIL import Image
+
+from bot.blocks.cody import fmt_money
+from bot.cody_pro import CodyDailyJob, cody_pro_summary, load_report
+from bot.deps import build_deps
+from bot.errors import WarehouseError
+from bot.ids import Job
+from bot.jobs import NotReady, Post
+from bot.settings import Settings
+from bot.store import Store
+from bot.warehouse import DuckDBWarehouse
+from tests.cody_warehouse import PT, RawSSC, ReopeningWarehouse, copy_ssc, set_synced_through
+
+DAY = dt.date(2026, 11, 22)
+PERIOD = DAY.isoformat()
+
+
+@pytest.fixture
+def make_deps(tmp_path):
+    made = []
+
+    def make(warehouse, **values):
+        settings = Settings(_env_file=None, data_dir=tmp_path, cody_channel="C0CODY", **values)
+        deps = build_deps(settings, warehouse=warehouse, store=Store(f"sqlite:///{tmp_path}/s.db"))
+        made.append(deps)
+        return deps
+
+    yield make
+    for deps in made:
+        deps.work.shutdown(wait=False)
+        deps.store.close()
+
+
+@pytest.fixture
+def demo_warehouse(demo_warehouse_path):
+    warehouse = DuckDBWarehouse(demo_warehouse_path, timeout_s=60)
+    yield warehouse
+    warehouse.close()
+
+
+def block_text(blocks: list[dict]) -> str:
+    """Every mrkdwn/plain string in the blocks, as a reader would see them."""
+    found: list[str] = []
+
+    def walk(node):
+        if isinstance(node, dict):
+            if isinstance(node.get("text"), str):
+                found.append(node["text"])
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for item in node:
+                walk(item)
+
+    walk(blocks)
+    return "\n".join(found)
+
+
+def field_value(text: str, label: str) -> str:
+    """The value line under a bold field label ('*MRR*\\n$40,248\\n...')."""
+    match = re.search(rf"\*{re.escape(label)}\*[^\n]*\n([^\n]+)", text)
+    assert match, f"{label!r} not in post"
+    return match.group(1)
+
+
+def test_job_identity():
+    job = CodyDailyJob()
+    assert job.id is Job.CODY_DAILY
+    assert job.id == "cody-daily"
+
+
+def test_post_shows_every_field_equal_to_the_independent_computation(
+    demo_warehouse, demo_warehouse_path, make_deps
+):
+    deps = make_deps(demo_warehouse)
+
+    post = CodyDailyJob().build(deps, PERIOD)
+
+    assert isinstance(post, Post)
+    assert post.channel == "C0CODY"
+    expected = RawSSC(demo_warehouse_path).fields(DAY)
+    text = block_text(post.blocks)
+    counts = {
+        "Active subscribers": "active_subscribers",
+        "New subscribers": "new_subscribers",
+        "Retained subscribers": "retained_subscribers",
+        "Canceled subscribers": "canceled_subscribers",
+        "Daily subscribers": "daily_subscribers",
+    }
+    for label, name in counts.items():
+        assert field_value(text, label) == f"{expected[name]:,}", label
+    money = {
+        "MRR": "mrr",
+        "ARR": "arr",
+        "Daily revenue": "daily_revenue",
+        "Revenue added": "daily_revenue_added",
+        "Revenue retained": "daily_revenue_retained",
+    }
+    for label, name in money.items():
+        assert field_value(text, label) == f"${expected[name]:,.0f}", label
+    assert "Sun, Nov 22, 2026" in text
+    # the fallback text (notifications, clients without blocks) has the headline numbers
+    assert f"{expected['active_subscribers']:,} active subscribers" in post.text
+    assert fmt_money(expected["mrr"]) in post.text
+
+
+def test_post_shows_changes_and_net_against_the_independent_computation(
+    demo_warehouse, demo_warehouse_path, make_deps
+):
+    post = CodyDailyJob().build(make_deps(demo_warehouse), PERIOD)
+
+    raw = RawSSC(demo_warehouse_path)
+    today, yesterday = raw.fields(DAY), raw.fields(DAY - dt.timedelta(days=1))
+    week_ago = raw.fields(DAY - dt.timedelta(days=7))
+    text = block_text(post.blocks)
+    active_block = text[text.index("*Active subscribers*") :].split("\n")[2]
+    d1 = today["active_subscribers"] - yesterday["active_subscribers"]
+    d7 = today["active_subscribers"] - week_ago["active_subscribers"]
+    assert active_block.startswith(f"{'+' if d1 > 0 else '−'}{abs(d1):,} (")
+    assert f"{'+' if d7 > 0 else '−'}{abs(d7):,} (" in active_block
+    assert "vs Sat" in active_block and "vs last Sun" in active_block
+    net_day = today["new_subscribers"] - today["canceled_subscribers"]
+    month = [raw.fields(dt.date(2026, 11, d)) for d in range(1, 23)]
+    net_month = sum(f["new_subscribers"] - f["canceled_subscribers"] for f in month)
+    assert f"{net_day:+,d} on the day · {net_month:+,d} month to date" in text
+
+
+def test_post_carries_a_30_day_chart_and_a_text_sparkline(demo_warehouse, make_deps):
+    post = CodyDailyJob().build(make_deps(demo_warehouse), PERIOD)
+
+    (chart,) = post.files
+    assert chart.filename == "cody-pro-2026-11-22.png"
+    image = Image.open(io.BytesIO(chart.content))
+    assert image.format == "PNG"
+    spark = re.search(r"`([▁▂▃▄▅▆▇█]+)`", block_text(post.blocks))
+    assert spark and len(spark.group(1)) == 30
+    assert re.search(r"30-day trend: [▁▂▃▄▅▆▇█]{30}", post.text)
+
+
+def test_blocks_are_within_slack_limits(demo_warehouse, make_deps):
+    deps = make_deps(demo_warehouse, cody_stripe_reconciliation=True)
+    post = CodyDailyJob().build(deps, PERIOD)
+
+    assert len(post.blocks) <= 50
+    assert len(json.dumps(post.blocks)) < 40_000
+    for block in post.blocks:
+        for field in block.get("fields", []):
+            assert len(field["text"]) <= 2000
+        if block["type"] == "section" and "text" in block:
+            assert len(block["text"]["text"]) <= 3000
+
+
+def test_reconciliation_appears_in_the_post_when_configured(demo_warehouse, make_deps):
+    plain = CodyDailyJob().build(make_deps(demo_warehouse), PERIOD)
+    assert "Stripe reconciliation" not in block_text(plain.blocks)
+
+    deps = make_deps(demo_warehouse, cody_stripe_reconciliation=True)
+    post = CodyDailyJob().build(deps, PERIOD)
+    rec = load_report(demo_warehouse, deps.settings, DAY).reconciliation
+    text = block_text(post.blocks)
+    assert f"*Stripe reconciliation:* {rec.match_rate_pct:.1f}% match" in text
+    assert rec.match_rate_pct > 95  # the demo's Stripe mirrors SSC ~96%: no flag
+    assert ":warning:" not in text
+
+    strict = make_deps(
+        demo_warehouse, cody_stripe_reconciliation=True, cody_stripe_match_threshold_pct=99
+    )
+    flagged = block_text(CodyDailyJob().build(strict, PERIOD).blocks)
+    assert ":warning: below the 99%" in flagged
+    assert "*Unusual:* SSC and Stripe agree on only" in flagged
+
+
+# --- late data ------------------------------------------------------------------------------
+
+
+def test_incomplete_reference_date_is_not_posted(demo_warehouse_path, tmp_path, make_deps):
+    db = copy_ssc(demo_warehouse_path, tmp_path / "cody.duckdb")
+    # the export stopped at 23:00 PT on the reference date: the day is not complete
+    set_synced_through(db, dt.datetime(2026, 11, 22, 23, 0, tzinfo=PT), table="billing_cycles")
+    warehouse = ReopeningWarehouse(db)
+    deps = make_deps(warehouse)
+
+    result = CodyDailyJob().build(deps, PERIOD)
+
+    assert isinstance(result, NotReady)
+    assert "ssc.billing_cycles has complete data through Sat, Nov 21, 2026" in result.reason
+    assert "Sun, Nov 22, 2026" in result.reason
+    # no numbers were read for a day that is not complete
+    assert not any("cody_pro_daily" in q or "GENERATE_DATE_ARRAY" in q for q in warehouse.queries)
+
+    set_synced_through(db, dt.datetime(2026, 11, 23, 0, 0, tzinfo=PT))
+    assert isinstance(CodyDailyJob().build(deps, PERIOD), Post)
+
+
+def test_broken_numbers_are_held_back(demo_warehouse, make_deps):
+    class Corrupting:
+        """The real warehouse, but the daily row for the reference date is inconsistent."""
+
+        name = "duckdb"
+
+        def query(self, sql, params=None, *, labels=None):
+            rows = demo_warehouse.query(sql, params)
+            for row in rows:
+                if row.get("date") == DAY and "daily_subscribers" in row:
+                    row["daily_subscribers"] += 1
+            return rows
+
+        def close(self):
+            pass
+
+    result = CodyDailyJob().build(make_deps(Corrupting()), PERIOD)
+
+    assert isinstance(result, NotReady)
+    assert "failed a consistency check" in result.reason
+    assert "daily_subscribers" in result.reason
+
+
+def test_a_bad_period_is_a_clear_error(demo_warehouse, make_deps):
+    from bot.errors import InputError
+
+    with pytest.raises(InputError, match="YYYY-MM-DD"):
+        CodyDailyJob().build(make_deps(demo_warehouse), "yesterday")
+
+
+# --- on demand -----------------------------------------------------------------------------
+
+
+def test_summary_defaults_to_the_latest_complete_day(
+    demo_warehouse, demo_warehouse_path, make_deps
+):
+    deps = make_deps(demo_warehouse)
+    deps.now = lambda: dt.datetime(2026, 11, 23, 18, 0, tzinfo=dt.UTC)
+
+    text, blocks = cody_pro_summary(deps)
+
+    expected = RawSSC(demo_warehouse_path).fields(DAY)
+    assert "Cody Pro summary · Sun, Nov 22, 2026" in block_text(blocks)
+    assert field_value(block_text(blocks), "MRR") == f"${expected['mrr']:,.0f}"
+    assert f"{expected['active_subscribers']:,} active subscribers" in text
+
+
+def test_summary_for_an_incomplete_day_says_why(demo_warehouse, make_deps):
+    deps = make_deps(demo_warehouse)
+    deps.now = lambda: dt.datetime(2026, 11, 23, 18, 0, tzinfo=dt.UTC)
+
+    with pytest.raises(WarehouseError, match="not ready: ssc.subscriptions has complete data"):
+        cody_pro_summary(deps, dt.date(2026, 11, 23))
+
