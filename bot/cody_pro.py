@@ -403,10 +403,56 @@ def reference_date(run_at: dt.datetime) -> dt.date:
     return run_at.astimezone(PACIFIC).date() - dt.timedelta(days=1)
 
 
+def cron_time(cron: str) -> dt.time | None:
+    """The time of day of a daily cron string ("0 9 * * *" -> 09:00); None if not one."""
+    fields = cron.split()
+    if len(fields) != 5 or not (fields[0].isdigit() and fields[1].isdigit()):
+        return None
+    minute, hour = int(fields[0]), int(fields[1])
+    return dt.time(hour, minute) if hour < 24 and minute < 60 else None
+
+
 class CodyDailyJob:
-    """The daily Cody Pro post: the period is the reference date (yesterday, Pacific)."""
+    """The daily Cody Pro post: the period is the reference date (yesterday, Pacific).
+
+    Timing options are read by the scheduler (bot.jobs.JobOptions): retry every
+    `cody_retry_minutes` while SSC is behind; post the "data not ready" notice once the
+    local time passes `cody_give_up_time` (expressed as a delay from the scheduled time,
+    because the runner counts from the first attempt); the numbers follow when complete.
+    """
 
     id = Job.CODY_DAILY
+    title = "Cody Pro daily numbers"
+
+    def __init__(self, settings: Settings | None = None) -> None:
+        self.settings = settings
+
+    @property
+    def channel(self) -> str | None:
+        return self.settings.cody_channel if self.settings else None
+
+    @property
+    def enabled(self) -> bool:
+        return self.settings.cody_daily_enabled if self.settings else True
+
+    @property
+    def retry_every(self) -> dt.timedelta | None:
+        if self.settings is None:
+            return None
+        return dt.timedelta(minutes=self.settings.cody_retry_minutes)
+
+    @property
+    def give_up_after(self) -> dt.timedelta | None:
+        if self.settings is None:
+            return None
+        schedules = getattr(self.settings, "job_schedules", None) or {}
+        posted = cron_time(schedules.get(str(self.id)) or self.settings.cody_post_cron)
+        if posted is None:
+            return None  # not a plain daily time: the scheduler's default delay applies
+        give_up = self.settings.cody_give_up_time
+        delay = dt.datetime.combine(dt.date.min, give_up) - dt.datetime.combine(dt.date.min, posted)
+        # A give-up time at or before the post time: notice at the first failed attempt.
+        return max(delay, dt.timedelta(0))
 
     def period_for(self, run_at: dt.datetime, tz=None) -> str | None:
         # The reference date is Pacific by definition (DOMAIN.md), not the schedule's zone.
@@ -420,7 +466,7 @@ class CodyDailyJob:
         readiness = check_readiness(deps.warehouse, day)
         if not readiness.ready:
             logger.info("cody-daily %s not ready: %s", period, readiness.reason)
-            return NotReady(reason=readiness.reason)
+            return NotReady(reason=readiness.reason, channel=deps.settings.cody_channel)
         report = load_report(
             deps.warehouse, deps.settings, day, synced_through=readiness.synced_through
         )
@@ -430,7 +476,8 @@ class CodyDailyJob:
             return NotReady(
                 reason="the Cody Pro numbers failed a consistency check ("
                 + "; ".join(report.problems)
-                + "), so they are held back"
+                + "), so they are held back",
+                channel=deps.settings.cody_channel,
             )
         text, blocks = build_cody_daily_message(report)
         png = render_trend_png(report.trend, price_usd=report.price_usd)

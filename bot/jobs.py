@@ -32,6 +32,7 @@ class Post(BaseModel):
 
 class NotReady(BaseModel):
     reason: str
+    channel: str | None = None
 
 
 class ScheduledJob(Protocol):

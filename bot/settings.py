@@ -103,6 +103,7 @@ class Settings(BaseSettings):
         "use a channel where revenue may be shown.",
     )
     cody_price_usd: float = Field(9.0, gt=0, description="Cody Pro price per seat per month, USD.")
+    cody_daily_enabled: bool = Field(True, description="Post the Cody Pro numbers every day.")
     cody_post_cron: str = Field(
         "0 9 * * *", description="When the daily Cody Pro post goes out (cron, in TIMEZONE)."
     )

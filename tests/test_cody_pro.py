@@ -464,3 +464,29 @@ def test_a_jump_in_active_subscribers_is_flagged_not_hidden(demo_warehouse_path,
     assert report.problems == []
     (warning,) = report.warnings
     assert "Active subscribers moved +" in warning and "±10%" in warning
+
+
+# --- schedule options the runner reads ------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "cron, give_up, expected",
+    [
+        ("0 9 * * *", dt.time(12, 0), dt.timedelta(hours=3)),
+        ("30 8 * * *", dt.time(12, 0), dt.timedelta(hours=3, minutes=30)),
+        ("0 9 * * *", dt.time(9, 0), dt.timedelta(0)),
+        ("0 9 * * mon-fri", dt.time(12, 0), dt.timedelta(hours=3)),
+        ("*/30 * * * *", dt.time(12, 0), None),  # not a daily time: scheduler's default
+    ],
+)
+def test_notice_is_due_at_the_give_up_time(cron, give_up, expected):
+    job = CodyDailyJob(Settings(_env_file=None, cody_post_cron=cron, cody_give_up_time=give_up))
+    assert job.give_up_after == expected
+
+
+def test_job_options_come_from_the_cody_settings():
+    job = CodyDailyJob(Settings(_env_file=None, cody_channel="C0CODY", cody_retry_minutes=15))
+    assert job.retry_every == dt.timedelta(minutes=15)
+    assert job.channel == "C0CODY"
+    assert job.enabled
+    assert not CodyDailyJob(Settings(_env_file=None, cody_daily_enabled=False)).enabled
