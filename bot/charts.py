@@ -45,6 +45,7 @@ def build_trend_figure(days: Sequence[CodyDay], *, price_usd: float) -> Figure:
     top.plot(dates, active, color="#6B47D6", linewidth=2, marker="o", markersize=3)
     top.set_ylabel("active subscribers")
     top.yaxis.set_major_locator(MaxNLocator(integer=True))
+    top.yaxis.set_major_formatter(StrMethodFormatter("{x:,.0f}"))
     top.grid(True, alpha=0.3)
     mrr_axis = top.secondary_yaxis(
         "right", functions=(lambda n: n * price_usd, lambda usd: usd / price_usd)
@@ -60,7 +61,7 @@ def build_trend_figure(days: Sequence[CodyDay], *, price_usd: float) -> Figure:
     bottom.set_ylabel("per day")
     bottom.yaxis.set_major_locator(MaxNLocator(integer=True))
     bottom.yaxis.set_major_formatter(StrMethodFormatter("{x:,.0f}"))
-    bottom.legend(loc="upper left", fontsize="small", frameon=False)
+    bottom.legend(loc="upper left", ncols=2, fontsize="small", framealpha=0.9)
     bottom.grid(True, axis="y", alpha=0.3)
     bottom.xaxis.set_major_formatter(DateFormatter("%b %d"))
     fig.autofmt_xdate()

@@ -136,9 +136,9 @@ class Readiness(BaseModel):
             )
         last = last_complete_date(self.synced_through)
         return (
-            f"{self.lagging_table} has complete data through {fmt_day(last)} "
-            f"(synced through {fmt_time(self.synced_through)}); "
-            f"the numbers for {fmt_day(self.day)} need data through the end of that day"
+            f"{self.lagging_table} has complete data only through {fmt_day(last)} "
+            f"(synced through {fmt_time(self.synced_through)}), and {fmt_day(self.day)} "
+            "must be complete"
         )
 
 
@@ -422,7 +422,7 @@ class CodyDailyJob:
     """
 
     id = Job.CODY_DAILY
-    title = "Cody Pro daily numbers"
+    title = "The Cody Pro daily post"
 
     def __init__(self, settings: Settings | None = None) -> None:
         self.settings = settings
@@ -465,7 +465,7 @@ class CodyDailyJob:
         day = parse_period(period)
         readiness = check_readiness(deps.warehouse, day)
         if not readiness.ready:
-            logger.info("cody-daily %s not ready: %s", period, readiness.reason)
+            logger.debug("cody-daily %s not ready: %s", period, readiness.reason)
             return NotReady(reason=readiness.reason, channel=deps.settings.cody_channel)
         report = load_report(
             deps.warehouse, deps.settings, day, synced_through=readiness.synced_through

@@ -191,7 +191,7 @@ def test_incomplete_reference_date_is_not_posted(demo_warehouse_path, tmp_path, 
     result = CodyDailyJob().build(deps, PERIOD)
 
     assert isinstance(result, NotReady)
-    assert "ssc.billing_cycles has complete data through Sat, Nov 21, 2026" in result.reason
+    assert "ssc.billing_cycles has complete data only through Sat, Nov 21, 2026" in result.reason
     assert "Sun, Nov 22, 2026" in result.reason
     # no numbers were read for a day that is not complete
     assert not any("cody_pro_daily" in q or "GENERATE_DATE_ARRAY" in q for q in warehouse.queries)
@@ -251,6 +251,23 @@ def test_summary_for_an_incomplete_day_says_why(demo_warehouse, make_deps):
     deps = make_deps(demo_warehouse)
     deps.now = lambda: dt.datetime(2026, 11, 23, 18, 0, tzinfo=dt.UTC)
 
-    with pytest.raises(WarehouseError, match="not ready: ssc.subscriptions has complete data"):
+    with pytest.raises(WarehouseError, match="not ready: ssc.subscriptions has complete data only"):
         cody_pro_summary(deps, dt.date(2026, 11, 23))
 
+
+@pytest.mark.parametrize(
+    "name, current, previous, expected",
+    [
+        ("active_subscribers", 4472, 4459, "+13 (+0.3%)"),
+        ("canceled_subscribers", 10, 17, "−7 (−41.2%)"),
+        ("new_subscribers", 5, 5, "±0"),
+        ("new_subscribers", 5, 0, "+5 (from 0)"),
+        ("mrr", 40248.0, 40131.0, "+$117 (+0.3%)"),
+        ("mrr", 1000.5, 1000.0, "+$0.50 (+0.0%)"),
+    ],
+)
+def test_changes_read_with_one_sign_convention(name, current, previous, expected):
+    from bot.blocks.cody import fmt_change
+    from bot.cody_pro import Change
+
+    assert fmt_change(name, Change(current=current, previous=previous)) == expected

@@ -104,7 +104,7 @@ def test_not_ready_names_the_lagging_table_and_its_last_complete_day():
 
     assert not readiness.ready
     assert readiness.lagging_table == "ssc.billing_cycles"
-    assert "ssc.billing_cycles has complete data through Sat, Nov 21, 2026" in readiness.reason
+    assert "ssc.billing_cycles has complete data only through Sat, Nov 21, 2026" in readiness.reason
     assert "Sun, Nov 22, 2026" in readiness.reason
 
 

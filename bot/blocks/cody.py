@@ -61,7 +61,7 @@ def fmt_change(name: str, change: Change) -> str:
     sign = "+" if delta > 0 else "−"
     amount = fmt_value(name, abs(delta))
     pct = change.pct
-    suffix = " (from 0)" if pct is None else f" ({pct:+.1f}%)"
+    suffix = " (from 0)" if pct is None else f" ({sign}{abs(pct):.1f}%)"
     return f"{sign}{amount}{suffix}"
 
 
