@@ -263,7 +263,7 @@ def test_summary_for_an_incomplete_day_says_why(demo_warehouse, make_deps):
         ("new_subscribers", 5, 5, "±0"),
         ("new_subscribers", 5, 0, "+5 (from 0)"),
         ("mrr", 40248.0, 40131.0, "+$117 (+0.3%)"),
-        ("mrr", 1000.5, 1000.0, "+$0.50 (+0.0%)"),
+        ("mrr", 110.5, 100.0, "+$10.50 (+10.5%)"),
     ],
 )
 def test_changes_read_with_one_sign_convention(name, current, previous, expected):
