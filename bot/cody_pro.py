@@ -137,8 +137,7 @@ class Readiness(BaseModel):
         last = last_complete_date(self.synced_through)
         return (
             f"{self.lagging_table} has complete data only through {fmt_day(last)} "
-            f"(synced through {fmt_time(self.synced_through)}), and {fmt_day(self.day)} "
-            "must be complete"
+            f"(synced through {fmt_time(self.synced_through)})"
         )
 
 

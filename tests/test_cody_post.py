@@ -192,7 +192,7 @@ def test_incomplete_reference_date_is_not_posted(demo_warehouse_path, tmp_path, 
 
     assert isinstance(result, NotReady)
     assert "ssc.billing_cycles has complete data only through Sat, Nov 21, 2026" in result.reason
-    assert "Sun, Nov 22, 2026" in result.reason
+    assert "synced through Nov 22 23:00 PST" in result.reason
     # no numbers were read for a day that is not complete
     assert not any("cody_pro_daily" in q or "GENERATE_DATE_ARRAY" in q for q in warehouse.queries)
 
