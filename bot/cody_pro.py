@@ -56,7 +56,10 @@ MONEY_FIELDS = ("daily_revenue", "daily_revenue_added", "daily_revenue_retained"
 
 @cache
 def read_sql(name: str) -> str:
-    return (SQL_DIR / name).read_text(encoding="utf-8")
+    """The query text without its whole-line `--` comments: they are for readers, and the
+    BigQuery emulator counts an `@name` in a comment as a parameter (then fails the job)."""
+    text = (SQL_DIR / name).read_text(encoding="utf-8")
+    return "\n".join(line for line in text.splitlines() if not line.lstrip().startswith("--"))
 
 
 def _as_date(value: object) -> object:

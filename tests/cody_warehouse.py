@@ -174,3 +174,136 @@ class RawSSC:
                 continue
             keys.add(user if user is not None else f"stripe:{stripe_id}")
         return keys
+
+
+# --- a small constructed SSC/Stripe dataset (for both DuckDB and the BigQuery emulator) ----
+
+SCHEMAS = {
+    "ssc.subscriptions": [
+        ("subscription_id", "STRING"),
+        ("user_id", "STRING"),
+        ("started_at", "TIMESTAMP"),
+        ("ended_at", "TIMESTAMP"),
+        ("status", "STRING"),
+    ],
+    "ssc.billing_cycles": [
+        ("subscription_id", "STRING"),
+        ("user_id", "STRING"),
+        ("cycle_number", "INT64"),
+        ("cycle_start", "TIMESTAMP"),
+        ("cycle_end", "TIMESTAMP"),
+    ],
+    "ssc.sync_status": [("table_name", "STRING"), ("synced_through", "TIMESTAMP")],
+    "stripe.subscriptions": [
+        ("stripe_subscription_id", "STRING"),
+        ("ssc_user_id", "STRING"),
+        ("status", "STRING"),
+        ("created", "TIMESTAMP"),
+        ("ended_at", "TIMESTAMP"),
+    ],
+}
+DUCK_TYPES = {"STRING": "VARCHAR", "TIMESTAMP": "TIMESTAMPTZ", "INT64": "BIGINT"}
+
+
+def small_dataset(synced_through: dt.datetime) -> dict[str, list[dict]]:
+    """~60 subscribers starting in Oct-Nov 2026, many within minutes of Pacific midnight
+    (where UTC and Pacific dates differ), some canceling, some only in SSC or Stripe."""
+    import random
+
+    rng = random.Random(7)
+    subs, cycles, stripe = [], [], []
+    for i in range(60):
+        day = dt.date(2026, 10, 1) + dt.timedelta(days=rng.randrange(50))
+        minute = rng.choice([0, 1, 2, 719, 1437, 1438, 1439])  # edges of the Pacific day
+        start = dt.datetime.combine(day, dt.time(0), tzinfo=PT) + dt.timedelta(minutes=minute)
+        start = start.astimezone(dt.UTC)
+        months = rng.randint(1, 3)
+        end = None
+        if rng.random() < 0.4:
+            end = start + dt.timedelta(days=rng.randint(3, 55), minutes=rng.choice([0, 7, 30]))
+            if end >= synced_through:
+                end = None
+        sub_id, user = f"sub_{i:03d}", f"cu_{i % 55:03d}"  # a few users subscribe twice
+        subs.append(
+            {
+                "subscription_id": sub_id,
+                "user_id": user,
+                "started_at": start,
+                "ended_at": end,
+                "status": "active" if end is None else "canceled",
+            }
+        )
+        for n in range(1, months + 1):
+            cycle_start = _add_months(start, n - 1)
+            if cycle_start >= synced_through or (end is not None and cycle_start >= end):
+                break
+            cycles.append(
+                {
+                    "subscription_id": sub_id,
+                    "user_id": user,
+                    "cycle_number": n,
+                    "cycle_start": cycle_start,
+                    "cycle_end": _add_months(start, n),
+                }
+            )
+        if i % 9 == 4:
+            continue  # missing in Stripe
+        status = "canceled" if (i % 11 == 3 and end is None) else subs[-1]["status"]
+        stripe.append(
+            {
+                "stripe_subscription_id": f"st_{i:03d}",
+                "ssc_user_id": user,
+                "status": status,
+                "created": start + dt.timedelta(seconds=5),
+                "ended_at": end,
+            }
+        )
+    stripe.append(
+        {
+            "stripe_subscription_id": "st_orphan",
+            "ssc_user_id": None,
+            "status": "active",
+            "created": dt.datetime(2026, 10, 20, tzinfo=dt.UTC),
+            "ended_at": None,
+        }
+    )
+    sync = [
+        {"table_name": "subscriptions", "synced_through": synced_through},
+        {"table_name": "billing_cycles", "synced_through": synced_through},
+    ]
+    return {
+        "ssc.subscriptions": subs,
+        "ssc.billing_cycles": cycles,
+        "ssc.sync_status": sync,
+        "stripe.subscriptions": stripe,
+    }
+
+
+def _add_months(when: dt.datetime, months: int) -> dt.datetime:
+    import calendar
+
+    month = when.month - 1 + months
+    year, month = when.year + month // 12, month % 12 + 1
+    day = min(when.day, calendar.monthrange(year, month)[1])
+    return when.replace(year=year, month=month, day=day)
+
+
+def write_duckdb(path: Path, data: dict[str, list[dict]]) -> Path:
+    con = duckdb.connect(str(path))
+    try:
+        con.execute("SET TimeZone = 'UTC'")
+        (catalog,) = con.execute("SELECT current_database()").fetchone()
+        for schema in ("ssc", "stripe"):
+            con.execute(f'CREATE SCHEMA "{catalog}".{schema}')
+        for table, columns in SCHEMAS.items():
+            ddl = ", ".join(f"{name} {DUCK_TYPES[kind]}" for name, kind in columns)
+            con.execute(f'CREATE TABLE "{catalog}".{table} ({ddl})')
+            names = [name for name, _ in columns]
+            marks = ", ".join("?" for _ in names)
+            for row in data[table]:
+                con.execute(
+                    f'INSERT INTO "{catalog}".{table} VALUES ({marks})', [row[n] for n in names]
+                )
+    finally:
+        con.close()
+    return path

@@ -492,3 +492,47 @@ def test_job_options_come_from_the_cody_settings():
     assert job.channel == "C0CODY"
     assert job.enabled
     assert not CodyDailyJob(Settings(_env_file=None, cody_daily_enabled=False)).enabled
+
+
+# --- the same SQL on the BigQuery emulator ----------------------------------------------------
+
+
+@pytest.mark.bigquery
+def test_bigquery_and_duckdb_agree_with_the_independent_computation(bigquery_emulator, tmp_path):
+    from bot.warehouse import BigQueryWarehouse
+    from tests.cody_warehouse import SCHEMAS, small_dataset, write_duckdb
+    from tests.plugins.bigquery import EMULATOR_PROJECT, load_into_bigquery
+
+    synced = pacific(2026, 11, 23, 3, 0)
+    data = small_dataset(synced)
+    # the emulator holds one project: give this test its own dataset names
+    for table, columns in SCHEMAS.items():
+        load_into_bigquery(bigquery_emulator, table, columns, data[table])
+    db = write_duckdb(tmp_path / "small.duckdb", data)
+    bigquery = BigQueryWarehouse(
+        EMULATOR_PROJECT,
+        api_endpoint=bigquery_emulator,
+        maximum_bytes_billed=10**9,
+        timeout_s=30,
+    )
+    duck = DuckDBWarehouse(db, timeout_s=30)
+    raw = RawSSC(db)
+    start, end = dt.date(2026, 10, 28), dt.date(2026, 11, 22)
+    try:
+        expected = [raw.fields(start + dt.timedelta(days=i)) for i in range((end - start).days + 1)]
+        assert sum(e["canceled_subscribers"] for e in expected) > 0
+        for warehouse in (bigquery, duck):
+            rows = load_days(warehouse, start, end, 9.0)
+            assert [r.model_dump() for r in rows] == expected, warehouse.name
+            rec = reconcile_with_stripe(warehouse, end, "stripe", 95.0)
+            ssc, stripe = raw.active_users(end), raw.stripe_active_keys(end)
+            assert (rec.ssc_active, rec.stripe_active, rec.matched) == (
+                len(ssc),
+                len(stripe),
+                len(ssc & stripe),
+            ), warehouse.name
+            assert check_readiness(warehouse, end).ready
+            assert not check_readiness(warehouse, end + dt.timedelta(days=1)).ready
+    finally:
+        bigquery.close()
+        duck.close()

@@ -1,5 +1,5 @@
 -- Cody Pro: SSC vs Stripe active subscribers on one Pacific date (@date DATE).
--- The FROM placeholder below is the configured Stripe dataset name (validated by Settings), not user input.
+-- The FROM placeholder is the configured Stripe dataset name (validated by Settings).
 -- "Active on D" is the same date rule on both sides: started on or before D (Pacific) and
 -- not ended on or before D. Stripe's `status` is its status now, not on D: a subscription
 -- Stripe calls canceled (or unpaid, incomplete...) without an end date is not active, as
