@@ -565,3 +565,80 @@ def test_render_view_shows_title_inputs_and_submit():
     )
     assert "Data request" in text and "What do you need? (optional)" in text
     assert "[ Cancel ]  [ Send ]" in text
+
+
+def test_bolt_verifies_and_routes_every_payload_the_builders_make(slack):
+    from slack_bolt import App, BoltRequest
+
+    app = App(
+        signing_secret="s3cret",
+        client=WebClient(token=slack.token, base_url=slack.api_url),
+    )  # Bolt checks the token with auth.test at start-up: that call hits the fake too
+    seen: dict[str, object] = {}
+    # Bolt returns from dispatch once ack() is called and may still be running the
+    # listener, so each listener records what it saw before acking.
+
+    @app.command("/metric")
+    def on_command(ack, command):
+        seen["command"] = command["text"]
+        ack()
+
+    @app.shortcut("new_request")
+    def on_shortcut(ack, shortcut):
+        seen["shortcut"] = shortcut["trigger_id"]
+        ack()
+
+    @app.view("request")
+    def on_submit(ack, view):
+        seen["title"] = view["state"]["values"]["title"]["value"]["value"]
+        ack()
+
+    @app.action("ack")
+    def on_click(ack, action):
+        seen["button"] = action["value"]
+        ack()
+
+    view = modal(
+        submit={"type": "plain_text", "text": "Send"},
+        callback_id="request",
+        blocks=[
+            {
+                "type": "input",
+                "block_id": "title",
+                "label": {"type": "plain_text", "text": "Title"},
+                "element": {"type": "plain_text_input", "action_id": "value"},
+            }
+        ],
+    )
+    message = {
+        "ts": "1.000100",
+        "channel": "C1",
+        "blocks": [
+            {
+                "type": "actions",
+                "block_id": "b",
+                "elements": [
+                    {
+                        "type": "button",
+                        "action_id": "ack",
+                        "value": "7",
+                        "text": {"type": "plain_text", "text": "Ack"},
+                    }
+                ],
+            }
+        ],
+    }
+    bodies = [
+        sr.slash_command("/metric", "dau"),
+        sr.interactive_body(sr.global_shortcut("new_request", trigger_id="t-1")),
+        sr.interactive_body(sr.view_submission(view, {"title": {"value": "DAU"}})),
+        sr.interactive_body(sr.block_actions("ack", message=message)),
+    ]
+    for body in bodies:
+        headers = {k.lower(): v for k, v in sr.sign("s3cret", body).items()}
+        headers["content-type"] = sr.FORM
+        assert app.dispatch(BoltRequest(body=body, headers=headers)).status == 200
+    forged = {k.lower(): v for k, v in sr.sign("wrong", bodies[0]).items()}
+    assert app.dispatch(BoltRequest(body=bodies[0], headers=forged)).status == 401
+    assert seen == {"command": "dau", "shortcut": "t-1", "title": "DAU", "button": "7"}
+    assert [c.method for c in slack.calls()] == ["auth.test"]
