@@ -361,7 +361,12 @@ def load_report(
     current = days[day]
     previous = days[day - dt.timedelta(days=1)]
     month = [days[d] for d in wanted if d >= day.replace(day=1)]
-    problems = [f"{fmt_day(day)}: {p}" for p in check_identities(current, price)]
+    # Every loaded day is shown somewhere (changes, trend, month to date): check them all.
+    problems = [
+        f"{fmt_day(d)}: {problem}"
+        for d in reversed(wanted)
+        for problem in check_identities(days[d], price)
+    ]
     warnings = unusual_moves(current, previous, settings.cody_unusual_change_pct)
     reconciliation = None
     if settings.cody_stripe_reconciliation:

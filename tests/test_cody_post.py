@@ -271,3 +271,25 @@ def test_changes_read_with_one_sign_convention(name, current, previous, expected
     from bot.cody_pro import Change
 
     assert fmt_change(name, Change(current=current, previous=previous)) == expected
+
+
+def test_a_broken_earlier_day_also_holds_the_post_back(demo_warehouse, make_deps):
+    week_ago = DAY - dt.timedelta(days=7)
+
+    class NegativeWeekAgo:
+        name = "duckdb"
+
+        def query(self, sql, params=None, *, labels=None):
+            rows = demo_warehouse.query(sql, params)
+            for row in rows:
+                if row.get("date") == week_ago and "canceled_subscribers" in row:
+                    row["canceled_subscribers"] = -3
+            return rows
+
+        def close(self):
+            pass
+
+    result = CodyDailyJob().build(make_deps(NegativeWeekAgo()), PERIOD)
+
+    assert isinstance(result, NotReady)
+    assert "Sun, Nov 15, 2026: canceled_subscribers is negative (-3)" in result.reason
