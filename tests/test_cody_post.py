@@ -4,13 +4,14 @@ import datetime as dt
 import io
 import json
 import re
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from PIL import Image
 
 from bot.blocks.cody import fmt_money
 from bot.cody_pro import CodyDailyJob, cody_pro_summary, load_report
-from bot.deps import build_deps
+from bot.deps import Deps, build_deps
 from bot.errors import WarehouseError
 from bot.ids import Job
 from bot.jobs import NotReady, Post
@@ -293,3 +294,173 @@ def test_a_broken_earlier_day_also_holds_the_post_back(demo_warehouse, make_deps
 
     assert isinstance(result, NotReady)
     assert "Sun, Nov 15, 2026: canceled_subscribers is negative (-3)" in result.reason
+
+
+# --- through the runner: late data, retries, one notice, the numbers once ------------------
+
+
+def pacific_at(day: dt.date, hour: int, minute: int = 0) -> dt.datetime:
+    return dt.datetime.combine(day, dt.time(hour, minute), tzinfo=PT).astimezone(dt.UTC)
+
+
+@pytest.fixture
+def slack():
+    from sandbox.slack_api import FakeSlack
+
+    with FakeSlack() as fake:
+        yield fake
+
+
+def runner_deps(store, slack, warehouse, clock, **values) -> Deps:
+    from slack_sdk import WebClient
+
+    settings = Settings(
+        _env_file=None,
+        cody_channel="#cody-pro-metrics",
+        owner_channel="U0OWNER",
+        **values,
+    )
+    return Deps(
+        settings=settings,
+        store=store,
+        warehouse=warehouse,
+        slack=WebClient(token=slack.token, base_url=slack.api_url),
+        github=None,
+        work=ThreadPoolExecutor(1),
+        now=clock,
+    )
+
+
+def top_level(slack, channel="#cody-pro-metrics") -> list[dict]:
+    """Messages in the channel, without thread replies (a parent with replies carries
+    thread_ts equal to its own ts)."""
+    return [m for m in slack.messages(channel) if m.get("thread_ts", m["ts"]) == m["ts"]]
+
+
+def test_late_data_retries_then_one_notice_then_the_numbers_once(
+    store, slack, clock, demo_warehouse_path, tmp_path
+):
+    from bot import runner
+    from bot.runner import RunStatus
+
+    db = copy_ssc(demo_warehouse_path, tmp_path / "cody.duckdb")
+    set_synced_through(db, pacific_at(DAY, 22))  # the export stopped at 22:00 PT on Nov 22
+    warehouse = ReopeningWarehouse(db)
+    deps = runner_deps(store, slack, warehouse, clock)
+    job = CodyDailyJob(deps.settings)
+    morning = DAY + dt.timedelta(days=1)
+
+    def run_at(hour, minute=0):
+        clock.set(pacific_at(morning, hour, minute))
+        assert job.period_for(clock(), PT) == PERIOD
+        return runner.run_period(deps, job, PERIOD)
+
+    first = run_at(9)
+    assert first.status == RunStatus.WAITING
+    assert top_level(slack) == []
+    # before the next retry is due nobody may run it (a second clock, an eager sweep)
+    assert run_at(9, 10) is None
+    for hour, minute in [(9, 30), (10, 0), (10, 30), (11, 0), (11, 30)]:
+        assert run_at(hour, minute).status == RunStatus.WAITING
+    assert top_level(slack) == []  # retries are silent until the give-up time
+
+    run_at(12, 0)
+    (notice,) = top_level(slack)
+    assert "is late" in notice["text"]
+    assert "ssc.subscriptions has complete data only through Sat, Nov 21, 2026" in notice["text"]
+    run_at(12, 30)
+    assert len(top_level(slack)) == 1  # the notice is posted once
+
+    set_synced_through(db, pacific_at(morning, 0, 15))
+    posted = run_at(13, 0)
+    assert posted.status == RunStatus.POSTED
+    notice_again, numbers = top_level(slack)
+    assert notice_again == notice
+    expected = RawSSC(db).fields(DAY)
+    assert f"{expected['active_subscribers']:,} active subscribers" in numbers["text"]
+    assert field_value(block_text(numbers["blocks"]), "MRR") == f"${expected['mrr']:,.0f}"
+    (chart,) = [f for f in slack.files() if f.filename == "cody-pro-2026-11-22.png"]
+    assert chart.content.startswith(b"\x89PNG")
+    assert chart.thread_ts == numbers["ts"]
+
+    # later retries, a second clock, a restart: the period is done
+    assert run_at(13, 30) is None
+    assert run_at(17, 0) is None
+    assert len(top_level(slack)) == 2
+    assert runner.get_run(store, "cody-daily", PERIOD).ts == numbers["ts"]
+
+
+def test_complete_data_posts_at_nine_without_a_notice(store, slack, clock, demo_warehouse):
+    from bot import runner
+
+    deps = runner_deps(store, slack, demo_warehouse, clock)
+    clock.set(pacific_at(DAY + dt.timedelta(days=1), 9))
+    job = CodyDailyJob(deps.settings)
+
+    record = runner.run_period(deps, job, job.period_for(clock(), PT))
+
+    assert record.status == "posted"
+    (post,) = top_level(slack)
+    assert "is late" not in post["text"]
+    assert runner.run_period(deps, job, PERIOD) is None
+
+
+def test_cli_dry_run_prints_numbers_equal_to_the_independent_computation(
+    demo_warehouse_path, tmp_path, monkeypatch, capsys
+):
+    import bot.deps
+    import bot.warehouse
+    from bot.cli import main
+    from tests.conftest import TEST_NOW
+
+    monkeypatch.chdir(tmp_path)  # no stray .env
+    monkeypatch.setenv("DATA_DIR", str(tmp_path))
+    monkeypatch.setattr(bot.deps, "utc_now", lambda: TEST_NOW)
+    monkeypatch.setattr(
+        bot.warehouse,
+        "make_warehouse",
+        lambda settings: bot.warehouse.DuckDBWarehouse(demo_warehouse_path, timeout_s=60),
+    )
+
+    code = main(["post", "cody-daily", "--dry-run"])
+
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert "dry run" in out and "Cody Pro · Sun, Nov 22, 2026" in out
+    expected = RawSSC(demo_warehouse_path).fields(DAY)
+    for label, name in [
+        ("Active subscribers", "active_subscribers"),
+        ("New subscribers", "new_subscribers"),
+        ("Retained subscribers", "retained_subscribers"),
+        ("Canceled subscribers", "canceled_subscribers"),
+        ("Daily subscribers", "daily_subscribers"),
+    ]:
+        assert field_value(out, label) == f"{expected[name]:,}", label
+    for label, name in [
+        ("MRR", "mrr"),
+        ("ARR", "arr"),
+        ("Daily revenue", "daily_revenue"),
+        ("Revenue added", "daily_revenue_added"),
+        ("Revenue retained", "daily_revenue_retained"),
+    ]:
+        assert field_value(out, label) == f"${expected[name]:,.0f}", label
+    assert "cody-pro-2026-11-22.png" in out
+
+
+def test_cody_daily_is_registered_with_its_schedule(demo_warehouse, make_deps):
+    from bot.jobs import build_jobs, find_job
+
+    job = find_job(build_jobs(make_deps(demo_warehouse)), "cody-daily")
+    assert isinstance(job, CodyDailyJob)
+    assert Settings(_env_file=None).job_schedules["cody-daily"] == "0 9 * * *"
+    moved = Settings(_env_file=None, cody_post_cron="30 8 * * *")
+    assert moved.job_schedules["cody-daily"] == "30 8 * * *"
+    off = Settings(_env_file=None, job_schedules={"cody-daily": "off"})
+    assert off.job_schedules["cody-daily"] == "off"
+
+
+def test_a_bad_post_cron_is_a_settings_error():
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match="CODY_POST_CRON"):
+        Settings(_env_file=None, cody_post_cron="at nine")
