@@ -20,8 +20,8 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import re
 from functools import cache
-from pathlib import Path
 from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
@@ -30,6 +30,7 @@ from pydantic import BaseModel, field_validator
 from bot.errors import InputError, WarehouseError
 from bot.ids import Job
 from bot.jobs import NotReady, Post, PostFile
+from bot.sql import load_sql
 
 if TYPE_CHECKING:
     from bot.deps import Deps
@@ -39,7 +40,6 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 PACIFIC = ZoneInfo("America/Los_Angeles")
-SQL_DIR = Path(__file__).with_name("sql")
 TREND_DAYS = 30
 # The tables cody_pro_daily.sql reads; all must be synced for a date to be complete.
 SSC_TABLES = ("ssc.subscriptions", "ssc.billing_cycles")
@@ -54,11 +54,15 @@ COUNT_FIELDS = (
 MONEY_FIELDS = ("daily_revenue", "daily_revenue_added", "daily_revenue_retained", "mrr", "arr")
 
 
+# High-water marks of the SSC export (too small for a file of its own).
+SYNC_STATUS_SQL = "SELECT table_name, synced_through FROM ssc.sync_status"
+
+
 @cache
 def read_sql(name: str) -> str:
     """The query text without its whole-line `--` comments: they are for readers, and the
     BigQuery emulator counts an `@name` in a comment as a parameter (then fails the job)."""
-    text = (SQL_DIR / name).read_text(encoding="utf-8")
+    text = load_sql(name)
     return "\n".join(line for line in text.splitlines() if not line.lstrip().startswith("--"))
 
 
@@ -161,7 +165,7 @@ def _as_utc(value: object) -> dt.datetime:
 def sync_marks(warehouse: Warehouse) -> dict[str, dt.datetime]:
     """synced_through per SSC table ("ssc.subscriptions", ...), aware UTC."""
     marks: dict[str, dt.datetime] = {}
-    for row in warehouse.query(read_sql("ssc_sync_status.sql"), {}):
+    for row in warehouse.query(SYNC_STATUS_SQL, {}):
         if row.get("synced_through") is None:
             continue
         table = _normalise_table(str(row["table_name"]))
@@ -297,7 +301,11 @@ class Reconciliation(BaseModel):
 def reconcile_with_stripe(
     warehouse: Warehouse, day: dt.date, dataset: str, threshold_pct: float
 ) -> Reconciliation:
-    sql = read_sql("cody_stripe_reconciliation.sql").replace("{stripe_dataset}", dataset)
+    sql = read_sql("cody_stripe_reconciliation.sql")
+    if dataset != "stripe":
+        # Settings validated the name ([project.]dataset); backticks allow a project id
+        # with hyphens.
+        sql = re.sub(r"\bstripe\.subscriptions\b", f"`{dataset}.subscriptions`", sql)
     rows = warehouse.query(sql, {"date": day})
     row = rows[0]
     return Reconciliation(

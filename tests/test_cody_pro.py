@@ -536,3 +536,19 @@ def test_bigquery_and_duckdb_agree_with_the_independent_computation(bigquery_emu
     finally:
         bigquery.close()
         duck.close()
+
+
+def test_reconciliation_reads_the_configured_stripe_dataset(demo_warehouse_path, tmp_path):
+    day = dt.date(2026, 11, 22)
+    db = copy_ssc(demo_warehouse_path, tmp_path / "cody.duckdb")
+    default = reconcile_with_stripe(ReopeningWarehouse(db), day, "stripe", 95.0)
+    execute(db, "CREATE SCHEMA finance_stripe")
+    execute(db, "CREATE TABLE finance_stripe.subscriptions AS SELECT * FROM stripe.subscriptions")
+    execute(db, "DELETE FROM finance_stripe.subscriptions WHERE ssc_user_id LIKE 'cu_0%'")
+
+    other = reconcile_with_stripe(ReopeningWarehouse(db), day, "finance_stripe", 95.0)
+
+    assert other.dataset == "finance_stripe"
+    assert other.ssc_active == default.ssc_active
+    assert other.stripe_active < default.stripe_active
+    assert other.matched < default.matched

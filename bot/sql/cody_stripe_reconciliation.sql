@@ -1,5 +1,6 @@
--- Cody Pro: SSC vs Stripe active subscribers on one Pacific date (@date DATE).
--- The FROM placeholder is the configured Stripe dataset name (validated by Settings).
+-- Cody Pro: SSC vs Stripe active subscribers on one Pacific date D (parameter: date DATE).
+-- (No at-sign names in comments: the BigQuery emulator counts them as parameters.)
+-- bot/cody_pro.py swaps `stripe.` for the configured Stripe dataset (CODY_STRIPE_DATASET).
 -- "Active on D" is the same date rule on both sides: started on or before D (Pacific) and
 -- not ended on or before D. Stripe's `status` is its status now, not on D: a subscription
 -- Stripe calls canceled (or unpaid, incomplete...) without an end date is not active, as
@@ -13,7 +14,7 @@ WITH ssc_active AS (
 ),
 stripe_active AS (
   SELECT DISTINCT COALESCE(ssc_user_id, CONCAT('stripe:', stripe_subscription_id)) AS user_key
-  FROM {stripe_dataset}.subscriptions
+  FROM stripe.subscriptions
   WHERE DATE(created, 'America/Los_Angeles') <= @date
     AND (
       DATE(ended_at, 'America/Los_Angeles') > @date
@@ -23,4 +24,4 @@ stripe_active AS (
 SELECT
   (SELECT COUNT(*) FROM ssc_active) AS ssc_active,
   (SELECT COUNT(*) FROM stripe_active) AS stripe_active,
-  (SELECT COUNT(*) FROM ssc_active INNER JOIN stripe_active ON ssc_active.user_key = stripe_active.user_key) AS matched
+  (SELECT COUNT(*) FROM ssc_active INNER JOIN stripe_active USING (user_key)) AS matched
