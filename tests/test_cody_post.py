@@ -464,3 +464,28 @@ def test_a_bad_post_cron_is_a_settings_error():
 
     with pytest.raises(ValidationError, match="CODY_POST_CRON"):
         Settings(_env_file=None, cody_post_cron="at nine")
+
+
+# --- the demo scene -------------------------------------------------------------------------
+
+
+def test_demo_scene_shows_late_notice_then_the_post_with_its_chart_once(
+    demo_warehouse, tmp_path, clock
+):
+    from sandbox.demo import DemoHarness
+    from sandbox.scenes import cody as scene
+
+    out = io.StringIO()
+    with DemoHarness(out=out, data_dir=tmp_path, warehouse=demo_warehouse, now=clock) as h:
+        scene.run(h)
+        h.show_new()
+        files = h.slack.files()
+    text = out.getvalue()
+
+    assert text.count("The Cody Pro daily post for 2026-11-22 is late") == 1
+    assert "ssc.subscriptions has complete data only through Sat, Nov 21, 2026" in text
+    assert text.count("\nCody Pro · Sun, Nov 22, 2026") == 1
+    assert "*Stripe reconciliation:*" in text
+    assert "finds the period done: nothing posted again." in text
+    (chart,) = [f for f in files if f.filename == "cody-pro-2026-11-22.png"]
+    assert (tmp_path / chart.filename).read_bytes() == chart.content

@@ -54,7 +54,7 @@ SLICES = {
     "ssc.subscriptions": "SELECT * FROM ssc.subscriptions WHERE user_id < 'cu_08'",
     "ssc.billing_cycles": "SELECT * FROM ssc.billing_cycles WHERE user_id < 'cu_08'",
     "ssc.sync_status": "SELECT * FROM ssc.sync_status",
-    "stripe.subscriptions": "SELECT * FROM stripe.subscriptions WHERE ssc_user_id LIKE 'cu_0%'",
+    "stripe.subscriptions": "SELECT * FROM stripe.subscriptions WHERE ssc_user_id < 'cu_08'",
 }
 
 
