@@ -211,7 +211,8 @@ class Settings(BaseSettings):
     # --- Cody Pro daily numbers (bot/cody_pro.py) -------------------------------------
     cody_channel: str = Field(
         "#cody-pro-metrics",
-        description="Channel (id or #name) for the daily Cody Pro post. It shows revenue: "
+        description="Channel for the daily Cody Pro post; prefer its id (C...): Slack's "
+        "history lookups, used to recover after a crash, take ids only. It shows revenue: "
         "use a channel where revenue may be shown.",
     )
     cody_price_usd: float = Field(9.0, gt=0, description="Cody Pro price per seat per month, USD.")
