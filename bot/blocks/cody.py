@@ -96,10 +96,12 @@ def _reconciliation_line(report: CodyReport) -> str | None:
         return None
     rate = rec.match_rate_pct
     rate_text = "no subscribers on either side" if rate is None else f"{rate:.1f}% match"
-    flag = " :warning: below the" if rec.below_threshold else " (threshold"
+    threshold = f"{rec.threshold_pct:g}%"
+    verdict = (
+        f":warning: below the {threshold}" if rec.below_threshold else f"(threshold {threshold})"
+    )
     return (
-        f"*Stripe reconciliation:* {rate_text}{flag} {rec.threshold_pct:g}%"
-        f"{'' if rec.below_threshold else ')'}\n"
+        f"*Stripe reconciliation:* {rate_text} {verdict}\n"
         f"SSC {fmt_count(rec.ssc_active)} · Stripe ({rec.dataset}) {fmt_count(rec.stripe_active)}"
         f" · in both {fmt_count(rec.matched)} · SSC only {fmt_count(rec.ssc_only)}"
         f" · Stripe only {fmt_count(rec.stripe_only)}"
