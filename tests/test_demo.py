@@ -44,3 +44,10 @@ def test_demo_posts_the_sprint_digest_once_on_the_first_monday(demo_output):
     assert "Mon Nov 23 09:00 PST: both clocks ticked; posts so far: 1" in demo_output
     assert "Mon Nov 30 09:00 PST: both clocks ticked; posts so far: 1" in demo_output
     assert "sprint-digest  2026-11-23  posted" in demo_output
+
+
+def test_demo_holds_back_late_cody_numbers_then_posts_them_once_with_a_chart(demo_output):
+    assert demo_output.count("The Cody Pro daily post for 2026-11-22 is late") == 1
+    assert demo_output.count("Cody Pro · Sun, Nov 22, 2026") == 1
+    assert "file uploaded to" in demo_output
+    assert "nothing posted again" in demo_output
