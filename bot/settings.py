@@ -96,6 +96,29 @@ class Settings(BaseSettings):
         default_factory=list, description="User ids who may see sensitive metrics anywhere."
     )
 
+    # --- Urgent issues ----------------------------------------------------------------
+    urgent_label: str = Field(
+        "urgent", description="GitHub label that makes an issue show up in ANALYTICS_CHANNEL."
+    )
+    urgent_poll_interval_seconds: int = Field(
+        60,
+        ge=10,
+        description="How often `clock` polls GitHub for urgent issues when webhooks are off "
+        "(no GITHUB_WEBHOOK_SECRET). An unchanged repo costs one conditional request (304).",
+    )
+    urgent_reconcile_interval_seconds: int = Field(
+        900,
+        ge=10,
+        description="With webhooks on, the slower poll that catches deliveries GitHub dropped "
+        "(GitHub does not redeliver failed webhooks by itself).",
+    )
+    urgent_digest_hours: float | None = Field(
+        None,
+        gt=0,
+        description="If set, a reminder lists urgent issues still open and unassigned after "
+        "this many hours.",
+    )
+
     @field_validator("timezone")
     @classmethod
     def _known_timezone(cls, value: str) -> str:

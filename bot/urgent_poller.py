@@ -1,0 +1,275 @@
+"""Polls GitHub for urgent-issue changes from the `clock` process.
+
+For deployments without webhooks (Socket Mode, firewalls) this is the only input; with
+webhooks it is the reconciliation that catches deliveries GitHub dropped (GitHub never
+redelivers on its own). Both paths go through bot.urgent, which posts at most once.
+
+Cost per poll, by design:
+- One request: `GET /repos/{repo}/issues?state=all&since=CURSOR&sort=updated&direction=asc`
+  with `If-None-Match` set to the last ETag. Unchanged repo: 304, which does not count
+  against the rate limit. GitHub's ETag is a digest of the response body, so the ETag of
+  the last answer also matches the next URL when the cursor moved but the answer (the
+  issue at the cursor) did not change.
+- After changes: one page per 100 changed issues, not per 100 issues in the repo, plus
+  one `GET /issues/{n}` per newly closed tracked issue to learn who closed it.
+The query is not filtered by label on purpose: an issue whose label was removed no longer
+matches `labels=urgent`, and its message must still say "no longer urgent".
+
+The cursor is the newest `updated_at` seen (GitHub's clock, not ours), kept in `kv`; the
+first poll of a repo lists only open urgent issues and starts the cursor at GitHub's
+current time, so starting up never pages through the whole repo.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import email.utils
+import logging
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import requests
+from pydantic import ValidationError
+
+from bot.errors import GitHubUnavailable
+from bot.urgent import (
+    AlertStatus,
+    GitHubIssue,
+    Recorded,
+    alert_states,
+    pending_alerts,
+    record,
+    sync_alert,
+    tracked_issue_numbers,
+)
+
+if TYPE_CHECKING:
+    from bot.deps import Deps
+
+logger = logging.getLogger(__name__)
+
+PER_PAGE = 100
+# A burst bigger than this many pages continues on the next poll (the cursor only moves
+# forward over what was processed), so one poll never runs away.
+MAX_PAGES = 20
+# Re-read a little before the server's clock at first start: an issue updated in the same
+# second as our first listing is seen again rather than missed.
+BOOTSTRAP_OVERLAP = dt.timedelta(minutes=1)
+TIMEOUT_SECONDS = 15
+
+
+def cursor_key(repo: str) -> str:
+    return f"urgent-poll:{repo}:since"
+
+
+def etag_key(repo: str) -> str:
+    return f"urgent-poll:{repo}:etag"
+
+
+@dataclass
+class PollResult:
+    requests: int = 0  # HTTP requests made to GitHub
+    not_modified: bool = False  # the listing answered 304
+    issues_seen: int = 0  # issues in the listing (all pages)
+    recorded: dict[str, int] = field(default_factory=dict)  # Recorded -> count
+    synced: dict[str, int] = field(default_factory=dict)  # Synced -> count
+    cursor: str | None = None
+    more: bool = False  # stopped at MAX_PAGES; the next poll continues
+
+    def count(self, bucket: dict[str, int], key: str) -> None:
+        bucket[key] = bucket.get(key, 0) + 1
+
+
+class IssuesClient:
+    """The few GitHub REST calls the poller makes, with conditional requests and a count.
+
+    Raw `requests` rather than PyGithub: PyGithub hides ETags and 304s, and sleeps
+    between requests by default.
+    """
+
+    def __init__(
+        self, base_url: str, token: str | None, *, session: requests.Session | None = None
+    ):
+        self.base_url = base_url.rstrip("/")
+        self.session = session or requests.Session()
+        self.session.headers.update(
+            {"Accept": "application/vnd.github+json", "X-GitHub-Api-Version": "2022-11-28"}
+        )
+        if token:
+            self.session.headers["Authorization"] = f"Bearer {token}"
+        self.requests = 0
+
+    def get(
+        self, url: str, params: dict[str, Any] | None = None, *, etag: str | None = None
+    ) -> requests.Response:
+        if not url.startswith("http"):
+            url = self.base_url + url
+        headers = {"If-None-Match": etag} if etag else {}
+        self.requests += 1
+        try:
+            response = self.session.get(
+                url, params=params, headers=headers, timeout=TIMEOUT_SECONDS
+            )
+        except requests.RequestException as exc:
+            raise GitHubUnavailable(
+                "GitHub could not be reached; urgent issues are checked again on the next poll.",
+                detail=f"GET {url}: {type(exc).__name__}",
+            ) from exc
+        if response.status_code in (403, 429) or response.status_code >= 500:
+            raise GitHubUnavailable(
+                f"GitHub answered {response.status_code}; urgent issues are checked again "
+                "on the next poll.",
+                detail=f"GET {url}: {response.status_code} {response.text[:200]}",
+            )
+        if response.status_code not in (200, 304):
+            raise GitHubUnavailable(
+                f"GitHub answered {response.status_code} for the issue list of the repo; "
+                "check GITHUB_REPO and the token's access.",
+                detail=f"GET {url}: {response.status_code} {response.text[:200]}",
+            )
+        return response
+
+
+def make_client(deps: Deps) -> IssuesClient:
+    settings = deps.settings
+    token = settings.github_token.get_secret_value() if settings.github_token else None
+    client = deps.extras.get("urgent_poller_client")
+    if client is None:
+        client = IssuesClient(settings.github_api_url, token)
+        deps.extras["urgent_poller_client"] = client
+    return client
+
+
+def _server_time(response: requests.Response, fallback: dt.datetime) -> dt.datetime:
+    value = response.headers.get("Date")
+    if value:
+        try:
+            return email.utils.parsedate_to_datetime(value).astimezone(dt.UTC)
+        except (TypeError, ValueError):
+            pass
+    return fallback
+
+
+def _iso(when: dt.datetime) -> str:
+    return when.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def poll_once(deps: Deps, *, client: IssuesClient | None = None) -> PollResult:
+    """One poll: fetch what changed since the cursor, record it, bring Slack up to date.
+
+    Raises GitHubUnavailable when GitHub fails; nothing is lost (the cursor stays).
+    """
+    client = client or make_client(deps)
+    settings = deps.settings
+    repo = settings.github_repo
+    label = settings.urgent_label
+    store = deps.store
+    result = PollResult()
+    start_count = client.requests
+
+    cursor = store.kv_get(cursor_key(repo))
+    etag = store.kv_get(etag_key(repo))
+    path = f"/repos/{repo}/issues"
+    if cursor is None:
+        params = {"labels": label, "state": "open", "sort": "updated", "direction": "asc"}
+    else:
+        params = {"state": "all", "since": cursor, "sort": "updated", "direction": "asc"}
+    params["per_page"] = PER_PAGE
+
+    try:
+        response = client.get(path, params, etag=etag)
+        if response.status_code == 304:
+            result.not_modified = True
+            result.cursor = cursor
+        else:
+            new_etag = response.headers.get("ETag")
+            items = _collect_pages(client, response, result)
+            newest = _process(deps, client, items, result)
+            if cursor is None:
+                new_cursor = _server_time(response, deps.now()) - BOOTSTRAP_OVERLAP
+            else:
+                new_cursor = max(newest, dt.datetime.fromisoformat(cursor)) if newest else None
+            result.cursor = _iso(new_cursor) if new_cursor else cursor
+            if result.cursor and result.cursor != cursor:
+                store.kv_set(cursor_key(repo), result.cursor)
+            if new_etag and not result.more:
+                store.kv_set(etag_key(repo), new_etag)
+    finally:
+        result.requests = client.requests - start_count
+
+    # Messages whose Slack update failed earlier (or whose worker died) are retried here.
+    for number in pending_alerts(deps, repo):
+        result.count(result.synced, sync_alert(deps, repo, number))
+    if result.recorded or result.synced or not result.not_modified:
+        logger.info(
+            "urgent poll %s: %d request(s), %s, recorded %s, synced %s",
+            repo,
+            result.requests,
+            "304" if result.not_modified else f"{result.issues_seen} issue(s)",
+            result.recorded,
+            result.synced,
+        )
+    return result
+
+
+def _collect_pages(
+    client: IssuesClient, response: requests.Response, result: PollResult
+) -> list[dict[str, Any]]:
+    items: list[dict[str, Any]] = list(response.json())
+    pages = 1
+    while (next_url := response.links.get("next", {}).get("url")) is not None:
+        if pages >= MAX_PAGES:
+            result.more = True
+            break
+        response = client.get(next_url)
+        items.extend(response.json())
+        pages += 1
+    result.issues_seen = len(items)
+    return items
+
+
+def _process(
+    deps: Deps, client: IssuesClient, items: list[dict[str, Any]], result: PollResult
+) -> dt.datetime | None:
+    """Record every relevant issue; returns the newest `updated_at` in `items`."""
+    settings = deps.settings
+    repo = settings.github_repo
+    tracked = tracked_issue_numbers(deps, repo)
+    known_closed = {
+        s.number: s.closed_at for s in alert_states(deps, repo) if s.status is AlertStatus.CLOSED
+    }
+    newest: dt.datetime | None = None
+    for item in items:
+        try:
+            issue = GitHubIssue.model_validate(item)
+        except ValidationError as exc:
+            logger.warning("urgent poll: skipping an unreadable issue (%s)", exc.error_count())
+            continue
+        newest = max(newest, issue.updated_at) if newest else issue.updated_at
+        if issue.pull_request is not None:
+            continue
+        if not issue.has_label(settings.urgent_label) and issue.number not in tracked:
+            continue
+        closed_by = None
+        if (
+            issue.state == "closed"
+            and issue.number in tracked
+            and known_closed.get(issue.number) != issue.closed_at
+        ):
+            closed_by = _closed_by(client, repo, issue.number)
+        outcome = record(deps, issue, repo=repo, closed_by=closed_by)
+        result.count(result.recorded, outcome)
+        if outcome in (Recorded.CREATED, Recorded.CHANGED):
+            result.count(result.synced, sync_alert(deps, repo, issue.number))
+    return newest
+
+
+def _closed_by(client: IssuesClient, repo: str, number: int) -> str | None:
+    """Who closed the issue: only the single-issue endpoint says."""
+    try:
+        data = client.get(f"/repos/{repo}/issues/{number}").json()
+    except GitHubUnavailable as exc:
+        logger.info("urgent poll: could not learn who closed #%s (%s)", number, exc)
+        return None
+    closer = (data or {}).get("closed_by") or {}
+    return closer.get("login")
