@@ -18,6 +18,8 @@ import sqlalchemy as sa
 
 from bot.store import Store
 
+pytest_plugins = ["tests.plugins.bigquery"]
+
 POSTGRES_URL = os.environ.get(
     "DATABOT_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 )
@@ -106,3 +108,54 @@ TEST_NOW = dt.datetime(2026, 11, 23, 18, 0, tzinfo=dt.UTC)
 @pytest.fixture
 def clock() -> Clock:
     return Clock(TEST_NOW)
+
+
+# --- the bot on loopback ---------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def warehouse(demo_warehouse_path):
+    """The demo warehouse (generated once per session, as of TEST_NOW)."""
+    from bot.warehouse import DuckDBWarehouse
+
+    wh = DuckDBWarehouse(demo_warehouse_path, timeout_s=30)
+    yield wh
+    wh.close()
+
+
+@pytest.fixture
+def sqlite_store(tmp_path):
+    s = Store(f"sqlite:///{tmp_path / 'state.db'}")
+    s.migrate()
+    yield s
+    s.close()
+
+
+def _harness(tmp_path, store, warehouse, clock, **overrides):
+    from sandbox.harness import BotHarness
+
+    return BotHarness(data_dir=tmp_path, store=store, warehouse=warehouse, now=clock, **overrides)
+
+
+@pytest.fixture
+def bot(tmp_path, sqlite_store, warehouse, clock):
+    """The whole bot served on loopback (SQLite state), with FakeSlack and FakeGitHub."""
+    with _harness(tmp_path, sqlite_store, warehouse, clock) as harness:
+        yield harness
+
+
+@pytest.fixture
+def bot_pg(tmp_path, postgres_store, warehouse, clock):
+    """The same on PostgreSQL state, for exactly-once and concurrency tests."""
+    with _harness(tmp_path, postgres_store, warehouse, clock) as harness:
+        yield harness
+
+
+@pytest.fixture
+def make_bot(tmp_path, warehouse, clock):
+    """Factory for a harness with settings overrides: `with make_bot(store, x=1) as bot:`."""
+
+    def factory(store, **overrides):
+        return _harness(tmp_path, store, warehouse, clock, **overrides)
+
+    return factory

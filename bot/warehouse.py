@@ -1,0 +1,362 @@
+"""The warehouse gateway: BigQuery in production, the embedded DuckDB demo warehouse otherwise.
+
+Contract for callers: SQL is always BigQuery Standard SQL with `@named` parameters; user
+input only ever travels as a parameter value, never formatted into SQL text. `query`
+returns a list of dicts (column name -> Python value: int, float, Decimal, str, bool,
+date, aware-UTC datetime, list). Failures raise `WarehouseError` / `WarehouseTimeout`
+whose `user_message` is safe to show; details go to the log.
+
+DuckDB translation: `sqlglot.transpile(read="bigquery", write="duckdb")` plus a few
+fixes for places where the translation is valid DuckDB but means something else
+(see `_fix_bigquery_semantics`). DuckDB sessions run with TimeZone=UTC: sqlglot renders
+`DATE(ts, 'America/Los_Angeles')` as `CAST(CAST(ts AS TIMESTAMP) AT TIME ZONE 'UTC' AT TIME
+ZONE '...' AS DATE)`, whose first cast uses the session zone; under UTC it is exact.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import decimal
+import functools
+import logging
+import threading
+import uuid
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
+
+import duckdb
+import sqlglot
+from sqlglot import exp
+
+from bot.errors import WarehouseError, WarehouseTimeout
+
+if TYPE_CHECKING:
+    from bot.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+TIMEOUT_MESSAGE = (
+    "The warehouse query took longer than {seconds:g} s and was stopped. "
+    "Try a shorter period or a narrower filter."
+)
+FAILED_MESSAGE = (
+    "The warehouse could not run this query (reference {ref}). The team has the details."
+)
+BAD_PARAMS_MESSAGE = "A query parameter has a type the warehouse does not accept: {name}."
+
+
+class Warehouse(Protocol):
+    name: str
+
+    def query(
+        self,
+        sql: str,
+        params: Mapping[str, Any] | None = None,
+        *,
+        labels: Mapping[str, str] | None = None,
+    ) -> list[dict[str, Any]]: ...
+
+    def close(self) -> None: ...
+
+
+def _failure(detail: str) -> WarehouseError:
+    # A short reference ties what the user sees to the log line with the details.
+    ref = uuid.uuid4().hex[:8]
+    logger.warning("Warehouse query failed [%s]: %s", ref, detail)
+    return WarehouseError(FAILED_MESSAGE.format(ref=ref), detail=f"[{ref}] {detail}")
+
+
+def _utc(value: Any) -> Any:
+    if isinstance(value, dt.datetime) and value.tzinfo is not None:
+        return value.astimezone(dt.UTC)
+    if isinstance(value, list):
+        return [_utc(item) for item in value]
+    return value
+
+
+# --- DuckDB ----------------------------------------------------------------------------
+
+
+def _as_date(node: exp.Expression) -> exp.Expression:
+    return exp.cast(node, exp.DataType.build("DATE"))
+
+
+def _fix_bigquery_semantics(tree: exp.Expression) -> exp.Expression:
+    """Rewrite the BigQuery AST where sqlglot's DuckDB output would run but mean something else.
+
+    Gaps found (sqlglot 30.11, DuckDB 1.5.5):
+    - EXTRACT(DAYOFWEEK ...) is 1 (Sunday) .. 7 in BigQuery, 0 .. 6 in DuckDB.
+    - DATE_TRUNC(d, WEEK) starts weeks on Sunday in BigQuery, Monday in DuckDB;
+      ISOWEEK is not a DuckDB unit (it is WEEK(MONDAY)).
+    - DATE_TRUNC / DATE_ADD / DATE_SUB on a DATE return DATE in BigQuery but TIMESTAMP
+      in DuckDB, which would change result types (and comparisons with DATE params).
+    """
+
+    def fix(node: exp.Expression) -> exp.Expression:
+        if isinstance(node, exp.Extract) and node.name.upper() == "DAYOFWEEK":
+            return exp.paren(exp.Add(this=node.copy(), expression=exp.Literal.number(1)))
+        if isinstance(node, exp.DateTrunc):
+            unit = node.args.get("unit")
+            unit_name = unit.name.upper() if isinstance(unit, exp.Literal) else None
+            if isinstance(unit, exp.WeekStart):
+                unit_name = f"WEEK({unit.name.upper()})"
+            if unit_name in ("WEEK", "WEEK(SUNDAY)"):
+                day = _as_date(node.this.copy())
+                dow = exp.Extract(this=exp.var("DAYOFWEEK"), expression=day.copy())
+                return exp.paren(exp.Sub(this=day, expression=exp.cast(dow, "INT")))
+            if unit_name == "ISOWEEK":
+                node = node.copy()
+                node.set("unit", exp.Literal.string("WEEK"))
+            return _as_date(node)
+        if isinstance(node, exp.DateAdd | exp.DateSub):
+            return _as_date(node)
+        return node
+
+    return tree.transform(fix, copy=True)
+
+
+def translate_to_duckdb(sql: str) -> str:
+    """BigQuery SQL -> DuckDB SQL; `@name` params become `$name`."""
+    return _translate(sql)[0]
+
+
+@functools.lru_cache(maxsize=512)
+def _translate(sql: str) -> tuple[str, frozenset[str]]:
+    """(DuckDB SQL, names of the parameters it uses), cached per SQL text."""
+    trees = sqlglot.parse(sql, read="bigquery")
+    statements = [tree for tree in trees if tree is not None]
+    if len(statements) != 1:
+        raise ValueError("expected exactly one SQL statement")
+    tree = _fix_bigquery_semantics(statements[0])
+    names = frozenset(node.name for node in tree.find_all(exp.Parameter, exp.Placeholder))
+    return tree.sql(dialect="duckdb"), names
+
+
+class DuckDBWarehouse:
+    """Read-only DuckDB file queried with BigQuery SQL. Thread-safe: one cursor per call."""
+
+    name = "duckdb"
+
+    def __init__(self, path: Path, *, timeout_s: float) -> None:
+        self.path = Path(path)
+        self.timeout_s = timeout_s
+        self._con = duckdb.connect(str(self.path), read_only=True)
+        self._con.execute("SET TimeZone = 'UTC'")
+
+    def query(
+        self,
+        sql: str,
+        params: Mapping[str, Any] | None = None,
+        *,
+        labels: Mapping[str, str] | None = None,
+    ) -> list[dict[str, Any]]:
+        del labels  # BigQuery job labels have no DuckDB counterpart
+        try:
+            duck_sql, used = _translate(sql)
+        except (sqlglot.errors.SqlglotError, ValueError) as exc:
+            raise _failure(f"translation failed: {exc}; sql={sql!r}") from exc
+        cursor = self._con.cursor()
+        timed_out = threading.Event()
+
+        def interrupt() -> None:
+            timed_out.set()
+            cursor.interrupt()
+
+        timer = threading.Timer(self.timeout_s, interrupt)
+        timer.daemon = True
+        try:
+            cursor.execute("SET TimeZone = 'UTC'")
+            timer.start()
+            try:
+                # BigQuery ignores unused parameters; DuckDB refuses them.
+                bound = {k: v for k, v in (params or {}).items() if k in used}
+                cursor.execute(duck_sql, bound)
+                columns = [column[0] for column in cursor.description or []]
+                rows = cursor.fetchall()
+            finally:
+                timer.cancel()
+        except duckdb.Error as exc:
+            if timed_out.is_set():
+                logger.warning("DuckDB query interrupted after %.1f s: %s", self.timeout_s, sql)
+                raise WarehouseTimeout(
+                    TIMEOUT_MESSAGE.format(seconds=self.timeout_s), detail=str(exc)
+                ) from exc
+            raise _failure(f"{type(exc).__name__}: {exc}; sql={duck_sql!r}") from exc
+        finally:
+            cursor.close()
+        return [dict(zip(columns, map(_utc, row), strict=True)) for row in rows]
+
+    def close(self) -> None:
+        self._con.close()
+
+
+# --- BigQuery --------------------------------------------------------------------------
+
+
+def _bq_type(value: Any) -> str:
+    # bool before int: bool is an int subclass. datetime before date: same reason.
+    if isinstance(value, bool):
+        return "BOOL"
+    if isinstance(value, int):
+        return "INT64"
+    if isinstance(value, float):
+        return "FLOAT64"
+    if isinstance(value, decimal.Decimal):
+        return "NUMERIC"
+    if isinstance(value, str):
+        return "STRING"
+    if isinstance(value, dt.datetime):
+        return "TIMESTAMP"
+    if isinstance(value, dt.date):
+        return "DATE"
+    raise TypeError(type(value).__name__)
+
+
+def bigquery_parameters(params: Mapping[str, Any]) -> list[Any]:
+    """Python values -> named BigQuery query parameters (types inferred from the values)."""
+    from google.cloud import bigquery
+
+    result: list[Any] = []
+    for name, value in params.items():
+        try:
+            if isinstance(value, list | tuple):
+                if not value:
+                    raise TypeError("empty list (its element type is unknown)")
+                result.append(bigquery.ArrayQueryParameter(name, _bq_type(value[0]), list(value)))
+            elif value is None:
+                raise TypeError("None (use a typed value or leave the parameter out)")
+            else:
+                if isinstance(value, dt.datetime) and value.tzinfo is None:
+                    raise TypeError("naive datetime (use an aware one)")
+                result.append(bigquery.ScalarQueryParameter(name, _bq_type(value), value))
+        except TypeError as exc:
+            raise WarehouseError(BAD_PARAMS_MESSAGE.format(name=name), detail=str(exc)) from exc
+    return result
+
+
+@dataclasses.dataclass
+class _BigQueryConfig:
+    project: str
+    maximum_bytes_billed: int
+    timeout_s: float
+    location: str | None
+
+
+class BigQueryWarehouse:
+    """google-cloud-bigquery client; every query is a cached, byte-capped, labelled job."""
+
+    name = "bigquery"
+
+    def __init__(
+        self,
+        project: str,
+        *,
+        api_endpoint: str | None = None,
+        location: str | None = None,
+        maximum_bytes_billed: int,
+        timeout_s: float,
+        credentials: Any = None,
+        client: Any = None,
+    ) -> None:
+        from google.cloud import bigquery
+
+        self._config = _BigQueryConfig(project, maximum_bytes_billed, timeout_s, location)
+        if client is None:
+            client_options = None
+            if api_endpoint:
+                from google.auth.credentials import AnonymousCredentials
+
+                # An emulator: without explicit credentials google-auth would probe the
+                # cloud metadata server.
+                credentials = credentials or AnonymousCredentials()
+                client_options = {"api_endpoint": api_endpoint}
+            client = bigquery.Client(
+                project=project,
+                credentials=credentials,
+                location=location,
+                client_options=client_options,
+            )
+        self.client = client
+
+    def _retry(self):
+        from google.cloud.bigquery.retry import DEFAULT_RETRY
+
+        # The default retries 5xx for 600 s; a chat user should hear back well before that.
+        return DEFAULT_RETRY.with_deadline(max(5.0, self._config.timeout_s))
+
+    def query(
+        self,
+        sql: str,
+        params: Mapping[str, Any] | None = None,
+        *,
+        labels: Mapping[str, str] | None = None,
+    ) -> list[dict[str, Any]]:
+        import concurrent.futures
+
+        from google.api_core import exceptions as gexc
+        from google.cloud import bigquery
+
+        job_config = bigquery.QueryJobConfig(
+            use_query_cache=True,
+            maximum_bytes_billed=self._config.maximum_bytes_billed,
+            labels={"app": "databot", **dict(labels or {})},
+            query_parameters=bigquery_parameters(params or {}),
+        )
+        retry = self._retry()
+        job = None
+        try:
+            job = self.client.query(
+                sql,
+                job_config=job_config,
+                location=self._config.location,
+                retry=retry,
+                timeout=self._config.timeout_s,
+            )
+            rows = job.result(timeout=self._config.timeout_s, retry=retry)
+            return [{key: _utc(value) for key, value in row.items()} for row in rows]
+        except (concurrent.futures.TimeoutError, TimeoutError, gexc.DeadlineExceeded) as exc:
+            self._cancel(job)
+            logger.warning("BigQuery query timed out after %.1f s", self._config.timeout_s)
+            raise WarehouseTimeout(
+                TIMEOUT_MESSAGE.format(seconds=self._config.timeout_s), detail=str(exc)
+            ) from exc
+        except gexc.GoogleAPIError as exc:
+            job_id = getattr(job, "job_id", None)
+            raise _failure(f"job {job_id}: {type(exc).__name__}: {exc}") from exc
+        except Exception as exc:
+            # requests/urllib3 transport timeouts surface as their own types.
+            if "timeout" in type(exc).__name__.lower() or "timed out" in str(exc).lower():
+                self._cancel(job)
+                raise WarehouseTimeout(
+                    TIMEOUT_MESSAGE.format(seconds=self._config.timeout_s), detail=str(exc)
+                ) from exc
+            raise _failure(f"{type(exc).__name__}: {exc}") from exc
+
+    def _cancel(self, job: Any) -> None:
+        if job is None:
+            return
+        try:
+            job.cancel(retry=self._retry(), timeout=10)
+        except Exception:  # noqa: BLE001 - best effort; the timeout is what the user sees
+            logger.warning("Could not cancel BigQuery job %s", job.job_id, exc_info=True)
+
+    def close(self) -> None:
+        self.client.close()
+
+
+def make_warehouse(settings: Settings) -> Warehouse:
+    """BigQuery when GCP_PROJECT is set, else the generated DuckDB demo warehouse."""
+    if settings.gcp_project:
+        return BigQueryWarehouse(
+            settings.gcp_project,
+            api_endpoint=settings.bigquery_api_endpoint,
+            location=settings.bigquery_location,
+            maximum_bytes_billed=settings.bigquery_max_bytes_billed,
+            timeout_s=settings.query_timeout_seconds,
+        )
+    from bot.demo_data import ensure_demo_warehouse
+
+    path = ensure_demo_warehouse(settings.data_dir)
+    return DuckDBWarehouse(path, timeout_s=settings.query_timeout_seconds)
