@@ -75,6 +75,7 @@ class PollResult:
     synced: dict[str, int] = field(default_factory=dict)  # Synced -> count
     cursor: str | None = None
     more: bool = False  # stopped at MAX_PAGES; the next poll continues
+    attempted: set[int] = field(default_factory=set)  # issues synced in this poll
 
     def count(self, bucket: dict[str, int], key: str) -> None:
         bucket[key] = bucket.get(key, 0) + 1
@@ -199,6 +200,8 @@ def poll_once(deps: Deps, *, client: IssuesClient | None = None) -> PollResult:
 
     # Messages whose Slack update failed earlier (or whose worker died) are retried here.
     for number in pending_alerts(deps, repo):
+        if number in result.attempted:
+            continue  # just failed in this poll; Slack gets a breather until the next
         result.count(result.synced, sync_alert(deps, repo, number))
     if result.recorded or result.synced or not result.not_modified:
         logger.info(
@@ -260,6 +263,7 @@ def _process(
         outcome = record(deps, issue, repo=repo, closed_by=closed_by)
         result.count(result.recorded, outcome)
         if outcome in (Recorded.CREATED, Recorded.CHANGED):
+            result.attempted.add(issue.number)
             result.count(result.synced, sync_alert(deps, repo, issue.number))
     return newest
 
