@@ -110,6 +110,38 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     return run_demo(settings, interactive=args.interactive)
 
 
+# --- urgent-poll ---------------------------------------------------------------------
+
+
+def cmd_urgent_poll(args: argparse.Namespace, settings: Settings) -> int:
+    from bot.deps import build_deps
+    from bot.urgent_poller import PollLoop, poll_once
+
+    if settings.github_token is None:
+        raise ConfigError("Set GITHUB_TOKEN (issues read access to GITHUB_REPO) to poll GitHub.")
+    deps = build_deps(settings)
+    try:
+        if args.once:
+            result = poll_once(deps)
+            print(
+                f"{result.requests} request(s) to GitHub, "
+                + ("304 not modified" if result.not_modified else f"{result.issues_seen} issue(s)")
+                + f"; recorded {result.recorded or 'nothing'}; Slack {result.synced or 'unchanged'}"
+            )
+            return 0
+        loop = PollLoop(deps).start()
+        stop = threading.Event()
+        signal.signal(signal.SIGTERM, lambda *_: stop.set())
+        try:
+            stop.wait()
+        except KeyboardInterrupt:
+            pass
+        loop.stop()
+        return 0
+    finally:
+        deps.close()
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="databot", description="Slack bot for the Data & Analytics team."
@@ -127,6 +159,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-i", "--interactive", action="store_true", help="type slash commands")
     p.set_defaults(func=cmd_demo)
     # Feature subcommands are added below this line.
+    p = sub.add_parser(
+        "urgent-poll", help="poll GitHub for urgent issues (what `clock` does without webhooks)"
+    )
+    p.add_argument("--once", action="store_true", help="one poll, print what it did, exit")
+    p.set_defaults(func=cmd_urgent_poll)
     return parser
 
 

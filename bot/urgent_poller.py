@@ -25,14 +25,17 @@ from __future__ import annotations
 import datetime as dt
 import email.utils
 import logging
+import threading
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import requests
 from pydantic import ValidationError
+from slack_sdk.errors import SlackApiError
 
 from bot.errors import GitHubUnavailable
 from bot.urgent import (
+    AlertState,
     AlertStatus,
     GitHubIssue,
     Recorded,
@@ -277,3 +280,109 @@ def _closed_by(client: IssuesClient, repo: str, number: int) -> str | None:
         return None
     closer = (data or {}).get("closed_by") or {}
     return closer.get("login")
+
+
+# --- the reminder digest ----------------------------------------------------------------------
+
+# The reminder goes out with the first poll after this hour (team time zone), once a day.
+DIGEST_HOUR = 9
+
+
+def stale_unassigned(deps: Deps, hours: float) -> list[AlertState]:
+    """Urgent issues still open and unassigned more than `hours` after they were opened."""
+    cutoff = deps.now() - dt.timedelta(hours=hours)
+    return [
+        state
+        for state in alert_states(deps, deps.settings.github_repo)
+        if state.status is AlertStatus.URGENT and not state.assignees and state.created_at < cutoff
+    ]
+
+
+def post_digest_if_due(deps: Deps) -> bool:
+    """Post today's reminder of neglected urgent issues, once per day across all clocks.
+    True when a reminder was posted."""
+    from bot.blocks.urgent import build_urgent_digest
+
+    hours = deps.settings.urgent_digest_hours
+    if hours is None:
+        return False
+    local = deps.now().astimezone(deps.settings.tz)
+    if local.hour < DIGEST_HOUR:
+        return False
+    states = stale_unassigned(deps, hours)
+    if not states:
+        return False
+    if not deps.store.claim(f"urgent-digest:{deps.settings.github_repo}:{local.date()}"):
+        return False
+    text, blocks = build_urgent_digest(states, hours=hours, now=deps.now())
+    try:
+        deps.slack.chat_postMessage(
+            channel=deps.settings.analytics_channel,
+            text=text,
+            blocks=blocks,
+            unfurl_links=False,
+            unfurl_media=False,
+        )
+    except (SlackApiError, OSError) as exc:
+        # A reminder is not worth a second one later the same day; the alerts themselves
+        # are still in the channel.
+        logger.warning("urgent digest not posted: %s", exc)
+        return False
+    logger.info("urgent digest posted: %d issue(s)", len(states))
+    return True
+
+
+# --- running it in the clock process ---------------------------------------------------------
+
+
+def poll_interval(settings) -> int:
+    """Seconds between polls: frequent without webhooks, a slow reconciliation with them."""
+    if settings.github_webhook_secret is not None:
+        return settings.urgent_reconcile_interval_seconds
+    return settings.urgent_poll_interval_seconds
+
+
+def run_poll(deps: Deps) -> PollResult | None:
+    """One poll plus the digest, never raising: the clock must keep running when GitHub
+    or Slack misbehave (the next poll catches up)."""
+    result = None
+    try:
+        result = poll_once(deps)
+    except GitHubUnavailable as exc:
+        logger.warning("urgent poll: %s (%s)", exc.user_message, exc)
+    except Exception:
+        logger.exception("urgent poll failed")
+    try:
+        post_digest_if_due(deps)
+    except Exception:
+        logger.exception("urgent digest failed")
+    return result
+
+
+class PollLoop:
+    """Runs `run_poll` every `poll_interval` seconds in a daemon thread."""
+
+    def __init__(self, deps: Deps, interval: float | None = None) -> None:
+        self.deps = deps
+        self.interval = interval if interval is not None else poll_interval(deps.settings)
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> PollLoop:
+        if self.deps.settings.github_token is None:
+            logger.info("urgent poll: off (no GITHUB_TOKEN)")
+            return self
+        self._thread = threading.Thread(target=self._run, name="urgent-poll", daemon=True)
+        self._thread.start()
+        logger.info("urgent poll: every %ss", self.interval)
+        return self
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            run_poll(self.deps)
+            self._stop.wait(self.interval)
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=30)
