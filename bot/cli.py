@@ -39,6 +39,8 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
 
     mode = require_serve_settings(settings)
     deps = build_deps(settings)
+    logger.info("opening the warehouse")
+    deps.warehouse.query("SELECT 1 AS ok")
     app = build_app(deps)
     stoppers = start_background_workers(deps)
     stop = threading.Event()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -64,6 +65,36 @@ def make_github(settings: Settings) -> GitHubGateway | None:
     return _make(settings)
 
 
+class LazyWarehouse:
+    """Opens the warehouse on first use: commands that never query (check, requests, ...)
+    do not pay for it. `serve` opens it before accepting requests, so the first lookup
+    does not wait for the demo data to be generated."""
+
+    def __init__(self, factory: Callable[[], Warehouse]) -> None:
+        self._factory = factory
+        self._inner: Warehouse | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def inner(self) -> Warehouse:
+        with self._lock:
+            if self._inner is None:
+                self._inner = self._factory()
+            return self._inner
+
+    @property
+    def name(self) -> str:
+        return self.inner.name
+
+    def query(self, sql: str, params: Any = None, **kwargs: Any) -> list[dict[str, Any]]:
+        return self.inner.query(sql, params, **kwargs)
+
+    def close(self) -> None:
+        with self._lock:
+            if self._inner is not None:
+                self._inner.close()
+
+
 def build_deps(
     settings: Settings,
     *,
@@ -80,7 +111,7 @@ def build_deps(
     return Deps(
         settings=settings,
         store=store,
-        warehouse=warehouse or make_warehouse(settings),
+        warehouse=warehouse or LazyWarehouse(lambda: make_warehouse(settings)),
         slack=make_slack_client(settings),
         github=make_github(settings),
         work=ThreadPoolExecutor(settings.worker_threads, thread_name_prefix="databot-work"),

@@ -59,5 +59,11 @@ def configure_logging(settings: Settings, *, level: int = logging.INFO, stream=N
         root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(level)
-    for noisy in ("urllib3", "waitress.queue", "apscheduler.executors.default", "github"):
+    for noisy in (
+        "alembic",
+        "urllib3",
+        "waitress.queue",
+        "apscheduler.executors.default",
+        "github",
+    ):
         logging.getLogger(noisy).setLevel(logging.WARNING)

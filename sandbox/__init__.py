@@ -43,6 +43,7 @@ class LoopbackServer:
         self._lock = threading.RLock()
         self._changed = threading.Condition(self._lock)
         self._server: BaseWSGIServer | None = None
+        self._port: int | None = None
         self._thread: threading.Thread | None = None
         self.app: Flask = self._make_app()
 
@@ -55,6 +56,7 @@ class LoopbackServer:
         self._server = make_server(
             "127.0.0.1", 0, self.app, threaded=True, request_handler=_QuietHandler
         )
+        self._port = self._server.server_port
         self._thread = threading.Thread(
             target=self._server.serve_forever,
             kwargs={"poll_interval": 0.05},
@@ -77,9 +79,10 @@ class LoopbackServer:
 
     @property
     def port(self) -> int:
-        if self._server is None:
+        """The bound port; still known after stop() so recorded state stays readable."""
+        if self._port is None:
             raise RuntimeError(f"{type(self).__name__} is not started")
-        return self._server.server_port
+        return self._port
 
     @property
     def url(self) -> str:

@@ -161,7 +161,7 @@ def render_block(block: dict[str, Any]) -> str:
     kind = block.get("type")
     if kind == "header":
         text = _text(block.get("text"))
-        return f"{text.upper()}\n{'=' * len(text)}"
+        return f"{text}\n{'=' * len(text)}"
     if kind == "section":
         parts = []
         if block.get("text"):

@@ -450,7 +450,7 @@ class FakeSlack(LoopbackServer):
             else:
                 channels = list(self._messages)
             found = [{**m, "channel": c} for c in channels for m in self._messages.get(c, [])]
-        return sorted(found, key=lambda m: m["ts"])
+        return sorted(found, key=lambda m: float(m["ts"]))
 
     def thread(self, channel: str, ts: str) -> list[dict[str, Any]]:
         """Parent and replies of the thread rooted at ts."""
@@ -737,7 +737,7 @@ class FakeSlack(LoopbackServer):
             if m.get("thread_ts") in (None, m["ts"]) or m.get("subtype") == "thread_broadcast"
         ]
         top = self._time_window(top, args)
-        top.sort(key=lambda m: m["ts"], reverse=True)
+        top.sort(key=lambda m: float(m["ts"]), reverse=True)
         page, next_cursor = self._page(top, args, 100)
         return {
             "messages": page,
@@ -790,6 +790,13 @@ class FakeSlack(LoopbackServer):
             channel_id, {"id": channel_id, "is_mpim": True, "is_im": False, "is_private": True}
         )
         return {"channel": {"id": channel_id}}
+
+    def _conversations_join(self, args: dict[str, Any]) -> dict[str, Any]:
+        ref = args.get("channel") or ""
+        if not _ID_RE.match(ref):
+            raise SlackError("channel_not_found")
+        channel_id = self._resolve_channel(ref)
+        return {"channel": dict(self._channels[channel_id])}
 
     def _users_info(self, args: dict[str, Any]) -> dict[str, Any]:
         user_id = args.get("user") or ""
@@ -959,6 +966,7 @@ class FakeSlack(LoopbackServer):
         "conversations.history": "_conversations_history",
         "conversations.info": "_conversations_info",
         "conversations.open": "_conversations_open",
+        "conversations.join": "_conversations_join",
         "users.info": "_users_info",
         "views.open": "_views_open",
         "views.push": "_views_push",
@@ -1026,6 +1034,8 @@ class FakeSlack(LoopbackServer):
         if not self._token_ok(token):
             return 200, {"ok": False, "error": "invalid_auth"}, {}
         if decode_error:
+            problems = ["a JSON field (blocks, view, attachments...) is not valid JSON"]
+            self.violations.append(Violation(method, decode_error, problems, args))
             return 200, {"ok": False, "error": decode_error}, {}
         handler_name = self._METHODS.get(method)
         if handler_name is None:

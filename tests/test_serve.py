@@ -1,0 +1,73 @@
+"""`databot serve` as deployed (settings from the environment, waitress, real signals)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+
+from sandbox.slack_api import FakeSlack
+from sandbox.slack_requests import send, slash_command
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_healthy(url: str, process: subprocess.Popen, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise AssertionError("serve exited early: " + process.stderr.read())
+        try:
+            with urllib.request.urlopen(url + "/healthz", timeout=1) as response:
+                if response.status == 200:
+                    return
+        except (urllib.error.URLError, ConnectionError):
+            time.sleep(0.1)
+    raise AssertionError("serve did not become healthy")
+
+
+def test_serve_answers_health_checks_rejects_unsigned_requests_and_stops_on_sigterm(tmp_path):
+    port = free_port()
+    with FakeSlack() as slack:
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "GITHUB_"))}
+        env.update(
+            SLACK_BOT_TOKEN="xoxb-serve-test",
+            SLACK_SIGNING_SECRET="serve-secret",
+            SLACK_API_URL=slack.api_url,
+            HOST="127.0.0.1",
+            PORT=str(port),
+            DATA_DIR=str(tmp_path),
+        )
+        process = subprocess.Popen(
+            [sys.executable, "-m", "bot.cli", "serve"],
+            env=env,
+            cwd=tmp_path,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            url = f"http://127.0.0.1:{port}"
+            wait_healthy(url, process)
+            body = slash_command("/metric", "help")
+            assert send(url + "/slack/events", body, secret="wrong").status == 401
+            assert send(url + "/slack/events", body).status == 401
+            signed = send(url + "/slack/events", body, secret="serve-secret")
+            assert signed.status != 401
+            process.send_signal(signal.SIGTERM)
+            assert process.wait(timeout=20) == 0
+        finally:
+            if process.poll() is None:
+                process.kill()
+        logs = process.stderr.read()
+        assert "xoxb-serve-test" not in logs and "serve-secret" not in logs
+        assert "serving Slack requests" in logs
