@@ -81,6 +81,7 @@ class PollResult:
     attempted: set[int] = field(default_factory=set)  # issues synced in this poll
 
     def count(self, bucket: dict[str, int], key: str) -> None:
+        key = str(key)  # the enum's value: readable in logs and the CLI
         bucket[key] = bucket.get(key, 0) + 1
 
 

@@ -18,7 +18,9 @@ from sandbox.harness import BotHarness
 from sandbox.render import render_message, render_view
 
 # Scene modules in the order the demo plays them.
-SCENES: list[str] = []
+SCENES: list[str] = [
+    "urgent",
+]
 
 
 class DemoHarness(BotHarness):
