@@ -10,6 +10,8 @@ import requests
 
 from bot.github_webhook import receive, verify_signature
 from bot.web import GITHUB_PATH, WebServer, build_web
+from sandbox import github_webhooks as hooks
+from sandbox.harness import ANALYTICS_CHANNEL
 from sandbox.slack_api import FakeSlack
 from tests.conftest import TEST_NOW
 from tests.urgent_support import CHANNEL_NAME, issue_json, make_deps, signed, webhook
@@ -301,3 +303,33 @@ def _resign(headers: dict, body: bytes) -> tuple[dict, bytes]:
     digest = hmac.new(SECRET.encode(), body, hashlib.sha256).hexdigest()
     headers["X-Hub-Signature-256"] = "sha256=" + digest
     return headers, body
+
+
+def test_end_to_end_label_then_close_then_redelivery(bot):
+    """The whole bot (its HTTP server, work pool, FakeGitHub, FakeSlack), as in the demo."""
+    token = bot.settings.github_token.get_secret_value()
+    number = bot.github.create_issue("Exec dashboard down", labels=["dashboard"], user="alice")[
+        "number"
+    ]
+    issue_api = f"{bot.github.url}/repos/acme/analytics/issues/{number}"
+    auth = {"Authorization": f"Bearer {token}"}
+    requests.post(issue_api + "/labels", json={"labels": ["urgent"]}, headers=auth, timeout=10)
+    labeled = hooks.labeled(bot.github.issue(number), "urgent", sender="alice")
+    assert bot.github_webhook("issues", labeled, delivery="d-1").status == 202
+    bot.wait_idle()
+    [alert] = bot.slack.messages(ANALYTICS_CHANNEL)
+    assert "Exec dashboard down" in alert["text"]
+
+    requests.patch(issue_api, json={"state": "closed"}, headers=auth, timeout=10)
+    closed = hooks.closed(bot.github.issue(number), sender="bob")
+    assert bot.github_webhook("issues", closed, delivery="d-2").status == 202
+    bot.wait_idle()
+    [alert] = bot.slack.messages(ANALYTICS_CHANNEL)
+    assert "closed by @bob" in alert["text"]
+
+    calls = len(bot.slack.calls())
+    assert bot.github_webhook("issues", closed, delivery="d-2").status == 200
+    assert bot.github_webhook("issues", labeled, delivery="d-1").status == 200
+    bot.wait_idle()
+    assert len(bot.slack.calls()) == calls
+    assert bot.slack.violations == []
