@@ -26,6 +26,7 @@ import datetime as dt
 import hashlib
 import logging
 import re
+import time
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
@@ -384,7 +385,7 @@ def sync_alert(deps: Deps, repo: str, number: int) -> Synced:
             if wanted != row.state_hash:
                 text, blocks = build_urgent_message(state, now=deps.now())
                 try:
-                    channel, ts, posted = _send(deps, row.channel, row.ts, text, blocks)
+                    channel, ts, posted = _send(deps, row.channel, row.ts, text, blocks, state)
                 except SlackApiError as exc:
                     error = exc.response.get("error") if exc.response is not None else exc
                     logger.warning(
@@ -404,6 +405,8 @@ def sync_alert(deps: Deps, repo: str, number: int) -> Synced:
                         .where(table.c.lease_until == lease)
                         .values(channel=channel, ts=ts, state_hash=wanted, updated_at=deps.now())
                     )
+                if row.channel.startswith("#") and row.channel != channel:
+                    deps.store.kv_set(_channel_id_key(row.channel), channel)
                 logger.info(
                     "urgent alert %s#%s %s: %s",
                     repo,
@@ -439,10 +442,26 @@ def _release(deps: Deps, key, lease: dt.datetime, shown_hash: str | None, *, for
         return True
 
 
+# Every alert carries this metadata, so a post whose outcome we never learned (timeout,
+# crash right after posting) can be found in the channel instead of posted again.
+METADATA_EVENT = "databot_urgent_issue"
+# How far before the uncertain attempt to look for it in the channel history (seconds).
+IN_DOUBT_WINDOW = 300
+
+
+def _in_doubt_key(repo: str, number: int) -> str:
+    return f"urgent-post-in-doubt:{repo}#{number}"
+
+
 def _send(
-    deps: Deps, channel: str, ts: str | None, text: str, blocks: list[dict]
+    deps: Deps, channel: str, ts: str | None, text: str, blocks: list[dict], state: AlertState
 ) -> tuple[str, str, bool]:
     """Post or update; returns (channel id, ts, whether a new message was posted)."""
+    if ts is None:
+        found = _find_in_doubt_post(deps, channel, state)
+        if found is not None:
+            channel, ts = found
+            logger.info("urgent alert %s#%s: adopting message %s", state.repo, state.number, ts)
     if ts is not None:
         try:
             response = deps.slack.chat_update(channel=channel, ts=ts, text=text, blocks=blocks)
@@ -452,10 +471,77 @@ def _send(
             if exc.response is None or exc.response.get("error") != "message_not_found":
                 raise
             logger.info("urgent alert message %s in %s was deleted; posting anew", ts, channel)
-    response = deps.slack.chat_postMessage(
-        channel=channel, text=text, blocks=blocks, unfurl_links=False, unfurl_media=False
-    )
+    doubt = _in_doubt_key(state.repo, state.number)
+    # Written before the call: if we never learn the outcome, the next attempt looks first.
+    # Wall-clock time, not deps.now(): it is compared with Slack's message timestamps.
+    deps.store.kv_set(doubt, f"{channel} {time.time():.0f}")
+    try:
+        response = deps.slack.chat_postMessage(
+            channel=channel,
+            text=text,
+            blocks=blocks,
+            unfurl_links=False,
+            unfurl_media=False,
+            metadata={
+                "event_type": METADATA_EVENT,
+                "event_payload": {"repo": state.repo, "issue": state.number},
+            },
+        )
+    except SlackApiError as exc:
+        status = exc.response.status_code if exc.response is not None else 500
+        if status < 500:  # Slack answered and refused: certainly not posted
+            deps.store.kv_set(doubt, "")
+        raise
+    deps.store.kv_set(doubt, "")
     return response["channel"], response["ts"], True
+
+
+def _find_in_doubt_post(deps: Deps, channel: str, state: AlertState) -> tuple[str, str] | None:
+    """The message an earlier, unconfirmed attempt may have posted for this issue."""
+    marker = deps.store.kv_get(_in_doubt_key(state.repo, state.number))
+    if not marker:
+        return None
+    posted_to, _, at = marker.partition(" ")
+    channel_id = (
+        posted_to
+        if not posted_to.startswith("#")
+        else deps.store.kv_get(_channel_id_key(posted_to))
+    )
+    if not channel_id:
+        logger.warning(
+            "urgent alert %s#%s: an earlier post may have reached %s; set ANALYTICS_CHANNEL "
+            "to the channel id so it can be checked. Posting.",
+            state.repo,
+            state.number,
+            posted_to,
+        )
+        return None
+    try:
+        response = deps.slack.conversations_history(
+            channel=channel_id,
+            oldest=str(int(float(at or 0)) - IN_DOUBT_WINDOW),
+            include_all_metadata=True,
+            limit=200,
+        )
+    except (SlackApiError, OSError) as exc:
+        logger.warning(
+            "urgent alert %s#%s: could not check history (%s)", state.repo, state.number, exc
+        )
+        return None
+    for message in response.get("messages", []):
+        metadata = message.get("metadata") or {}
+        payload = metadata.get("event_payload") or {}
+        if (
+            metadata.get("event_type") == METADATA_EVENT
+            and payload.get("repo") == state.repo
+            and payload.get("issue") == state.number
+        ):
+            return channel_id, message["ts"]
+    return None
+
+
+def _channel_id_key(name: str) -> str:
+    return f"slack-channel-id:{name}"
 
 
 def handle_issue(

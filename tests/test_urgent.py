@@ -353,3 +353,31 @@ def test_concurrent_sightings_post_exactly_once_and_end_on_the_newest_state(stor
     with store.engine.connect() as connection:
         leases = connection.execute(sa.select(tables.urgent_alerts.c.lease_until)).scalars().all()
     assert leases == [None]
+
+
+def test_post_whose_answer_was_lost_is_found_not_repeated(deps, slack, monkeypatch):
+    """Slack posted the message but the answer never came back (timeout, crash)."""
+    real_post = deps.slack.chat_postMessage
+
+    def post_then_lose_answer(**kwargs):
+        real_post(**kwargs)
+        raise TimeoutError("The read operation timed out")
+
+    deps.settings.analytics_channel = "C0ANALYTICS"
+    monkeypatch.setattr(deps.slack, "chat_postMessage", post_then_lose_answer)
+    assert handle_issue(deps, issue()) is Synced.FAILED
+    monkeypatch.undo()
+
+    assert handle_issue(deps, issue(assignees=("bob",), updated_at=TEST_NOW)) is Synced.UPDATED
+    [message] = alert_messages(slack)
+    assert "@bob" in all_text(message["text"], message["blocks"])
+    assert len(slack.calls("chat.postMessage")) == 1
+    assert handle_issue(deps, issue(assignees=("bob",), updated_at=TEST_NOW)) is Synced.CURRENT
+
+
+def test_refused_post_is_simply_retried(deps, slack):
+    slack.fail_next("chat.postMessage", "channel_not_found")
+    assert handle_issue(deps, issue()) is Synced.FAILED
+    assert sync_alert(deps, REPO, 7) is Synced.POSTED
+    assert slack.calls("conversations.history") == []  # Slack said no: nothing to look for
+    assert len(alert_messages(slack)) == 1
