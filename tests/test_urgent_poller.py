@@ -3,10 +3,12 @@ from __future__ import annotations
 import datetime as dt
 import json
 import threading
+from pathlib import Path
 
 import pytest
 import requests
 
+import bot
 from bot.errors import GitHubUnavailable
 from bot.github_webhook import receive
 from bot.urgent import GitHubIssue, handle_issue
@@ -14,9 +16,12 @@ from bot.urgent_poller import IssuesClient, cursor_key, poll_once, post_digest_i
 from sandbox.github_api import FakeGitHub
 from sandbox.slack_api import FakeSlack
 from tests.conftest import Clock
+from tests.test_cli import run_cli
 from tests.urgent_support import CHANNEL_NAME, REPO, issue_json, make_deps, signed, webhook
 
 TOKEN = "ghp_poller_test_token"
+# The CLI runs in a subprocess: make it import this checkout, not an installed copy.
+CHECKOUT = {"PYTHONPATH": str(Path(bot.__file__).resolve().parent.parent)}
 
 
 @pytest.fixture
@@ -322,3 +327,40 @@ def test_digest_is_off_unless_configured_and_waits_for_the_morning(store, slack,
     assert post_digest_if_due(on) is False
     clock.set(dt.datetime(2026, 11, 24, 17, 5, tzinfo=dt.UTC))  # 09:05
     assert post_digest_if_due(on) is True
+
+
+# --- databot urgent-poll ---------------------------------------------------------------------
+
+
+def test_urgent_poll_command_polls_once_and_says_what_it_did(github, slack, clock, tmp_path):
+    seed(github, clock, 5, urgent=(2,))
+    env = {
+        **CHECKOUT,
+        "DATA_DIR": str(tmp_path),
+        "GITHUB_TOKEN": TOKEN,
+        "GITHUB_API_URL": github.url,
+        "GITHUB_REPO": REPO,
+        "SLACK_BOT_TOKEN": "xoxb-cli-test",
+        "SLACK_API_URL": slack.api_url,
+        "ANALYTICS_CHANNEL": "#analytics",
+    }
+    first = run_cli("urgent-poll", "--once", env=env, cwd=tmp_path)
+    assert first.returncode == 0, first.stderr
+    assert "1 request(s) to GitHub, 1 issue(s)" in first.stdout
+    assert len(alerts(slack)) == 1
+    assert TOKEN not in first.stdout + first.stderr
+
+
+def test_urgent_poll_command_explains_missing_token_and_github_failures(github, tmp_path):
+    missing = run_cli(
+        "urgent-poll", "--once", env={**CHECKOUT, "DATA_DIR": str(tmp_path)}, cwd=tmp_path
+    )
+    assert missing.returncode == 2
+    assert "GITHUB_TOKEN" in missing.stderr and "Traceback" not in missing.stderr
+
+    env = {**CHECKOUT, "DATA_DIR": str(tmp_path), "GITHUB_TOKEN": TOKEN}
+    env["GITHUB_API_URL"] = github.url
+    github.fail_next("GET", status=502, times=5)
+    failed = run_cli("urgent-poll", "--once", env=env, cwd=tmp_path)
+    assert failed.returncode == 2
+    assert "GitHub answered 502" in failed.stderr and "Traceback" not in failed.stderr
