@@ -109,6 +109,9 @@ def cmd_check(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     from sandbox.demo import run_demo
 
+    if not args.verbose:
+        # The demo prints what the bot sends; log lines would bury it.
+        logging.getLogger().setLevel(logging.WARNING)
     return run_demo(settings, interactive=args.interactive)
 
 

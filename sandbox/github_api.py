@@ -1002,13 +1002,10 @@ class FakeGitHub(LoopbackServer):
     def _route(
         self, method: str, raw_path: str, query: dict[str, str], body: Any
     ) -> tuple[int, Any, dict[str, str]]:
-        path_matched = False
+        # An unknown path and a known path with the wrong method are both 404 on GitHub.
         for route_method, pattern, handler in self._COMPILED:
             match = pattern.match(raw_path)
-            if not match:
-                continue
-            path_matched = True
-            if route_method != method:
+            if not match or route_method != method:
                 continue
             params = {k: urllib.parse.unquote(v) for k, v in match.groupdict().items() if v}
             if "o" in params:
@@ -1017,8 +1014,6 @@ class FakeGitHub(LoopbackServer):
             if len(result) == 2:
                 return result[0], result[1], {}
             return result
-        if path_matched:
-            raise GitHubError(404, "Not Found")
         raise GitHubError(404, "Not Found")
 
     def _get_rate_limit(self, **_: Any) -> tuple[int, Any]:

@@ -87,7 +87,7 @@ class BotHarness:
         self._overrides = settings_overrides
         self.signing_secret = secrets.token_hex(16)
         self.slack = FakeSlack()
-        self.github = FakeGitHub()
+        self.github = FakeGitHub(now=now) if now is not None else FakeGitHub()
         self.deps: Deps | None = None
         self.server = None
 
@@ -174,7 +174,7 @@ class BotHarness:
         channel_name: str = "analytics",
     ) -> tuple[Response, str]:
         """Send a slash command; returns the HTTP response and its response_url."""
-        response_url = self.slack.response_url()
+        response_url = self.slack.response_url(channel, user=user)
         body = slack_requests.slash_command(
             command,
             text,
