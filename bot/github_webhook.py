@@ -130,7 +130,10 @@ def receive(deps: Deps, headers: Mapping[str, str], body: bytes) -> tuple[int, s
         logger.exception("GitHub delivery %s: could not record the issue", delivery)
         # Not recorded: forget the delivery id so a redelivery is processed.
         if key:
-            _unclaim(deps, key)
+            try:
+                _unclaim(deps, key)
+            except Exception:  # the store is down: GitHub shows the 500; redeliver later
+                logger.exception("GitHub delivery %s: could not release its id", delivery)
         return 500, "could not record the change; redeliver it later\n"
     logger.info(
         "GitHub %s %s#%s (%s): %s", event, repo, payload.issue.number, payload.action, recorded

@@ -383,7 +383,9 @@ def sync_alert(deps: Deps, repo: str, number: int) -> Synced:
             state = AlertState.model_validate(row.state)
             wanted = state.content_hash()
             if wanted != row.state_hash:
-                text, blocks = build_urgent_message(state, now=deps.now())
+                # In the team's time zone, so "overdue" flips at their midnight.
+                local_now = deps.now().astimezone(deps.settings.tz)
+                text, blocks = build_urgent_message(state, now=local_now)
                 try:
                     channel, ts, posted = _send(deps, row.channel, row.ts, text, blocks, state)
                 except SlackApiError as exc:

@@ -381,3 +381,34 @@ def test_refused_post_is_simply_retried(deps, slack):
     assert sync_alert(deps, REPO, 7) is Synced.POSTED
     assert slack.calls("conversations.history") == []  # Slack said no: nothing to look for
     assert len(alert_messages(slack)) == 1
+
+
+def test_issue_filed_from_a_slack_thread_links_back_to_it(deps, slack):
+    permalink = "https://acme.slack.com/archives/C0ANALYTICS/p1763900000000100"
+    with deps.store.engine.begin() as connection:
+        connection.execute(
+            tables.requests.insert().values(
+                id="r-1",
+                dedupe_key="view:1",
+                thread_key="C0ANALYTICS:1763900000.000100",
+                status="filed",
+                request_type="analysis",
+                title="Revenue dashboard is empty",
+                payload={},
+                requester_id="U0ALICE",
+                permalink=permalink,
+                issue_number=7,
+                created_at=TEST_NOW,
+                updated_at=TEST_NOW,
+            )
+        )
+    handle_issue(deps, issue(body="no link in the body"))
+    [message] = alert_messages(slack)
+    assert f"<{permalink}|Slack thread>" in all_text(message["text"], message["blocks"])
+
+
+def test_deleted_issue_says_so_in_the_same_message(deps, slack):
+    handle_issue(deps, issue())
+    assert handle_issue(deps, issue(updated_at=TEST_NOW), deleted=True) is Synced.UPDATED
+    [message] = alert_messages(slack)
+    assert "issue deleted" in message["text"]
