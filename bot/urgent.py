@@ -45,6 +45,9 @@ logger = logging.getLogger(__name__)
 # Longer than one Slack call can take (10 s timeout, one 429 retry), so a live worker
 # never loses its lease; short enough that a crashed worker's issue is retried soon.
 LEASE = dt.timedelta(seconds=120)
+# A message still behind its issue after this long is left alone (Slack refused it for a
+# week); the issue's next change brings it back.
+PENDING_WINDOW = dt.timedelta(days=7)
 
 
 # --- GitHub's issue shape (REST responses and webhook payloads share it) ----------------
@@ -564,7 +567,10 @@ def handle_issue(
 
 
 def pending_alerts(deps: Deps, repo: str) -> list[int]:
-    """Issues whose message is behind its recorded state and not being worked on."""
+    """Issues whose message is behind its recorded state and not being worked on.
+
+    Runs on every poll, so it reads only rows that can be behind: never posted, or changed
+    within PENDING_WINDOW (every recorded change touches `updated_at`)."""
     table = tables.urgent_alerts
     now = deps.now()
     with deps.store.engine.connect() as connection:
@@ -572,6 +578,7 @@ def pending_alerts(deps: Deps, repo: str) -> list[int]:
             sa.select(table.c.issue_number, table.c.state, table.c.state_hash)
             .where(table.c.repo == repo)
             .where(sa.or_(table.c.lease_until.is_(None), table.c.lease_until < now))
+            .where(sa.or_(table.c.state_hash.is_(None), table.c.updated_at >= now - PENDING_WINDOW))
         ).all()
     return [
         row.issue_number

@@ -30,9 +30,11 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import requests
+import sqlalchemy as sa
 from pydantic import ValidationError
 from slack_sdk.errors import SlackApiError
 
+from bot import tables
 from bot.errors import GitHubUnavailable
 from bot.urgent import (
     AlertState,
@@ -310,10 +312,16 @@ def post_digest_if_due(deps: Deps) -> bool:
     local = deps.now().astimezone(deps.settings.tz)
     if local.hour < DIGEST_HOUR:
         return False
+    key = f"urgent-digest:{deps.settings.github_repo}:{local.date()}"
+    with deps.store.engine.connect() as connection:
+        if connection.execute(
+            sa.select(tables.dedupe_keys.c.key).where(tables.dedupe_keys.c.key == key)
+        ).first():
+            return False  # already sent today: skip reading every alert on each poll
     states = stale_unassigned(deps, hours)
     if not states:
         return False
-    if not deps.store.claim(f"urgent-digest:{deps.settings.github_repo}:{local.date()}"):
+    if not deps.store.claim(key):  # another clock got there first
         return False
     text, blocks = build_urgent_digest(states, hours=hours, now=deps.now())
     try:
