@@ -412,3 +412,29 @@ def test_deleted_issue_says_so_in_the_same_message(deps, slack):
     assert handle_issue(deps, issue(updated_at=TEST_NOW), deleted=True) is Synced.UPDATED
     [message] = alert_messages(slack)
     assert "issue deleted" in message["text"]
+
+
+def test_change_recorded_while_another_worker_posts_is_not_lost(deps, slack, monkeypatch):
+    """Replica A is posting (Slack is slow); replica B records a newer state meanwhile and
+    leaves the Slack side to A, which must show B's state before letting go."""
+    real_post = deps.slack.chat_postMessage
+    in_flight, proceed = threading.Event(), threading.Event()
+
+    def slow_post(**kwargs):
+        in_flight.set()
+        proceed.wait(5)
+        return real_post(**kwargs)
+
+    monkeypatch.setattr(deps.slack, "chat_postMessage", slow_post)
+    first = threading.Thread(target=handle_issue, args=(deps, issue()))
+    first.start()
+    assert in_flight.wait(5)
+    assert handle_issue(deps, issue(assignees=("bob",), updated_at=TEST_NOW)) is Synced.BUSY
+    proceed.set()
+    first.join(10)
+
+    [message] = alert_messages(slack)
+    assert "assigned to @bob" in all_text(message["text"], message["blocks"])
+    assert len(slack.calls("chat.postMessage")) == 1
+    assert len(slack.calls("chat.update")) == 1
+    assert pending_alerts(deps, REPO) == []
