@@ -207,6 +207,17 @@ def test_long_titles_fit_slack_limits():
     assert "…" in blocks[0]["text"]["text"]
 
 
+def test_many_long_labels_and_assignees_stay_within_slack_limits():
+    labels = tuple(f"label-{i:02d}-" + "x" * 40 for i in range(100))
+    assignees = tuple(f"analyst-{i}-" + "y" * 28 for i in range(10))
+    state = state_of(issue(labels=labels, assignees=assignees, title="t" * 256))
+    text, blocks = build_urgent_message(state, now=TEST_NOW)
+    for block in blocks:
+        for element in block.get("elements", [block.get("text")]):
+            assert len(element["text"]) <= 3000
+    assert "+90 more" in blocks[1]["elements"][0]["text"]
+
+
 def test_digest_lists_issues_oldest_first():
     states = [
         state_of(issue(number=n, title=f"issue {n}", created_at=TEST_NOW - dt.timedelta(hours=h)))

@@ -16,6 +16,9 @@ from bot.urgent import AlertState, AlertStatus
 
 # Titles can be 256 characters on GitHub; a shorter cut keeps the message scannable.
 TITLE_LIMIT = 150
+# GitHub allows 100 labels of up to 50 characters; ten keep the details line far below
+# Slack's 3,000-character limit for a text object.
+LABEL_LIMIT = 10
 # One section per issue in the digest (3,000 characters each); Slack allows 50 blocks.
 DIGEST_LIMIT = 20
 
@@ -77,7 +80,9 @@ def build_urgent_message(state: AlertState, *, now: dt.datetime) -> tuple[str, l
         f"assigned to {_logins(state.assignees)}" if state.assignees else "*unassigned*",
     ]
     if state.labels:
-        details.append("labels: " + ", ".join(f"`{escape_mrkdwn(x)}`" for x in state.labels))
+        shown = ", ".join(f"`{escape_mrkdwn(truncate(x, 50))}`" for x in state.labels[:LABEL_LIMIT])
+        more = len(state.labels) - LABEL_LIMIT
+        details.append("labels: " + shown + (f" +{more} more" if more > 0 else ""))
     if state.due is not None:
         overdue = state.status is AlertStatus.URGENT and state.due < now.date()
         details.append(f"due {state.due:%a %b %-d, %Y}" + (" (overdue)" if overdue else ""))
