@@ -26,6 +26,7 @@ import datetime as dt
 import email.utils
 import logging
 import threading
+import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -105,6 +106,7 @@ class IssuesClient:
         if token:
             self.session.headers["Authorization"] = f"Bearer {token}"
         self.requests = 0
+        self.resume_at = 0.0  # time.time() before which GitHub asked us not to call
 
     def get(
         self, url: str, params: dict[str, Any] | None = None, *, etag: str | None = None
@@ -122,19 +124,46 @@ class IssuesClient:
                 "GitHub could not be reached; urgent issues are checked again on the next poll.",
                 detail=f"GET {url}: {type(exc).__name__}",
             ) from exc
-        if response.status_code in (403, 429) or response.status_code >= 500:
+        status = response.status_code
+        if status in (200, 304):
+            return response
+        wait = _rate_limit_wait(response)
+        if wait is not None:
+            self.resume_at = time.time() + wait
             raise GitHubUnavailable(
-                f"GitHub answered {response.status_code}; urgent issues are checked again "
-                "on the next poll.",
-                detail=f"GET {url}: {response.status_code} {response.text[:200]}",
+                f"GitHub rate limit reached; urgent issues are checked again in {wait:.0f} s.",
+                detail=f"GET {url}: {status}, wait {wait:.0f} s",
             )
-        if response.status_code not in (200, 304):
+        if status >= 500:
             raise GitHubUnavailable(
-                f"GitHub answered {response.status_code} for the issue list of the repo; "
-                "check GITHUB_REPO and the token's access.",
-                detail=f"GET {url}: {response.status_code} {response.text[:200]}",
+                f"GitHub answered {status}; urgent issues are checked again on the next poll.",
+                detail=f"GET {url}: {status} {response.text[:200]}",
             )
-        return response
+        raise GitHubUnavailable(
+            f"GitHub answered {status} for the issues of the repo; check GITHUB_REPO and "
+            "that GITHUB_TOKEN may read its issues.",
+            detail=f"GET {url}: {status} {response.text[:200]}",
+        )
+
+    def waiting(self) -> float:
+        """Seconds GitHub asked us to wait before the next request (0 = go ahead)."""
+        return max(0.0, self.resume_at - time.time())
+
+
+def _rate_limit_wait(response: requests.Response) -> float | None:
+    """Seconds to wait when `response` is a rate limit (primary or secondary), else None."""
+    if response.status_code not in (403, 429):
+        return None
+    headers = response.headers
+    retry_after = headers.get("Retry-After", "")
+    if retry_after.strip().isdigit():
+        return float(retry_after)
+    reset = headers.get("X-RateLimit-Reset", "")
+    if headers.get("X-RateLimit-Remaining") == "0" and reset.isdigit():
+        return max(1.0, int(reset) - time.time())
+    if response.status_code == 429:
+        return 60.0  # GitHub's advice without a header: at least a minute
+    return None
 
 
 def make_client(deps: Deps) -> IssuesClient:
@@ -184,6 +213,11 @@ def poll_once(deps: Deps, *, client: IssuesClient | None = None) -> PollResult:
     params["per_page"] = PER_PAGE
 
     try:
+        if client.waiting():
+            # GitHub asked us to wait: calling anyway would extend the block.
+            raise GitHubUnavailable(
+                f"GitHub rate limit: waiting {client.waiting():.0f} s more before polling.",
+            )
         response = client.get(path, params, etag=etag)
         if response.status_code == 304:
             result.not_modified = True
@@ -199,16 +233,17 @@ def poll_once(deps: Deps, *, client: IssuesClient | None = None) -> PollResult:
             result.cursor = _iso(new_cursor) if new_cursor else cursor
             if result.cursor and result.cursor != cursor:
                 store.kv_set(cursor_key(repo), result.cursor)
-            if new_etag and not result.more:
+            # Only a one-page answer: the ETag covers page 1, and with several pages a
+            # change on a later page would hide behind an unchanged first one.
+            if new_etag and not result.more and "next" not in response.links:
                 store.kv_set(etag_key(repo), new_etag)
+    except GitHubUnavailable:
+        _retry_pending(deps, result)  # Slack retries need no GitHub
+        raise
     finally:
         result.requests = client.requests - start_count
 
-    # Messages whose Slack update failed earlier (or whose worker died) are retried here.
-    for number in pending_alerts(deps, repo):
-        if number in result.attempted:
-            continue  # just failed in this poll; Slack gets a breather until the next
-        result.count(result.synced, sync_alert(deps, repo, number))
+    _retry_pending(deps, result)
     if result.recorded or result.synced or not result.not_modified:
         logger.info(
             "urgent poll %s: %d request(s), %s, recorded %s, synced %s",
@@ -219,6 +254,15 @@ def poll_once(deps: Deps, *, client: IssuesClient | None = None) -> PollResult:
             result.synced,
         )
     return result
+
+
+def _retry_pending(deps: Deps, result: PollResult) -> None:
+    """Messages whose Slack update failed earlier (or whose worker died)."""
+    repo = deps.settings.github_repo
+    for number in pending_alerts(deps, repo):
+        if number in result.attempted:
+            continue  # just failed in this poll; Slack gets a breather until the next
+        result.count(result.synced, sync_alert(deps, repo, number))
 
 
 def _collect_pages(

@@ -3,6 +3,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -203,23 +204,38 @@ def test_reconciliation_poll_catches_a_dropped_webhook(deps, github, slack, cloc
     assert len(slack.calls("chat.postMessage")) == 1
 
 
-@pytest.mark.parametrize("failure", ["502", "rate limit"])
-def test_github_failure_keeps_the_cursor_and_the_next_poll_catches_up(
-    deps, github, slack, clock, failure
-):
+def test_github_failure_keeps_the_cursor_and_the_next_poll_catches_up(deps, github, slack, clock):
     seed(github, clock, 10)
     poll_once(deps)
     cursor = deps.store.kv_get(cursor_key(REPO))
     act(github, clock, "POST", "/issues/6/labels", {"labels": ["urgent"]})
-    if failure == "502":
-        github.fail_next("GET", status=502)
-    else:
-        github.rate_limit_next(retry_after=60, method="GET")
+    github.fail_next("GET", status=502)
     with pytest.raises(GitHubUnavailable) as raised:
         poll_once(deps)
-    assert "next poll" in raised.value.user_message
+    assert "GitHub answered 502" in raised.value.user_message
     assert deps.store.kv_get(cursor_key(REPO)) == cursor
     assert slack.calls() == []
+    poll_once(deps)
+    assert len(alerts(slack)) == 1
+
+
+@pytest.mark.parametrize("primary", [False, True])
+def test_rate_limited_poller_waits_as_asked_before_calling_again(
+    deps, github, slack, clock, primary
+):
+    seed(github, clock, 10)
+    poll_once(deps)
+    act(github, clock, "POST", "/issues/6/labels", {"labels": ["urgent"]})
+    github.rate_limit_next(retry_after=1, primary=primary, method="GET")
+    with pytest.raises(GitHubUnavailable) as limited:
+        poll_once(deps)
+    assert "rate limit reached" in limited.value.user_message
+    calls = len(github.requests)
+    with pytest.raises(GitHubUnavailable) as waiting:
+        poll_once(deps)  # too soon: GitHub is not called at all
+    assert "waiting" in waiting.value.user_message
+    assert len(github.requests) == calls
+    time.sleep(1.1 if not primary else 2.1)  # the primary limit resets on a whole second
     poll_once(deps)
     assert len(alerts(slack)) == 1
 
@@ -364,3 +380,11 @@ def test_urgent_poll_command_explains_missing_token_and_github_failures(github, 
     failed = run_cli("urgent-poll", "--once", env=env, cwd=tmp_path)
     assert failed.returncode == 2
     assert "GitHub answered 502" in failed.stderr and "Traceback" not in failed.stderr
+
+
+def test_wrong_repo_or_token_is_explained(deps, github):
+    github.fail_next("GET", status=404)
+    with pytest.raises(GitHubUnavailable) as raised:
+        poll_once(deps)
+    assert "check GITHUB_REPO" in raised.value.user_message
+    assert TOKEN not in raised.value.user_message + str(raised.value)
