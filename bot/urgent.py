@@ -79,6 +79,7 @@ class GitHubIssue(BaseModel):
     closed_at: dt.datetime | None = None
     closed_by: GitHubUser | None = None  # only in single-issue REST responses
     pull_request: dict[str, Any] | None = None  # set when the "issue" is a pull request
+    state_reason: str | None = None  # closed: "completed" | "not_planned"
 
     def has_label(self, name: str) -> bool:
         return any(label.name.lower() == name.lower() for label in self.labels)
@@ -111,6 +112,7 @@ class AlertState(BaseModel):
     status: AlertStatus
     closed_by: str | None = None
     closed_at: dt.datetime | None = None
+    not_planned: bool = False  # closed as "not planned" rather than done
     # Orders snapshots; not shown, so it is left out of the hash.
     issue_updated_at: dt.datetime
 
@@ -152,6 +154,7 @@ def desired_state(
         status=status,
         closed_by=closer if status is AlertStatus.CLOSED else None,
         closed_at=issue.closed_at if status is AlertStatus.CLOSED else None,
+        not_planned=status is AlertStatus.CLOSED and issue.state_reason == "not_planned",
         issue_updated_at=issue.updated_at,
     )
 

@@ -188,6 +188,19 @@ def test_closed_message_says_who_closed_it_and_after_how_long():
     assert "~<https://github.com/" in shown  # struck through: no longer needs attention
 
 
+def test_closed_as_not_planned_is_not_shown_as_done():
+    closed = GitHubIssue.model_validate(
+        {
+            **issue_json(
+                state="closed", created_at=OPENED, closed_at=OPENED + dt.timedelta(hours=1)
+            ),
+            "state_reason": "not_planned",
+        }
+    )
+    text, _ = build_urgent_message(state_of(closed, closed_by="dana"), now=TEST_NOW)
+    assert text.startswith("⛔ closed as not planned by @dana after 1h")
+
+
 def test_unlabeled_message_says_no_longer_urgent():
     text, blocks = build_urgent_message(state_of(issue(labels=("bug",))), now=TEST_NOW)
     assert "no longer urgent" in all_text(text, blocks)

@@ -58,6 +58,8 @@ def headline(state: AlertState, *, now: dt.datetime) -> str:
     if state.status is AlertStatus.CLOSED:
         took = format_duration((state.closed_at or now) - state.created_at)
         who = f" by @{state.closed_by}" if state.closed_by else ""
+        if state.not_planned:
+            return f"⛔ closed as not planned{who} after {took}"
         return f"✅ closed{who} after {took}"
     if state.status is AlertStatus.NOT_URGENT:
         return "⬇️ no longer urgent"
