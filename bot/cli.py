@@ -88,8 +88,159 @@ def start_background_workers(deps) -> list[Callable[[], None]]:
 
 
 def cmd_clock(args: argparse.Namespace, settings: Settings) -> int:
-    logger.info("clock: no scheduled jobs are configured yet")
+    from bot.deps import build_deps
+    from bot.jobs import build_jobs
+    from bot.scheduler import Clock
+    from bot.urgent_poller import schedule_in_clock
+
+    deps = build_deps(settings)
+    clock = Clock(deps, build_jobs(deps))
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    if not clock.entries:
+        logger.warning("clock: no job is enabled and scheduled (see JOB_SCHEDULES)")
+    for name, when in clock.next_runs():
+        logger.info("clock: next %s at %s", name, when and when.astimezone(settings.tz))
+    clock.start()
+    schedule_in_clock(clock.scheduler, deps)
+    try:
+        stop.wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        clock.stop()
+        deps.close()
     return 0
+
+
+# --- scheduled posts: post, posts, sprint ----------------------------------------------
+
+
+def _day(text: str):
+    import datetime as dt
+
+    try:
+        return dt.date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a date like 2026-11-23") from None
+
+
+def cmd_post(args: argparse.Namespace, settings: Settings) -> int:
+    from bot import runner
+    from bot.deps import build_deps
+    from bot.errors import InputError
+    from bot.jobs import NotReady, build_jobs, find_job
+    from bot.scheduler import manual_period
+
+    deps = build_deps(settings)
+    try:
+        jobs = build_jobs(deps)
+        job = find_job(jobs, args.job)
+        if job is None:
+            names = ", ".join(str(j.id) for j in jobs)
+            raise InputError(f"No job called {args.job!r}. Jobs: {names}.")
+        period = manual_period(deps, job, args.date)
+        if args.dry_run:
+            result = runner.preview(deps, job, period)
+            if isinstance(result, NotReady):
+                print(f"{job.id} {period}: not ready: {result.reason}")
+                return 1
+            print(render_post(result, f"{job.id} {period} (dry run: not posted)"))
+            return 0
+        record = runner.run_period(deps, job, period, manual=True)
+        if record is None:
+            record = runner.get_run(deps.store, str(job.id), period)
+            where = f": {record.permalink}" if record and record.permalink else ""
+            status = record.status if record else "taken"
+            print(f"{job.id} {period} is already {status}{where}; nothing posted.")
+            return 0
+        link = f" {record.permalink}" if record.permalink else ""
+        print(f"{job.id} {period}: {record.status}{link}")
+        if record.detail:
+            print(f"  {record.detail}")
+        return 0 if record.status in (runner.RunStatus.POSTED, runner.RunStatus.WAITING) else 1
+    finally:
+        deps.close()
+
+
+def render_post(post, title: str) -> str:
+    """A post as a person reads it (sandbox.render when installed, else its plain text)."""
+    lines = [f"== {title} -> {post.channel}"]
+    try:
+        from sandbox.render import render_message
+
+        lines.append(render_message({"text": post.text, "blocks": post.blocks}))
+    except ImportError:  # production install without the sandbox package
+        lines.append(post.text)
+    lines += [f"[file: {f.filename} ({len(f.content):,} bytes) {f.title}]" for f in post.files]
+    return "\n".join(lines)
+
+
+def cmd_posts(args: argparse.Namespace, settings: Settings) -> int:
+    from bot.runner import list_runs
+    from bot.store import Store
+
+    store = Store(settings.state_url)
+    try:
+        store.migrate()
+        records = list_runs(store, job=args.job, limit=args.limit)
+    finally:
+        store.close()
+    if not records:
+        print("No scheduled runs recorded yet.")
+        return 0
+    print(render_runs(records, settings.tz))
+    return 0
+
+
+def render_runs(records, tz) -> str:
+    """`databot posts`: did it go out? One line per (job, period), newest first."""
+    header = ("WHEN", "JOB", "PERIOD", "STATUS", "CHANNEL", "LINK / WHY")
+    rows = [
+        (
+            f"{r.updated_at.astimezone(tz):%Y-%m-%d %H:%M}",
+            r.job,
+            r.period,
+            r.status,
+            r.channel or "-",
+            " ".join(x for x in (r.permalink, r.detail) if x) or "-",
+        )
+        for r in records
+    ]
+    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(5)]
+    return "\n".join(
+        "  ".join(cell.ljust(w) for cell, w in zip(row[:5], widths, strict=True)) + "  " + row[5]
+        for row in [header, *rows]
+    )
+
+
+def cmd_sprint(args: argparse.Namespace, settings: Settings) -> int:
+    from bot.deps import build_deps
+    from bot.digest import load_calendar
+    from bot.sprints import render_sprints
+
+    deps = build_deps(settings)
+    try:
+        day = args.date or deps.today()
+        print(render_sprints(load_calendar(deps), day))
+    finally:
+        deps.close()
+    return 0
+
+
+def add_schedule_commands(sub) -> None:
+    p = sub.add_parser("post", help="run a scheduled job now (once per period), or preview it")
+    p.add_argument("job", help="job id, e.g. sprint-digest")
+    p.add_argument("--date", type=_day, help="the day to run it for (default: latest due)")
+    p.add_argument("--dry-run", action="store_true", help="print the message; post nothing")
+    p.set_defaults(func=cmd_post)
+    p = sub.add_parser("posts", help="list scheduled runs: did it go out?")
+    p.add_argument("--job", help="only this job")
+    p.add_argument("--limit", type=int, default=30)
+    p.set_defaults(func=cmd_posts)
+    p = sub.add_parser("sprint", help="print the current, previous and next sprint")
+    p.add_argument("--date", type=_day, help="as of this day (default: today)")
+    p.set_defaults(func=cmd_sprint)
 
 
 # --- check ---------------------------------------------------------------------------
@@ -169,6 +320,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--once", action="store_true", help="one poll, print what it did, exit")
     p.set_defaults(func=cmd_urgent_poll)
+    add_schedule_commands(sub)
     return parser
 
 

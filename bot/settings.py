@@ -15,6 +15,13 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+# Cron per job id (bot.ids.Job values), in settings.timezone; JOB_SCHEDULES overrides.
+DEFAULT_JOB_SCHEDULES: dict[str, str] = {
+    "sprint-digest": "0 9 * * mon",
+    "sprint-planning": "0 10 * * thu",
+    "sprint-checkin": "0 10 * * fri",
+}
+
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
@@ -118,6 +125,88 @@ class Settings(BaseSettings):
         description="If set, a reminder lists urgent issues still open and unassigned after "
         "this many hours.",
     )
+
+    # --- Scheduler and sprints (bot/scheduler.py, bot/sprints.py, bot/digest.py) --------
+    job_schedules: dict[str, str] = Field(
+        default_factory=dict,
+        description="Cron strings (minute hour day month weekday, in TIMEZONE) per job id, "
+        'JSON, e.g. {"sprint-digest": "0 9 * * mon"}; merged over the defaults; "off" '
+        "disables a job. Use weekday names: APScheduler numbers Monday 0.",
+    )
+    schedule_grace_minutes: int = Field(
+        240,
+        description="A run missed while the clock was down is caught up if the clock is back "
+        "within this many minutes, else skipped (and recorded as skipped).",
+    )
+    not_ready_retry_minutes: int = Field(
+        30, description="When a job's data is not ready (or its build failed), retry this often."
+    )
+    not_ready_give_up_minutes: int = Field(
+        180,
+        description="After this long, post a 'not ready yet' notice once, then keep checking "
+        "until the end of the day and post the real message once it is ready.",
+    )
+    sprint_anchor: dt.date = Field(
+        dt.date(2026, 1, 5),
+        description="First Monday of any one sprint; sprints repeat every SPRINT_LENGTH_DAYS "
+        "from it when the repo has no sprint milestones with due dates.",
+    )
+    sprint_length_days: int = Field(14, description="Sprint length in days (Monday to Sunday).")
+    sprint_milestone_pattern: str = Field(
+        r"(?i)\bsprint\b",
+        description="Regex a milestone title must match to count as a sprint (with a due date).",
+    )
+    sprint_label: str | None = Field(
+        None,
+        description="Label marking the current sprint's issues, when sprints are not milestones.",
+    )
+    request_type_labels: list[str] = Field(
+        default_factory=list,
+        description="Labels naming request types, for grouping the digest. Empty: group by "
+        "each issue's first label.",
+    )
+    sprint_plan_url: str | None = Field(
+        None, description="Link to the plan 2-4 weeks out, shown in the sprint digest."
+    )
+    sprint_digest_channel: str | None = Field(
+        None, description="Channel for sprint posts (default: ANALYTICS_CHANNEL)."
+    )
+    sprint_digest_enabled: bool = Field(True, description="Post the sprint Monday digest.")
+    sprint_planning_enabled: bool = Field(
+        False, description="Post a planning reminder the Thursday before a new sprint."
+    )
+    sprint_checkin_enabled: bool = Field(
+        False, description="Post a mid-sprint check-in on the sprint's first Friday."
+    )
+
+    @field_validator("job_schedules")
+    @classmethod
+    def _merge_schedules(cls, value: dict[str, str]) -> dict[str, str]:
+        from apscheduler.triggers.cron import CronTrigger
+
+        merged = {**DEFAULT_JOB_SCHEDULES, **{k.strip(): v.strip() for k, v in value.items()}}
+        for job, cron in merged.items():
+            if cron.lower() == "off":
+                continue
+            try:
+                CronTrigger.from_crontab(cron)
+            except ValueError as exc:
+                raise ValueError(f"bad cron string for {job}: {cron!r} ({exc})") from exc
+        return merged
+
+    @field_validator("sprint_anchor")
+    @classmethod
+    def _anchor_is_monday(cls, value: dt.date) -> dt.date:
+        if value.weekday() != 0:
+            raise ValueError(f"{value} is a {value:%A}; the anchor is a sprint's first Monday")
+        return value
+
+    @field_validator("sprint_length_days")
+    @classmethod
+    def _whole_weeks(cls, value: int) -> int:
+        if value < 7 or value % 7:
+            raise ValueError("sprint length must be a whole number of weeks (7, 14, 21 ...)")
+        return value
 
     @field_validator("timezone")
     @classmethod

@@ -412,8 +412,34 @@ def run_poll(deps: Deps) -> PollResult | None:
     return result
 
 
+def schedule_in_clock(scheduler, deps: Deps) -> None:
+    """Add the poll to the clock process's APScheduler (bot/scheduler.py's `Clock`): every
+    `poll_interval` seconds, first run at once, never two polls at a time in one process
+    (and across processes the state store keeps posts to one per issue)."""
+    from apscheduler.triggers.interval import IntervalTrigger
+
+    from bot.ids import Job
+
+    if deps.settings.github_token is None:
+        logger.info("urgent poll: off (no GITHUB_TOKEN)")
+        return
+    interval = poll_interval(deps.settings)
+    scheduler.add_job(
+        run_poll,
+        IntervalTrigger(seconds=interval),
+        args=[deps],
+        id=str(Job.URGENT_POLL),
+        name=str(Job.URGENT_POLL),
+        next_run_time=dt.datetime.now(dt.UTC),
+        max_instances=1,
+        coalesce=True,
+    )
+    logger.info("scheduled %s: every %ss", Job.URGENT_POLL, interval)
+
+
 class PollLoop:
-    """Runs `run_poll` every `poll_interval` seconds in a daemon thread."""
+    """Runs `run_poll` every `poll_interval` seconds in a daemon thread (`databot
+    urgent-poll`, for a deployment that runs the poller on its own)."""
 
     def __init__(self, deps: Deps, interval: float | None = None) -> None:
         self.deps = deps

@@ -21,6 +21,7 @@ import decimal
 import functools
 import logging
 import threading
+import time
 import uuid
 from collections.abc import Mapping
 from pathlib import Path
@@ -280,11 +281,25 @@ class BigQueryWarehouse:
             )
         self.client = client
 
-    def _retry(self):
-        from google.cloud.bigquery.retry import DEFAULT_RETRY
+    def _retries(self) -> tuple[Any, Any]:
+        from google.cloud.bigquery.retry import DEFAULT_JOB_RETRY, DEFAULT_RETRY
 
-        # The default retries 5xx for 600 s; a chat user should hear back well before that.
-        return DEFAULT_RETRY.with_deadline(max(5.0, self._config.timeout_s))
+        # The client's defaults retry 5xx and transport errors for 600 s (and re-issue the
+        # whole job on some errors); a chat user should hear back within the time limit.
+        deadline = self._config.timeout_s
+        return DEFAULT_RETRY.with_deadline(deadline), DEFAULT_JOB_RETRY.with_deadline(deadline)
+
+    def _timeout(self, job: Any, exc: BaseException) -> WarehouseTimeout:
+        self._cancel(job)
+        logger.warning(
+            "BigQuery query timed out after %.1f s (job %s): %s",
+            self._config.timeout_s,
+            getattr(job, "job_id", None),
+            exc,
+        )
+        return WarehouseTimeout(
+            TIMEOUT_MESSAGE.format(seconds=self._config.timeout_s), detail=str(exc)
+        )
 
     def query(
         self,
@@ -295,6 +310,7 @@ class BigQueryWarehouse:
     ) -> list[dict[str, Any]]:
         import concurrent.futures
 
+        import requests
         from google.api_core import exceptions as gexc
         from google.cloud import bigquery
 
@@ -304,7 +320,8 @@ class BigQueryWarehouse:
             labels={"app": "databot", **dict(labels or {})},
             query_parameters=bigquery_parameters(params or {}),
         )
-        retry = self._retry()
+        retry, job_retry = self._retries()
+        deadline = time.monotonic() + self._config.timeout_s
         job = None
         try:
             job = self.client.query(
@@ -312,33 +329,37 @@ class BigQueryWarehouse:
                 job_config=job_config,
                 location=self._config.location,
                 retry=retry,
+                # Any job_retry here wraps jobs.insert in the client's own 10-minute retry.
+                job_retry=None,
                 timeout=self._config.timeout_s,
             )
-            rows = job.result(timeout=self._config.timeout_s, retry=retry)
+            remaining = max(0.5, deadline - time.monotonic())
+            rows = job.result(timeout=remaining, retry=retry, job_retry=job_retry)
             return [{key: _utc(value) for key, value in row.items()} for row in rows]
-        except (concurrent.futures.TimeoutError, TimeoutError, gexc.DeadlineExceeded) as exc:
-            self._cancel(job)
-            logger.warning("BigQuery query timed out after %.1f s", self._config.timeout_s)
-            raise WarehouseTimeout(
-                TIMEOUT_MESSAGE.format(seconds=self._config.timeout_s), detail=str(exc)
-            ) from exc
+        except (
+            concurrent.futures.TimeoutError,
+            TimeoutError,
+            gexc.DeadlineExceeded,
+            requests.exceptions.Timeout,
+        ) as exc:
+            raise self._timeout(job, exc) from exc
+        except gexc.RetryError as exc:
+            # Retries ran out of time: a timeout if the last attempt timed out.
+            if isinstance(exc.cause, requests.exceptions.Timeout | TimeoutError):
+                raise self._timeout(job, exc) from exc
+            job_id = getattr(job, "job_id", None)
+            raise _failure(f"job {job_id}: retries exhausted: {exc.cause!r}") from exc
         except gexc.GoogleAPIError as exc:
             job_id = getattr(job, "job_id", None)
             raise _failure(f"job {job_id}: {type(exc).__name__}: {exc}") from exc
-        except Exception as exc:
-            # requests/urllib3 transport timeouts surface as their own types.
-            if "timeout" in type(exc).__name__.lower() or "timed out" in str(exc).lower():
-                self._cancel(job)
-                raise WarehouseTimeout(
-                    TIMEOUT_MESSAGE.format(seconds=self._config.timeout_s), detail=str(exc)
-                ) from exc
-            raise _failure(f"{type(exc).__name__}: {exc}") from exc
+        except requests.exceptions.RequestException as exc:
+            raise _failure(f"transport: {type(exc).__name__}: {exc}") from exc
 
     def _cancel(self, job: Any) -> None:
         if job is None:
             return
         try:
-            job.cancel(retry=self._retry(), timeout=10)
+            job.cancel(retry=self._retries()[0], timeout=10)
         except Exception:  # noqa: BLE001 - best effort; the timeout is what the user sees
             logger.warning("Could not cancel BigQuery job %s", job.job_id, exc_info=True)
 

@@ -2,6 +2,10 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
+import signal
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -388,3 +392,34 @@ def test_wrong_repo_or_token_is_explained(deps, github):
         poll_once(deps)
     assert "check GITHUB_REPO" in raised.value.user_message
     assert TOKEN not in raised.value.user_message + str(raised.value)
+
+
+def test_clock_process_polls_for_urgent_issues(github, slack, clock, tmp_path):
+    seed(github, clock, 5, urgent=(4,))
+    env = {
+        **CHECKOUT,
+        **{k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "GITHUB_"))},
+        "DATA_DIR": str(tmp_path),
+        "GITHUB_TOKEN": TOKEN,
+        "GITHUB_API_URL": github.url,
+        "GITHUB_REPO": REPO,
+        "SLACK_BOT_TOKEN": "xoxb-clock-test",
+        "SLACK_API_URL": slack.api_url,
+        "ANALYTICS_CHANNEL": "#analytics",
+    }
+    process = subprocess.Popen(
+        [sys.executable, "-m", "bot.cli", "clock"],
+        env=env,
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        slack.wait_for("chat.postMessage", timeout=30)
+    finally:
+        process.send_signal(signal.SIGTERM)
+        _, stderr = process.communicate(timeout=30)
+    assert process.returncode == 0, stderr
+    assert any("#4 Request 4" in m for m in alerts(slack))
+    assert "scheduled urgent-poll: every 60s" in stderr

@@ -1,7 +1,8 @@
 -- Cody Pro daily fields: the one definition (DOMAIN.md, "Cody Pro reporting").
 -- Source of truth: SSC. Dates are Pacific (America/Los_Angeles) calendar dates.
--- Params: @start_date DATE, @end_date DATE, @price_usd FLOAT64 (price per user per month).
--- One row per date in [@start_date, @end_date], zero-activity dates included.
+-- Params: start_date DATE, end_date DATE, price_usd FLOAT64 (price per user per month).
+-- One row per date from start_date to end_date inclusive, zero-activity dates included.
+-- (No at-sign names in comments: the BigQuery emulator counts them as parameters.)
 WITH dates AS (
   SELECT day FROM UNNEST(GENERATE_DATE_ARRAY(@start_date, @end_date)) AS day
 ),

@@ -1,0 +1,344 @@
+"""The runner: one post per (job, period), whatever races, crashes and retries happen.
+
+Runs on SQLite and PostgreSQL (the `store` fixture) against the loopback Slack API.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from zoneinfo import ZoneInfo
+
+import pytest
+import sqlalchemy as sa
+from slack_sdk import WebClient
+
+from bot import runner, tables
+from bot.deps import Deps
+from bot.errors import DatabotError, GitHubUnavailable
+from bot.ids import Job
+from bot.jobs import NotReady, Post, PostFile
+from bot.runner import RunStatus
+from bot.settings import Settings
+from sandbox.slack_api import FakeSlack
+
+PT = ZoneInfo("America/Los_Angeles")
+OWNER = "U0OWNER"
+
+
+def pacific(*args) -> dt.datetime:
+    return dt.datetime(*args, tzinfo=PT).astimezone(dt.UTC)
+
+
+class ScriptedJob:
+    """A job whose build answers from a script (one answer per call, last one repeats)."""
+
+    id = Job.CODY_DAILY
+    title = "Cody Pro daily"
+    channel = "#cody-numbers"
+
+    def __init__(self, *answers) -> None:
+        self.answers = list(answers) or [self.post()]
+        self.builds = 0
+        self.lock = threading.Lock()
+
+    @staticmethod
+    def post(text: str = "Cody Pro: 120 active subscribers", **kw) -> Post:
+        return Post(channel="#cody-numbers", text=text, **kw)
+
+    def period_for(self, run_at: dt.datetime, tz) -> str | None:
+        return run_at.astimezone(tz).date().isoformat()
+
+    def build(self, deps, period: str):
+        with self.lock:
+            answer = self.answers[min(self.builds, len(self.answers) - 1)]
+            self.builds += 1
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+
+@pytest.fixture
+def slack():
+    with FakeSlack() as fake:
+        yield fake
+
+
+@pytest.fixture
+def deps(store, slack, clock):
+    settings = Settings(
+        _env_file=None,
+        owner_channel=OWNER,
+        not_ready_retry_minutes=30,
+        not_ready_give_up_minutes=120,
+    )
+    d = Deps(
+        settings=settings,
+        store=store,
+        warehouse=None,
+        slack=WebClient(token=slack.token, base_url=slack.api_url),
+        github=None,
+        work=ThreadPoolExecutor(2),
+        now=clock,
+    )
+    yield d
+    d.work.shutdown()
+
+
+def channel_posts(slack: FakeSlack, channel: str = "#cody-numbers") -> list[dict]:
+    return [m for m in slack.messages(channel) if not m.get("thread_ts")]
+
+
+def owner_messages(slack: FakeSlack) -> list[str]:
+    return [m["text"] for m in slack.messages(OWNER)]
+
+
+def test_a_period_is_posted_once_and_recorded_with_its_link(deps, slack):
+    job = ScriptedJob()
+    record = runner.run_period(deps, job, "2026-11-22")
+    again = runner.run_period(deps, job, "2026-11-22")
+
+    posts = channel_posts(slack)
+    assert [p["text"] for p in posts] == ["Cody Pro: 120 active subscribers"]
+    assert again is None and job.builds == 1
+    assert record.status == RunStatus.POSTED
+    assert record.ts == posts[0]["ts"]
+    assert record.permalink.endswith("p" + posts[0]["ts"].replace(".", ""))
+    assert runner.get_run(deps.store, "cody-daily", "2026-11-22").status == RunStatus.POSTED
+
+
+def test_the_next_period_is_a_new_post(deps, slack):
+    job = ScriptedJob()
+    runner.run_period(deps, job, "2026-11-22")
+    runner.run_period(deps, job, "2026-11-23")
+    assert len(channel_posts(slack)) == 2
+
+
+def test_racing_processes_post_a_period_once(deps, slack):
+    job = ScriptedJob()
+    start = threading.Barrier(8)
+
+    def race():
+        start.wait()
+        return runner.run_period(deps, job, "2026-11-22")
+
+    with ThreadPoolExecutor(8) as pool:
+        results = list(pool.map(lambda _: race(), range(8)))
+
+    assert len(channel_posts(slack)) == 1
+    assert sum(r is not None for r in results) == 1
+
+
+def test_a_run_that_died_before_posting_is_taken_over_after_its_lease(deps, slack, clock):
+    job = ScriptedJob()
+    # A process claimed the period and chose the channel, then died.
+    assert runner.claim(deps.store, "cody-daily", "2026-11-22", clock()) is not None
+    runner._record(deps.store, "cody-daily", "2026-11-22", clock(), channel="#cody-numbers")
+
+    assert runner.run_period(deps, job, "2026-11-22") is None  # lease still held
+    clock.advance(minutes=16)
+    record = runner.run_period(deps, job, "2026-11-22")
+
+    assert record.status == RunStatus.POSTED and record.attempts == 2
+    assert len(channel_posts(slack)) == 1
+
+
+def test_a_run_that_died_after_posting_is_recorded_not_posted_again(deps, slack, clock):
+    job = ScriptedJob()
+    first = runner.run_period(deps, job, "2026-11-22")
+    # Simulate the crash window: Slack has the message, the row still says running.
+    with deps.store.engine.begin() as connection:
+        connection.execute(
+            tables.scheduled_runs.update().values(
+                status=RunStatus.RUNNING, ts=None, lease_until=clock()
+            )
+        )
+    clock.advance(minutes=16)
+    record = runner.run_period(deps, job, "2026-11-22")
+
+    assert len(channel_posts(slack)) == 1
+    assert record.status == RunStatus.POSTED and record.ts == first.ts
+    assert job.builds == 1
+
+
+def test_not_ready_retries_then_posts_a_notice_once_then_the_real_numbers(deps, slack, clock):
+    clock.set(pacific(2026, 11, 23, 8, 0))
+    late = NotReady(reason="ssc.subscriptions has data through Nov 21")
+    job = ScriptedJob(late, late, late, late, late, ScriptedJob.post())
+
+    first = runner.run_period(deps, job, "2026-11-22")
+    assert first.status == RunStatus.WAITING
+    assert first.lease_until == clock() + dt.timedelta(minutes=30)
+    assert runner.due_retries(deps.store, clock()) == []
+
+    seen = []
+    for _ in range(5):  # 08:30, 09:00, 09:30, 10:00, 10:30
+        clock.advance(minutes=30)
+        for _job_name, period in runner.due_retries(deps.store, clock()):
+            seen.append(runner.run_period(deps, job, period).status)
+
+    posts = channel_posts(slack)
+    assert seen == [RunStatus.WAITING] * 4 + [RunStatus.POSTED]
+    # The notice went out once the give-up time (2 h after the first try) had passed ...
+    assert len(posts) == 2
+    assert "late" in posts[0]["text"] and "data through Nov 21" in posts[0]["text"]
+    # ... and the real numbers once, when they were ready.
+    assert posts[1]["text"] == "Cody Pro: 120 active subscribers"
+    assert runner.get_run(deps.store, "cody-daily", "2026-11-22:notice").status == "posted"
+    assert owner_messages(slack) == []
+
+
+def test_data_never_ready_is_skipped_at_the_end_of_the_day_and_the_owner_told(deps, slack, clock):
+    clock.set(pacific(2026, 11, 23, 20, 0))
+    job = ScriptedJob(NotReady(reason="ssc.subscriptions has data through Nov 21"))
+    runner.run_period(deps, job, "2026-11-22")
+    for _ in range(12):
+        clock.advance(minutes=30)
+        for _job, period in runner.due_retries(deps.store, clock()):
+            runner.run_period(deps, job, period)
+
+    record = runner.get_run(deps.store, "cody-daily", "2026-11-22")
+    assert record.status == RunStatus.SKIPPED
+    assert "not ready by the end of the day" in record.detail
+    assert len([p for p in channel_posts(slack) if "late" in p["text"]]) == 1
+    assert len(owner_messages(slack)) == 1
+    assert "not posted" in owner_messages(slack)[0]
+    # Once skipped, the sweep leaves it alone.
+    clock.advance(hours=1)
+    assert runner.due_retries(deps.store, clock()) == []
+
+
+def test_a_failing_build_is_retried_then_reported_to_the_owner(deps, slack, clock):
+    clock.set(pacific(2026, 11, 23, 8, 0))
+    job = ScriptedJob(GitHubUnavailable("GitHub is not answering"))
+    statuses = [runner.run_period(deps, job, "2026-11-22").status]
+    for _ in range(6):
+        clock.advance(minutes=30)
+        for _job, period in runner.due_retries(deps.store, clock()):
+            statuses.append(runner.run_period(deps, job, period).status)
+
+    # Retried every 30 min for the 2 h give-up window (08:00 ... 10:00), then reported.
+    assert statuses == [RunStatus.WAITING] * 4 + [RunStatus.FAILED]
+    record = runner.get_run(deps.store, "cody-daily", "2026-11-22")
+    assert "GitHub is not answering" in record.detail
+    assert owner_messages(slack) == [
+        ":warning: Cody Pro daily for 2026-11-22 was not posted: GitHub is not answering"
+    ]
+    assert channel_posts(slack) == []
+
+
+def test_slack_refusing_the_post_is_recorded_and_reported(deps, slack):
+    slack.fail_next("chat.postMessage", "not_in_channel")
+    record = runner.run_period(deps, ScriptedJob(), "2026-11-22")
+
+    assert record.status == RunStatus.FAILED
+    assert record.detail == "Slack said not_in_channel"
+    assert any("not_in_channel" in text for text in owner_messages(slack))
+
+
+def test_without_an_owner_channel_a_failure_is_logged_loudly(deps, slack, caplog):
+    deps.settings = deps.settings.model_copy(update={"owner_channel": None})
+    slack.fail_next("chat.postMessage", "channel_not_found")
+    runner.run_period(deps, ScriptedJob(), "2026-11-22")
+    assert any(
+        r.levelname == "ERROR" and "OWNER_CHANNEL is not set" in r.getMessage()
+        for r in caplog.records
+    )
+
+
+def test_files_go_into_the_thread_of_the_post(deps, slack):
+    post = ScriptedJob.post(files=[PostFile(filename="mrr.png", content=b"\x89PNG..", title="MRR")])
+    record = runner.run_period(deps, ScriptedJob(post), "2026-11-22")
+
+    thread = slack.thread("#cody-numbers", record.ts)
+    assert [f["name"] for m in thread for f in m.get("files", [])] == ["mrr.png"]
+    assert record.status == RunStatus.POSTED and record.detail is None
+
+
+def test_a_manual_run_can_redo_a_failed_period_but_not_a_posted_one(deps, slack):
+    slack.fail_next("chat.postMessage", "channel_not_found")
+    job = ScriptedJob()
+    runner.run_period(deps, job, "2026-11-22")
+    assert runner.run_period(deps, job, "2026-11-22") is None  # the clock does not retry it
+
+    redo = runner.run_period(deps, job, "2026-11-22", manual=True)
+    assert redo.status == RunStatus.POSTED and redo.attempts == 2
+    assert runner.run_period(deps, job, "2026-11-22", manual=True) is None
+    assert len(channel_posts(slack)) == 1
+
+
+def test_a_manual_run_reports_errors_to_the_person_running_it(deps, slack):
+    job = ScriptedJob(GitHubUnavailable("GitHub is not answering"))
+    with pytest.raises(DatabotError, match="GitHub is not answering"):
+        runner.run_period(deps, job, "2026-11-22", manual=True)
+    assert owner_messages(slack) == []
+    assert runner.get_run(deps.store, "cody-daily", "2026-11-22").status == RunStatus.FAILED
+
+
+def test_record_lists_newest_first(deps, clock):
+    job = ScriptedJob()
+    runner.run_period(deps, job, "2026-11-21")
+    clock.advance(minutes=1)
+    runner.run_period(deps, job, "2026-11-22")
+    assert [r.period for r in runner.list_runs(deps.store)] == ["2026-11-22", "2026-11-21"]
+
+
+def test_stored_times_are_utc(deps, clock):
+    runner.run_period(deps, ScriptedJob(), "2026-11-22")
+    with deps.store.engine.connect() as connection:
+        created = connection.execute(sa.select(tables.scheduled_runs.c.created_at)).scalar()
+    assert created == clock()
+
+
+def test_a_run_that_lost_its_lease_while_building_does_not_post(deps, slack, clock):
+    class SlowJob(ScriptedJob):
+        def build(self, deps_, period):
+            # The build outlives the lease and another process takes the run over.
+            clock.advance(minutes=16)
+            assert runner.claim(deps_.store, "cody-daily", period, clock()) is not None
+            return super().build(deps_, period)
+
+    runner.run_period(deps, SlowJob(), "2026-11-22")
+    assert channel_posts(slack) == []
+    assert runner.get_run(deps.store, "cody-daily", "2026-11-22").attempts == 2
+
+
+def test_a_build_that_recovers_after_failing_posts_once(deps, slack, clock):
+    job = ScriptedJob(GitHubUnavailable("GitHub is not answering"), ScriptedJob.post())
+    runner.run_period(deps, job, "2026-11-22")
+    clock.advance(minutes=30)
+    record = runner.run_period(deps, job, "2026-11-22")
+    assert record.status == RunStatus.POSTED
+    assert len(channel_posts(slack)) == 1 and owner_messages(slack) == []
+
+
+def test_posts_listing_says_why_a_run_failed(deps, slack):
+    from bot.cli import render_runs
+
+    slack.fail_next("chat.postMessage", "not_in_channel")
+    runner.run_period(deps, ScriptedJob(), "2026-11-22")
+    runner.run_period(deps, ScriptedJob(), "2026-11-23")
+    lines = render_runs(runner.list_runs(deps.store), PT).splitlines()
+    by_period = {line.split()[3]: line for line in lines[1:]}  # WHEN is two words
+    failed, posted = by_period["2026-11-22"], by_period["2026-11-23"]
+    assert "failed" in failed and failed.endswith("Slack said not_in_channel")
+    assert "posted" in posted and "https://sandbox.slack.com/archives/" in posted
+
+
+def test_racing_retries_of_a_waiting_run_post_once(deps, slack, clock):
+    job = ScriptedJob(NotReady(reason="export late"), ScriptedJob.post())
+    runner.run_period(deps, job, "2026-11-22")
+    clock.advance(minutes=30)
+    start = threading.Barrier(8)
+
+    def race():
+        start.wait()
+        return runner.run_period(deps, job, "2026-11-22")
+
+    with ThreadPoolExecutor(8) as pool:
+        results = list(pool.map(lambda _: race(), range(8)))
+
+    assert len(channel_posts(slack)) == 1
+    assert [r.status for r in results if r is not None] == [RunStatus.POSTED]
+    assert job.builds == 2
