@@ -81,6 +81,9 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
 def start_background_workers(deps) -> list[Callable[[], None]]:
     """Workers that run beside the web process (e.g. the intake outbox retry loop)."""
     stoppers: list[Callable[[], None]] = []
+    from bot.intake import start_outbox_worker
+
+    stoppers.append(start_outbox_worker(deps))
     return stoppers
 
 
@@ -298,6 +301,34 @@ def cmd_urgent_poll(args: argparse.Namespace, settings: Settings) -> int:
         deps.close()
 
 
+# --- requests (intake outbox) --------------------------------------------------------
+
+
+def cmd_requests(args: argparse.Namespace, settings: Settings) -> int:
+    from bot import intake
+    from bot.deps import build_deps
+
+    deps = build_deps(settings)
+    try:
+        if args.retry:
+            row = intake.requeue(deps, args.retry)
+            if row is None:
+                print(f"databot: no request with id {args.retry}", file=sys.stderr)
+                return 1
+            print(f"{row.id}: {row.status}")
+        if args.drain or args.retry:
+            report = intake.drain_outbox(deps)
+            print(
+                f"filed {report.filed}, replies sent {report.notified}, "
+                f"still queued {report.still_queued}, failed {report.failed}"
+            )
+        statuses = None if args.all else [intake.Status.QUEUED, intake.Status.FAILED]
+        print(intake.render_request_list(intake.list_requests(deps, statuses), deps.now()))
+    finally:
+        deps.close()
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="databot", description="Slack bot for the Data & Analytics team."
@@ -320,6 +351,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--once", action="store_true", help="one poll, print what it did, exit")
     p.set_defaults(func=cmd_urgent_poll)
+    p = sub.add_parser("requests", help="list queued and failed data requests (intake outbox)")
+    p.add_argument("--all", action="store_true", help="include requests already filed")
+    p.add_argument("--retry", metavar="ID", help="queue a failed request again and file it now")
+    p.add_argument("--drain", action="store_true", help="file every request that is due now")
+    p.set_defaults(func=cmd_requests)
     add_schedule_commands(sub)
     return parser
 

@@ -31,6 +31,8 @@ class Action(StrEnum):
 
     METRIC_SHARE = "metric_share"
     METRIC_OPEN_REQUEST = "metric_open_request"
+    REQUEST_TYPE_SELECT = "request_type_select"  # switches the modal to another form
+    REQUEST_INPUT = "request_input"  # every other input in the request modal
 
 
 class Job(StrEnum):
@@ -41,3 +43,15 @@ class Job(StrEnum):
     SPRINT_CHECKIN = "sprint-checkin"
     CODY_DAILY = "cody-daily"
     URGENT_POLL = "urgent-poll"
+
+
+class RequestBlock(StrEnum):
+    """block_id of the request modal's fixed inputs; form questions use "q:<field id>"."""
+
+    TYPE = "request_type"
+    TITLE = "request_title"
+    REQUESTER = "request_requester"
+    URGENT = "request_urgent"
+    DUE_DATE = "request_due_date"
+    PEOPLE = "request_people"
+    FREQUENCY = "request_frequency"

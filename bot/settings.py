@@ -86,6 +86,28 @@ class Settings(BaseSettings):
     github_webhook_secret: SecretStr | None = Field(
         None, description="Verifies X-Hub-Signature-256 on POST /github/webhook."
     )
+    # GitHub client behaviour (intake): POSTs are never retried by the client itself.
+    github_timeout_seconds: int = Field(15, description="Per-request GitHub timeout.")
+    github_retries: int = Field(3, description="Retries of idempotent GitHub requests (GET...).")
+    github_retry_backoff_seconds: float = Field(
+        0.5, description="Backoff factor between those retries."
+    )
+    github_max_wait_seconds: float = Field(
+        60.0,
+        description="Longest rate-limit wait inside a call; longer waits are rescheduled.",
+    )
+    github_seconds_between_requests: float = Field(
+        0.25, description="PyGithub's pause between requests (0 in tests)."
+    )
+    github_seconds_between_writes: float = Field(
+        1.0, description="PyGithub's pause between writes (0 in tests)."
+    )
+    intake_poll_seconds: float = Field(
+        15.0, description="How often the outbox worker looks for queued requests."
+    )
+    intake_forms_ttl_seconds: float = Field(
+        900.0, description="How long the repo's issue forms are cached before a refresh."
+    )
 
     # --- Team, channels, schedule ------------------------------------------------------
     timezone: str = Field("America/Los_Angeles", description="Time zone for schedules and periods.")

@@ -12,3 +12,6 @@ from handlers import errors
 def register_all(app: App, deps: Deps) -> None:
     errors.register(app, deps)
     # Feature modules register here, in this order:
+    from handlers import intake
+
+    intake.register(app, deps)

@@ -109,6 +109,9 @@ class BotHarness:
             "analytics_channel": ANALYTICS_CHANNEL,
             "data_dir": self.data_dir,
             "database_url": None,
+            # PyGithub paces requests for the real API; the stand-in needs no pacing.
+            "github_seconds_between_requests": 0,
+            "github_seconds_between_writes": 0,
         }
         values.update(self._overrides)
         self.settings = Settings(_env_file=None, **values)
