@@ -193,7 +193,7 @@ _DUE_INLINE = re.compile(
 # Issue-form layout: "### Due date" (or "### Timeline", "### When is it needed?") then
 # the answer on the following lines.
 _DUE_HEADING = re.compile(
-    r"^#{1,6}\s*(?:due(?:\s+date)?|deadline|needed\s+by|timeline|when\s+is\s+it\s+needed\??)"
+    r"^#{1,6}\s*(due(?:\s+date)?|deadline|needed\s+by|timeline|when\s+is\s+it\s+needed\??)"
     r"\s*:?\s*$\n+((?:(?!#{1,6}\s).*\n?){1,3})",
     re.IGNORECASE | re.MULTILINE,
 )
@@ -226,10 +226,18 @@ def parse_date(text: str) -> dt.date | None:
 
 def find_due_date(body: str) -> dt.date | None:
     """A due date the requester wrote in the issue body, if any."""
-    for pattern in (_DUE_HEADING, _DUE_INLINE):
-        for m in pattern.finditer(body):
-            if found := parse_date(m.group(1)):
-                return found
+    answered_elsewhere = False
+    for m in _DUE_HEADING.finditer(body):
+        if found := parse_date(m.group(2)):
+            return found
+        # An issue form's "Due date" / "Needed by" left empty means no due date: a date
+        # further down (say, in a quoted Slack thread) is not one.
+        answered_elsewhere |= not m.group(1).lower().startswith("timeline")
+    if answered_elsewhere:
+        return None
+    for m in _DUE_INLINE.finditer(body):
+        if found := parse_date(m.group(1)):
+            return found
     return None
 
 

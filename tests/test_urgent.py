@@ -100,6 +100,7 @@ def test_status_follows_state_and_label(state, labels, expected):
         ("### Problem\n\nx\n\n### Due date\n\n2026-11-30\n\n### Why\n\ny", dt.date(2026, 11, 30)),
         ("### Timeline\n\nBefore the board meeting on Dec 2, 2026", dt.date(2026, 12, 2)),
         ("### Due date\n\n_No response_\n\n### Why\n\n2026-01-01 was the launch", None),
+        ("### Needed by\n\n_No response_\n\n### Slack thread\n\n> Due: 2026-12-24", None),
         ("Data since 2026-01-01 looks wrong", None),  # a date, but not a due date
         ("Due: whenever", None),
         ("Due: 2026-02-30", None),  # not a real day
@@ -462,3 +463,28 @@ def test_change_recorded_while_another_worker_posts_is_not_lost(deps, slack, mon
     assert len(slack.calls("chat.postMessage")) == 1
     assert len(slack.calls("chat.update")) == 1
     assert pending_alerts(deps, REPO) == []
+
+
+@pytest.mark.parametrize("due", [dt.date(2026, 12, 3), None])
+def test_issues_filed_by_intake_show_their_due_date_and_thread(due):
+    """The body the intake feature writes is read back here: the two must agree."""
+    from bot.intake import Source, Submission, ThreadMessage, render_issue
+    from bot.issue_forms import builtin_forms
+
+    permalink = "https://sandbox.slack.com/archives/C0ANALYTICS/p1763900000000100"
+    submission = Submission(
+        form=builtin_forms()[0],
+        title="Board deck numbers look wrong",
+        answers={"problem": "ARR is off", "end_state": "Fixed numbers", "why": "Board"},
+        urgent=True,
+        due_date=due,
+        requester_id="U0ALICE",
+        submitted_by="U0ALICE",
+        source=Source.MESSAGE,
+        channel_id="C0ANALYTICS",
+        thread_ts="1763900000.000100",
+        thread=[ThreadMessage(user="U0ALICE", ts="1763900000.000100", text="Due: 2027-01-01")],
+    )
+    draft = render_issue(submission, "req-1", permalink=permalink)
+    assert find_due_date(draft.body) == due
+    assert find_slack_thread(draft.body) == permalink
