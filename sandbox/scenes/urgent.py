@@ -81,10 +81,21 @@ def run(h: DemoHarness) -> None:
     _deliver(h, hooks.opened(hostile, sender="mallory"), "delivery-4")
     h.show_new()
 
-    h.say("Without webhooks (Socket Mode, firewalls) the clock process polls GitHub instead.")
+    h.say(
+        "Without webhooks (Socket Mode, firewalls) the clock process polls GitHub instead; "
+        "with webhooks it still polls, slowly, for deliveries that never arrived."
+    )
+    posts_before = len(h.slack.calls("chat.postMessage"))
     for attempt in range(3):
         result = poll_once(h.deps)
         answer = "304 Not Modified" if result.not_modified else f"{result.issues_seen} issue(s)"
         h.say(f"poll {attempt + 1}: {result.requests} request(s) to GitHub, {answer}")
     h.show_new()
-    h.say("...the poller saw the same issues the webhooks did and posted nothing twice.")
+    missed = len(h.slack.calls("chat.postMessage")) - posts_before
+    if missed:
+        h.say(
+            f"...the poller found {missed} urgent issue(s) no webhook told us about (filed "
+            "earlier in this demo) and posted each once; the others were not posted again."
+        )
+    else:
+        h.say("...the poller saw the same issues the webhooks did and posted nothing twice.")
