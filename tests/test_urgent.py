@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import io
 import re
 import threading
 
@@ -22,6 +23,8 @@ from bot.urgent import (
     record,
     sync_alert,
 )
+from sandbox.demo import DemoHarness
+from sandbox.scenes import urgent as scene
 from sandbox.slack_api import FakeSlack
 from tests.conftest import TEST_NOW
 from tests.urgent_support import CHANNEL_NAME, REPO, issue_json, make_deps
@@ -488,3 +491,16 @@ def test_issues_filed_by_intake_show_their_due_date_and_thread(due):
     draft = render_issue(submission, "req-1", permalink=permalink)
     assert find_due_date(draft.body) == due
     assert find_slack_thread(draft.body) == permalink
+
+
+def test_demo_scene_shows_alert_update_in_place_and_no_repeat(tmp_path, sqlite_store, warehouse):
+    out = io.StringIO()
+    with DemoHarness(out=out, data_dir=tmp_path, store=sqlite_store, warehouse=warehouse) as h:
+        scene.run(h)
+        posts = h.slack.calls("chat.postMessage")
+        assert h.slack.violations == []
+    shown = out.getvalue()
+    assert "✅ closed by @bob after 3h" in shown
+    assert "GitHub delivers `issues.closed` (delivery-3) -> HTTP 200" in shown  # redelivery
+    assert "304 Not Modified" in shown
+    assert len(posts) == 2  # the labeled issue and the hostile one; updates edit in place
