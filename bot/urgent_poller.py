@@ -7,9 +7,10 @@ redelivers on its own). Both paths go through bot.urgent, which posts at most on
 Cost per poll, by design:
 - One request: `GET /repos/{repo}/issues?state=all&since=CURSOR&sort=updated&direction=asc`
   with `If-None-Match` set to the last ETag. Unchanged repo: 304, which does not count
-  against the rate limit. GitHub's ETag is a digest of the response body, so the ETag of
-  the last answer also matches the next URL when the cursor moved but the answer (the
-  issue at the cursor) did not change.
+  against the rate limit. The ETag is a digest of the response body, so the last answer's
+  ETag also matches the next URL when the cursor moved but the answer (the issue at the
+  cursor, listed again because `since` is inclusive) did not change. Were a server to key
+  ETags by URL, the cost would be one extra 200 after each change, then 304s again.
 - After changes: one page per 100 changed issues, not per 100 issues in the repo, plus
   one `GET /issues/{n}` per newly closed tracked issue to learn who closed it.
 The query is not filtered by label on purpose: an issue whose label was removed no longer
