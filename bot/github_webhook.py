@@ -20,7 +20,15 @@ from urllib.parse import parse_qs
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from bot import tables
-from bot.urgent import GitHubIssue, GitHubLabel, GitHubUser, Recorded, record, sync_alert
+from bot.urgent import (
+    AlertStatus,
+    GitHubIssue,
+    GitHubLabel,
+    GitHubUser,
+    Recorded,
+    record,
+    sync_alert,
+)
 
 if TYPE_CHECKING:
     from bot.deps import Deps
@@ -40,6 +48,7 @@ HANDLED_ACTIONS = frozenset(
         "unassigned",
         "edited",
         "deleted",
+        "transferred",
     }
 )
 
@@ -124,7 +133,9 @@ def receive(deps: Deps, headers: Mapping[str, str], body: bytes) -> tuple[int, s
             closed_by=(
                 payload.sender.login if payload.action == "closed" and payload.sender else None
             ),
-            deleted=payload.action == "deleted",
+            gone={"deleted": AlertStatus.DELETED, "transferred": AlertStatus.TRANSFERRED}.get(
+                payload.action
+            ),
         )
     except Exception:
         logger.exception("GitHub delivery %s: could not record the issue", delivery)

@@ -93,6 +93,12 @@ class AlertStatus(StrEnum):
     CLOSED = "closed"
     NOT_URGENT = "not_urgent"  # open, label removed
     DELETED = "deleted"
+    TRANSFERRED = "transferred"  # moved to another repository
+
+    @property
+    def gone(self) -> bool:
+        """The issue no longer exists in the repo: no later snapshot can change that."""
+        return self in (AlertStatus.DELETED, AlertStatus.TRANSFERRED)
 
 
 class AlertState(BaseModel):
@@ -121,9 +127,9 @@ class AlertState(BaseModel):
         return hashlib.sha256(shown.encode()).hexdigest()
 
 
-def alert_status(issue: GitHubIssue, label: str, *, deleted: bool = False) -> AlertStatus:
-    if deleted:
-        return AlertStatus.DELETED
+def alert_status(issue: GitHubIssue, label: str, *, gone: AlertStatus | None = None) -> AlertStatus:
+    if gone is not None:
+        return gone
     if issue.state == "closed":
         return AlertStatus.CLOSED
     return AlertStatus.URGENT if issue.has_label(label) else AlertStatus.NOT_URGENT
@@ -136,9 +142,9 @@ def desired_state(
     label: str,
     closed_by: str | None = None,
     slack_thread: str | None = None,
-    deleted: bool = False,
+    gone: AlertStatus | None = None,
 ) -> AlertState:
-    status = alert_status(issue, label, deleted=deleted)
+    status = alert_status(issue, label, gone=gone)
     closer = closed_by or (issue.closed_by.login if issue.closed_by else None)
     return AlertState(
         repo=repo,
@@ -282,7 +288,7 @@ def record(
     *,
     repo: str | None = None,
     closed_by: str | None = None,
-    deleted: bool = False,
+    gone: AlertStatus | None = None,
 ) -> Recorded:
     """Store what the message for `issue` should say. Does not talk to Slack."""
     if issue.pull_request is not None:
@@ -295,7 +301,7 @@ def record(
         label=settings.urgent_label,
         closed_by=closed_by,
         slack_thread=intake_permalink(deps, issue.number),
-        deleted=deleted,
+        gone=gone,
     )
     # One retry: two first sightings can race to insert; the loser then updates.
     for _ in range(2):
@@ -332,7 +338,7 @@ def _record(deps: Deps, desired: AlertState) -> Recorded:
             )
             return Recorded.CREATED
         current = AlertState.model_validate(row.state)
-        if desired.issue_updated_at < current.issue_updated_at:
+        if desired.issue_updated_at < current.issue_updated_at or current.status.gone:
             return Recorded.STALE
         if (
             desired.closed_by is None
@@ -566,11 +572,11 @@ def handle_issue(
     *,
     repo: str | None = None,
     closed_by: str | None = None,
-    deleted: bool = False,
+    gone: AlertStatus | None = None,
 ) -> Synced | Recorded:
     """Record a snapshot and bring Slack up to date: the whole path for one change."""
     repo = repo or deps.settings.github_repo
-    recorded = record(deps, issue, repo=repo, closed_by=closed_by, deleted=deleted)
+    recorded = record(deps, issue, repo=repo, closed_by=closed_by, gone=gone)
     if recorded is Recorded.IGNORED:
         return recorded
     # Also for UNCHANGED/STALE: an earlier attempt may have failed to reach Slack.

@@ -333,3 +333,13 @@ def test_end_to_end_label_then_close_then_redelivery(bot):
     bot.wait_idle()
     assert len(bot.slack.calls()) == calls
     assert bot.slack.violations == []
+
+
+@pytest.mark.parametrize(("action", "wording"), [("deleted", "deleted"), ("transferred", "moved")])
+def test_deleted_or_transferred_issue_updates_its_message(deps, slack, action, wording):
+    issue = issue_json(created_at=OPENED)
+    receive(deps, *signed(webhook("opened", issue), delivery="d-1"))
+    assert receive(deps, *signed(webhook(action, issue), delivery="d-2"))[0] == 202
+    [message] = shown(slack)
+    assert wording in message
+    assert len(slack.calls("chat.postMessage")) == 1

@@ -435,11 +435,17 @@ def test_issue_filed_from_a_slack_thread_links_back_to_it(deps, slack):
     assert f"<{permalink}|Slack thread>" in all_text(message["text"], message["blocks"])
 
 
-def test_deleted_issue_says_so_in_the_same_message(deps, slack):
+@pytest.mark.parametrize(
+    ("gone", "wording"),
+    [(AlertStatus.DELETED, "issue deleted"), (AlertStatus.TRANSFERRED, "moved to another")],
+)
+def test_deleted_or_transferred_issue_says_so_and_stays_so(deps, slack, gone, wording):
     handle_issue(deps, issue())
-    assert handle_issue(deps, issue(updated_at=TEST_NOW), deleted=True) is Synced.UPDATED
+    assert handle_issue(deps, issue(updated_at=TEST_NOW), gone=gone) is Synced.UPDATED
+    # A late poll still listing the issue (or a redelivered label event) cannot revive it.
+    assert record(deps, issue(updated_at=TEST_NOW + dt.timedelta(minutes=1))) is Recorded.STALE
     [message] = alert_messages(slack)
-    assert "issue deleted" in message["text"]
+    assert wording in message["text"]
 
 
 def test_change_recorded_while_another_worker_posts_is_not_lost(deps, slack, monkeypatch):

@@ -63,6 +63,8 @@ def headline(state: AlertState, *, now: dt.datetime) -> str:
         return f"✅ closed{who} after {took}"
     if state.status is AlertStatus.NOT_URGENT:
         return "⬇️ no longer urgent"
+    if state.status is AlertStatus.TRANSFERRED:
+        return "➡️ moved to another repository"
     return "🗑️ issue deleted"
 
 
