@@ -343,3 +343,33 @@ def test_deleted_or_transferred_issue_updates_its_message(deps, slack, action, w
     [message] = shown(slack)
     assert wording in message
     assert len(slack.calls("chat.postMessage")) == 1
+
+
+def test_concurrent_deliveries_through_the_whole_bot_on_postgres_post_once(bot_pg):
+    """Ten different deliveries about one issue at once (replicas, redeliveries, hooks),
+    through the real HTTP server and work pool, state on PostgreSQL."""
+    base = issue_json(created_at=OPENED)
+    payloads = [
+        webhook("assigned", {**base, "assignees": [{"login": f"analyst{i}"}], "updated_at": iso})
+        for i, iso in enumerate(
+            (OPENED + dt.timedelta(minutes=m)).strftime("%Y-%m-%dT%H:%M:%SZ") for m in range(10)
+        )
+    ]
+    barrier = threading.Barrier(len(payloads))
+    statuses: list[int] = []
+
+    def deliver(index: int) -> None:
+        barrier.wait()
+        response = bot_pg.github_webhook("issues", payloads[index], delivery=f"d-{index}")
+        statuses.append(response.status)
+
+    threads = [threading.Thread(target=deliver, args=(i,)) for i in range(len(payloads))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    bot_pg.wait_idle()
+    assert statuses == [202] * len(payloads)
+    assert len(bot_pg.slack.calls("chat.postMessage")) == 1
+    [message] = bot_pg.slack.messages(ANALYTICS_CHANNEL)
+    assert "assigned to @analyst9" in json.dumps(message["blocks"])  # the newest snapshot
