@@ -77,10 +77,17 @@ class WebServer:
         self._thread.start()
         return self
 
-    def serve_forever(self) -> None:
-        self._server.run()
-
     def stop(self) -> None:
-        self._server.close()
+        """Let in-flight requests finish, then close every socket from inside the server's
+        own loop thread (closing them from here races its select() call); the loop ends
+        when none are left."""
+        server = self._server
+        server.task_dispatcher.shutdown(timeout=5)
+
+        def close_all() -> None:
+            for channel in list(server._map.values()):
+                channel.close()
+
+        server.trigger.pull_trigger(close_all)
         if self._thread is not None:
             self._thread.join(timeout=5)

@@ -48,10 +48,10 @@ SQL_PARAMS = {
     },
 }
 # Rows copied into the emulator (and a matching DuckDB file) for the parity test: every
-# user whose id starts with cu_0 (1/16 of SSC), all of their rows.
+# user whose id starts with cu_00..cu_07 (1/32 of SSC), all of their rows.
 SLICES = {
-    "ssc.subscriptions": "SELECT * FROM ssc.subscriptions WHERE user_id LIKE 'cu_0%'",
-    "ssc.billing_cycles": "SELECT * FROM ssc.billing_cycles WHERE user_id LIKE 'cu_0%'",
+    "ssc.subscriptions": "SELECT * FROM ssc.subscriptions WHERE user_id < 'cu_08'",
+    "ssc.billing_cycles": "SELECT * FROM ssc.billing_cycles WHERE user_id < 'cu_08'",
     "ssc.sync_status": "SELECT * FROM ssc.sync_status",
 }
 
@@ -136,8 +136,16 @@ def test_duckdb_binds_date_and_array_parameters(duck, demo_warehouse_path):
         {"day": day, "names": names, "unused": "BigQuery ignores unused parameters"},
     )
     counts: dict[str, int] = defaultdict(int)
+    # A generous UTC window around the day; the Pacific date is decided in Python.
+    window = [
+        dt.datetime.combine(day, dt.time(), UTC) - dt.timedelta(days=1),
+        dt.datetime.combine(day, dt.time(), UTC) + dt.timedelta(days=2),
+    ]
     for ts, name in raw(
-        demo_warehouse_path, "SELECT timestamp, event_name FROM dotcom_events.events"
+        demo_warehouse_path,
+        "SELECT timestamp, event_name FROM dotcom_events.events "
+        "WHERE timestamp >= ? AND timestamp < ?",
+        window,
     ):
         if name in names and pacific_date(ts) == day:
             counts[name] += 1

@@ -178,7 +178,7 @@ def load_into_bigquery(
     schema: Sequence[tuple[str, str]],
     rows: Sequence[Mapping[str, Any]],
     *,
-    chunk: int = 1000,
+    chunk: int = 5000,
 ) -> None:
     """Create `dataset.table` in the emulator (replacing it) and insert `rows`.
 
