@@ -37,10 +37,22 @@ def format_duration(delta: dt.timedelta) -> str:
     return f"{days}d {hours}h" if hours else f"{days}d"
 
 
+# Slack renders this in each reader's time zone and keeps "today"/"yesterday" right as days
+# pass, so the age never goes stale without us editing the message. Only documented
+# tokens: a client that cannot render it shows the fallback.
+OPENED_TEMPLATE = "{date_short_pretty} at {time}"
+
+
 def slack_date(when: dt.datetime, template: str, fallback: str) -> str:
-    """Slack renders `<!date^...>` in each reader's time zone and keeps `{ago}` current, so
-    the age shown never goes stale without us editing the message."""
     return f"<!date^{int(when.timestamp())}^{template}|{escape_mrkdwn(fallback)}>"
+
+
+def opened_at(created: dt.datetime, now: dt.datetime) -> str:
+    """When the issue was opened, as Slack shows it; the fallback also gives the age then."""
+    fallback = (
+        f"{created.astimezone(dt.UTC):%b %-d %H:%M} UTC, {format_duration(now - created)} ago"
+    )
+    return slack_date(created, OPENED_TEMPLATE, fallback)
 
 
 def _issue_ref(state: AlertState) -> str:
@@ -77,10 +89,8 @@ def build_urgent_message(state: AlertState, *, now: dt.datetime) -> tuple[str, l
     status = escape_mrkdwn(headline(state, now=now))
     first = SectionBlock(text=MarkdownTextObject(text=f"*{status}*  {link}"))
 
-    age = format_duration(now - state.created_at)
     details = [
-        f"opened by @{escape_mrkdwn(state.author)} "
-        + slack_date(state.created_at, "{ago}", f"{age} ago"),
+        f"opened by @{escape_mrkdwn(state.author)} {opened_at(state.created_at, now)}",
         f"assigned to {_logins(state.assignees)}" if state.assignees else "*unassigned*",
     ]
     if state.labels:
@@ -109,7 +119,7 @@ def build_urgent_digest(states: list[AlertState], *, hours: float, now: dt.datet
     header = f"⏰ {len(states)} urgent {noun} still unassigned after more than {limit}"
     blocks = [SectionBlock(text=MarkdownTextObject(text=f"*{escape_mrkdwn(header)}*")).to_dict()]
     for s in shown:
-        opened = slack_date(s.created_at, "{ago}", f"{format_duration(now - s.created_at)} ago")
+        opened = opened_at(s.created_at, now)
         line = (
             f"• {mrkdwn_link(s.url, _issue_ref(s))} — opened by @{escape_mrkdwn(s.author)} {opened}"
         )
