@@ -34,3 +34,10 @@ def build_app(deps: Deps) -> App:
 
     register_all(app, deps)
     return app
+
+
+def build_socket_mode_handler(app: App, app_token: str):
+    """Socket Mode transport (no public URL): Slack sends events over a websocket."""
+    from slack_bolt.adapter.socket_mode import SocketModeHandler
+
+    return SocketModeHandler(app, app_token)

@@ -47,9 +47,9 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     try:
         if mode == "socket":
-            from slack_bolt.adapter.socket_mode import SocketModeHandler
+            from bot.app import build_socket_mode_handler
 
-            handler = SocketModeHandler(app, settings.slack_app_token.get_secret_value())
+            handler = build_socket_mode_handler(app, settings.slack_app_token.get_secret_value())
             handler.connect()
             # Socket Mode still serves /healthz and the GitHub webhook over HTTP.
             server = WebServer(build_web(None, deps), host=settings.host, port=settings.port)

@@ -51,10 +51,15 @@ class Deps:
 
 def make_slack_client(settings: Settings) -> WebClient:
     token = settings.slack_bot_token.get_secret_value() if settings.slack_bot_token else None
-    client = WebClient(token=token, base_url=settings.slack_api_url, timeout=10)
-    # Slack answers 429 with Retry-After; the SDK waits and retries once.
-    client.retry_handlers.append(RateLimitErrorRetryHandler(max_retry_count=2))
-    return client
+    # Only 429s are retried (Slack did not act on them). The SDK's default also re-sends
+    # on connection errors, after the request may have reached Slack: for chat.postMessage
+    # that is a duplicate post, so callers decide (the scheduled-post runner checks first).
+    return WebClient(
+        token=token,
+        base_url=settings.slack_api_url,
+        timeout=10,
+        retry_handlers=[RateLimitErrorRetryHandler(max_retry_count=2)],
+    )
 
 
 def make_github(settings: Settings) -> GitHubGateway | None:

@@ -1,0 +1,41 @@
+"""The layout STYLE.md asks for, kept by a test rather than by memory."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+# The app factory and the HTTP adapter are the only places in bot/ that know Bolt.
+BOLT_ALLOWED = {"bot/app.py", "bot/web.py"}
+
+
+def imported_modules(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text())
+    names: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            names.add(node.module)
+    return names
+
+
+def test_only_the_app_factory_and_web_adapter_import_slack_bolt():
+    offenders = [
+        str(path.relative_to(ROOT))
+        for path in (ROOT / "bot").rglob("*.py")
+        if str(path.relative_to(ROOT)) not in BOLT_ALLOWED
+        and any(m.split(".")[0] == "slack_bolt" for m in imported_modules(path))
+    ]
+    assert offenders == []
+
+
+def test_no_settings_or_app_built_at_import_time():
+    for path in [*(ROOT / "bot").rglob("*.py"), *(ROOT / "handlers").rglob("*.py")]:
+        tree = ast.parse(path.read_text())
+        for node in tree.body:  # module level only
+            if isinstance(node, ast.Assign | ast.AnnAssign) and isinstance(node.value, ast.Call):
+                func = node.value.func
+                name = getattr(func, "id", getattr(func, "attr", ""))
+                assert name not in {"Settings", "App"}, f"{path}: {name}() at import time"
