@@ -11,7 +11,8 @@ and does not count 304s against the rate limit, as GitHub does) and the loopback
    (target: constant, not proportional to the repo), next to what a naive poller (list
    every labeled issue, no ETag) would spend.
 3. Latency of a poll (304) and of a poll that posts one alert.
-4. Webhook path: signed delivery -> Slack message, per delivery (p50/p95).
+4. Webhook path: signed delivery -> Slack message, per delivery (p50/p95), with the state
+   on SQLite and on PostgreSQL (when the server on 127.0.0.1:5432 is reachable).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import math
+import os
 import statistics
 import tempfile
 import time
@@ -26,6 +28,7 @@ import uuid
 from pathlib import Path
 
 import requests
+import sqlalchemy as sa
 from slack_sdk import WebClient
 
 from bot.deps import Deps
@@ -39,6 +42,9 @@ from sandbox.slack_api import FakeSlack
 REPO = "acme/analytics"
 TOKEN = "ghp_bench_token"
 SECRET = "bench-secret"
+POSTGRES_URL = os.environ.get(
+    "DATABOT_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+)
 
 
 class InlineExecutor:
@@ -49,7 +55,44 @@ class InlineExecutor:
         pass
 
 
-def make_deps(tmp: Path, github: FakeGitHub, slack: FakeSlack) -> Deps:
+def make_store(tmp: Path, postgres: bool = False) -> Store:
+    if postgres:
+        schema = f"bench_{uuid.uuid4().hex[:8]}"
+        admin = sa.create_engine(POSTGRES_URL)
+        with admin.begin() as connection:
+            connection.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
+        admin.dispose()
+        engine = sa.create_engine(POSTGRES_URL, connect_args={"options": f"-csearch_path={schema}"})
+        store = Store(POSTGRES_URL, engine=engine)
+        store.bench_schema = schema  # dropped by drop_store
+    else:
+        store = Store(f"sqlite:///{tmp / f'state-{uuid.uuid4().hex[:6]}.db'}")
+    store.migrate()
+    return store
+
+
+def drop_store(store: Store) -> None:
+    store.close()
+    schema = getattr(store, "bench_schema", None)
+    if schema:
+        admin = sa.create_engine(POSTGRES_URL)
+        with admin.begin() as connection:
+            connection.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
+
+
+def postgres_available() -> bool:
+    try:
+        engine = sa.create_engine(POSTGRES_URL)
+        with engine.connect() as connection:
+            connection.execute(sa.text("SELECT 1"))
+        engine.dispose()
+        return True
+    except Exception:  # noqa: BLE001 - the figure is simply left out
+        return False
+
+
+def make_deps(tmp: Path, github: FakeGitHub, slack: FakeSlack, *, postgres: bool = False) -> Deps:
     settings = Settings(
         _env_file=None,
         github_repo=REPO,
@@ -59,8 +102,7 @@ def make_deps(tmp: Path, github: FakeGitHub, slack: FakeSlack) -> Deps:
         analytics_channel="#analytics",
         slack_bot_token="xoxb-bench",
     )
-    store = Store(f"sqlite:///{tmp / f'state-{uuid.uuid4().hex[:6]}.db'}")
-    store.migrate()
+    store = make_store(tmp, postgres)
     return Deps(
         settings=settings,
         store=store,
@@ -139,9 +181,9 @@ def per_repo_size(tmp: Path, n: int) -> dict:
         }
 
 
-def webhook_latency(tmp: Path, deliveries: int = 200) -> list[float]:
+def webhook_latency(tmp: Path, deliveries: int = 200, *, postgres: bool = False) -> list[float]:
     with FakeGitHub(repo=REPO, token=TOKEN) as github, FakeSlack() as slack:
-        deps = make_deps(tmp, github, slack)
+        deps = make_deps(tmp, github, slack, postgres=postgres)
         now = dt.datetime.now(dt.UTC)
         timings = []
         for i in range(deliveries):
@@ -162,7 +204,7 @@ def webhook_latency(tmp: Path, deliveries: int = 200) -> list[float]:
             }
             _, ms = timed(lambda h=headers, b=body: receive(deps, h, b))
             timings.append(ms)
-        deps.store.close()
+        drop_store(deps.store)
         return timings
 
 
@@ -190,13 +232,18 @@ def main() -> None:
             "naive = pages a poller without since/ETag needs per poll to see label removals "
             "(every issue, 100 per page)."
         )
-        timings = webhook_latency(tmp)
-        q = statistics.quantiles(timings, n=20)
-        print(
-            f"\nWebhook delivery -> verified, recorded, Slack message posted: "
-            f"p50 {statistics.median(timings):.1f} ms, p95 {q[18]:.1f} ms "
-            f"({len(timings)} deliveries, SQLite state)"
-        )
+        print("\nWebhook delivery -> verified, recorded, Slack message posted:")
+        for postgres in (False, True):
+            if postgres and not postgres_available():
+                print(f"  PostgreSQL: not reachable at {POSTGRES_URL}, skipped")
+                continue
+            timings = webhook_latency(tmp, postgres=postgres)
+            q = statistics.quantiles(timings, n=20)
+            print(
+                f"  {'PostgreSQL' if postgres else 'SQLite    '}: "
+                f"p50 {statistics.median(timings):.1f} ms, p95 {q[18]:.1f} ms "
+                f"({len(timings)} deliveries)"
+            )
 
 
 if __name__ == "__main__":
