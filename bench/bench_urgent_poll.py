@@ -8,8 +8,8 @@ and does not count 304s against the rate limit, as GitHub does) and the loopback
 1. Requests per poll when nothing changed (target: one conditional request, answered 304,
    costing no rate limit).
 2. Requests per poll when one issue changed, for repos of 500, 5,000 and 20,000 issues
-   (target: constant, not proportional to the repo), next to what a naive poller (list
-   every labeled issue, no ETag) would spend.
+   (target: constant, not proportional to the repo), next to what a naive poller (no
+   `since`, no ETag: it must list every issue to notice a removed label) would spend.
 3. Latency of a poll (304) and of a poll that posts one alert.
 4. Webhook path: signed delivery -> Slack message, per delivery (p50/p95), with the state
    on SQLite and on PostgreSQL (when the server on 127.0.0.1:5432 is reachable).
