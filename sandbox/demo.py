@@ -22,6 +22,7 @@ SCENES: list[str] = [
     "intake",
     "urgent",
     "sprint",
+    "cody",
 ]
 
 
