@@ -4,7 +4,6 @@ words, what is wrong and what to set. Also the start-up guard of `databot serve`
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -62,10 +61,6 @@ class CheckReport:
         return "\n".join([*lines, summary])
 
 
-# Extra checks contributed by features: each adds findings to the report.
-EXTRA_CHECKS: list[Callable[[Settings, CheckReport], None]] = []
-
-
 def run_checks(settings: Settings) -> CheckReport:
     report = CheckReport()
     _check_slack(settings, report)
@@ -74,8 +69,9 @@ def run_checks(settings: Settings) -> CheckReport:
     _check_warehouse(settings, report)
     _check_github(settings, report)
     _check_revenue_channels(settings, report)
-    for extra in EXTRA_CHECKS:
-        extra(settings, report)
+    from bot.catalog import check_catalog
+
+    check_catalog(settings, report)
     return report
 
 

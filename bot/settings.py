@@ -135,6 +135,29 @@ class Settings(BaseSettings):
         3.0, description="A /metric lookup running longer than this posts a 'still working' note."
     )
 
+    # --- Urgent issues ----------------------------------------------------------------
+    urgent_label: str = Field(
+        "urgent", description="GitHub label that makes an issue show up in ANALYTICS_CHANNEL."
+    )
+    urgent_poll_interval_seconds: int = Field(
+        60,
+        ge=10,
+        description="How often `clock` polls GitHub for urgent issues when webhooks are off "
+        "(no GITHUB_WEBHOOK_SECRET). An unchanged repo costs one conditional request (304).",
+    )
+    urgent_reconcile_interval_seconds: int = Field(
+        900,
+        ge=10,
+        description="With webhooks on, the slower poll that catches deliveries GitHub dropped "
+        "(GitHub does not redeliver failed webhooks by itself).",
+    )
+    urgent_digest_hours: float | None = Field(
+        None,
+        gt=0,
+        description="If set, a reminder lists urgent issues still open and unassigned after "
+        "this many hours.",
+    )
+
     # --- Scheduler and sprints (bot/scheduler.py, bot/sprints.py, bot/digest.py) --------
     job_schedules: dict[str, str] = Field(
         default_factory=dict,
@@ -174,7 +197,6 @@ class Settings(BaseSettings):
         description="Labels naming request types, for grouping the digest. Empty: group by "
         "each issue's first label.",
     )
-    urgent_label: str = Field("urgent", description="Label of time-sensitive requests.")
     sprint_plan_url: str | None = Field(
         None, description="Link to the plan 2-4 weeks out, shown in the sprint digest."
     )
