@@ -73,6 +73,7 @@ def run_checks(settings: Settings) -> CheckReport:
     _check_state(settings, report)
     _check_warehouse(settings, report)
     _check_github(settings, report)
+    _check_revenue_channels(settings, report)
     for extra in EXTRA_CHECKS:
         extra(settings, report)
     return report
@@ -135,6 +136,19 @@ def _check_warehouse(settings: Settings, report: CheckReport) -> None:
             True,
             "warehouse: embedded DuckDB demo data (set GCP_PROJECT to use BigQuery)",
             warning=True,
+        )
+
+
+def _check_revenue_channels(settings: Settings, report: CheckReport) -> None:
+    # The daily Cody Pro post carries revenue (MRR, ARR): its channel must be one where
+    # revenue may be shown, or the post would leak it to everyone in that channel.
+    if settings.cody_daily_enabled and settings.cody_channel not in settings.revenue_channels:
+        report.add(
+            False,
+            f"CODY_CHANNEL {settings.cody_channel} is not in REVENUE_CHANNELS, "
+            "but the daily Cody Pro post shows revenue",
+            "Add its channel id to REVENUE_CHANNELS (JSON list), or post to a channel "
+            "that is there.",
         )
 
 

@@ -12,7 +12,7 @@ import datetime as dt
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 # Cron per job id (bot.ids.Job values), in settings.timezone; JOB_SCHEDULES overrides.
@@ -207,6 +207,63 @@ class Settings(BaseSettings):
         if value < 7 or value % 7:
             raise ValueError("sprint length must be a whole number of weeks (7, 14, 21 ...)")
         return value
+
+    # --- Cody Pro daily numbers (bot/cody_pro.py) -------------------------------------
+    cody_channel: str = Field(
+        "#cody-pro-metrics",
+        description="Channel for the daily Cody Pro post; prefer its id (C...): Slack's "
+        "history lookups, used to recover after a crash, take ids only. It shows revenue: "
+        "use a channel where revenue may be shown.",
+    )
+    cody_price_usd: float = Field(9.0, gt=0, description="Cody Pro price per seat per month, USD.")
+    cody_daily_enabled: bool = Field(True, description="Post the Cody Pro numbers every day.")
+    cody_post_cron: str = Field(
+        "0 9 * * *", description="When the daily Cody Pro post goes out (cron, in TIMEZONE)."
+    )
+    cody_retry_minutes: int = Field(
+        30, ge=1, description="While SSC data for yesterday is incomplete, check again this often."
+    )
+    cody_give_up_time: dt.time = Field(
+        dt.time(12, 0),
+        description="Local time (TIMEZONE) after which a 'data not ready' notice is posted "
+        "instead of waiting silently; the numbers still follow once the data arrives.",
+    )
+    cody_unusual_change_pct: float = Field(
+        10.0,
+        gt=0,
+        description="Flag the post when active subscribers move more than this "
+        "percentage day over day.",
+    )
+    cody_stripe_reconciliation: bool = Field(
+        False, description="Compare SSC active subscribers with Stripe's in the daily post."
+    )
+    cody_stripe_dataset: str = Field(
+        "stripe",
+        pattern=r"^([A-Za-z0-9-]+\.)?[A-Za-z0-9_]+$",
+        description="BigQuery dataset ([project.]dataset) holding Stripe's `subscriptions`.",
+    )
+    cody_stripe_match_threshold_pct: float = Field(
+        95.0,
+        ge=0,
+        le=100,
+        description="Flag the reconciliation when SSC and Stripe agree on "
+        "fewer than this percentage of active subscribers.",
+    )
+
+    @model_validator(mode="after")
+    def _cody_schedule(self) -> Settings:
+        # CODY_POST_CRON is the Cody post's schedule unless JOB_SCHEDULES names cody-daily
+        # itself (e.g. "off"); the scheduler reads only job_schedules.
+        explicit = "cody_post_cron" in self.model_fields_set
+        if explicit or "cody-daily" not in self.job_schedules:
+            from apscheduler.triggers.cron import CronTrigger
+
+            try:
+                CronTrigger.from_crontab(self.cody_post_cron)
+            except ValueError as exc:
+                raise ValueError(f"bad CODY_POST_CRON {self.cody_post_cron!r} ({exc})") from exc
+            self.job_schedules = {**self.job_schedules, "cody-daily": self.cody_post_cron}
+        return self
 
     @field_validator("timezone")
     @classmethod

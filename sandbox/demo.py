@@ -21,6 +21,7 @@ from sandbox.render import render_message, render_view
 SCENES: list[str] = [
     "intake",
     "sprint",
+    "cody",
 ]
 
 
