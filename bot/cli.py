@@ -267,6 +267,17 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     return run_demo(settings, interactive=args.interactive)
 
 
+# --- metric --------------------------------------------------------------------------
+
+
+def cmd_metric(args: argparse.Namespace, settings: Settings) -> int:
+    """The /metric lookup from a terminal. Whoever runs this holds warehouse credentials,
+    so revenue metrics are not refused here."""
+    from bot.metrics import print_metric_lookup
+
+    return print_metric_lookup(settings, " ".join(args.words))
+
+
 # --- requests (intake outbox) --------------------------------------------------------
 
 
@@ -312,6 +323,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-i", "--interactive", action="store_true", help="type slash commands")
     p.set_defaults(func=cmd_demo)
     # Feature subcommands are added below this line.
+    p = sub.add_parser("metric", help="look up a metric, e.g. `databot metric dau 30d`")
+    p.add_argument("words", nargs="*", help="NAME [PERIOD] [for ACCOUNT], or `help`")
+    p.set_defaults(func=cmd_metric)
+    from bot.catalog import check_catalog
+    from bot.checks import EXTRA_CHECKS
+
+    if check_catalog not in EXTRA_CHECKS:
+        EXTRA_CHECKS.append(check_catalog)
     p = sub.add_parser("requests", help="list queued and failed data requests (intake outbox)")
     p.add_argument("--all", action="store_true", help="include requests already filed")
     p.add_argument("--retry", metavar="ID", help="queue a failed request again and file it now")

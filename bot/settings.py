@@ -125,6 +125,16 @@ class Settings(BaseSettings):
         default_factory=list, description="User ids who may see sensitive metrics anywhere."
     )
 
+    # --- /metric -----------------------------------------------------------------------
+    metric_cache_minutes: float = Field(
+        15.0,
+        description="How long an identical /metric lookup is answered from the cache "
+        "(a metric's catalog entry may set its own cache_minutes).",
+    )
+    metric_still_working_seconds: float = Field(
+        3.0, description="A /metric lookup running longer than this posts a 'still working' note."
+    )
+
     # --- Scheduler and sprints (bot/scheduler.py, bot/sprints.py, bot/digest.py) --------
     job_schedules: dict[str, str] = Field(
         default_factory=dict,

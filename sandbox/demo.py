@@ -19,6 +19,7 @@ from sandbox.render import render_message, render_view
 
 # Scene modules in the order the demo plays them.
 SCENES: list[str] = [
+    "metric",
     "intake",
     "sprint",
     "cody",
