@@ -22,6 +22,9 @@ METHOD_SCOPES: dict[str, str | None] = {
     "conversations_replies": "channels:history",  # groups:history for private channels
     "conversations_history": "channels:history",
     "conversations_open": "im:write",
+    # Scheduled posts resolve a configured #name to the ID history needs (bot/runner.py).
+    "conversations_list": "channels:read",  # groups:read for private channels
+    "conversations_info": "channels:read",
     "users_info": "users:read",
     "files_upload_v2": "files:write",
     "views_open": None,
@@ -33,6 +36,7 @@ IMPLIED_SCOPES = {
     "commands": "slash commands and shortcuts",
     "chat:write.public": "posting to #analytics without being invited first",
     "groups:history": "turning threads in private channels into requests",
+    "groups:read": "finding a private channel a scheduled post goes to by its #name",
 }
 
 

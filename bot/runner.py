@@ -8,6 +8,16 @@ checking Slack for a message it may already have posted (the message carries the
 metadata). Retries (NotReady, failed builds) keep the row in `waiting` with `lease_until` as
 the next attempt time; a conditional UPDATE hands each retry to exactly one process.
 
+Before posting, the run records the conversation ID it posts to (a configured `#name` is
+resolved with conversations.list, cached in `kv`): Slack's history method takes only IDs.
+If a post's outcome is unknown (timeout, connection error, Slack 5xx) the row stays running,
+so recovery checks Slack before posting again; a run that cannot check (e.g. the bot
+posts to a public channel it was never invited to, so it may not read it) is not re-posted
+blindly: it is recorded as failed with "may have been posted" and the owner is told.
+
+Every write of an outcome is fenced by `attempts`: a process that outlived its lease (slow
+build) leaves alone a run another process took over.
+
 A run that cannot post tells the owner (settings.owner_channel); every outcome is in the
 table, which `databot posts` lists.
 """
@@ -15,7 +25,9 @@ table, which `databot posts` lists.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import logging
+import re
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import TYPE_CHECKING
@@ -38,6 +50,17 @@ LEASE = dt.timedelta(minutes=15)
 METADATA_EVENT = "databot_scheduled_post"
 NOTICE_SUFFIX = ":notice"
 DETAIL_MAX = 500
+# A #name -> conversation ID lookup is reused for this long (channels are rarely renamed;
+# a rename is picked up within a day).
+CHANNEL_CACHE_TTL = dt.timedelta(hours=24)
+CHANNEL_CACHE_KEY = "slack:channel-id:{name}"
+CHANNEL_LIST_MAX_PAGES = 50  # x 1000 channels
+HISTORY_MAX_PAGES = 10  # x 200 messages since the first attempt
+_CONVERSATION_ID = re.compile(r"^[CGD][A-Z0-9]+$")
+# Slack errors after which a later check may succeed: keep the run and check again.
+_TRANSIENT_ERRORS = frozenset(
+    {"ratelimited", "internal_error", "fatal_error", "service_unavailable"}
+)
 
 
 class RunStatus(StrEnum):
@@ -177,6 +200,32 @@ def _still_ours(store, record: RunRecord, now: dt.datetime, **values) -> bool:
     return updated == 1
 
 
+def _finish(store, record: RunRecord, now: dt.datetime, **values) -> RunRecord | None:
+    """Write this attempt's outcome only if the run is still ours (same fencing as
+    `_still_ours`); None when another process took it over (it may have posted since)."""
+    if values.get("detail"):
+        values["detail"] = str(values["detail"])[:DETAIL_MAX]
+    t = tables.scheduled_runs
+    with store.engine.begin() as connection:
+        updated = connection.execute(
+            t.update()
+            .where(
+                _key(record.job, record.period),
+                t.c.status == RunStatus.RUNNING,
+                t.c.attempts == record.attempts,
+            )
+            .values(updated_at=now, **values)
+        ).rowcount
+    if not updated:
+        logger.warning(
+            "%s %s: another process took this run over; leaving its record alone",
+            record.job,
+            record.period,
+        )
+        return None
+    return get_run(store, record.job, record.period)
+
+
 def record_skipped(store, job: str, period: str, now: dt.datetime, detail: str) -> bool:
     """Record a period that will not be posted (e.g. missed beyond grace). False if the
     period already has a row (another clock ran or skipped it)."""
@@ -231,9 +280,14 @@ def run_period(
     record, before = claimed
     opts = JobOptions.of(job, deps.settings)
 
-    if before == RunStatus.RUNNING and record.channel:
-        # The last process died after choosing a channel: it may have posted already.
-        found = _find_posted(deps, record)
+    if record.channel and before in (RunStatus.RUNNING, RunStatus.FAILED):
+        # The last attempt chose a channel and may have posted: it died mid-post, its
+        # post timed out, or (rows written before this check existed) a timeout was
+        # recorded as failed. Look before posting again.
+        try:
+            found = _find_posted(deps, record)
+        except _CannotCheck as exc:
+            return _cannot_check(deps, opts, record, exc, manual=manual)
         if found is not None:
             channel, ts = found
             logger.info("%s %s was posted before a crash; recording it", name, period)
@@ -282,19 +336,28 @@ def _build_failed(deps, job, opts, record, exc, *, manual) -> RunRecord:
     # Transient failures (GitHub, the warehouse) get the same window as late data.
     give_up_at = min(record.created_at + opts.give_up_after, _end_of_day(deps, record.created_at))
     if not manual and next_at <= give_up_at:
-        return _record(
+        rec = _finish(
             deps.store,
-            name,
-            period,
+            record,
             now,
             status=RunStatus.WAITING,
             lease_until=next_at,
+            channel=None,
             detail=f"attempt {record.attempts} failed: {reason}; retrying",
         )
+        return rec or get_run(deps.store, name, period)
     detail = f"could not build the message: {reason}"
-    rec = _record(
-        deps.store, name, period, now, status=RunStatus.FAILED, lease_until=None, detail=detail
+    rec = _finish(
+        deps.store,
+        record,
+        now,
+        status=RunStatus.FAILED,
+        lease_until=None,
+        channel=None,
+        detail=detail,
     )
+    if rec is None:
+        return get_run(deps.store, name, period)
     if manual:
         raise DatabotError(f"{opts.title} for {period} failed: {reason}") from exc
     tell_owner(deps, f"{opts.title} for {period} was not posted: {reason}")
@@ -307,33 +370,40 @@ def _not_ready(deps, job, opts, record, result: NotReady, *, manual) -> RunRecor
     end_of_day = _end_of_day(deps, record.created_at)
     next_at = min(now + opts.retry_every, end_of_day)
     if now >= end_of_day:
-        rec = _record(
+        rec = _finish(
             deps.store,
-            name,
-            period,
+            record,
             now,
             status=RunStatus.SKIPPED,
             lease_until=None,
+            channel=None,
             detail=f"not ready by the end of the day: {result.reason}",
         )
+        if rec is None:
+            return get_run(deps.store, name, period)
         tell_owner(
             deps,
             f"{opts.title} for {period} was not posted: the data was not ready "
             f"by the end of the day ({result.reason}).",
         )
         return rec
-    if now >= give_up_at:
-        _post_notice_once(deps, job, opts, period, result)
-    logger.info("%s %s not ready (%s); next try %s", name, period, result.reason, next_at)
-    return _record(
+    # Recorded before the notice: a run taken over meanwhile may have posted the numbers,
+    # and a "late" notice after them would be wrong.
+    rec = _finish(
         deps.store,
-        name,
-        period,
+        record,
         now,
         status=RunStatus.WAITING,
         lease_until=next_at,
+        channel=None,
         detail=f"not ready: {result.reason}",
     )
+    if rec is None:
+        return get_run(deps.store, name, period)
+    if now >= give_up_at:
+        _post_notice_once(deps, job, opts, period, result)
+    logger.info("%s %s not ready (%s); next try %s", name, period, result.reason, next_at)
+    return rec
 
 
 def _post_notice_once(deps, job, opts, period: str, result: NotReady) -> None:
@@ -388,14 +458,17 @@ def _post_notice_once(deps, job, opts, period: str, result: NotReady) -> None:
 
 def _post(deps, job, opts, record, post: Post, *, manual) -> RunRecord:
     name, period = str(job.id), record.period
+    # Posted to, and recorded as, the conversation ID: only an ID lets a later process
+    # read the channel's history to find this message.
+    target = _target_channel(deps, post.channel)
     # Written before posting: if this process dies mid-post, the next one knows where to
     # look for the message before posting again.
-    if not _still_ours(deps.store, record, deps.now(), channel=post.channel[:50]):
+    if not _still_ours(deps.store, record, deps.now(), channel=target[:50]):
         logger.warning("%s %s: another process took this run over; not posting", name, period)
         return get_run(deps.store, name, period)
     try:
         response = deps.slack.chat_postMessage(
-            channel=post.channel,
+            channel=target,
             text=post.text,
             blocks=post.blocks or None,
             unfurl_links=False,
@@ -407,11 +480,16 @@ def _post(deps, job, opts, record, post: Post, *, manual) -> RunRecord:
         )
     except SlackApiError as exc:
         error = exc.response.get("error", "error")
+        if exc.response.status_code >= 500:  # Slack failed mid-request: it may have posted
+            return _post_unknown(
+                deps, record, post.channel, f"Slack answered HTTP {exc.response.status_code}"
+            )
         return _post_failed(deps, opts, record, f"Slack said {error}", manual=manual)
     except Exception as exc:  # noqa: BLE001 - timeouts, connection errors
+        # The request may have reached Slack and the message gone out: not "not posted".
         logger.error("%s %s: posting failed", name, period, exc_info=exc)
-        return _post_failed(
-            deps, opts, record, f"could not reach Slack ({type(exc).__name__})", manual=manual
+        return _post_unknown(
+            deps, record, post.channel, f"could not reach Slack ({type(exc).__name__})"
         )
     channel, ts = response["channel"], response["ts"]
     detail = None
@@ -450,20 +528,150 @@ def _post(deps, job, opts, record, post: Post, *, manual) -> RunRecord:
 
 
 def _post_failed(deps, opts, record, reason: str, *, manual) -> RunRecord:
-    rec = _record(
+    """Slack refused the post (an API error): it is certainly not out."""
+    rec = _finish(
         deps.store,
-        record.job,
-        record.period,
+        record,
         deps.now(),
         status=RunStatus.FAILED,
         lease_until=None,
+        # Nothing to look for: a re-run posts without checking the channel first.
+        channel=None,
         detail=reason,
     )
+    if rec is None:
+        return get_run(deps.store, record.job, record.period)
     logger.warning("%s %s not posted: %s", record.job, record.period, reason)
     if manual:
         raise DatabotError(f"{opts.title} for {record.period} was not posted: {reason}")
     tell_owner(deps, f"{opts.title} for {record.period} was not posted: {reason}.")
     return rec
+
+
+def _post_unknown(deps, record, channel: str, reason: str) -> RunRecord:
+    """The post may or may not be out. The run stays running with its channel, so when its
+    lease expires the sweep (or `databot post`) checks Slack before posting again."""
+    rec = _finish(
+        deps.store,
+        record,
+        deps.now(),
+        detail=f"{reason}; it may have been posted: after {LEASE.seconds // 60} min databot "
+        f"checks {channel} and posts it only if it is not there",
+    )
+    logger.warning("%s %s: %s; will check Slack before retrying", record.job, record.period, reason)
+    return rec or get_run(deps.store, record.job, record.period)
+
+
+class _CannotCheck(Exception):
+    """Slack's history could not be read, so whether a post went out is unknown."""
+
+    def __init__(self, reason: str, *, transient: bool) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.transient = transient
+
+
+def _cannot_check(deps, opts, record, exc: _CannotCheck, *, manual) -> RunRecord:
+    name, period, now = record.job, record.period, deps.now()
+    where = _channel_label(deps, record.channel)
+    logger.warning("%s %s: could not check %s for an earlier post: %s", name, period, where, exc)
+    if exc.transient and now < _end_of_day(deps, record.created_at):
+        # Keep the run (and its claim's fresh lease): the sweep checks again later.
+        rec = _finish(
+            deps.store,
+            record,
+            now,
+            detail=f"could not check {where} for an earlier post ({exc.reason}); trying again",
+        )
+        return rec or get_run(deps.store, name, period)
+    detail = (
+        f"may have been posted: databot could not check {where} ({exc.reason}). "
+        f"Check {where}; if it is not there, `databot post {name}` posts it."
+    )
+    # The channel is cleared: a person has been asked to look, so a re-run posts.
+    rec = _finish(
+        deps.store,
+        record,
+        now,
+        status=RunStatus.FAILED,
+        lease_until=None,
+        channel=None,
+        detail=detail,
+    )
+    if rec is None:
+        return get_run(deps.store, name, period)
+    if manual:
+        raise DatabotError(f"{opts.title} for {period} {detail}")
+    tell_owner(deps, f"{opts.title} for {period} {detail}")
+    return rec
+
+
+def _target_channel(deps, channel: str) -> str:
+    """The conversation ID to post `channel` to; the configured value when Slack does not
+    list it (e.g. a private channel databot is not in: posting then fails clearly)."""
+    try:
+        found = channel_id(deps, channel)
+    except Exception as exc:  # noqa: BLE001 - posting by name still works; only recovery suffers
+        error = exc.response.get("error") if isinstance(exc, SlackApiError) else type(exc).__name__
+        logger.warning("could not look up %s (%s); posting by name", channel, error)
+        return channel
+    if found is None:
+        logger.warning("%s is not a channel databot can list; posting by name", channel)
+        return channel
+    return found
+
+
+def channel_id(deps, channel: str) -> str | None:
+    """The conversation ID of `channel`: an ID as is, a `#name` (or bare name) looked up with
+    conversations.list (public and private channels; needs channels:read) and cached in kv.
+    None when Slack does not list it, or for a user ID (a DM)."""
+    if _CONVERSATION_ID.match(channel):
+        return channel
+    if re.match(r"^[UW][A-Z0-9]+$", channel):
+        return None
+    name = channel.removeprefix("#").lower()
+    key = CHANNEL_CACHE_KEY.format(name=name)
+    now = deps.now()
+    cached = deps.store.kv_get(key)
+    if cached:
+        entry = json.loads(cached)
+        if dt.datetime.fromisoformat(entry["at"]) + CHANNEL_CACHE_TTL > now:
+            return entry["id"]
+    found = _list_channel(deps, name)
+    if found:
+        deps.store.kv_set(key, json.dumps({"id": found, "at": now.isoformat()}))
+    return found
+
+
+def _list_channel(deps, name: str) -> str | None:
+    cursor = None
+    for _ in range(CHANNEL_LIST_MAX_PAGES):
+        response = deps.slack.conversations_list(
+            types="public_channel,private_channel",
+            exclude_archived=True,
+            limit=1000,
+            cursor=cursor,
+        )
+        for channel in response.get("channels", []):
+            if channel.get("name") == name:
+                return channel["id"]
+        cursor = (response.get("response_metadata") or {}).get("next_cursor")
+        if not cursor:
+            return None
+    logger.warning(
+        "stopped looking for #%s after %d pages of channels", name, CHANNEL_LIST_MAX_PAGES
+    )
+    return None
+
+
+def _channel_label(deps, channel: str | None) -> str:
+    """`#name` for messages to people (best effort: the ID when Slack will not say)."""
+    if not channel or not _CONVERSATION_ID.match(channel):
+        return channel or "the channel"
+    try:
+        return "#" + deps.slack.conversations_info(channel=channel)["channel"]["name"]
+    except Exception:  # noqa: BLE001 - a label is not worth failing for
+        return channel
 
 
 def _permalink(deps, channel: str, ts: str) -> str | None:
@@ -475,33 +683,53 @@ def _permalink(deps, channel: str, ts: str) -> str | None:
 
 
 def _find_posted(deps, record: RunRecord) -> tuple[str, str] | None:
-    """The message an earlier attempt posted for this (job, period), if Slack has it."""
+    """(channel ID, ts) of the message an earlier attempt posted for this (job, period);
+    None when Slack's history shows there is none. Raises _CannotCheck when the history
+    cannot be read (then nobody knows, and posting again could duplicate it)."""
     try:
-        response = deps.slack.conversations_history(
-            channel=record.channel,
-            # A day of slack for clock skew: the metadata match is what identifies the post.
-            oldest=f"{(record.created_at - dt.timedelta(days=1)).timestamp():.6f}",
-            include_all_metadata=True,
-            limit=200,
-        )
-    except Exception as exc:  # noqa: BLE001 - cannot tell: post again rather than never
-        logger.warning(
-            "%s %s: could not check Slack for an earlier post (%s)",
-            record.job,
-            record.period,
-            type(exc).__name__,
-        )
-        return None
-    for message in response.get("messages", []):
-        meta = message.get("metadata") or {}
-        payload = meta.get("event_payload") or {}
-        if (
-            meta.get("event_type") == METADATA_EVENT
-            and payload.get("job") == record.job
-            and payload.get("period") == record.period
-        ):
-            return response.get("channel") or record.channel, message["ts"]
-    return None
+        # Rows written before channels were resolved hold the configured #name.
+        channel = channel_id(deps, record.channel)
+    except SlackApiError as exc:
+        error = exc.response.get("error", "error")
+        raise _CannotCheck(f"Slack said {error}", transient=error in _TRANSIENT_ERRORS) from exc
+    except Exception as exc:  # noqa: BLE001 - timeouts, connection errors
+        raise _CannotCheck(f"could not reach Slack ({type(exc).__name__})", transient=True) from exc
+    if channel is None:
+        raise _CannotCheck(f"{record.channel} is not a channel databot can list", transient=False)
+    cursor = None
+    for _ in range(HISTORY_MAX_PAGES):
+        try:
+            response = deps.slack.conversations_history(
+                channel=channel,
+                # A day of slack for clock skew: the metadata match identifies the post.
+                oldest=f"{(record.created_at - dt.timedelta(days=1)).timestamp():.6f}",
+                include_all_metadata=True,
+                limit=200,
+                cursor=cursor,
+            )
+        except SlackApiError as exc:
+            # not_in_channel: databot posts to public channels without joining them
+            # (chat:write.public) but may only read the history of channels it is in.
+            error = exc.response.get("error", "error")
+            transient = error in _TRANSIENT_ERRORS or exc.response.status_code >= 500
+            raise _CannotCheck(f"Slack said {error}", transient=transient) from exc
+        except Exception as exc:  # noqa: BLE001 - timeouts, connection errors
+            raise _CannotCheck(
+                f"could not reach Slack ({type(exc).__name__})", transient=True
+            ) from exc
+        for message in response.get("messages", []):
+            meta = message.get("metadata") or {}
+            payload = meta.get("event_payload") or {}
+            if (
+                meta.get("event_type") == METADATA_EVENT
+                and payload.get("job") == record.job
+                and payload.get("period") == record.period
+            ):
+                return channel, message["ts"]
+        cursor = (response.get("response_metadata") or {}).get("next_cursor")
+        if not cursor:
+            return None
+    raise _CannotCheck("too many messages in the channel to check them all", transient=False)
 
 
 def tell_owner(deps: Deps, text: str) -> None:

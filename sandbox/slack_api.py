@@ -286,9 +286,18 @@ class FakeSlack(LoopbackServer):
     # --- seeding -----------------------------------------------------------------------
 
     def add_channel(
-        self, channel_id: str | None = None, name: str | None = None, *, is_private: bool = False
+        self,
+        channel_id: str | None = None,
+        name: str | None = None,
+        *,
+        is_private: bool = False,
+        is_member: bool = True,
     ) -> str:
-        """Make a channel known (and its #name resolvable); returns its id."""
+        """Make a channel known (and its #name resolvable); returns its id.
+
+        `is_member=False`: the bot was never invited. Like Slack, it can still post to a
+        public channel (chat:write.public) but not read its history (`not_in_channel`),
+        and conversations.list does not show such a private channel."""
         with self._lock:
             if channel_id is None:
                 channel_id = _channel_id_for(name or f"channel-{next(self._ids)}")
@@ -305,7 +314,7 @@ class FakeSlack(LoopbackServer):
                 "is_archived": False,
                 "is_general": False,
                 "is_shared": False,
-                "is_member": True,
+                "is_member": is_member,
                 "created": int(time.time()),
                 "creator": "U0CREATOR",
                 "topic": {"value": "", "creator": "", "last_set": 0},
@@ -538,6 +547,17 @@ class FakeSlack(LoopbackServer):
             return self.add_channel(_channel_id_for(name), name)
         return self.add_channel(ref, ref.lower(), is_private=ref.startswith("G"))
 
+    def _conversation(self, ref: str | None, *, read: bool = False) -> str:
+        """The channel for methods that, in Slack, take only a conversation ID (history,
+        replies, info): a #name or a bare name is `channel_not_found` there, unlike
+        chat.postMessage. `read`: reading messages needs the bot to be a member."""
+        if not ref or not _ID_RE.match(ref):
+            raise SlackError("channel_not_found")
+        channel_id = self._resolve_channel(ref)
+        if read and not self._channels[channel_id].get("is_member", True):
+            raise SlackError("not_in_channel")
+        return channel_id
+
     def _dm_channel(self, user_id: str) -> str:
         channel_id = _channel_id_for("dm:" + user_id, "D")
         if channel_id not in self._channels:
@@ -640,6 +660,13 @@ class FakeSlack(LoopbackServer):
 
     def _chat_post_message(self, args: dict[str, Any]) -> dict[str, Any]:
         channel_id = self._resolve_channel(args.get("channel"))
+        channel = self._channels[channel_id]
+        if (
+            channel.get("is_private")
+            and not channel.get("is_im")
+            and not channel.get("is_member", True)
+        ):
+            raise SlackError("channel_not_found")  # chat:write.public covers public ones only
         self._check_message("chat.postMessage", args, need_content=True)
         message = self._bot_message(args)
         message["ts"] = self._next_ts()
@@ -709,7 +736,7 @@ class FakeSlack(LoopbackServer):
         return {"channel": channel_id, "permalink": link}
 
     def _conversations_replies(self, args: dict[str, Any]) -> dict[str, Any]:
-        channel_id = self._resolve_channel(args.get("channel"))
+        channel_id = self._conversation(args.get("channel"), read=True)
         ts = str(args.get("ts") or "")
         try:
             parent = self._find(channel_id, ts)
@@ -730,7 +757,7 @@ class FakeSlack(LoopbackServer):
         }
 
     def _conversations_history(self, args: dict[str, Any]) -> dict[str, Any]:
-        channel_id = self._resolve_channel(args.get("channel"))
+        channel_id = self._conversation(args.get("channel"), read=True)
         top = [
             dict(m)
             for m in self._messages.get(channel_id, [])
@@ -761,11 +788,31 @@ class FakeSlack(LoopbackServer):
         return [m for m in messages if inside(m)]
 
     def _conversations_info(self, args: dict[str, Any]) -> dict[str, Any]:
-        ref = args.get("channel") or ""
-        if not _ID_RE.match(ref) and ref not in self._channels:
-            raise SlackError("channel_not_found")
-        channel_id = self._resolve_channel(ref)
+        channel_id = self._conversation(args.get("channel"))
         return {"channel": dict(self._channels[channel_id])}
+
+    def _conversations_list(self, args: dict[str, Any]) -> dict[str, Any]:
+        types = {t.strip() for t in str(args.get("types") or "public_channel").split(",")}
+        if not types <= {"public_channel", "private_channel", "mpim", "im"}:
+            raise SlackError("invalid_types")
+        limit = int(args.get("limit") or 100)
+        if limit > 1000:
+            raise SlackError("invalid_limit")
+        exclude_archived = _as_bool(args.get("exclude_archived", False))
+
+        def listed(channel: dict[str, Any]) -> bool:
+            if channel.get("is_im") or channel.get("is_mpim") or "name" not in channel:
+                return False  # DMs are listed only for im/mpim, which databot never asks for
+            if exclude_archived and channel.get("is_archived"):
+                return False
+            if channel.get("is_private"):
+                # Slack lists only the private channels the bot is in.
+                return "private_channel" in types and channel.get("is_member", True)
+            return "public_channel" in types
+
+        channels = [dict(c) for c in self._channels.values() if listed(c)]
+        page, next_cursor = self._page(channels, {**args, "limit": limit}, 100)
+        return {"channels": page, "response_metadata": {"next_cursor": next_cursor}}
 
     def _conversations_open(self, args: dict[str, Any]) -> dict[str, Any]:
         users = args.get("users") or ""
@@ -965,6 +1012,7 @@ class FakeSlack(LoopbackServer):
         "conversations.replies": "_conversations_replies",
         "conversations.history": "_conversations_history",
         "conversations.info": "_conversations_info",
+        "conversations.list": "_conversations_list",
         "conversations.open": "_conversations_open",
         "conversations.join": "_conversations_join",
         "users.info": "_users_info",

@@ -44,8 +44,10 @@ class ScriptedJob:
         self.lock = threading.Lock()
 
     @staticmethod
-    def post(text: str = "Cody Pro: 120 active subscribers", **kw) -> Post:
-        return Post(channel="#cody-numbers", text=text, **kw)
+    def post(
+        text: str = "Cody Pro: 120 active subscribers", channel: str = "#cody-numbers", **kw
+    ) -> Post:
+        return Post(channel=channel, text=text, **kw)
 
     def period_for(self, run_at: dt.datetime, tz) -> str | None:
         return run_at.astimezone(tz).date().isoformat()
@@ -62,7 +64,22 @@ class ScriptedJob:
 @pytest.fixture
 def slack():
     with FakeSlack() as fake:
+        fake.add_channel(name="cody-numbers")  # the workspace has the configured channel
         yield fake
+
+
+class ResponseLost(WebClient):
+    """A WebClient whose next `lose` chat.postMessage calls reach Slack (the message goes
+    out) but whose answer never arrives, like a read timeout."""
+
+    lose = 0
+
+    def chat_postMessage(self, **kwargs):
+        response = super().chat_postMessage(**kwargs)
+        if self.lose:
+            self.lose -= 1
+            raise TimeoutError("The read operation timed out")
+        return response
 
 
 @pytest.fixture
@@ -77,7 +94,7 @@ def deps(store, slack, clock):
         settings=settings,
         store=store,
         warehouse=None,
-        slack=WebClient(token=slack.token, base_url=slack.api_url),
+        slack=ResponseLost(token=slack.token, base_url=slack.api_url),
         github=None,
         work=ThreadPoolExecutor(2),
         now=clock,
@@ -144,22 +161,153 @@ def test_a_run_that_died_before_posting_is_taken_over_after_its_lease(deps, slac
     assert len(channel_posts(slack)) == 1
 
 
-def test_a_run_that_died_after_posting_is_recorded_not_posted_again(deps, slack, clock):
-    job = ScriptedJob()
-    first = runner.run_period(deps, job, "2026-11-22")
-    # Simulate the crash window: Slack has the message, the row still says running.
+def crash_after_posting(
+    deps, clock, channel: str | None, status=RunStatus.RUNNING, period="2026-11-22"
+) -> None:
+    """The row as a process left it when it died after chat.postMessage went out: still
+    running (no ts, no link), with the channel it wrote before posting."""
     with deps.store.engine.begin() as connection:
         connection.execute(
-            tables.scheduled_runs.update().values(
-                status=RunStatus.RUNNING, ts=None, lease_until=clock()
-            )
+            tables.scheduled_runs.update()
+            .where(tables.scheduled_runs.c.period == period)
+            .values(status=status, channel=channel, ts=None, permalink=None, lease_until=clock())
         )
+
+
+@pytest.mark.parametrize("saved", ["as configured", "as its id"])
+def test_a_run_that_died_after_posting_is_recorded_not_posted_again(deps, slack, clock, saved):
+    job = ScriptedJob()
+    first = runner.run_period(deps, job, "2026-11-22")
+    # Rows written before channels were resolved hold the #name as configured.
+    channel_id = channel_posts(slack)[0]["channel"]
+    crash_after_posting(deps, clock, "#cody-numbers" if saved == "as configured" else channel_id)
     clock.advance(minutes=16)
     record = runner.run_period(deps, job, "2026-11-22")
 
     assert len(channel_posts(slack)) == 1
     assert record.status == RunStatus.POSTED and record.ts == first.ts
+    assert record.channel == channel_id and record.permalink == first.permalink
     assert job.builds == 1
+
+
+def test_the_run_records_the_channel_id_before_posting_and_caches_the_lookup(deps, slack):
+    job = ScriptedJob()
+    seen = []
+
+    def record_at_post(**kwargs):
+        seen.append(
+            runner.get_run(deps.store, "cody-daily", kwargs["metadata"]["event_payload"]["period"])
+        )
+        return WebClient.chat_postMessage(deps.slack, **kwargs)
+
+    deps.slack.chat_postMessage = record_at_post
+    runner.run_period(deps, job, "2026-11-22")
+    runner.run_period(deps, job, "2026-11-23")
+
+    channel_id = channel_posts(slack)[0]["channel"]
+    assert [r.channel for r in seen] == [channel_id, channel_id]
+    assert [r.status for r in seen] == [RunStatus.RUNNING, RunStatus.RUNNING]
+    assert len(slack.calls("conversations.list")) == 1
+
+
+def test_a_crash_in_a_channel_databot_cannot_read_is_not_posted_blindly(deps, slack, clock):
+    # databot posts to #analytics without being in it (chat:write.public), so it may not
+    # read its history after a crash: it cannot tell whether the post went out.
+    slack.add_channel(name="analytics", is_member=False)
+    job = ScriptedJob(ScriptedJob.post(channel="#analytics"))
+    assert runner.claim(deps.store, "cody-daily", "2026-11-22", clock()) is not None
+    crash_after_posting(deps, clock, "#analytics")
+    clock.advance(minutes=16)
+
+    record = runner.run_period(deps, job, "2026-11-22")
+
+    assert channel_posts(slack, "#analytics") == []
+    assert record.status == RunStatus.FAILED
+    assert "may have been posted" in record.detail and "Check #analytics" in record.detail
+    assert "not_in_channel" in record.detail
+    [told] = owner_messages(slack)
+    assert "may have been posted" in told and "#analytics" in told
+    assert runner.due_retries(deps.store, clock() + dt.timedelta(hours=1)) == []
+
+    # The owner looked, found nothing, and posts it by hand.
+    redo = runner.run_period(deps, job, "2026-11-22", manual=True)
+    assert redo.status == RunStatus.POSTED
+    assert len(channel_posts(slack, "#analytics")) == 1
+
+
+def test_a_manual_run_that_cannot_check_the_channel_tells_the_person(deps, slack, clock):
+    slack.add_channel(name="analytics", is_member=False)
+    job = ScriptedJob(ScriptedJob.post(channel="#analytics"))
+    runner.run_period(deps, job, "2026-11-22")
+    crash_after_posting(deps, clock, "#analytics")
+    clock.advance(minutes=16)
+
+    with pytest.raises(DatabotError, match="may have been posted.*Check #analytics"):
+        runner.run_period(deps, job, "2026-11-22", manual=True)
+    assert len(channel_posts(slack, "#analytics")) == 1
+    assert owner_messages(slack) == []
+
+
+def test_a_post_whose_answer_was_lost_is_checked_not_failed_nor_posted_twice(deps, slack, clock):
+    deps.slack.lose = 1  # the message goes out, the answer times out
+    job = ScriptedJob()
+    first = runner.run_period(deps, job, "2026-11-22")
+
+    channel_id = channel_posts(slack)[0]["channel"]
+    assert first.status == RunStatus.RUNNING and first.channel == channel_id
+    assert "may have been posted" in first.detail
+    assert owner_messages(slack) == []
+    assert runner.run_period(deps, job, "2026-11-22", manual=True) is None  # lease held
+
+    clock.advance(minutes=16)
+    [(name, period)] = runner.due_retries(deps.store, clock())
+    record = runner.run_period(deps, job, period)
+
+    assert len(channel_posts(slack)) == 1
+    assert record.status == RunStatus.POSTED and record.ts == channel_posts(slack)[0]["ts"]
+    assert record.permalink and owner_messages(slack) == []
+
+
+def test_a_post_slack_failed_on_is_retried_after_checking_it_is_not_there(deps, slack, clock):
+    slack.fail_next("chat.postMessage", "internal_error", status=500)
+    job = ScriptedJob()
+    first = runner.run_period(deps, job, "2026-11-22")
+    assert first.status == RunStatus.RUNNING and first.channel
+
+    clock.advance(minutes=16)
+    record = runner.run_period(deps, job, "2026-11-22")
+
+    assert record.status == RunStatus.POSTED and len(channel_posts(slack)) == 1
+    assert len(slack.calls("conversations.history")) == 1
+    assert owner_messages(slack) == []
+
+
+def test_a_manual_redo_of_a_failed_run_with_a_channel_checks_slack_first(deps, slack, clock):
+    # Before this was fixed, a timeout was recorded as failed although the post went out.
+    job = ScriptedJob()
+    first = runner.run_period(deps, job, "2026-11-22")
+    crash_after_posting(deps, clock, first.channel, status=RunStatus.FAILED)
+
+    redo = runner.run_period(deps, job, "2026-11-22", manual=True)
+
+    assert len(channel_posts(slack)) == 1
+    assert redo.status == RunStatus.POSTED and redo.ts == first.ts
+
+
+def test_an_unreadable_history_for_a_moment_is_checked_again_later(deps, slack, clock):
+    job = ScriptedJob()
+    runner.run_period(deps, job, "2026-11-22")
+    crash_after_posting(deps, clock, "#cody-numbers")
+    clock.advance(minutes=16)
+    slack.fail_next("conversations.history", "internal_error", status=500)
+
+    waiting = runner.run_period(deps, job, "2026-11-22")
+    assert waiting.status == RunStatus.RUNNING and "trying again" in waiting.detail
+    clock.advance(minutes=16)
+    record = runner.run_period(deps, job, "2026-11-22")
+
+    assert record.status == RunStatus.POSTED and len(channel_posts(slack)) == 1
+    assert owner_messages(slack) == [] and job.builds == 1
 
 
 def test_not_ready_retries_then_posts_a_notice_once_then_the_real_numbers(deps, slack, clock):
@@ -302,6 +450,42 @@ def test_a_run_that_lost_its_lease_while_building_does_not_post(deps, slack, clo
     runner.run_period(deps, SlowJob(), "2026-11-22")
     assert channel_posts(slack) == []
     assert runner.get_run(deps.store, "cody-daily", "2026-11-22").attempts == 2
+
+
+@pytest.mark.parametrize(
+    "late_answer",
+    [GitHubUnavailable("GitHub is not answering"), NotReady(reason="export late")],
+    ids=["build fails", "not ready"],
+)
+def test_a_build_slower_than_its_lease_leaves_the_run_it_lost_alone(
+    deps, slack, clock, late_answer
+):
+    clock.set(pacific(2026, 11, 23, 12, 0))  # past the give-up time: a notice would be due
+
+    class SlowJob(ScriptedJob):
+        def build(self, deps_, period):
+            if self.builds == 0:
+                # Outlives the lease; meanwhile another process takes over and posts.
+                clock.advance(minutes=16)
+                self.builds += 1
+                assert runner.run_period(deps_, ScriptedJob(), period).status == "posted"
+                clock.advance(minutes=1)
+                return _raise_or_return(late_answer)
+            return super().build(deps_, period)
+
+    late = runner.run_period(deps, SlowJob(), "2026-11-22")
+
+    record = runner.get_run(deps.store, "cody-daily", "2026-11-22")
+    assert record.status == RunStatus.POSTED and late.status == RunStatus.POSTED
+    assert [p["text"] for p in channel_posts(slack)] == ["Cody Pro: 120 active subscribers"]
+    assert owner_messages(slack) == []
+    assert runner.due_retries(deps.store, clock() + dt.timedelta(hours=1)) == []
+
+
+def _raise_or_return(answer):
+    if isinstance(answer, Exception):
+        raise answer
+    return answer
 
 
 def test_a_build_that_recovers_after_failing_posts_once(deps, slack, clock):

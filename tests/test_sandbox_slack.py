@@ -209,6 +209,57 @@ def test_conversations_info_knows_named_channels(slack, client):
         client.conversations_info(channel="#nope")
 
 
+def test_reading_a_channel_takes_its_id_not_its_name_like_slack(slack, client):
+    channel_id = slack.add_channel(name="cody-numbers")
+    root = client.chat_postMessage(channel="#cody-numbers", text="posting by name is fine")["ts"]
+    assert client.conversations_history(channel=channel_id)["messages"][0]["ts"] == root
+    for method, extra in (
+        (client.conversations_history, {}),
+        (client.conversations_replies, {"ts": root}),
+        (client.conversations_info, {}),
+    ):
+        for ref in ("#cody-numbers", "cody-numbers"):
+            with pytest.raises(SlackApiError) as error:
+                method(channel=ref, **extra)
+            assert error.value.response["error"] == "channel_not_found"
+
+
+def test_databot_posts_to_a_public_channel_it_is_not_in_but_cannot_read_it(slack, client):
+    public = slack.add_channel(name="analytics", is_member=False)
+    private = slack.add_channel(name="secret", is_private=True, is_member=False)
+    posted = client.chat_postMessage(channel=public, text="chat:write.public")
+    assert posted["channel"] == public
+    with pytest.raises(SlackApiError) as error:
+        client.conversations_history(channel=public)
+    assert error.value.response["error"] == "not_in_channel"
+    with pytest.raises(SlackApiError) as error:
+        client.conversations_replies(channel=public, ts=posted["ts"])
+    assert error.value.response["error"] == "not_in_channel"
+    with pytest.raises(SlackApiError) as error:
+        client.chat_postMessage(channel=private, text="not invited")
+    assert error.value.response["error"] == "channel_not_found"
+
+
+def test_conversations_list_pages_through_channels_databot_may_see(slack, client):
+    names = [f"team-{i}" for i in range(5)]
+    ids = {name: slack.add_channel(name=name) for name in names}
+    ids["data-team"] = slack.add_channel(name="data-team", is_private=True)
+    slack.add_channel(name="not-invited", is_private=True, is_member=False)
+    client.conversations_open(users="U0ALICE")  # a DM is not a channel
+
+    def listed(types: str) -> dict[str, str]:
+        seen, cursor = {}, None
+        while True:
+            page = client.conversations_list(types=types, limit=2, cursor=cursor)
+            seen.update({c["name"]: c["id"] for c in page["channels"]})
+            cursor = page["response_metadata"]["next_cursor"]
+            if not cursor:
+                return seen
+
+    assert listed("public_channel") == {n: ids[n] for n in names}
+    assert listed("public_channel,private_channel") == ids
+
+
 def test_reactions_are_added_once(slack, client):
     posted = client.chat_postMessage(channel="C1", text="x")
     client.reactions_add(channel="C1", timestamp=posted["ts"], name="white_check_mark")

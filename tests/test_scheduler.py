@@ -14,7 +14,7 @@ import pytest
 from apscheduler.triggers.cron import CronTrigger
 from slack_sdk import WebClient
 
-from bot import runner
+from bot import runner, tables
 from bot.deps import Deps, utc_now
 from bot.ids import Job
 from bot.jobs import NotReady, Post
@@ -125,6 +125,30 @@ def test_a_restarted_clock_does_not_post_again(deps, slack, clock):
     clock.advance(minutes=5)
     Clock(deps, [WeeklyReport()]).tick()  # a new process: nothing in memory
     assert posts(slack) == ["Weekly report 2026-11-23"]
+
+
+def test_after_a_crash_the_sweep_does_not_repost_to_a_channel_it_cannot_read(deps, slack, clock):
+    # The sprint posts go to #analytics without databot being in it (chat:write.public).
+    slack.add_channel(name="analytics", is_member=False)
+    clock.set(pacific(2026, 11, 23, 9, 0))
+    Clock(deps, [WeeklyReport()]).tick()
+    # The process died after Slack took the post and before it recorded it.
+    with deps.store.engine.begin() as connection:
+        connection.execute(
+            tables.scheduled_runs.update()
+            .where(tables.scheduled_runs.c.period == "2026-11-23")
+            .values(status=RunStatus.RUNNING, ts=None, permalink=None, lease_until=clock())
+        )
+
+    for _ in range(3):  # the sweep after the lease expired, and later ones
+        clock.advance(minutes=20)
+        Clock(deps, [WeeklyReport()]).tick()
+
+    assert posts(slack) == ["Weekly report 2026-11-23"]
+    record = runner.get_run(deps.store, "sprint-digest", "2026-11-23")
+    assert record.status == RunStatus.FAILED and "may have been posted" in record.detail
+    [told] = [m["text"] for m in slack.messages("U0OWNER")]
+    assert "Check #analytics" in told
 
 
 def test_a_run_missed_while_down_is_caught_up_within_the_grace_period(deps, slack, clock):
