@@ -25,9 +25,7 @@ table, which `databot posts` lists.
 from __future__ import annotations
 
 import datetime as dt
-import json
 import logging
-import re
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import TYPE_CHECKING
@@ -39,6 +37,7 @@ from sqlalchemy.exc import IntegrityError
 from bot import tables
 from bot.errors import DatabotError
 from bot.jobs import JobOptions, NotReady, Post, ScheduledJob
+from bot.slack_channels import CONVERSATION_ID, channel_id
 
 if TYPE_CHECKING:
     from bot.deps import Deps
@@ -52,11 +51,7 @@ NOTICE_SUFFIX = ":notice"
 DETAIL_MAX = 500
 # A #name -> conversation ID lookup is reused for this long (channels are rarely renamed;
 # a rename is picked up within a day).
-CHANNEL_CACHE_TTL = dt.timedelta(hours=24)
-CHANNEL_CACHE_KEY = "slack:channel-id:{name}"
-CHANNEL_LIST_MAX_PAGES = 50  # x 1000 channels
 HISTORY_MAX_PAGES = 10  # x 200 messages since the first attempt
-_CONVERSATION_ID = re.compile(r"^[CGD][A-Z0-9]+$")
 # Slack errors after which a later check may succeed: keep the run and check again.
 _TRANSIENT_ERRORS = frozenset(
     {"ratelimited", "internal_error", "fatal_error", "service_unavailable"}
@@ -621,52 +616,9 @@ def _target_channel(deps, channel: str) -> str:
     return found
 
 
-def channel_id(deps, channel: str) -> str | None:
-    """The conversation ID of `channel`: an ID as is, a `#name` (or bare name) looked up with
-    conversations.list (public and private channels; needs channels:read) and cached in kv.
-    None when Slack does not list it, or for a user ID (a DM)."""
-    if _CONVERSATION_ID.match(channel):
-        return channel
-    if re.match(r"^[UW][A-Z0-9]+$", channel):
-        return None
-    name = channel.removeprefix("#").lower()
-    key = CHANNEL_CACHE_KEY.format(name=name)
-    now = deps.now()
-    cached = deps.store.kv_get(key)
-    if cached:
-        entry = json.loads(cached)
-        if dt.datetime.fromisoformat(entry["at"]) + CHANNEL_CACHE_TTL > now:
-            return entry["id"]
-    found = _list_channel(deps, name)
-    if found:
-        deps.store.kv_set(key, json.dumps({"id": found, "at": now.isoformat()}))
-    return found
-
-
-def _list_channel(deps, name: str) -> str | None:
-    cursor = None
-    for _ in range(CHANNEL_LIST_MAX_PAGES):
-        response = deps.slack.conversations_list(
-            types="public_channel,private_channel",
-            exclude_archived=True,
-            limit=1000,
-            cursor=cursor,
-        )
-        for channel in response.get("channels", []):
-            if channel.get("name") == name:
-                return channel["id"]
-        cursor = (response.get("response_metadata") or {}).get("next_cursor")
-        if not cursor:
-            return None
-    logger.warning(
-        "stopped looking for #%s after %d pages of channels", name, CHANNEL_LIST_MAX_PAGES
-    )
-    return None
-
-
 def _channel_label(deps, channel: str | None) -> str:
     """`#name` for messages to people (best effort: the ID when Slack will not say)."""
-    if not channel or not _CONVERSATION_ID.match(channel):
+    if not channel or not CONVERSATION_ID.match(channel):
         return channel or "the channel"
     try:
         return "#" + deps.slack.conversations_info(channel=channel)["channel"]["name"]

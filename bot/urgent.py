@@ -36,6 +36,7 @@ from slack_sdk.errors import SlackApiError
 from sqlalchemy.exc import IntegrityError
 
 from bot import tables
+from bot.slack_channels import channel_id as resolve_channel_id
 
 if TYPE_CHECKING:
     from bot.deps import Deps
@@ -427,8 +428,6 @@ def sync_alert(deps: Deps, repo: str, number: int) -> Synced:
                         .where(table.c.lease_until == lease)
                         .values(channel=channel, ts=ts, state_hash=wanted, updated_at=deps.now())
                     )
-                if row.channel.startswith("#") and row.channel != channel:
-                    deps.store.kv_set(_channel_id_key(row.channel), channel)
                 logger.info(
                     "urgent alert %s#%s %s: %s",
                     repo,
@@ -524,11 +523,11 @@ def _find_in_doubt_post(deps: Deps, channel: str, state: AlertState) -> tuple[st
     if not marker:
         return None
     posted_to, _, at = marker.partition(" ")
-    channel_id = (
-        posted_to
-        if not posted_to.startswith("#")
-        else deps.store.kv_get(_channel_id_key(posted_to))
-    )
+    try:
+        channel_id = resolve_channel_id(deps, posted_to)
+    except (SlackApiError, OSError) as exc:
+        logger.warning("urgent alert: could not look up %s (%s)", posted_to, exc)
+        channel_id = None
     if not channel_id:
         logger.warning(
             "urgent alert %s#%s: an earlier post may have reached %s; set ANALYTICS_CHANNEL "
@@ -560,10 +559,6 @@ def _find_in_doubt_post(deps: Deps, channel: str, state: AlertState) -> tuple[st
         ):
             return channel_id, message["ts"]
     return None
-
-
-def _channel_id_key(name: str) -> str:
-    return f"slack-channel-id:{name}"
 
 
 def handle_issue(
