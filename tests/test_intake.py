@@ -230,9 +230,27 @@ def test_thread_is_quoted_with_names_and_link_and_filer_named_when_not_requester
         ("mail me at ana@example.com", "mail me at ana@example.com"),
         ("<img src=x onerror=alert(1)>", "&lt;img src=x onerror=alert(1)&gt;"),
         ("A & B <b>bold</b>", "A &amp; B &lt;b&gt;bold&lt;/b&gt;"),
-        ("run `SELECT a < b` @team", "run `SELECT a < b` @&#8203;team"),
+        ("run `SELECT a < b` @team", "run <code>SELECT a &lt; b</code> @&#8203;team"),
         ("```\nx < y @team\n```\nafter @x", "```\nx < y @team\n```\nafter @&#8203;x"),
         ("```sql\nSELECT 1\n-- never closed", "```sql\nSELECT 1\n-- never closed\n```"),
+        # A code span closes only on a backtick run of its own length (CommonMark): "``"
+        # does not close "`", so these are plain text on GitHub and must be escaped.
+        (
+            "`@data-team/analysts`` please",
+            "`@&#8203;data-team/analysts`` please",
+        ),
+        ("`<img src=x>``", "`&lt;img src=x&gt;``"),
+        # An escaped backtick opens nothing.
+        ("\\`@team`", "\\`@&#8203;team`"),
+        # A real span that holds text GitHub must not act on is written as <code>, so it
+        # stays inert even where Markdown would pair its backticks differently.
+        ("`a\n`@team`", "`a\n<code>@&#8203;team</code>"),
+        ("`` a ` @team ``", "<code>a &#96; @&#8203;team</code>"),
+        # Backtick fences cannot have a backtick in their info string: not a fence.
+        ("```x`\n@team\n```", "```x`\n@&#8203;team\n```\n```"),
+        # Issue references would link (and notify the issue): shown, not linked.
+        ("see #123 and acme/web#9, C# 7", "see #&#8203;123 and acme/web#&#8203;9, C# 7"),
+        ("`SELECT 1` and `x > 0`", "`SELECT 1` and `x > 0`"),
     ],
 )
 def test_github_markdown_neutralises_mentions_and_html_but_keeps_code(typed, on_github):
