@@ -423,8 +423,9 @@ def _classify(exc: Exception) -> GitHubFailure:
     try:
         return classify_failure(exc)
     except Exception:  # noqa: BLE001 - a bug of ours: keep the request, retry, log it loudly
-        logger.exception("unexpected error while filing a request")
-        return GitHubFailure(True, f"unexpected error ({type(exc).__name__})")
+        ref = uuid.uuid4().hex[:8]
+        logger.exception("unexpected error while filing a request ref=%s", ref)
+        return GitHubFailure(True, f"unexpected error ({type(exc).__name__}), ref {ref}", ref=ref)
 
 
 def _create_once(deps: Deps, row: RequestRow) -> IssueRef:
@@ -497,7 +498,7 @@ def _record_failure(deps: Deps, row: RequestRow, failure: GitHubFailure) -> None
         logger.warning(
             "request %s: %s; attempt %s, next in %.0fs", row.id, failure.message, row.attempts, wait
         )
-        _notify_once(deps, row, "queued")
+        _notify_once(deps, row, "queued", ref=failure.ref)
     else:
         _update(
             deps, row.id, status=Status.FAILED.value, last_error=failure.message, lease_until=None
@@ -523,15 +524,17 @@ def reply_target(sub: Submission) -> dict[str, str]:
     return {"channel": sub.requester_id}
 
 
-def _notify_once(deps: Deps, row: RequestRow, kind: str) -> None:
+def _notify_once(deps: Deps, row: RequestRow, kind: str, *, ref: str | None = None) -> None:
     # At most once: a lost "queued" courtesy note is better than the same note every retry.
     if not deps.store.claim(f"intake:{kind}-notice:{row.id}"):
         return
     row = get_request(deps, row.id) or row  # with the error just recorded
     from bot.blocks.intake import build_request_failed_message, build_request_queued_message
 
-    build = build_request_queued_message if kind == "queued" else build_request_failed_message
-    message = build(row)
+    if kind == "queued":
+        message = build_request_queued_message(row, ref=ref)
+    else:
+        message = build_request_failed_message(row)
     try:
         deps.slack.chat_postMessage(**reply_target(row.submission), **message)
     except Exception:  # noqa: BLE001 - the request itself is safe in the outbox

@@ -6,6 +6,8 @@ API is exercised in test_github_gateway.py and test_intake_flow.py."""
 from __future__ import annotations
 
 import datetime as dt
+import json
+import re
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
@@ -624,3 +626,48 @@ def test_a_huge_thread_is_quoted_until_githubs_body_limit_and_points_to_slack():
     assert 5 <= kept < 20
     assert f"_… {20 - kept} more messages in the Slack thread._" in body
     assert body.endswith("via databot.</sub>\n")
+
+
+# --- what the requester reads in Slack ----------------------------------------------------
+
+
+def test_titles_in_slack_notification_text_cannot_ping_or_link(deps, slack, github):
+    from bot.blocks.intake import (
+        build_request_failed_message,
+        build_request_filed_message,
+        build_request_queued_message,
+    )
+
+    typed = "<!channel> numbers & <https://evil.example|totals>"
+    row = submit_request(deps, submission(title=typed), "view:V1").row
+    filed = file_request(deps, row.id)
+    messages = [
+        build_request_filed_message(filed),
+        build_request_queued_message(row),
+        build_request_failed_message(row),
+    ]
+    for message in messages:
+        shown = message["text"] + json.dumps(message["blocks"])
+        assert "<!channel>" not in shown and "<https://evil" not in shown
+        assert "&lt;!channel&gt; numbers &amp; &lt;https://evil.example|totals&gt;" in shown
+    # what Slack actually received as the DM's notification text
+    [dm] = slack.messages("U0ALICE")
+    assert dm["text"].startswith("Filed #1: &lt;!channel&gt; numbers &amp; ")
+
+
+def test_our_own_bug_while_filing_is_not_blamed_on_github_and_gives_a_reference(
+    deps, slack, github, caplog
+):
+    github.failures = [KeyError("labels")]
+    row = submit_request(deps, submission(), "view:V1").row
+    with caplog.at_level("ERROR", logger="bot.intake"):
+        after = file_request(deps, row.id)
+    assert after.status is Status.QUEUED  # kept and retried: nothing lost
+    [note] = slack.messages("U0ALICE")
+    shown = note["blocks"][0]["text"]["text"]
+    assert "GitHub" not in shown and "GitHub" not in note["text"]
+    assert "queued" in shown and "nothing to redo" in shown
+    [logged] = [r for r in caplog.records if r.exc_info]
+    ref = re.search(r"ref `([0-9a-f]{8})`", shown).group(1)
+    assert ref in logged.getMessage() and ref in after.last_error
+    assert "KeyError" in after.last_error
