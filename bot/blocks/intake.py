@@ -391,7 +391,8 @@ def _where(sub: Submission) -> str:
     return "in this thread" if sub.source is Source.MESSAGE and sub.thread_ts else "here in a DM"
 
 
-def _notice_view(text: str) -> ModalView:
+def build_notice_view(text: str) -> ModalView:
+    """A one-message modal (Close only); `text` is mrkdwn we wrote."""
     return ModalView(
         type="modal",
         callback_id=View.REQUEST,
@@ -410,9 +411,15 @@ def _issue_link(row: RequestRow) -> str:
     return f"<{row.issue_url}|#{row.issue_number} {_title(row)}>"
 
 
+def build_request_loading_view() -> ModalView:
+    """Opened at once by the message shortcut (the trigger_id expires after 3 s); replaced by
+    the request modal once the thread is read."""
+    return build_notice_view(":hourglass_flowing_sand: Reading the thread…")
+
+
 def build_request_received_view(row: RequestRow) -> ModalView:
     where = "in the thread" if _where(row.submission) == "in this thread" else "in a DM"
-    return _notice_view(
+    return build_notice_view(
         f":inbox_tray: Got it: *{_title(row)}*.\n"
         f"I'm filing it on GitHub now and will post the issue link {where}."
     )
@@ -428,7 +435,7 @@ def build_request_exists_view(row: RequestRow) -> ModalView:
             f"This thread already has a request, *{_title(row)}*. "
             "It is queued and will get its GitHub link in the thread once filed."
         )
-    return _notice_view(text)
+    return build_notice_view(text)
 
 
 def build_request_filed_message(row: RequestRow) -> dict[str, Any]:
