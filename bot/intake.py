@@ -42,6 +42,7 @@ from bot.markdown import (
 
 if TYPE_CHECKING:
     from bot.deps import Deps
+    from bot.settings import Settings
 
 logger = logging.getLogger(__name__)
 
@@ -49,7 +50,12 @@ URGENT_LABEL = "urgent"
 MARKER = "databot-request: {id}"
 NO_RESPONSE = "_No response_"
 BODY_MAX = 65_536  # GitHub's limit on an issue body, in characters
-LEASE = dt.timedelta(minutes=5)
+# A reply to Slack: chat.postMessage (10 s timeout, two 429 retries) with a wide margin.
+NOTIFY_LEASE = dt.timedelta(minutes=5)
+# GET requests the marker lookup may make: one search page, then up to 200 recent issues at
+# PyGithub's 30 per page (see GitHubGateway.find_issue_with_marker).
+LOOKUP_REQUESTS = 1 + 7
+LEASE_MARGIN_SECONDS = 60.0  # clock skew between workers, the database, Slack calls
 FIRST_RETRY_SECONDS = 30.0
 MAX_RETRY_SECONDS = 30 * 60.0
 DRAIN_BATCH = 20
@@ -345,9 +351,36 @@ def _existing(deps: Deps, dedupe_key: str, thread_key: str | None) -> RequestRow
     return _row(first) if first else None
 
 
-def _take_lease(deps: Deps, request_id: str, *, status: Status, count_attempt: bool) -> bool:
-    """Atomically claim the row for one worker; False when someone else holds it, it is not
-    in `status`, or (for filing) it is not due yet."""
+def filing_lease(settings: Settings) -> dt.timedelta:
+    """How long one filing attempt holds a request: the worst case of its GitHub calls under
+    `settings` (each idempotent GET: every try times out, with the longest allowed wait
+    between tries; the POST is never retried). A lease that ran out anyway is caught by the
+    fence (see _renew_lease), so this only has to make that rare."""
+    tries = settings.github_retries + 1
+    between = max(
+        settings.github_max_wait_seconds,
+        settings.github_retry_backoff_seconds * 2 ** max(0, settings.github_retries - 1),
+    )
+    one_get = tries * (settings.github_timeout_seconds + settings.github_seconds_between_requests)
+    one_get += settings.github_retries * between
+    return dt.timedelta(
+        seconds=LOOKUP_REQUESTS * one_get + _post_seconds(settings) + LEASE_MARGIN_SECONDS
+    )
+
+
+def _post_seconds(settings: Settings) -> float:
+    return settings.github_timeout_seconds + settings.github_seconds_between_writes
+
+
+class LeaseLost(Exception):
+    """Another worker took the request over after this worker's lease ran out."""
+
+
+def _take_lease(deps: Deps, request_id: str, *, status: Status, count_attempt: bool) -> int | None:
+    """Atomically claim the row for one worker; None when someone else holds it, it is not
+    in `status`, or it is not due yet. Returns the attempt number the holder owns: writes
+    made for this attempt are fenced on it, so a worker whose lease ran out (and whose
+    request was taken over) can no longer change the row."""
     now = deps.now()
     r = tables.requests.c
     conditions = [
@@ -357,16 +390,42 @@ def _take_lease(deps: Deps, request_id: str, *, status: Status, count_attempt: b
     ]
     if status is Status.QUEUED:
         conditions.append(sa.or_(r.next_attempt_at.is_(None), r.next_attempt_at <= now))
+        lease = filing_lease(deps.settings)
     else:
         conditions.append(r.notified_at.is_(None))
-    values: dict[str, Any] = {"lease_until": now + LEASE, "updated_at": now}
+        lease = NOTIFY_LEASE
+    values: dict[str, Any] = {"lease_until": now + lease, "updated_at": now}
     if count_attempt:
         values["attempts"] = r.attempts + 1
     with deps.store.engine.begin() as connection:
         taken = connection.execute(
             tables.requests.update().where(*conditions).values(**values)
         ).rowcount
-    return taken == 1
+        if taken != 1:
+            return None
+        # Same transaction: the row is locked by our update, so this is our attempt number.
+        return connection.execute(sa.select(r.attempts).where(r.id == request_id)).scalar_one()
+
+
+def _fenced_update(deps: Deps, request_id: str, attempt: int, **values: Any) -> bool:
+    """Update a queued request only while `attempt` is still the current one."""
+    values["updated_at"] = deps.now()
+    r = tables.requests.c
+    with deps.store.engine.begin() as connection:
+        done = connection.execute(
+            tables.requests.update()
+            .where(r.id == request_id, r.status == Status.QUEUED.value, r.attempts == attempt)
+            .values(**values)
+        ).rowcount
+    return done == 1
+
+
+def _renew_lease(deps: Deps, request_id: str, attempt: int) -> None:
+    """Right before the create: confirm this attempt still owns the request (nobody took it
+    over while the lookup or rendering ran long) and hold it for the POST's worst case."""
+    until = deps.now() + dt.timedelta(seconds=_post_seconds(deps.settings) + LEASE_MARGIN_SECONDS)
+    if not _fenced_update(deps, request_id, attempt, lease_until=until):
+        raise LeaseLost(request_id)
 
 
 def _update(deps: Deps, request_id: str, **values: Any) -> None:
@@ -391,26 +450,48 @@ def file_request(deps: Deps, request_id: str) -> RequestRow | None:
         if deps.github is None:
             _not_configured(deps, row)
             return get_request(deps, request_id)
-        if not _take_lease(deps, request_id, status=Status.QUEUED, count_attempt=True):
+        attempt = _take_lease(deps, request_id, status=Status.QUEUED, count_attempt=True)
+        if attempt is None:
             return row
         row = get_request(deps, request_id)
         assert row is not None
         try:
-            issue = _create_once(deps, row)
-        except Exception as exc:  # noqa: BLE001 - classified: retried, or failed for a person
-            _record_failure(deps, row, _classify(exc))
+            issue = _create_once(deps, row, attempt)
+        except LeaseLost:
+            logger.warning(
+                "request %s: attempt %s ran past its lease and was taken over; it created nothing",
+                request_id,
+                attempt,
+            )
             return get_request(deps, request_id)
-        _update(
+        except Exception as exc:  # noqa: BLE001 - classified: retried, or failed for a person
+            _record_failure(deps, row, _classify(exc), attempt)
+            return get_request(deps, request_id)
+        filed = _fenced_update(
             deps,
             request_id,
+            attempt,
             status=Status.FILED.value,
             issue_number=issue.number,
             issue_url=issue.url,
             title=issue.title,  # as GitHub shows it (with the form's prefix), for the reply
             last_error=None,
-            next_attempt_at=None,
+            next_attempt_at=deps.now(),  # the reply is due now
             lease_until=None,
         )
+        if not filed:
+            # Only when the POST itself outlasted the lease: a person has to close one.
+            current = get_request(deps, request_id)
+            logger.error(
+                "request %s: attempt %s created #%s after its lease ran out; the request is "
+                "now #%s: close #%s as a duplicate if they differ",
+                request_id,
+                attempt,
+                issue.number,
+                current.issue_number if current else None,
+                issue.number,
+            )
+            return current
         logger.info("request %s filed as #%s", request_id, issue.number)
         row = get_request(deps, request_id)
         assert row is not None
@@ -428,7 +509,7 @@ def _classify(exc: Exception) -> GitHubFailure:
         return GitHubFailure(True, f"unexpected error ({type(exc).__name__}), ref {ref}", ref=ref)
 
 
-def _create_once(deps: Deps, row: RequestRow) -> IssueRef:
+def _create_once(deps: Deps, row: RequestRow, attempt: int) -> IssueRef:
     assert deps.github is not None
     sub = row.submission
     marker = MARKER.format(id=row.id)
@@ -444,6 +525,7 @@ def _create_once(deps: Deps, row: RequestRow) -> IssueRef:
     if permalink and not row.permalink:
         _update(deps, row.id, permalink=permalink)
     draft = render_issue(sub, row.id, permalink=permalink, user_name=user_namer(deps))
+    _renew_lease(deps, row.id, attempt)
     return deps.github.create_issue(draft.title, draft.body, draft.labels)
 
 
@@ -484,25 +566,35 @@ def user_namer(deps: Deps) -> Callable[[str], str]:
     return name
 
 
-def _record_failure(deps: Deps, row: RequestRow, failure: GitHubFailure) -> None:
+def _record_failure(deps: Deps, row: RequestRow, failure: GitHubFailure, attempt: int) -> None:
     now = deps.now()
     if failure.transient:
         wait = max(backoff_seconds(row.attempts), failure.retry_after or 0.0)
-        _update(
+        if not _fenced_update(
             deps,
             row.id,
+            attempt,
             last_error=failure.message,
             next_attempt_at=now + dt.timedelta(seconds=wait),
             lease_until=None,
-        )
+        ):
+            logger.warning("request %s: attempt %s failed after a takeover", row.id, attempt)
+            return
         logger.warning(
             "request %s: %s; attempt %s, next in %.0fs", row.id, failure.message, row.attempts, wait
         )
         _notify_once(deps, row, "queued", ref=failure.ref)
     else:
-        _update(
-            deps, row.id, status=Status.FAILED.value, last_error=failure.message, lease_until=None
-        )
+        if not _fenced_update(
+            deps,
+            row.id,
+            attempt,
+            status=Status.FAILED.value,
+            last_error=failure.message,
+            lease_until=None,
+        ):
+            logger.warning("request %s: attempt %s failed after a takeover", row.id, attempt)
+            return
         logger.error("request %s could not be filed: %s", row.id, failure.message)
         _notify_once(deps, row, "failed")
 
@@ -549,7 +641,7 @@ def _notify_filed(deps: Deps, row: RequestRow) -> None:
     """The reply with the issue link. At least once: notified_at is set only after Slack
     accepted it, and the outbox worker retries replies that have not gone out. When the
     thread cannot be reached any more, the requester gets the link by DM instead."""
-    if not _take_lease(deps, row.id, status=Status.FILED, count_attempt=False):
+    if _take_lease(deps, row.id, status=Status.FILED, count_attempt=False) is None:
         return
     from bot.blocks.intake import build_request_filed_message
 

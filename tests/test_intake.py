@@ -466,7 +466,9 @@ def test_crash_while_holding_the_lease_is_resumed_after_it_expires(deps, github,
         {"number": 1, "title": "t", "body": f"<!-- databot-request: {row.id} -->", "labels": []}
     )
     assert drain_outbox(deps).filed == 0  # lease still held
-    clock.advance(minutes=6)
+    from bot.intake import filing_lease
+
+    clock.advance(seconds=filing_lease(deps.settings).total_seconds() + 1)
     assert drain_outbox(deps).filed == 1
     assert github.creates == 0 and get_request(deps, row.id).issue_number == 1
 
@@ -671,3 +673,61 @@ def test_our_own_bug_while_filing_is_not_blamed_on_github_and_gives_a_reference(
     ref = re.search(r"ref `([0-9a-f]{8})`", shown).group(1)
     assert ref in logged.getMessage() and ref in after.last_error
     assert "KeyError" in after.last_error
+
+
+# --- a filing that outlives its lease -------------------------------------------------------
+
+
+def test_worker_whose_lease_expired_before_creating_does_not_file_a_second_issue(
+    deps, slack, github, clock
+):
+    row = submit_request(deps, submission(), "view:V1").row
+    slack.delay_next("users.info", 1.0)  # worker A stalls while rendering the issue
+    worker_a = ThreadPoolExecutor(1).submit(file_request, deps, row.id)
+    deadline = dt.datetime.now() + dt.timedelta(seconds=5)
+    while get_request(deps, row.id).attempts == 0:  # A has not leased it yet
+        assert dt.datetime.now() < deadline
+    # A's lease runs out (however long it is) and worker B takes the request over.
+    clock.advance(days=1)
+    taken_over = file_request(deps, row.id)
+    assert taken_over.status is Status.FILED and taken_over.issue_number == 1
+    worker_a.result(timeout=10)
+    assert github.creates == 1 and len(github.issues) == 1
+    assert get_request(deps, row.id).issue_number == 1
+
+
+def test_worker_whose_lease_expired_during_the_create_cannot_overwrite_the_filing(
+    deps, github, clock, caplog
+):
+    row = submit_request(deps, submission(), "view:V1").row
+    entered, release = threading.Event(), threading.Event()
+    create = github.create_issue
+
+    def slow_first_create(title, body, labels):
+        if not entered.is_set():
+            entered.set()
+            release.wait(5)
+        return create(title, body, labels)
+
+    github.create_issue = slow_first_create
+    worker_a = ThreadPoolExecutor(1).submit(file_request, deps, row.id)
+    assert entered.wait(5)
+    clock.advance(days=1)
+    assert file_request(deps, row.id).issue_number == 1  # B filed it meanwhile
+    release.set()
+    with caplog.at_level("WARNING", logger="bot.intake"):
+        worker_a.result(timeout=10)
+    final = get_request(deps, row.id)
+    assert final.status is Status.FILED and final.issue_number == 1
+    assert any("#2" in r.getMessage() for r in caplog.records if r.levelname == "ERROR")
+
+
+def test_filing_lease_covers_the_worst_case_of_the_configured_github_calls():
+    from bot.intake import filing_lease
+
+    settings = Settings(_env_file=None, github_timeout_seconds=15, github_retries=3)
+    # one GET may wait for its timeout on each of 4 tries plus up to 3 capped waits between
+    one_get = 4 * 15 + 3 * settings.github_max_wait_seconds
+    assert filing_lease(settings).total_seconds() >= 8 * one_get + 15
+    slower = Settings(_env_file=None, github_timeout_seconds=60, github_retries=3)
+    assert filing_lease(slower) > filing_lease(settings)
