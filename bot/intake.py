@@ -59,6 +59,11 @@ LEASE_MARGIN_SECONDS = 60.0  # clock skew between workers, the database, Slack c
 FIRST_RETRY_SECONDS = 30.0
 MAX_RETRY_SECONDS = 30 * 60.0
 DRAIN_BATCH = 20
+# Replies with the issue link: retried with the filing backoff (30 s doubling to 30 min),
+# about two hours in all, then given up (logged, and marked in last_error).
+NOTIFY_MAX_TRIES = 10
+REPLY_TRIES_KEY = "intake:reply-tries:{id}"
+GAVE_UP = "gave up telling the requester"
 FORMS_KEY = "intake:forms"
 
 
@@ -392,7 +397,7 @@ def _take_lease(deps: Deps, request_id: str, *, status: Status, count_attempt: b
         conditions.append(sa.or_(r.next_attempt_at.is_(None), r.next_attempt_at <= now))
         lease = filing_lease(deps.settings)
     else:
-        conditions.append(r.notified_at.is_(None))
+        conditions.append(_reply_due(now))
         lease = NOTIFY_LEASE
     values: dict[str, Any] = {"lease_until": now + lease, "updated_at": now}
     if count_attempt:
@@ -405,6 +410,20 @@ def _take_lease(deps: Deps, request_id: str, *, status: Status, count_attempt: b
             return None
         # Same transaction: the row is locked by our update, so this is our attempt number.
         return connection.execute(sa.select(r.attempts).where(r.id == request_id)).scalar_one()
+
+
+def _reply_due(now: dt.datetime):
+    """A filed request whose link reply is due: next_attempt_at holds the reply's retry
+    time; no time and no error is a reply never tried; no time with an error is given up."""
+    r = tables.requests.c
+    return sa.and_(
+        r.status == Status.FILED.value,
+        r.notified_at.is_(None),
+        sa.or_(
+            r.next_attempt_at <= now,
+            sa.and_(r.next_attempt_at.is_(None), r.last_error.is_(None)),
+        ),
+    )
 
 
 def _fenced_update(deps: Deps, request_id: str, attempt: int, **values: Any) -> bool:
@@ -655,11 +674,49 @@ def _notify_filed(deps: Deps, row: RequestRow) -> None:
                 raise
             logger.info("request %s: thread unreachable, sending the link by DM", row.id)
             deps.slack.chat_postMessage(channel=row.requester_id, **message)
-    except Exception:  # noqa: BLE001 - retried by the outbox worker
-        logger.warning("request %s: could not post the issue link; will retry", row.id)
-        _update(deps, row.id, lease_until=None)
+    except Exception as exc:  # noqa: BLE001 - retried by the outbox worker, with backoff
+        _reply_failed(deps, row, exc)
         return
-    _update(deps, row.id, notified_at=deps.now(), lease_until=None)
+    _update(deps, row.id, notified_at=deps.now(), next_attempt_at=None, lease_until=None)
+
+
+def _reply_failed(deps: Deps, row: RequestRow, exc: Exception) -> None:
+    key = REPLY_TRIES_KEY.format(id=row.id)
+    tries = int(deps.store.kv_get(key) or 0) + 1
+    deps.store.kv_set(key, str(tries))
+    error = exc.response.get("error") if isinstance(exc, SlackApiError) else type(exc).__name__
+    if tries >= NOTIFY_MAX_TRIES:
+        logger.error(
+            "request %s: gave up posting the link to #%s after %s tries (%s); "
+            "the requester has not been told",
+            row.id,
+            row.issue_number,
+            tries,
+            error,
+        )
+        _update(
+            deps,
+            row.id,
+            last_error=f"{GAVE_UP} after {tries} tries: {error}",
+            next_attempt_at=None,
+            lease_until=None,
+        )
+        return
+    wait = backoff_seconds(tries)
+    logger.warning(
+        "request %s: could not post the issue link (%s); try %s, next in %.0fs",
+        row.id,
+        error,
+        tries,
+        wait,
+    )
+    _update(
+        deps,
+        row.id,
+        last_error=f"could not post the issue link: {error}",
+        next_attempt_at=deps.now() + dt.timedelta(seconds=wait),
+        lease_until=None,
+    )
 
 
 # --- the worker -------------------------------------------------------------------------
@@ -673,6 +730,8 @@ class DrainReport(BaseModel):
 
 
 def due_request_ids(deps: Deps, limit: int = DRAIN_BATCH) -> list[str]:
+    """Queued filings first, then link replies, each up to `limit`: replies that keep
+    failing cannot crowd out requests that are not on GitHub yet."""
     now = deps.now()
     r = tables.requests.c
     lease_free = sa.or_(r.lease_until.is_(None), r.lease_until < now)
@@ -680,16 +739,17 @@ def due_request_ids(deps: Deps, limit: int = DRAIN_BATCH) -> list[str]:
         r.status == Status.QUEUED.value,
         sa.or_(r.next_attempt_at.is_(None), r.next_attempt_at <= now),
     )
-    unnotified = sa.and_(r.status == Status.FILED.value, r.notified_at.is_(None))
     with deps.store.engine.connect() as connection:
-        return list(
-            connection.execute(
-                sa.select(r.id)
-                .where(lease_free, sa.or_(queued, unnotified))
-                .order_by(r.created_at)
-                .limit(limit)
-            ).scalars()
-        )
+        filings = connection.execute(
+            sa.select(r.id).where(lease_free, queued).order_by(r.created_at).limit(limit)
+        ).scalars()
+        replies = connection.execute(
+            sa.select(r.id)
+            .where(lease_free, _reply_due(now))
+            .order_by(r.next_attempt_at, r.created_at)
+            .limit(limit)
+        ).scalars()
+        return [*filings, *replies]
 
 
 def drain_outbox(deps: Deps) -> DrainReport:
@@ -748,9 +808,16 @@ def list_requests(deps: Deps, statuses: list[Status] | None = None) -> list[Requ
 
 
 def requeue(deps: Deps, request_id: str) -> RequestRow | None:
-    """Put a failed (or waiting) request back in the queue, due now."""
+    """Put a failed (or waiting) request back in the queue, due now; for a filed request
+    whose link reply was given up, try the reply again."""
     row = get_request(deps, request_id)
-    if row is None or row.status is Status.FILED:
+    if row is None:
+        return row
+    if row.status is Status.FILED:
+        if row.notified_at is None:
+            deps.store.kv_set(REPLY_TRIES_KEY.format(id=request_id), "0")
+            _update(deps, request_id, next_attempt_at=deps.now())
+            return get_request(deps, request_id)
         return row
     _update(deps, request_id, status=Status.QUEUED.value, next_attempt_at=deps.now())
     return get_request(deps, request_id)
@@ -858,7 +925,9 @@ def render_request_list(rows: list[RequestRow], now: dt.datetime) -> str:
             f"{row.id}  {state:<28} {row.created_at:%Y-%m-%d %H:%M}Z  "
             f"attempts {row.attempts}  {row.title[:60]}"
         )
-        if row.last_error and row.status is not Status.FILED:
+        if row.status is Status.FILED and row.notified_at is None and row.last_error:
+            line += f"\n    reply: {row.last_error}"
+        elif row.last_error and row.status is not Status.FILED:
             line += f"\n    last error: {row.last_error}"
         lines.append(line)
     return "\n".join(lines)

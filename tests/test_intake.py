@@ -598,6 +598,7 @@ def test_reply_goes_by_dm_when_the_thread_channel_is_gone_and_retries_when_slack
     filed = file_request(deps, row.id)
     assert filed.status is Status.FILED and filed.notified_at is None  # link not sent yet
     slack.fail_next("chat.postMessage", "channel_not_found")
+    clock.advance(seconds=30)  # replies are retried with backoff
     drain_outbox(deps)
     assert get_request(deps, row.id).notified_at is not None
     [dm] = slack.messages("U0ALICE")
@@ -731,3 +732,59 @@ def test_filing_lease_covers_the_worst_case_of_the_configured_github_calls():
     assert filing_lease(settings).total_seconds() >= 8 * one_get + 15
     slower = Settings(_env_file=None, github_timeout_seconds=60, github_retries=3)
     assert filing_lease(slower) > filing_lease(settings)
+
+
+# --- the outbox under a Slack that keeps refusing replies ------------------------------------
+
+
+def test_replies_that_keep_failing_do_not_starve_queued_requests(deps, slack, github, clock):
+    slack.fail_next("chat.postMessage", "fatal_error", times=10_000)
+    stuck = [submit_request(deps, submission(), f"view:OLD{i}").row for i in range(25)]
+    for row in stuck:
+        assert file_request(deps, row.id).notified_at is None
+    clock.advance(hours=1)  # every failed reply is due again by now
+    waiting = submit_request(deps, submission(title="Queued later"), "view:NEW").row
+    report = drain_outbox(deps)
+    assert report.filed == 1
+    assert get_request(deps, waiting.id).status is Status.FILED
+
+
+def test_a_reply_slack_keeps_refusing_is_retried_with_backoff_then_given_up(
+    deps, slack, github, clock, caplog
+):
+    from bot.intake import NOTIFY_MAX_TRIES
+
+    # Slack refuses exactly as often as the bot tries: were it to try once more, it would
+    # get through, and the count below would show it.
+    slack.fail_next("chat.postMessage", "fatal_error", times=NOTIFY_MAX_TRIES)
+    row = submit_request(deps, submission(), "view:V1").row
+    file_request(deps, row.id)
+
+    def tries() -> int:
+        return len(slack.calls("chat.postMessage"))
+
+    assert tries() == 1
+    drain_outbox(deps)
+    assert tries() == 1  # not again on the very next pass
+    clock.advance(seconds=29)
+    drain_outbox(deps)
+    assert tries() == 1
+    clock.advance(seconds=1)
+    drain_outbox(deps)
+    assert tries() == 2
+    clock.advance(seconds=59)
+    drain_outbox(deps)
+    assert tries() == 2  # waits longer each time
+    with caplog.at_level("ERROR", logger="bot.intake"):
+        for _ in range(50):
+            clock.advance(hours=1)
+            drain_outbox(deps)
+    assert tries() == NOTIFY_MAX_TRIES  # then gives up for good
+    final = get_request(deps, row.id)
+    assert final.status is Status.FILED and final.notified_at is None
+    assert "gave up" in final.last_error and "fatal_error" in final.last_error
+    assert any(row.id in r.getMessage() for r in caplog.records if r.levelname == "ERROR")
+    # `databot requests --retry ID` once Slack works again: the link goes out
+    requeue(deps, row.id)
+    assert drain_outbox(deps).notified == 1
+    assert "Filed #1:" in slack.messages("U0ALICE")[-1]["text"]
