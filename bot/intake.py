@@ -38,6 +38,7 @@ from bot.markdown import (
     github_title,
     quote,
     slack_to_plain,
+    starts_with_fence,
 )
 
 if TYPE_CHECKING:
@@ -253,10 +254,11 @@ def _thread(
         quotes: list[str] = []
         used = len(permalink or "") + 200
         for m in messages:
-            one = quote(
-                f"**{_person(user_name, m.user) if m.user else 'unknown'}:** "
-                + github_markdown(slack_to_plain(m.text, user_name))
-            )
+            text = github_markdown(slack_to_plain(m.text, user_name))
+            # A fence must start its line: after "**Name:** " it would be text, and the code
+            # github_markdown left verbatim would be live Markdown (mentions, HTML).
+            sep = "\n" if starts_with_fence(text) else " "
+            one = quote(f"**{_person(user_name, m.user) if m.user else 'unknown'}:**{sep}{text}")
             if used + len(one) > budget:
                 # GitHub refuses bodies over 65,536 characters; the rest stays in Slack.
                 left = len(messages) - len(quotes)

@@ -120,6 +120,10 @@ def github_markdown(text: str) -> str:
     return "\n".join(out)
 
 
+def starts_with_fence(markdown: str) -> bool:
+    return _FENCE.match(markdown.split("\n", 1)[0]) is not None
+
+
 def github_title(text: str, limit: int = 256) -> str:
     """Issue titles are plain text on GitHub (no mentions, no HTML); one line, capped."""
     title = " ".join(text.split())

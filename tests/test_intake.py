@@ -788,3 +788,11 @@ def test_a_reply_slack_keeps_refusing_is_retried_with_backoff_then_given_up(
     requeue(deps, row.id)
     assert drain_outbox(deps).notified == 1
     assert "Filed #1:" in slack.messages("U0ALICE")[-1]["text"]
+
+
+def test_a_quoted_message_that_starts_with_a_code_fence_stays_a_code_block():
+    # "**Bob:** ```" would be a paragraph, not a fence: the code's "@data-team" would ping.
+    thread = [ThreadMessage(user="U0BOB", ts="1.1", text="```\n@data-team SELECT 1\n```")]
+    sub = submission(source=Source.MESSAGE, channel_id="C1", thread_ts="1.1", thread=thread)
+    body = render_issue(sub, "r", permalink=None, user_name=NAMES.get).body
+    assert "> **Bob Ortiz:**\n> ```\n> @data-team SELECT 1\n> ```" in body
