@@ -4,7 +4,6 @@ words, what is wrong and what to set. Also the start-up guard of `databot serve`
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -62,10 +61,6 @@ class CheckReport:
         return "\n".join([*lines, summary])
 
 
-# Extra checks contributed by features: each adds findings to the report.
-EXTRA_CHECKS: list[Callable[[Settings, CheckReport], None]] = []
-
-
 def run_checks(settings: Settings) -> CheckReport:
     report = CheckReport()
     _check_slack(settings, report)
@@ -73,8 +68,10 @@ def run_checks(settings: Settings) -> CheckReport:
     _check_state(settings, report)
     _check_warehouse(settings, report)
     _check_github(settings, report)
-    for extra in EXTRA_CHECKS:
-        extra(settings, report)
+    _check_revenue_channels(settings, report)
+    from bot.catalog import check_catalog
+
+    check_catalog(settings, report)
     return report
 
 
@@ -135,6 +132,19 @@ def _check_warehouse(settings: Settings, report: CheckReport) -> None:
             True,
             "warehouse: embedded DuckDB demo data (set GCP_PROJECT to use BigQuery)",
             warning=True,
+        )
+
+
+def _check_revenue_channels(settings: Settings, report: CheckReport) -> None:
+    # The daily Cody Pro post carries revenue (MRR, ARR): its channel must be one where
+    # revenue may be shown, or the post would leak it to everyone in that channel.
+    if settings.cody_daily_enabled and settings.cody_channel not in settings.revenue_channels:
+        report.add(
+            False,
+            f"CODY_CHANNEL {settings.cody_channel} is not in REVENUE_CHANNELS, "
+            "but the daily Cody Pro post shows revenue",
+            "Add its channel id to REVENUE_CHANNELS (JSON list), or post to a channel "
+            "that is there.",
         )
 
 

@@ -94,6 +94,7 @@ def cmd_clock(args: argparse.Namespace, settings: Settings) -> int:
     from bot.deps import build_deps
     from bot.jobs import build_jobs
     from bot.scheduler import Clock
+    from bot.urgent_poller import schedule_in_clock
 
     deps = build_deps(settings)
     clock = Clock(deps, build_jobs(deps))
@@ -104,6 +105,7 @@ def cmd_clock(args: argparse.Namespace, settings: Settings) -> int:
     for name, when in clock.next_runs():
         logger.info("clock: next %s at %s", name, when and when.astimezone(settings.tz))
     clock.start()
+    schedule_in_clock(clock.scheduler, deps)
     try:
         stop.wait()
     except KeyboardInterrupt:
@@ -267,6 +269,47 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     return run_demo(settings, interactive=args.interactive)
 
 
+# --- metric --------------------------------------------------------------------------
+
+
+def cmd_metric(args: argparse.Namespace, settings: Settings) -> int:
+    """The /metric lookup from a terminal. Whoever runs this holds warehouse credentials,
+    so revenue metrics are not refused here."""
+    from bot.metrics import print_metric_lookup
+
+    return print_metric_lookup(settings, " ".join(args.words))
+# --- urgent-poll ---------------------------------------------------------------------
+
+
+def cmd_urgent_poll(args: argparse.Namespace, settings: Settings) -> int:
+    from bot.deps import build_deps
+    from bot.urgent_poller import PollLoop, poll_once
+
+    if settings.github_token is None:
+        raise ConfigError("Set GITHUB_TOKEN (issues read access to GITHUB_REPO) to poll GitHub.")
+    deps = build_deps(settings)
+    try:
+        if args.once:
+            result = poll_once(deps)
+            print(
+                f"{result.requests} request(s) to GitHub, "
+                + ("304 not modified" if result.not_modified else f"{result.issues_seen} issue(s)")
+                + f"; recorded {result.recorded or 'nothing'}; Slack {result.synced or 'unchanged'}"
+            )
+            return 0
+        loop = PollLoop(deps).start()
+        stop = threading.Event()
+        signal.signal(signal.SIGTERM, lambda *_: stop.set())
+        try:
+            stop.wait()
+        except KeyboardInterrupt:
+            pass
+        loop.stop()
+        return 0
+    finally:
+        deps.close()
+
+
 # --- requests (intake outbox) --------------------------------------------------------
 
 
@@ -312,6 +355,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-i", "--interactive", action="store_true", help="type slash commands")
     p.set_defaults(func=cmd_demo)
     # Feature subcommands are added below this line.
+    p = sub.add_parser("metric", help="look up a metric, e.g. `databot metric dau 30d`")
+    p.add_argument("words", nargs="*", help="NAME [PERIOD] [for ACCOUNT], or `help`")
+    p.set_defaults(func=cmd_metric)
+    p = sub.add_parser(
+        "urgent-poll", help="poll GitHub for urgent issues (what `clock` does without webhooks)"
+    )
+    p.add_argument("--once", action="store_true", help="one poll, print what it did, exit")
+    p.set_defaults(func=cmd_urgent_poll)
     p = sub.add_parser("requests", help="list queued and failed data requests (intake outbox)")
     p.add_argument("--all", action="store_true", help="include requests already filed")
     p.add_argument("--retry", metavar="ID", help="queue a failed request again and file it now")

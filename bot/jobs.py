@@ -110,6 +110,9 @@ def build_jobs(deps: Deps) -> list[ScheduledJob]:
     jobs: list[ScheduledJob] = []
     jobs += build_sprint_jobs(deps)
     # Feature jobs are added below this line (one `jobs.append(...)` / `jobs += ...` each).
+    from bot.cody_pro import CodyDailyJob
+
+    jobs.append(CodyDailyJob(deps.settings))
     return jobs
 
 

@@ -12,7 +12,7 @@ import datetime as dt
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 # Cron per job id (bot.ids.Job values), in settings.timezone; JOB_SCHEDULES overrides.
@@ -125,6 +125,39 @@ class Settings(BaseSettings):
         default_factory=list, description="User ids who may see sensitive metrics anywhere."
     )
 
+    # --- /metric -----------------------------------------------------------------------
+    metric_cache_minutes: float = Field(
+        15.0,
+        description="How long an identical /metric lookup is answered from the cache "
+        "(a metric's catalog entry may set its own cache_minutes).",
+    )
+    metric_still_working_seconds: float = Field(
+        3.0, description="A /metric lookup running longer than this posts a 'still working' note."
+    )
+
+    # --- Urgent issues ----------------------------------------------------------------
+    urgent_label: str = Field(
+        "urgent", description="GitHub label that makes an issue show up in ANALYTICS_CHANNEL."
+    )
+    urgent_poll_interval_seconds: int = Field(
+        60,
+        ge=10,
+        description="How often `clock` polls GitHub for urgent issues when webhooks are off "
+        "(no GITHUB_WEBHOOK_SECRET). An unchanged repo costs one conditional request (304).",
+    )
+    urgent_reconcile_interval_seconds: int = Field(
+        900,
+        ge=10,
+        description="With webhooks on, the slower poll that catches deliveries GitHub dropped "
+        "(GitHub does not redeliver failed webhooks by itself).",
+    )
+    urgent_digest_hours: float | None = Field(
+        None,
+        gt=0,
+        description="If set, a reminder lists urgent issues still open and unassigned after "
+        "this many hours.",
+    )
+
     # --- Scheduler and sprints (bot/scheduler.py, bot/sprints.py, bot/digest.py) --------
     job_schedules: dict[str, str] = Field(
         default_factory=dict,
@@ -164,7 +197,6 @@ class Settings(BaseSettings):
         description="Labels naming request types, for grouping the digest. Empty: group by "
         "each issue's first label.",
     )
-    urgent_label: str = Field("urgent", description="Label of time-sensitive requests.")
     sprint_plan_url: str | None = Field(
         None, description="Link to the plan 2-4 weeks out, shown in the sprint digest."
     )
@@ -207,6 +239,63 @@ class Settings(BaseSettings):
         if value < 7 or value % 7:
             raise ValueError("sprint length must be a whole number of weeks (7, 14, 21 ...)")
         return value
+
+    # --- Cody Pro daily numbers (bot/cody_pro.py) -------------------------------------
+    cody_channel: str = Field(
+        "#cody-pro-metrics",
+        description="Channel for the daily Cody Pro post; prefer its id (C...): Slack's "
+        "history lookups, used to recover after a crash, take ids only. It shows revenue: "
+        "use a channel where revenue may be shown.",
+    )
+    cody_price_usd: float = Field(9.0, gt=0, description="Cody Pro price per seat per month, USD.")
+    cody_daily_enabled: bool = Field(True, description="Post the Cody Pro numbers every day.")
+    cody_post_cron: str = Field(
+        "0 9 * * *", description="When the daily Cody Pro post goes out (cron, in TIMEZONE)."
+    )
+    cody_retry_minutes: int = Field(
+        30, ge=1, description="While SSC data for yesterday is incomplete, check again this often."
+    )
+    cody_give_up_time: dt.time = Field(
+        dt.time(12, 0),
+        description="Local time (TIMEZONE) after which a 'data not ready' notice is posted "
+        "instead of waiting silently; the numbers still follow once the data arrives.",
+    )
+    cody_unusual_change_pct: float = Field(
+        10.0,
+        gt=0,
+        description="Flag the post when active subscribers move more than this "
+        "percentage day over day.",
+    )
+    cody_stripe_reconciliation: bool = Field(
+        False, description="Compare SSC active subscribers with Stripe's in the daily post."
+    )
+    cody_stripe_dataset: str = Field(
+        "stripe",
+        pattern=r"^([A-Za-z0-9-]+\.)?[A-Za-z0-9_]+$",
+        description="BigQuery dataset ([project.]dataset) holding Stripe's `subscriptions`.",
+    )
+    cody_stripe_match_threshold_pct: float = Field(
+        95.0,
+        ge=0,
+        le=100,
+        description="Flag the reconciliation when SSC and Stripe agree on "
+        "fewer than this percentage of active subscribers.",
+    )
+
+    @model_validator(mode="after")
+    def _cody_schedule(self) -> Settings:
+        # CODY_POST_CRON is the Cody post's schedule unless JOB_SCHEDULES names cody-daily
+        # itself (e.g. "off"); the scheduler reads only job_schedules.
+        explicit = "cody_post_cron" in self.model_fields_set
+        if explicit or "cody-daily" not in self.job_schedules:
+            from apscheduler.triggers.cron import CronTrigger
+
+            try:
+                CronTrigger.from_crontab(self.cody_post_cron)
+            except ValueError as exc:
+                raise ValueError(f"bad CODY_POST_CRON {self.cody_post_cron!r} ({exc})") from exc
+            self.job_schedules = {**self.job_schedules, "cody-daily": self.cody_post_cron}
+        return self
 
     @field_validator("timezone")
     @classmethod

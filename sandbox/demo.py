@@ -19,8 +19,11 @@ from sandbox.render import render_message, render_view
 
 # Scene modules in the order the demo plays them.
 SCENES: list[str] = [
+    "metric",
     "intake",
+    "urgent",
     "sprint",
+    "cody",
 ]
 
 

@@ -46,6 +46,7 @@ SQL_PARAMS = {
         "end_date": dt.date(2026, 11, 22),
         "price_usd": 9.0,
     },
+    "cody_stripe_reconciliation": {"date": dt.date(2026, 11, 22)},
 }
 # Rows copied into the emulator (and a matching DuckDB file) for the parity test: every
 # user whose id starts with cu_00..cu_07 (1/32 of SSC), all of their rows.
@@ -53,6 +54,7 @@ SLICES = {
     "ssc.subscriptions": "SELECT * FROM ssc.subscriptions WHERE user_id < 'cu_08'",
     "ssc.billing_cycles": "SELECT * FROM ssc.billing_cycles WHERE user_id < 'cu_08'",
     "ssc.sync_status": "SELECT * FROM ssc.sync_status",
+    "stripe.subscriptions": "SELECT * FROM stripe.subscriptions WHERE ssc_user_id < 'cu_08'",
 }
 
 

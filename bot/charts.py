@@ -1,0 +1,78 @@
+"""Charts uploaded with scheduled posts (PNG), and the text sparkline that stands in for
+them where a Slack client shows no images.
+
+Figures are built with `matplotlib.figure.Figure` and the Agg canvas directly, never
+`pyplot`: pyplot keeps global state and picks a GUI backend, and jobs run in worker threads.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.dates import DateFormatter
+from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator, StrMethodFormatter
+
+if TYPE_CHECKING:
+    from bot.cody_pro import CodyDay
+
+BARS = "▁▂▃▄▅▆▇█"
+
+
+def sparkline(values: Sequence[float]) -> str:
+    """One block character per value, scaled between the smallest and the largest; a flat
+    series is a flat low line (so it does not read as "everything at the top")."""
+    if not values:
+        return ""
+    low, high = min(values), max(values)
+    if high == low:
+        return BARS[1] * len(values)
+    return "".join(BARS[round((v - low) / (high - low) * (len(BARS) - 1))] for v in values)
+
+
+def build_trend_figure(days: Sequence[CodyDay], *, price_usd: float) -> Figure:
+    """Two panels over the same dates: active subscribers (with MRR on the right axis),
+    and each day's new (up) and canceled (down) subscribers."""
+    dates = [d.date for d in days]
+    active = [d.active_subscribers for d in days]
+    fig = Figure(figsize=(8, 4.5), dpi=100, layout="constrained")
+    FigureCanvasAgg(fig)
+    top, bottom = fig.subplots(2, 1, sharex=True, height_ratios=[3, 2])
+
+    top.plot(dates, active, color="#6B47D6", linewidth=2, marker="o", markersize=3)
+    top.set_ylabel("active subscribers")
+    top.yaxis.set_major_locator(MaxNLocator(integer=True))
+    top.yaxis.set_major_formatter(StrMethodFormatter("{x:,.0f}"))
+    top.grid(True, alpha=0.3)
+    mrr_axis = top.secondary_yaxis(
+        "right", functions=(lambda n: n * price_usd, lambda usd: usd / price_usd)
+    )
+    mrr_axis.set_ylabel("MRR (USD)")
+    mrr_axis.yaxis.set_major_formatter(StrMethodFormatter("${x:,.0f}"))
+    if days:
+        top.set_title(f"Cody Pro, {dates[0]:%b} {dates[0].day} – {dates[-1]:%b} {dates[-1].day}")
+
+    bottom.bar(dates, [d.new_subscribers for d in days], color="#2E9E5B", label="new")
+    bottom.bar(dates, [-d.canceled_subscribers for d in days], color="#D64747", label="canceled")
+    bottom.axhline(0, color="#555555", linewidth=0.8)
+    bottom.set_ylabel("per day")
+    bottom.yaxis.set_major_locator(MaxNLocator(integer=True))
+    bottom.yaxis.set_major_formatter(StrMethodFormatter("{x:,.0f}"))
+    bottom.legend(loc="upper left", ncols=2, fontsize="small", framealpha=0.9)
+    bottom.grid(True, axis="y", alpha=0.3)
+    bottom.xaxis.set_major_formatter(DateFormatter("%b %d"))
+    fig.autofmt_xdate()
+    return fig
+
+
+def render_png(fig: Figure) -> bytes:
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", metadata={"Software": "databot"})
+    return buffer.getvalue()
+
+
+def render_trend_png(days: Sequence[CodyDay], *, price_usd: float) -> bytes:
+    return render_png(build_trend_figure(days, price_usd=price_usd))

@@ -1,0 +1,45 @@
+"""Text from outside (GitHub titles, bodies, logins; user input) on its way into Slack.
+
+Slack's mrkdwn gives `<...>` its meaning: `<!channel>`, `<!here>`, `<@U123>`, `<#C123>`,
+`<!subteam^S1>` ping people and `<https://x|label>` hides a link behind any label. Slack
+documents exactly three characters to escape, `&`, `<` and `>`; once they are entities
+none of those constructs can form, and Slack shows the text as typed. Bare `@channel`
+text does not ping as long as messages are sent without `link_names` (we never set it).
+
+`escape_mrkdwn` is the one escaping function: every module that puts outside text into a
+mrkdwn field (section text, context, the notification `text`) calls it.
+"""
+
+from __future__ import annotations
+
+from urllib.parse import quote
+
+_MRKDWN_ENTITIES = str.maketrans({"&": "&amp;", "<": "&lt;", ">": "&gt;"})
+
+ELLIPSIS = "…"
+
+
+def escape_mrkdwn(text: str) -> str:
+    """Make outside text render literally in a mrkdwn field: no pings, no hidden links."""
+    return text.translate(_MRKDWN_ENTITIES)
+
+
+def truncate(text: str, limit: int) -> str:
+    """Cut `text` to at most `limit` characters, marking the cut with an ellipsis.
+
+    Truncate BEFORE escaping: cutting escaped text could split an entity like `&lt;`.
+    """
+    if len(text) <= limit:
+        return text
+    return text[: max(limit - len(ELLIPSIS), 0)] + ELLIPSIS
+
+
+def mrkdwn_link(url: str, label: str) -> str:
+    """A mrkdwn link whose label is shown literally.
+
+    The label is escaped. In the URL, `|` (which would end the URL early and turn the rest
+    into the label), `<`, `>` and spaces are percent-encoded and `&` becomes `&amp;`, as
+    Slack asks for URLs in mrkdwn.
+    """
+    safe_url = quote(url, safe=":/?#[]@!$&'()*+,;=%~-._")
+    return f"<{escape_mrkdwn(safe_url)}|{escape_mrkdwn(label)}>"

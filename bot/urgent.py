@@ -1,0 +1,621 @@
+"""Urgent issues in #analytics: one Slack message per issue, kept current, never repeated.
+
+Two inputs feed this module: GitHub webhooks (bot/github_webhook.py) and the poller
+(bot/urgent_poller.py). Both hand over a full issue snapshot; neither decides what to post.
+
+The contract, per issue, lives in one `urgent_alerts` row (repo, issue_number):
+
+- `state` is the latest known desired state (`AlertState`, what the message should say),
+  written by `record()`. Snapshots older than the stored one are ignored, so a late
+  webhook or a slow poll cannot turn a closed alert back to open.
+- `state_hash` is the hash of the state the Slack message shows now (NULL before the
+  first post). `content_hash(state) != state_hash` means Slack is behind.
+- `ts`/`channel` locate the message once posted: later changes are `chat.update`s.
+- `lease_until` is held by the one worker talking to Slack for this issue; that worker
+  keeps going until Slack shows the latest state, so a change recorded while it works is
+  not lost, and nobody else posts meanwhile (two replicas, webhook + poller, retries).
+
+A row is created only when an open issue carries the label; closed or unlabeled issues
+never seen as urgent are ignored. Once a row exists, closing, unlabeling, reopening and
+relabeling all update that same message.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import logging
+import re
+import time
+from enum import StrEnum
+from typing import TYPE_CHECKING, Any
+
+import sqlalchemy as sa
+from pydantic import BaseModel, ConfigDict, Field
+from slack_sdk.errors import SlackApiError
+from sqlalchemy.exc import IntegrityError
+
+from bot import tables
+
+if TYPE_CHECKING:
+    from bot.deps import Deps
+
+logger = logging.getLogger(__name__)
+
+# Longer than one Slack call can take (10 s timeout, one 429 retry), so a live worker
+# never loses its lease; short enough that a crashed worker's issue is retried soon.
+LEASE = dt.timedelta(seconds=120)
+# A message still behind its issue after this long is left alone (Slack refused it for a
+# week); the issue's next change brings it back.
+PENDING_WINDOW = dt.timedelta(days=7)
+
+
+# --- GitHub's issue shape (REST responses and webhook payloads share it) ----------------
+
+
+class GitHubUser(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    login: str
+
+
+class GitHubLabel(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    name: str
+
+
+class GitHubIssue(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    number: int
+    title: str
+    html_url: str
+    state: str  # "open" | "closed"
+    user: GitHubUser | None = None  # null for deleted accounts in some payloads
+    assignees: list[GitHubUser] = Field(default_factory=list)
+    labels: list[GitHubLabel] = Field(default_factory=list)
+    body: str | None = None
+    created_at: dt.datetime
+    updated_at: dt.datetime
+    closed_at: dt.datetime | None = None
+    closed_by: GitHubUser | None = None  # only in single-issue REST responses
+    pull_request: dict[str, Any] | None = None  # set when the "issue" is a pull request
+    state_reason: str | None = None  # closed: "completed" | "not_planned"
+
+    def has_label(self, name: str) -> bool:
+        return any(label.name.lower() == name.lower() for label in self.labels)
+
+
+# --- what the message should say ---------------------------------------------------------
+
+
+class AlertStatus(StrEnum):
+    URGENT = "urgent"
+    CLOSED = "closed"
+    NOT_URGENT = "not_urgent"  # open, label removed
+    DELETED = "deleted"
+    TRANSFERRED = "transferred"  # moved to another repository
+
+    @property
+    def gone(self) -> bool:
+        """The issue no longer exists in the repo: no later snapshot can change that."""
+        return self in (AlertStatus.DELETED, AlertStatus.TRANSFERRED)
+
+
+class AlertState(BaseModel):
+    """Everything the Slack message shows, and nothing time-dependent (the age is rendered
+    by Slack from `created_at`), so an unchanged issue hashes the same forever."""
+
+    repo: str
+    number: int
+    title: str
+    url: str
+    author: str
+    assignees: list[str] = Field(default_factory=list)
+    labels: list[str] = Field(default_factory=list)
+    created_at: dt.datetime
+    due: dt.date | None = None
+    slack_thread: str | None = None
+    status: AlertStatus
+    closed_by: str | None = None
+    closed_at: dt.datetime | None = None
+    not_planned: bool = False  # closed as "not planned" rather than done
+    # Orders snapshots; not shown, so it is left out of the hash.
+    issue_updated_at: dt.datetime
+
+    def content_hash(self) -> str:
+        shown = self.model_dump_json(exclude={"issue_updated_at"})
+        return hashlib.sha256(shown.encode()).hexdigest()
+
+
+def alert_status(issue: GitHubIssue, label: str, *, gone: AlertStatus | None = None) -> AlertStatus:
+    if gone is not None:
+        return gone
+    if issue.state == "closed":
+        return AlertStatus.CLOSED
+    return AlertStatus.URGENT if issue.has_label(label) else AlertStatus.NOT_URGENT
+
+
+def desired_state(
+    issue: GitHubIssue,
+    *,
+    repo: str,
+    label: str,
+    closed_by: str | None = None,
+    slack_thread: str | None = None,
+    gone: AlertStatus | None = None,
+) -> AlertState:
+    status = alert_status(issue, label, gone=gone)
+    closer = closed_by or (issue.closed_by.login if issue.closed_by else None)
+    return AlertState(
+        repo=repo,
+        number=issue.number,
+        title=issue.title,
+        url=issue.html_url,
+        author=issue.user.login if issue.user else "ghost",
+        assignees=sorted(a.login for a in issue.assignees),
+        labels=sorted(label.name for label in issue.labels),
+        created_at=issue.created_at,
+        due=find_due_date(issue.body or ""),
+        slack_thread=slack_thread or find_slack_thread(issue.body or ""),
+        status=status,
+        closed_by=closer if status is AlertStatus.CLOSED else None,
+        closed_at=issue.closed_at if status is AlertStatus.CLOSED else None,
+        not_planned=status is AlertStatus.CLOSED and issue.state_reason == "not_planned",
+        issue_updated_at=issue.updated_at,
+    )
+
+
+# --- what the issue body tells us ---------------------------------------------------------
+
+_ISO_DATE = r"\d{4}-\d{2}-\d{2}"
+_MONTHS = {
+    name: number
+    for number, names in enumerate(
+        [
+            ("jan", "january"),
+            ("feb", "february"),
+            ("mar", "march"),
+            ("apr", "april"),
+            ("may",),
+            ("jun", "june"),
+            ("jul", "july"),
+            ("aug", "august"),
+            ("sep", "sept", "september"),
+            ("oct", "october"),
+            ("nov", "november"),
+            ("dec", "december"),
+        ],
+        start=1,
+    )
+    for name in names
+}
+_MONTH_DATE = re.compile(r"\b([A-Za-z]{3,9})\.?\s+(\d{1,2})(?:st|nd|rd|th)?,?\s+(\d{4})\b")
+_DAY_MONTH_DATE = re.compile(r"\b(\d{1,2})(?:st|nd|rd|th)?\s+([A-Za-z]{3,9})\.?,?\s+(\d{4})\b")
+# "Due: 2026-12-01", "**Due date:** Dec 1, 2026", "Deadline - ...", "Needed by ..."
+_DUE_INLINE = re.compile(
+    r"^[\s>*_-]*(?:due(?:\s+date)?|deadline|needed\s+by|need(?:ed)?\s+it\s+by)\b[\s*_:.-]*(.+)$",
+    re.IGNORECASE | re.MULTILINE,
+)
+# Issue-form layout: "### Due date" (or "### Timeline", "### When is it needed?") then
+# the answer on the following lines.
+_DUE_HEADING = re.compile(
+    r"^#{1,6}\s*(due(?:\s+date)?|deadline|needed\s+by|timeline|when\s+is\s+it\s+needed\??)"
+    r"\s*:?\s*$\n+((?:(?!#{1,6}\s).*\n?){1,3})",
+    re.IGNORECASE | re.MULTILINE,
+)
+
+
+def parse_date(text: str) -> dt.date | None:
+    """The first date in `text`: ISO (2026-12-01), "Dec 1, 2026" or "1 December 2026"."""
+    candidates: list[tuple[int, dt.date]] = []
+    if m := re.search(_ISO_DATE, text):
+        try:
+            candidates.append((m.start(), dt.date.fromisoformat(m.group(0))))
+        except ValueError:
+            pass
+    for pattern, order in ((_MONTH_DATE, "mdy"), (_DAY_MONTH_DATE, "dmy")):
+        for m in pattern.finditer(text):
+            if order == "mdy":
+                month_name, day, year = m.group(1), m.group(2), m.group(3)
+            else:
+                day, month_name, year = m.group(1), m.group(2), m.group(3)
+            month = _MONTHS.get(month_name.lower())
+            if month is None:
+                continue
+            try:
+                candidates.append((m.start(), dt.date(int(year), month, int(day))))
+            except ValueError:
+                continue
+            break
+    return min(candidates)[1] if candidates else None
+
+
+def find_due_date(body: str) -> dt.date | None:
+    """A due date the requester wrote in the issue body, if any."""
+    answered_elsewhere = False
+    for m in _DUE_HEADING.finditer(body):
+        if found := parse_date(m.group(2)):
+            return found
+        # An issue form's "Due date" / "Needed by" left empty means no due date: a date
+        # further down (say, in a quoted Slack thread) is not one.
+        answered_elsewhere |= not m.group(1).lower().startswith("timeline")
+    if answered_elsewhere:
+        return None
+    for m in _DUE_INLINE.finditer(body):
+        if found := parse_date(m.group(1)):
+            return found
+    return None
+
+
+# Slack permalinks: https://acme.slack.com/archives/C0123ABC/p1700000000000100[?thread_ts=..]
+_SLACK_PERMALINK = re.compile(
+    r"https://[A-Za-z0-9-]+(?:\.enterprise)?\.slack\.com/archives/[A-Z0-9]+/p\d{16}"
+    r"(?:\?thread_ts=\d+\.\d+(?:&amp;|&)cid=[A-Z0-9]+|\?thread_ts=\d+\.\d+)?"
+)
+
+
+def find_slack_thread(body: str) -> str | None:
+    """The Slack thread an issue came from, when its body links one (intake writes it)."""
+    m = _SLACK_PERMALINK.search(body)
+    return m.group(0).replace("&amp;", "&") if m else None
+
+
+def intake_permalink(deps: Deps, issue_number: int) -> str | None:
+    """The Slack thread the intake feature filed this issue from, if it did."""
+    with deps.store.engine.connect() as connection:
+        return connection.execute(
+            sa.select(tables.requests.c.permalink)
+            .where(tables.requests.c.issue_number == issue_number)
+            .where(tables.requests.c.permalink.is_not(None))
+            .limit(1)
+        ).scalar()
+
+
+# --- recording snapshots ------------------------------------------------------------------
+
+
+class Recorded(StrEnum):
+    IGNORED = "ignored"  # never urgent, nothing to show
+    CREATED = "created"  # first time urgent: a message is due
+    CHANGED = "changed"  # the message must change
+    UNCHANGED = "unchanged"  # same content (redelivery, poll overlap, a comment)
+    STALE = "stale"  # older than what we already know
+
+
+def record(
+    deps: Deps,
+    issue: GitHubIssue,
+    *,
+    repo: str | None = None,
+    closed_by: str | None = None,
+    gone: AlertStatus | None = None,
+) -> Recorded:
+    """Store what the message for `issue` should say. Does not talk to Slack."""
+    if issue.pull_request is not None:
+        return Recorded.IGNORED
+    settings = deps.settings
+    repo = repo or settings.github_repo
+    desired = desired_state(
+        issue,
+        repo=repo,
+        label=settings.urgent_label,
+        closed_by=closed_by,
+        slack_thread=intake_permalink(deps, issue.number),
+        gone=gone,
+    )
+    # One retry: two first sightings can race to insert; the loser then updates.
+    for _ in range(2):
+        try:
+            return _record(deps, desired)
+        except IntegrityError:
+            continue
+    return _record(deps, desired)
+
+
+def _record(deps: Deps, desired: AlertState) -> Recorded:
+    table = tables.urgent_alerts
+    key = (table.c.repo == desired.repo) & (table.c.issue_number == desired.number)
+    now = deps.now()
+    with deps.store.engine.begin() as connection:
+        row = connection.execute(
+            sa.select(table.c.state).where(key).with_for_update()
+        ).one_or_none()
+        if row is None:
+            if desired.status is not AlertStatus.URGENT:
+                return Recorded.IGNORED
+            connection.execute(
+                table.insert().values(
+                    repo=desired.repo,
+                    issue_number=desired.number,
+                    channel=deps.settings.analytics_channel,
+                    ts=None,
+                    state_hash=None,
+                    state=desired.model_dump(mode="json"),
+                    lease_until=None,
+                    created_at=now,
+                    updated_at=now,
+                )
+            )
+            return Recorded.CREATED
+        current = AlertState.model_validate(row.state)
+        if desired.issue_updated_at < current.issue_updated_at or current.status.gone:
+            return Recorded.STALE
+        if (
+            desired.closed_by is None
+            and current.closed_by is not None
+            and desired.closed_at == current.closed_at
+        ):
+            # Webhooks name who closed the issue; the issue list the poller reads doesn't.
+            desired = desired.model_copy(update={"closed_by": current.closed_by})
+        if desired.content_hash() == current.content_hash():
+            if desired.issue_updated_at > current.issue_updated_at:
+                connection.execute(
+                    table.update().where(key).values(state=desired.model_dump(mode="json"))
+                )
+            return Recorded.UNCHANGED
+        connection.execute(
+            table.update().where(key).values(state=desired.model_dump(mode="json"), updated_at=now)
+        )
+        return Recorded.CHANGED
+
+
+# --- bringing Slack up to date ----------------------------------------------------------------
+
+
+class Synced(StrEnum):
+    POSTED = "posted"
+    UPDATED = "updated"
+    CURRENT = "current"  # Slack already shows the latest state
+    BUSY = "busy"  # another worker holds the lease and will finish the job
+    FAILED = "failed"  # Slack refused or was unreachable; the next poll retries
+    MISSING = "missing"  # no alert row for this issue
+
+
+def sync_alert(deps: Deps, repo: str, number: int) -> Synced:
+    """Make the Slack message for one issue show its latest recorded state.
+
+    Safe to call from any number of threads and processes at once: only the lease holder
+    talks to Slack, and it loops until nothing is left to do.
+    """
+    from bot.blocks.urgent import build_urgent_message
+
+    table = tables.urgent_alerts
+    key = (table.c.repo == repo) & (table.c.issue_number == number)
+    now = deps.now()
+    lease = now + LEASE
+    with deps.store.engine.begin() as connection:
+        taken = connection.execute(
+            table.update()
+            .where(key)
+            .where(sa.or_(table.c.lease_until.is_(None), table.c.lease_until < now))
+            .values(lease_until=lease)
+        ).rowcount
+        exists = taken or connection.execute(sa.select(table.c.repo).where(key)).first()
+    if not exists:
+        return Synced.MISSING
+    if not taken:
+        return Synced.BUSY
+    result = Synced.CURRENT
+    try:
+        while True:
+            with deps.store.engine.connect() as connection:
+                row = connection.execute(sa.select(table).where(key)).one()
+            state = AlertState.model_validate(row.state)
+            wanted = state.content_hash()
+            if wanted != row.state_hash:
+                # In the team's time zone, so "overdue" flips at their midnight.
+                local_now = deps.now().astimezone(deps.settings.tz)
+                text, blocks = build_urgent_message(state, now=local_now)
+                try:
+                    channel, ts, posted = _send(deps, row.channel, row.ts, text, blocks, state)
+                except SlackApiError as exc:
+                    error = exc.response.get("error") if exc.response is not None else exc
+                    logger.warning(
+                        "urgent alert %s#%s: Slack said %s; the next poll retries",
+                        repo,
+                        number,
+                        error,
+                    )
+                    return Synced.FAILED
+                except OSError as exc:  # refused connections and timeouts
+                    logger.warning("urgent alert %s#%s: Slack unreachable (%s)", repo, number, exc)
+                    return Synced.FAILED
+                with deps.store.engine.begin() as connection:
+                    connection.execute(
+                        table.update()
+                        .where(key)
+                        .where(table.c.lease_until == lease)
+                        .values(channel=channel, ts=ts, state_hash=wanted, updated_at=deps.now())
+                    )
+                if row.channel.startswith("#") and row.channel != channel:
+                    deps.store.kv_set(_channel_id_key(row.channel), channel)
+                logger.info(
+                    "urgent alert %s#%s %s: %s",
+                    repo,
+                    number,
+                    "posted" if posted else "updated",
+                    state.status,
+                )
+                result = Synced.POSTED if posted or result is Synced.POSTED else Synced.UPDATED
+            if _release(deps, key, lease, wanted):
+                lease = None
+                return result
+            # A newer state was recorded while we worked: keep the lease, go round again.
+    finally:
+        if lease is not None:
+            _release(deps, key, lease, None, force=True)
+
+
+def _release(deps: Deps, key, lease: dt.datetime, shown_hash: str | None, *, force=False) -> bool:
+    """Give up the lease, unless the recorded state moved on from `shown_hash` (then the
+    holder keeps it and goes round again). True when released. Reading the state and
+    releasing in one transaction is what makes a concurrent `record()` safe: it either
+    lands before this read (we go round) or after the release (its own sync takes over)."""
+    table = tables.urgent_alerts
+    with deps.store.engine.begin() as connection:
+        # FOR UPDATE: a concurrent record() waits for this transaction (PostgreSQL; SQLite
+        # serialises write transactions anyway).
+        row = connection.execute(sa.select(table.c.state).where(key).with_for_update()).one()
+        if not force and AlertState.model_validate(row.state).content_hash() != shown_hash:
+            return False
+        connection.execute(
+            table.update().where(key).where(table.c.lease_until == lease).values(lease_until=None)
+        )
+        return True
+
+
+# Every alert carries this metadata, so a post whose outcome we never learned (timeout,
+# crash right after posting) can be found in the channel instead of posted again.
+METADATA_EVENT = "databot_urgent_issue"
+# How far before the uncertain attempt to look for it in the channel history (seconds).
+IN_DOUBT_WINDOW = 300
+
+
+def _in_doubt_key(repo: str, number: int) -> str:
+    return f"urgent-post-in-doubt:{repo}#{number}"
+
+
+def _send(
+    deps: Deps, channel: str, ts: str | None, text: str, blocks: list[dict], state: AlertState
+) -> tuple[str, str, bool]:
+    """Post or update; returns (channel id, ts, whether a new message was posted)."""
+    if ts is None:
+        found = _find_in_doubt_post(deps, channel, state)
+        if found is not None:
+            channel, ts = found
+            logger.info("urgent alert %s#%s: adopting message %s", state.repo, state.number, ts)
+    if ts is not None:
+        try:
+            response = deps.slack.chat_update(channel=channel, ts=ts, text=text, blocks=blocks)
+            return response["channel"], response["ts"], False
+        except SlackApiError as exc:
+            # Someone deleted the message: the alert must still be seen, so post it again.
+            if exc.response is None or exc.response.get("error") != "message_not_found":
+                raise
+            logger.info("urgent alert message %s in %s was deleted; posting anew", ts, channel)
+    doubt = _in_doubt_key(state.repo, state.number)
+    # Written before the call: if we never learn the outcome, the next attempt looks first.
+    # Wall-clock time, not deps.now(): it is compared with Slack's message timestamps.
+    deps.store.kv_set(doubt, f"{channel} {time.time():.0f}")
+    try:
+        response = deps.slack.chat_postMessage(
+            channel=channel,
+            text=text,
+            blocks=blocks,
+            unfurl_links=False,
+            unfurl_media=False,
+            metadata={
+                "event_type": METADATA_EVENT,
+                "event_payload": {"repo": state.repo, "issue": state.number},
+            },
+        )
+    except SlackApiError as exc:
+        status = exc.response.status_code if exc.response is not None else 500
+        if status < 500:  # Slack answered and refused: certainly not posted
+            deps.store.kv_set(doubt, "")
+        raise
+    deps.store.kv_set(doubt, "")
+    return response["channel"], response["ts"], True
+
+
+def _find_in_doubt_post(deps: Deps, channel: str, state: AlertState) -> tuple[str, str] | None:
+    """The message an earlier, unconfirmed attempt may have posted for this issue."""
+    marker = deps.store.kv_get(_in_doubt_key(state.repo, state.number))
+    if not marker:
+        return None
+    posted_to, _, at = marker.partition(" ")
+    channel_id = (
+        posted_to
+        if not posted_to.startswith("#")
+        else deps.store.kv_get(_channel_id_key(posted_to))
+    )
+    if not channel_id:
+        logger.warning(
+            "urgent alert %s#%s: an earlier post may have reached %s; set ANALYTICS_CHANNEL "
+            "to the channel id so it can be checked. Posting.",
+            state.repo,
+            state.number,
+            posted_to,
+        )
+        return None
+    try:
+        response = deps.slack.conversations_history(
+            channel=channel_id,
+            oldest=str(int(float(at or 0)) - IN_DOUBT_WINDOW),
+            include_all_metadata=True,
+            limit=200,
+        )
+    except (SlackApiError, OSError) as exc:
+        logger.warning(
+            "urgent alert %s#%s: could not check history (%s)", state.repo, state.number, exc
+        )
+        return None
+    for message in response.get("messages", []):
+        metadata = message.get("metadata") or {}
+        payload = metadata.get("event_payload") or {}
+        if (
+            metadata.get("event_type") == METADATA_EVENT
+            and payload.get("repo") == state.repo
+            and payload.get("issue") == state.number
+        ):
+            return channel_id, message["ts"]
+    return None
+
+
+def _channel_id_key(name: str) -> str:
+    return f"slack-channel-id:{name}"
+
+
+def handle_issue(
+    deps: Deps,
+    issue: GitHubIssue,
+    *,
+    repo: str | None = None,
+    closed_by: str | None = None,
+    gone: AlertStatus | None = None,
+) -> Synced | Recorded:
+    """Record a snapshot and bring Slack up to date: the whole path for one change."""
+    repo = repo or deps.settings.github_repo
+    recorded = record(deps, issue, repo=repo, closed_by=closed_by, gone=gone)
+    if recorded is Recorded.IGNORED:
+        return recorded
+    # Also for UNCHANGED/STALE: an earlier attempt may have failed to reach Slack.
+    return sync_alert(deps, repo, issue.number)
+
+
+def pending_alerts(deps: Deps, repo: str) -> list[int]:
+    """Issues whose message is behind its recorded state and not being worked on.
+
+    Runs on every poll, so it reads only rows that can be behind: never posted, or changed
+    within PENDING_WINDOW (every recorded change touches `updated_at`)."""
+    table = tables.urgent_alerts
+    now = deps.now()
+    with deps.store.engine.connect() as connection:
+        rows = connection.execute(
+            sa.select(table.c.issue_number, table.c.state, table.c.state_hash)
+            .where(table.c.repo == repo)
+            .where(sa.or_(table.c.lease_until.is_(None), table.c.lease_until < now))
+            .where(sa.or_(table.c.state_hash.is_(None), table.c.updated_at >= now - PENDING_WINDOW))
+        ).all()
+    return [
+        row.issue_number
+        for row in rows
+        if AlertState.model_validate(row.state).content_hash() != row.state_hash
+    ]
+
+
+def tracked_issue_numbers(deps: Deps, repo: str) -> set[int]:
+    table = tables.urgent_alerts
+    with deps.store.engine.connect() as connection:
+        return set(
+            connection.execute(
+                sa.select(table.c.issue_number).where(table.c.repo == repo)
+            ).scalars()
+        )
+
+
+def alert_states(deps: Deps, repo: str) -> list[AlertState]:
+    table = tables.urgent_alerts
+    with deps.store.engine.connect() as connection:
+        rows = connection.execute(sa.select(table.c.state).where(table.c.repo == repo)).all()
+    return [AlertState.model_validate(row.state) for row in rows]
