@@ -107,6 +107,7 @@ class GitHubFailure:
     transient: bool
     message: str  # safe to store and show to operators: no tokens, no bodies
     retry_after: float | None = None
+    ref: str | None = None  # set for a bug of ours: the correlation id in the log
 
 
 def classify_failure(exc: BaseException) -> GitHubFailure:

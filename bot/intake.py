@@ -38,10 +38,12 @@ from bot.markdown import (
     github_title,
     quote,
     slack_to_plain,
+    starts_with_fence,
 )
 
 if TYPE_CHECKING:
     from bot.deps import Deps
+    from bot.settings import Settings
 
 logger = logging.getLogger(__name__)
 
@@ -49,10 +51,20 @@ URGENT_LABEL = "urgent"
 MARKER = "databot-request: {id}"
 NO_RESPONSE = "_No response_"
 BODY_MAX = 65_536  # GitHub's limit on an issue body, in characters
-LEASE = dt.timedelta(minutes=5)
+# A reply to Slack: chat.postMessage (10 s timeout, two 429 retries) with a wide margin.
+NOTIFY_LEASE = dt.timedelta(minutes=5)
+# GET requests the marker lookup may make: one search page, then up to 200 recent issues at
+# PyGithub's 30 per page (see GitHubGateway.find_issue_with_marker).
+LOOKUP_REQUESTS = 1 + 7
+LEASE_MARGIN_SECONDS = 60.0  # clock skew between workers, the database, Slack calls
 FIRST_RETRY_SECONDS = 30.0
 MAX_RETRY_SECONDS = 30 * 60.0
 DRAIN_BATCH = 20
+# Replies with the issue link: retried with the filing backoff (30 s doubling to 30 min),
+# about two hours in all, then given up (logged, and marked in last_error).
+NOTIFY_MAX_TRIES = 10
+REPLY_TRIES_KEY = "intake:reply-tries:{id}"
+GAVE_UP = "gave up telling the requester"
 FORMS_KEY = "intake:forms"
 
 
@@ -242,10 +254,11 @@ def _thread(
         quotes: list[str] = []
         used = len(permalink or "") + 200
         for m in messages:
-            one = quote(
-                f"**{_person(user_name, m.user) if m.user else 'unknown'}:** "
-                + github_markdown(slack_to_plain(m.text, user_name))
-            )
+            text = github_markdown(slack_to_plain(m.text, user_name))
+            # A fence must start its line: after "**Name:** " it would be text, and the code
+            # github_markdown left verbatim would be live Markdown (mentions, HTML).
+            sep = "\n" if starts_with_fence(text) else " "
+            one = quote(f"**{_person(user_name, m.user) if m.user else 'unknown'}:**{sep}{text}")
             if used + len(one) > budget:
                 # GitHub refuses bodies over 65,536 characters; the rest stays in Slack.
                 left = len(messages) - len(quotes)
@@ -345,9 +358,36 @@ def _existing(deps: Deps, dedupe_key: str, thread_key: str | None) -> RequestRow
     return _row(first) if first else None
 
 
-def _take_lease(deps: Deps, request_id: str, *, status: Status, count_attempt: bool) -> bool:
-    """Atomically claim the row for one worker; False when someone else holds it, it is not
-    in `status`, or (for filing) it is not due yet."""
+def filing_lease(settings: Settings) -> dt.timedelta:
+    """How long one filing attempt holds a request: the worst case of its GitHub calls under
+    `settings` (each idempotent GET: every try times out, with the longest allowed wait
+    between tries; the POST is never retried). A lease that ran out anyway is caught by the
+    fence (see _renew_lease), so this only has to make that rare."""
+    tries = settings.github_retries + 1
+    between = max(
+        settings.github_max_wait_seconds,
+        settings.github_retry_backoff_seconds * 2 ** max(0, settings.github_retries - 1),
+    )
+    one_get = tries * (settings.github_timeout_seconds + settings.github_seconds_between_requests)
+    one_get += settings.github_retries * between
+    return dt.timedelta(
+        seconds=LOOKUP_REQUESTS * one_get + _post_seconds(settings) + LEASE_MARGIN_SECONDS
+    )
+
+
+def _post_seconds(settings: Settings) -> float:
+    return settings.github_timeout_seconds + settings.github_seconds_between_writes
+
+
+class LeaseLost(Exception):
+    """Another worker took the request over after this worker's lease ran out."""
+
+
+def _take_lease(deps: Deps, request_id: str, *, status: Status, count_attempt: bool) -> int | None:
+    """Atomically claim the row for one worker; None when someone else holds it, it is not
+    in `status`, or it is not due yet. Returns the attempt number the holder owns: writes
+    made for this attempt are fenced on it, so a worker whose lease ran out (and whose
+    request was taken over) can no longer change the row."""
     now = deps.now()
     r = tables.requests.c
     conditions = [
@@ -357,16 +397,56 @@ def _take_lease(deps: Deps, request_id: str, *, status: Status, count_attempt: b
     ]
     if status is Status.QUEUED:
         conditions.append(sa.or_(r.next_attempt_at.is_(None), r.next_attempt_at <= now))
+        lease = filing_lease(deps.settings)
     else:
-        conditions.append(r.notified_at.is_(None))
-    values: dict[str, Any] = {"lease_until": now + LEASE, "updated_at": now}
+        conditions.append(_reply_due(now))
+        lease = NOTIFY_LEASE
+    values: dict[str, Any] = {"lease_until": now + lease, "updated_at": now}
     if count_attempt:
         values["attempts"] = r.attempts + 1
     with deps.store.engine.begin() as connection:
         taken = connection.execute(
             tables.requests.update().where(*conditions).values(**values)
         ).rowcount
-    return taken == 1
+        if taken != 1:
+            return None
+        # Same transaction: the row is locked by our update, so this is our attempt number.
+        return connection.execute(sa.select(r.attempts).where(r.id == request_id)).scalar_one()
+
+
+def _reply_due(now: dt.datetime):
+    """A filed request whose link reply is due: next_attempt_at holds the reply's retry
+    time; no time and no error is a reply never tried; no time with an error is given up."""
+    r = tables.requests.c
+    return sa.and_(
+        r.status == Status.FILED.value,
+        r.notified_at.is_(None),
+        sa.or_(
+            r.next_attempt_at <= now,
+            sa.and_(r.next_attempt_at.is_(None), r.last_error.is_(None)),
+        ),
+    )
+
+
+def _fenced_update(deps: Deps, request_id: str, attempt: int, **values: Any) -> bool:
+    """Update a queued request only while `attempt` is still the current one."""
+    values["updated_at"] = deps.now()
+    r = tables.requests.c
+    with deps.store.engine.begin() as connection:
+        done = connection.execute(
+            tables.requests.update()
+            .where(r.id == request_id, r.status == Status.QUEUED.value, r.attempts == attempt)
+            .values(**values)
+        ).rowcount
+    return done == 1
+
+
+def _renew_lease(deps: Deps, request_id: str, attempt: int) -> None:
+    """Right before the create: confirm this attempt still owns the request (nobody took it
+    over while the lookup or rendering ran long) and hold it for the POST's worst case."""
+    until = deps.now() + dt.timedelta(seconds=_post_seconds(deps.settings) + LEASE_MARGIN_SECONDS)
+    if not _fenced_update(deps, request_id, attempt, lease_until=until):
+        raise LeaseLost(request_id)
 
 
 def _update(deps: Deps, request_id: str, **values: Any) -> None:
@@ -391,26 +471,48 @@ def file_request(deps: Deps, request_id: str) -> RequestRow | None:
         if deps.github is None:
             _not_configured(deps, row)
             return get_request(deps, request_id)
-        if not _take_lease(deps, request_id, status=Status.QUEUED, count_attempt=True):
+        attempt = _take_lease(deps, request_id, status=Status.QUEUED, count_attempt=True)
+        if attempt is None:
             return row
         row = get_request(deps, request_id)
         assert row is not None
         try:
-            issue = _create_once(deps, row)
-        except Exception as exc:  # noqa: BLE001 - classified: retried, or failed for a person
-            _record_failure(deps, row, _classify(exc))
+            issue = _create_once(deps, row, attempt)
+        except LeaseLost:
+            logger.warning(
+                "request %s: attempt %s ran past its lease and was taken over; it created nothing",
+                request_id,
+                attempt,
+            )
             return get_request(deps, request_id)
-        _update(
+        except Exception as exc:  # noqa: BLE001 - classified: retried, or failed for a person
+            _record_failure(deps, row, _classify(exc), attempt)
+            return get_request(deps, request_id)
+        filed = _fenced_update(
             deps,
             request_id,
+            attempt,
             status=Status.FILED.value,
             issue_number=issue.number,
             issue_url=issue.url,
             title=issue.title,  # as GitHub shows it (with the form's prefix), for the reply
             last_error=None,
-            next_attempt_at=None,
+            next_attempt_at=deps.now(),  # the reply is due now
             lease_until=None,
         )
+        if not filed:
+            # Only when the POST itself outlasted the lease: a person has to close one.
+            current = get_request(deps, request_id)
+            logger.error(
+                "request %s: attempt %s created #%s after its lease ran out; the request is "
+                "now #%s: close #%s as a duplicate if they differ",
+                request_id,
+                attempt,
+                issue.number,
+                current.issue_number if current else None,
+                issue.number,
+            )
+            return current
         logger.info("request %s filed as #%s", request_id, issue.number)
         row = get_request(deps, request_id)
         assert row is not None
@@ -423,11 +525,12 @@ def _classify(exc: Exception) -> GitHubFailure:
     try:
         return classify_failure(exc)
     except Exception:  # noqa: BLE001 - a bug of ours: keep the request, retry, log it loudly
-        logger.exception("unexpected error while filing a request")
-        return GitHubFailure(True, f"unexpected error ({type(exc).__name__})")
+        ref = uuid.uuid4().hex[:8]
+        logger.exception("unexpected error while filing a request ref=%s", ref)
+        return GitHubFailure(True, f"unexpected error ({type(exc).__name__}), ref {ref}", ref=ref)
 
 
-def _create_once(deps: Deps, row: RequestRow) -> IssueRef:
+def _create_once(deps: Deps, row: RequestRow, attempt: int) -> IssueRef:
     assert deps.github is not None
     sub = row.submission
     marker = MARKER.format(id=row.id)
@@ -443,6 +546,7 @@ def _create_once(deps: Deps, row: RequestRow) -> IssueRef:
     if permalink and not row.permalink:
         _update(deps, row.id, permalink=permalink)
     draft = render_issue(sub, row.id, permalink=permalink, user_name=user_namer(deps))
+    _renew_lease(deps, row.id, attempt)
     return deps.github.create_issue(draft.title, draft.body, draft.labels)
 
 
@@ -483,25 +587,35 @@ def user_namer(deps: Deps) -> Callable[[str], str]:
     return name
 
 
-def _record_failure(deps: Deps, row: RequestRow, failure: GitHubFailure) -> None:
+def _record_failure(deps: Deps, row: RequestRow, failure: GitHubFailure, attempt: int) -> None:
     now = deps.now()
     if failure.transient:
         wait = max(backoff_seconds(row.attempts), failure.retry_after or 0.0)
-        _update(
+        if not _fenced_update(
             deps,
             row.id,
+            attempt,
             last_error=failure.message,
             next_attempt_at=now + dt.timedelta(seconds=wait),
             lease_until=None,
-        )
+        ):
+            logger.warning("request %s: attempt %s failed after a takeover", row.id, attempt)
+            return
         logger.warning(
             "request %s: %s; attempt %s, next in %.0fs", row.id, failure.message, row.attempts, wait
         )
-        _notify_once(deps, row, "queued")
+        _notify_once(deps, row, "queued", ref=failure.ref)
     else:
-        _update(
-            deps, row.id, status=Status.FAILED.value, last_error=failure.message, lease_until=None
-        )
+        if not _fenced_update(
+            deps,
+            row.id,
+            attempt,
+            status=Status.FAILED.value,
+            last_error=failure.message,
+            lease_until=None,
+        ):
+            logger.warning("request %s: attempt %s failed after a takeover", row.id, attempt)
+            return
         logger.error("request %s could not be filed: %s", row.id, failure.message)
         _notify_once(deps, row, "failed")
 
@@ -523,15 +637,17 @@ def reply_target(sub: Submission) -> dict[str, str]:
     return {"channel": sub.requester_id}
 
 
-def _notify_once(deps: Deps, row: RequestRow, kind: str) -> None:
+def _notify_once(deps: Deps, row: RequestRow, kind: str, *, ref: str | None = None) -> None:
     # At most once: a lost "queued" courtesy note is better than the same note every retry.
     if not deps.store.claim(f"intake:{kind}-notice:{row.id}"):
         return
     row = get_request(deps, row.id) or row  # with the error just recorded
     from bot.blocks.intake import build_request_failed_message, build_request_queued_message
 
-    build = build_request_queued_message if kind == "queued" else build_request_failed_message
-    message = build(row)
+    if kind == "queued":
+        message = build_request_queued_message(row, ref=ref)
+    else:
+        message = build_request_failed_message(row)
     try:
         deps.slack.chat_postMessage(**reply_target(row.submission), **message)
     except Exception:  # noqa: BLE001 - the request itself is safe in the outbox
@@ -546,7 +662,7 @@ def _notify_filed(deps: Deps, row: RequestRow) -> None:
     """The reply with the issue link. At least once: notified_at is set only after Slack
     accepted it, and the outbox worker retries replies that have not gone out. When the
     thread cannot be reached any more, the requester gets the link by DM instead."""
-    if not _take_lease(deps, row.id, status=Status.FILED, count_attempt=False):
+    if _take_lease(deps, row.id, status=Status.FILED, count_attempt=False) is None:
         return
     from bot.blocks.intake import build_request_filed_message
 
@@ -560,11 +676,49 @@ def _notify_filed(deps: Deps, row: RequestRow) -> None:
                 raise
             logger.info("request %s: thread unreachable, sending the link by DM", row.id)
             deps.slack.chat_postMessage(channel=row.requester_id, **message)
-    except Exception:  # noqa: BLE001 - retried by the outbox worker
-        logger.warning("request %s: could not post the issue link; will retry", row.id)
-        _update(deps, row.id, lease_until=None)
+    except Exception as exc:  # noqa: BLE001 - retried by the outbox worker, with backoff
+        _reply_failed(deps, row, exc)
         return
-    _update(deps, row.id, notified_at=deps.now(), lease_until=None)
+    _update(deps, row.id, notified_at=deps.now(), next_attempt_at=None, lease_until=None)
+
+
+def _reply_failed(deps: Deps, row: RequestRow, exc: Exception) -> None:
+    key = REPLY_TRIES_KEY.format(id=row.id)
+    tries = int(deps.store.kv_get(key) or 0) + 1
+    deps.store.kv_set(key, str(tries))
+    error = exc.response.get("error") if isinstance(exc, SlackApiError) else type(exc).__name__
+    if tries >= NOTIFY_MAX_TRIES:
+        logger.error(
+            "request %s: gave up posting the link to #%s after %s tries (%s); "
+            "the requester has not been told",
+            row.id,
+            row.issue_number,
+            tries,
+            error,
+        )
+        _update(
+            deps,
+            row.id,
+            last_error=f"{GAVE_UP} after {tries} tries: {error}",
+            next_attempt_at=None,
+            lease_until=None,
+        )
+        return
+    wait = backoff_seconds(tries)
+    logger.warning(
+        "request %s: could not post the issue link (%s); try %s, next in %.0fs",
+        row.id,
+        error,
+        tries,
+        wait,
+    )
+    _update(
+        deps,
+        row.id,
+        last_error=f"could not post the issue link: {error}",
+        next_attempt_at=deps.now() + dt.timedelta(seconds=wait),
+        lease_until=None,
+    )
 
 
 # --- the worker -------------------------------------------------------------------------
@@ -578,6 +732,8 @@ class DrainReport(BaseModel):
 
 
 def due_request_ids(deps: Deps, limit: int = DRAIN_BATCH) -> list[str]:
+    """Queued filings first, then link replies, each up to `limit`: replies that keep
+    failing cannot crowd out requests that are not on GitHub yet."""
     now = deps.now()
     r = tables.requests.c
     lease_free = sa.or_(r.lease_until.is_(None), r.lease_until < now)
@@ -585,16 +741,17 @@ def due_request_ids(deps: Deps, limit: int = DRAIN_BATCH) -> list[str]:
         r.status == Status.QUEUED.value,
         sa.or_(r.next_attempt_at.is_(None), r.next_attempt_at <= now),
     )
-    unnotified = sa.and_(r.status == Status.FILED.value, r.notified_at.is_(None))
     with deps.store.engine.connect() as connection:
-        return list(
-            connection.execute(
-                sa.select(r.id)
-                .where(lease_free, sa.or_(queued, unnotified))
-                .order_by(r.created_at)
-                .limit(limit)
-            ).scalars()
-        )
+        filings = connection.execute(
+            sa.select(r.id).where(lease_free, queued).order_by(r.created_at).limit(limit)
+        ).scalars()
+        replies = connection.execute(
+            sa.select(r.id)
+            .where(lease_free, _reply_due(now))
+            .order_by(r.next_attempt_at, r.created_at)
+            .limit(limit)
+        ).scalars()
+        return [*filings, *replies]
 
 
 def drain_outbox(deps: Deps) -> DrainReport:
@@ -653,9 +810,16 @@ def list_requests(deps: Deps, statuses: list[Status] | None = None) -> list[Requ
 
 
 def requeue(deps: Deps, request_id: str) -> RequestRow | None:
-    """Put a failed (or waiting) request back in the queue, due now."""
+    """Put a failed (or waiting) request back in the queue, due now; for a filed request
+    whose link reply was given up, try the reply again."""
     row = get_request(deps, request_id)
-    if row is None or row.status is Status.FILED:
+    if row is None:
+        return row
+    if row.status is Status.FILED:
+        if row.notified_at is None:
+            deps.store.kv_set(REPLY_TRIES_KEY.format(id=request_id), "0")
+            _update(deps, request_id, next_attempt_at=deps.now())
+            return get_request(deps, request_id)
         return row
     _update(deps, request_id, status=Status.QUEUED.value, next_attempt_at=deps.now())
     return get_request(deps, request_id)
@@ -763,7 +927,9 @@ def render_request_list(rows: list[RequestRow], now: dt.datetime) -> str:
             f"{row.id}  {state:<28} {row.created_at:%Y-%m-%d %H:%M}Z  "
             f"attempts {row.attempts}  {row.title[:60]}"
         )
-        if row.last_error and row.status is not Status.FILED:
+        if row.status is Status.FILED and row.notified_at is None and row.last_error:
+            line += f"\n    reply: {row.last_error}"
+        elif row.last_error and row.status is not Status.FILED:
             line += f"\n    last error: {row.last_error}"
         lines.append(line)
     return "\n".join(lines)

@@ -12,11 +12,17 @@ import re
 from collections.abc import Callable
 
 # A zero-width space after "@" stops GitHub's mention (and team mention) linking while the
-# text still reads "@team"; the HTML entity survives GitHub's sanitiser.
+# text still reads "@team"; the HTML entity survives GitHub's sanitiser. The same after "#"
+# stops "#123" / "owner/repo#123" becoming a link to (and a cross-reference on) an issue.
 MENTION_BREAK = "@&#8203;"
-_MENTION = re.compile(r"(?<![\w@`])@(?=[A-Za-z0-9])")
-_FENCE = re.compile(r"^ {0,3}(`{3,}|~{3,})")
-_CODE_SPAN = re.compile(r"(`+)(.+?)\1", re.DOTALL)
+REFERENCE_BREAK = "#&#8203;"
+_MENTION = re.compile(r"(?<![\w@])@(?=[A-Za-z0-9])")
+_REFERENCE = re.compile(r"(?<!&)#(?=\d)")
+# A backtick fence's info string cannot contain a backtick (CommonMark 4.5): "```x`" is text.
+_FENCE = re.compile(r"^ {0,3}(`{3,}(?=[^`]*$)|~{3,})")
+# Characters GitHub would read as Markdown inside an inline <code> element.
+_CODE_ENTITIES = {"`": "&#96;", "*": "&#42;", "_": "&#95;", "~": "&#126;", "[": "&#91;"}
+_CODE_ENTITIES |= {"]": "&#93;", "\\": "&#92;", "|": "&#124;"}
 
 # Longer text is kept whole but folded, so one pasted log does not bury the request.
 COLLAPSE_CHARS = 2000
@@ -25,18 +31,67 @@ COLLAPSE_LINES = 30
 
 def _escape_plain(text: str) -> str:
     text = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-    return _MENTION.sub(MENTION_BREAK, text)
+    return _REFERENCE.sub(REFERENCE_BREAK, _MENTION.sub(MENTION_BREAK, text))
+
+
+def _code_spans(line: str) -> list[tuple[int, int]]:
+    """(start, end) of each inline code span in `line`, as CommonMark pairs them: a run of
+    N backticks (not backslash-escaped) opens, and only a run of exactly N closes."""
+    spans: list[tuple[int, int]] = []
+    i, n = 0, len(line)
+    while i < n:
+        if line[i] == "\\":
+            i += 2
+            continue
+        if line[i] != "`":
+            i += 1
+            continue
+        end = i
+        while end < n and line[end] == "`":
+            end += 1
+        run, j, close = end - i, end, None
+        while j < n:
+            if line[j] != "`":
+                j += 1
+                continue
+            k = j
+            while k < n and line[k] == "`":
+                k += 1
+            if k - j == run:
+                close = k
+                break
+            j = k
+        if close is None:
+            i = end  # no closer: the run is literal text
+        else:
+            spans.append((i, close))
+            i = close
+    return spans
+
+
+def _code(span: str) -> str:
+    """A code span as GitHub shows it. Spans that hold nothing GitHub acts on stay as typed.
+    Others become an inline <code> element with escaped content: a span is found line by line
+    here, while Markdown pairs backticks across a paragraph's lines, so a span we see may be
+    text on GitHub; escaped, it is inert either way and still reads the same."""
+    if "<" not in span and "@" not in span and not _REFERENCE.search(span):
+        return span
+    run = len(span) - len(span.lstrip("`"))
+    content = span[run:-run]
+    if content.startswith(" ") and content.endswith(" ") and content.strip(" "):
+        content = content[1:-1]  # CommonMark strips one space on each side
+    escaped = "".join(_CODE_ENTITIES.get(c, c) for c in _escape_plain(content))
+    return f"<code>{escaped}</code>"
 
 
 def _escape_line(line: str) -> str:
-    """Escape a line outside code fences; inline code spans are shown verbatim by GitHub
-    (no HTML, no mentions), so they are left alone."""
+    """Escape a line outside code fences; inline code keeps reading as code."""
     out: list[str] = []
     last = 0
-    for match in _CODE_SPAN.finditer(line):
-        out.append(_escape_plain(line[last : match.start()]))
-        out.append(match.group(0))
-        last = match.end()
+    for start, end in _code_spans(line):
+        out.append(_escape_plain(line[last:start]))
+        out.append(_code(line[start:end]))
+        last = end
     out.append(_escape_plain(line[last:]))
     return "".join(out)
 
@@ -63,6 +118,10 @@ def github_markdown(text: str) -> str:
     if fence is not None:
         out.append(fence)
     return "\n".join(out)
+
+
+def starts_with_fence(markdown: str) -> bool:
+    return _FENCE.match(markdown.split("\n", 1)[0]) is not None
 
 
 def github_title(text: str, limit: int = 256) -> str:

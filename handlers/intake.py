@@ -17,7 +17,9 @@ from bot.blocks.intake import (
     TITLE_MAX,
     ModalState,
     Prefill,
+    build_notice_view,
     build_request_exists_view,
+    build_request_loading_view,
     build_request_modal,
     build_request_received_view,
     clip,
@@ -31,7 +33,7 @@ from bot.ids import Action, Command, RequestBlock, Shortcut, View
 from bot.intake import Source, ThreadMessage
 from bot.issue_forms import builtin_forms
 from bot.markdown import slack_to_plain
-from handlers.errors import run_after_ack
+from handlers.errors import run_after_ack, user_message_for
 
 logger = logging.getLogger(__name__)
 
@@ -98,14 +100,28 @@ class IntakeListeners:
 
     def handle_request_thread_shortcut(self, ack: Ack, body: dict, client: WebClient) -> None:
         ack()
+        # Reading the thread (the state store, conversations.replies, users.info per person)
+        # can take longer than the trigger_id's 3 s: open a small modal now, fill it after.
+        opened = client.views_open(trigger_id=body["trigger_id"], view=build_request_loading_view())
+        view = opened["view"]
+        run_after_ack(
+            self.deps, body, None, self._fill_from_thread, client, body, view["id"], view["hash"]
+        )
+
+    def _fill_from_thread(self, client: WebClient, body: dict, view_id: str, view_hash: str):
+        try:
+            self._read_into_modal(client, body, view_id, view_hash)
+        except Exception as error:  # noqa: BLE001 - the one error path, shown in the modal
+            # The user is looking at the modal, not the channel: say it there.
+            self._replace(client, view_id, view_hash, build_notice_view(user_message_for(error)))
+
+    def _read_into_modal(self, client: WebClient, body: dict, view_id: str, view_hash: str):
         channel = body["channel"]["id"]
         message = body["message"]
         root = message.get("thread_ts") or message["ts"]
         existing = intake.request_for_thread(self.deps, channel, root)
         if existing is not None:
-            client.views_open(
-                trigger_id=body["trigger_id"], view=build_request_exists_view(existing)
-            )
+            self._replace(client, view_id, view_hash, build_request_exists_view(existing))
             return
         thread = self._read_thread(client, channel, root, message)
         intake.save_thread_draft(self.deps, channel, root, thread)
@@ -118,7 +134,23 @@ class IntakeListeners:
             thread_ts=root,
             thread_messages=len(thread),
         )
-        self._open(client, body["trigger_id"], state, prefill_from_thread(thread, plain=plain))
+        forms = intake.request_forms(self.deps)
+        modal = build_request_modal(
+            forms, forms[0], state, prefill_from_thread(thread, plain=plain)
+        )
+        self._replace(client, view_id, view_hash, modal)
+
+    @staticmethod
+    def _replace(client: WebClient, view_id: str, view_hash: str, view) -> None:
+        """views.update guarded by the opened view's hash, so it never overwrites a view that
+        changed meanwhile; a modal the user closed is simply gone."""
+        try:
+            client.views_update(view_id=view_id, hash=view_hash, view=view)
+        except SlackApiError as exc:
+            error = exc.response.get("error")
+            if error not in ("hash_conflict", "not_found"):
+                raise
+            logger.info("request modal %s not updated: %s", view_id, error)
 
     def _read_thread(
         self, client: WebClient, channel: str, root: str, message: dict

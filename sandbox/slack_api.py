@@ -258,6 +258,7 @@ class FakeSlack(LoopbackServer):
         self._responses: list[ResponseCall] = []
         self.violations: list[Violation] = []
         self._failures: list[_Failure] = []
+        self._delays: list[list[Any]] = []  # [method, seconds, times left]
         self._channels: dict[str, dict[str, Any]] = {}
         self._channel_names: dict[str, str] = {}
         self._users: dict[str, dict[str, Any]] = {}
@@ -439,6 +440,12 @@ class FakeSlack(LoopbackServer):
             status = 429 if error == "ratelimited" else 200
         with self._lock:
             self._failures.append(_Failure(method, error, status, retry_after, times))
+
+    def delay_next(self, method: str, seconds: float, times: int = 1) -> None:
+        """Answer the next `times` calls of `method` only after `seconds` (a slow Slack).
+        Other calls are answered meanwhile: the wait holds no lock."""
+        with self._lock:
+            self._delays.append([method, seconds, times])
 
     # --- recorded state ----------------------------------------------------------------
 
@@ -1060,6 +1067,15 @@ class FakeSlack(LoopbackServer):
 
     def _api(self, method: str) -> Response:
         args, token, decode_error = self._read_args()
+        delay = 0.0
+        with self._lock:
+            for pending in self._delays:
+                if pending[0] == method and pending[2] > 0:
+                    pending[2] -= 1
+                    delay = pending[1]
+                    break
+        if delay:
+            time.sleep(delay)
         with self._lock:
             status, body, headers = self._dispatch(method, args, token, decode_error)
             error = None if body.get("ok") else body.get("error")

@@ -6,6 +6,8 @@ API is exercised in test_github_gateway.py and test_intake_flow.py."""
 from __future__ import annotations
 
 import datetime as dt
+import json
+import re
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
@@ -230,9 +232,27 @@ def test_thread_is_quoted_with_names_and_link_and_filer_named_when_not_requester
         ("mail me at ana@example.com", "mail me at ana@example.com"),
         ("<img src=x onerror=alert(1)>", "&lt;img src=x onerror=alert(1)&gt;"),
         ("A & B <b>bold</b>", "A &amp; B &lt;b&gt;bold&lt;/b&gt;"),
-        ("run `SELECT a < b` @team", "run `SELECT a < b` @&#8203;team"),
+        ("run `SELECT a < b` @team", "run <code>SELECT a &lt; b</code> @&#8203;team"),
         ("```\nx < y @team\n```\nafter @x", "```\nx < y @team\n```\nafter @&#8203;x"),
         ("```sql\nSELECT 1\n-- never closed", "```sql\nSELECT 1\n-- never closed\n```"),
+        # A code span closes only on a backtick run of its own length (CommonMark): "``"
+        # does not close "`", so these are plain text on GitHub and must be escaped.
+        (
+            "`@data-team/analysts`` please",
+            "`@&#8203;data-team/analysts`` please",
+        ),
+        ("`<img src=x>``", "`&lt;img src=x&gt;``"),
+        # An escaped backtick opens nothing.
+        ("\\`@team`", "\\`@&#8203;team`"),
+        # A real span that holds text GitHub must not act on is written as <code>, so it
+        # stays inert even where Markdown would pair its backticks differently.
+        ("`a\n`@team`", "`a\n<code>@&#8203;team</code>"),
+        ("`` a ` @team ``", "<code>a &#96; @&#8203;team</code>"),
+        # Backtick fences cannot have a backtick in their info string: not a fence.
+        ("```x`\n@team\n```", "```x`\n@&#8203;team\n```\n```"),
+        # Issue references would link (and notify the issue): shown, not linked.
+        ("see #123 and acme/web#9, C# 7", "see #&#8203;123 and acme/web#&#8203;9, C# 7"),
+        ("`SELECT 1` and `x > 0`", "`SELECT 1` and `x > 0`"),
     ],
 )
 def test_github_markdown_neutralises_mentions_and_html_but_keeps_code(typed, on_github):
@@ -446,7 +466,9 @@ def test_crash_while_holding_the_lease_is_resumed_after_it_expires(deps, github,
         {"number": 1, "title": "t", "body": f"<!-- databot-request: {row.id} -->", "labels": []}
     )
     assert drain_outbox(deps).filed == 0  # lease still held
-    clock.advance(minutes=6)
+    from bot.intake import filing_lease
+
+    clock.advance(seconds=filing_lease(deps.settings).total_seconds() + 1)
     assert drain_outbox(deps).filed == 1
     assert github.creates == 0 and get_request(deps, row.id).issue_number == 1
 
@@ -576,6 +598,7 @@ def test_reply_goes_by_dm_when_the_thread_channel_is_gone_and_retries_when_slack
     filed = file_request(deps, row.id)
     assert filed.status is Status.FILED and filed.notified_at is None  # link not sent yet
     slack.fail_next("chat.postMessage", "channel_not_found")
+    clock.advance(seconds=30)  # replies are retried with backoff
     drain_outbox(deps)
     assert get_request(deps, row.id).notified_at is not None
     [dm] = slack.messages("U0ALICE")
@@ -606,3 +629,170 @@ def test_a_huge_thread_is_quoted_until_githubs_body_limit_and_points_to_slack():
     assert 5 <= kept < 20
     assert f"_… {20 - kept} more messages in the Slack thread._" in body
     assert body.endswith("via databot.</sub>\n")
+
+
+# --- what the requester reads in Slack ----------------------------------------------------
+
+
+def test_titles_in_slack_notification_text_cannot_ping_or_link(deps, slack, github):
+    from bot.blocks.intake import (
+        build_request_failed_message,
+        build_request_filed_message,
+        build_request_queued_message,
+    )
+
+    typed = "<!channel> numbers & <https://evil.example|totals>"
+    row = submit_request(deps, submission(title=typed), "view:V1").row
+    filed = file_request(deps, row.id)
+    messages = [
+        build_request_filed_message(filed),
+        build_request_queued_message(row),
+        build_request_failed_message(row),
+    ]
+    for message in messages:
+        shown = message["text"] + json.dumps(message["blocks"])
+        assert "<!channel>" not in shown and "<https://evil" not in shown
+        assert "&lt;!channel&gt; numbers &amp; &lt;https://evil.example|totals&gt;" in shown
+    # what Slack actually received as the DM's notification text
+    [dm] = slack.messages("U0ALICE")
+    assert dm["text"].startswith("Filed #1: &lt;!channel&gt; numbers &amp; ")
+
+
+def test_our_own_bug_while_filing_is_not_blamed_on_github_and_gives_a_reference(
+    deps, slack, github, caplog
+):
+    github.failures = [KeyError("labels")]
+    row = submit_request(deps, submission(), "view:V1").row
+    with caplog.at_level("ERROR", logger="bot.intake"):
+        after = file_request(deps, row.id)
+    assert after.status is Status.QUEUED  # kept and retried: nothing lost
+    [note] = slack.messages("U0ALICE")
+    shown = note["blocks"][0]["text"]["text"]
+    assert "GitHub" not in shown and "GitHub" not in note["text"]
+    assert "queued" in shown and "nothing to redo" in shown
+    [logged] = [r for r in caplog.records if r.exc_info]
+    ref = re.search(r"ref `([0-9a-f]{8})`", shown).group(1)
+    assert ref in logged.getMessage() and ref in after.last_error
+    assert "KeyError" in after.last_error
+
+
+# --- a filing that outlives its lease -------------------------------------------------------
+
+
+def test_worker_whose_lease_expired_before_creating_does_not_file_a_second_issue(
+    deps, slack, github, clock
+):
+    row = submit_request(deps, submission(), "view:V1").row
+    slack.delay_next("users.info", 1.0)  # worker A stalls while rendering the issue
+    worker_a = ThreadPoolExecutor(1).submit(file_request, deps, row.id)
+    deadline = dt.datetime.now() + dt.timedelta(seconds=5)
+    while get_request(deps, row.id).attempts == 0:  # A has not leased it yet
+        assert dt.datetime.now() < deadline
+    # A's lease runs out (however long it is) and worker B takes the request over.
+    clock.advance(days=1)
+    taken_over = file_request(deps, row.id)
+    assert taken_over.status is Status.FILED and taken_over.issue_number == 1
+    worker_a.result(timeout=10)
+    assert github.creates == 1 and len(github.issues) == 1
+    assert get_request(deps, row.id).issue_number == 1
+
+
+def test_worker_whose_lease_expired_during_the_create_cannot_overwrite_the_filing(
+    deps, github, clock, caplog
+):
+    row = submit_request(deps, submission(), "view:V1").row
+    entered, release = threading.Event(), threading.Event()
+    create = github.create_issue
+
+    def slow_first_create(title, body, labels):
+        if not entered.is_set():
+            entered.set()
+            release.wait(5)
+        return create(title, body, labels)
+
+    github.create_issue = slow_first_create
+    worker_a = ThreadPoolExecutor(1).submit(file_request, deps, row.id)
+    assert entered.wait(5)
+    clock.advance(days=1)
+    assert file_request(deps, row.id).issue_number == 1  # B filed it meanwhile
+    release.set()
+    with caplog.at_level("WARNING", logger="bot.intake"):
+        worker_a.result(timeout=10)
+    final = get_request(deps, row.id)
+    assert final.status is Status.FILED and final.issue_number == 1
+    assert any("#2" in r.getMessage() for r in caplog.records if r.levelname == "ERROR")
+
+
+def test_filing_lease_covers_the_worst_case_of_the_configured_github_calls():
+    from bot.intake import filing_lease
+
+    settings = Settings(_env_file=None, github_timeout_seconds=15, github_retries=3)
+    # one GET may wait for its timeout on each of 4 tries plus up to 3 capped waits between
+    one_get = 4 * 15 + 3 * settings.github_max_wait_seconds
+    assert filing_lease(settings).total_seconds() >= 8 * one_get + 15
+    slower = Settings(_env_file=None, github_timeout_seconds=60, github_retries=3)
+    assert filing_lease(slower) > filing_lease(settings)
+
+
+# --- the outbox under a Slack that keeps refusing replies ------------------------------------
+
+
+def test_replies_that_keep_failing_do_not_starve_queued_requests(deps, slack, github, clock):
+    slack.fail_next("chat.postMessage", "fatal_error", times=10_000)
+    stuck = [submit_request(deps, submission(), f"view:OLD{i}").row for i in range(25)]
+    for row in stuck:
+        assert file_request(deps, row.id).notified_at is None
+    clock.advance(hours=1)  # every failed reply is due again by now
+    waiting = submit_request(deps, submission(title="Queued later"), "view:NEW").row
+    report = drain_outbox(deps)
+    assert report.filed == 1
+    assert get_request(deps, waiting.id).status is Status.FILED
+
+
+def test_a_reply_slack_keeps_refusing_is_retried_with_backoff_then_given_up(
+    deps, slack, github, clock, caplog
+):
+    from bot.intake import NOTIFY_MAX_TRIES
+
+    # Slack refuses exactly as often as the bot tries: were it to try once more, it would
+    # get through, and the count below would show it.
+    slack.fail_next("chat.postMessage", "fatal_error", times=NOTIFY_MAX_TRIES)
+    row = submit_request(deps, submission(), "view:V1").row
+    file_request(deps, row.id)
+
+    def tries() -> int:
+        return len(slack.calls("chat.postMessage"))
+
+    assert tries() == 1
+    drain_outbox(deps)
+    assert tries() == 1  # not again on the very next pass
+    clock.advance(seconds=29)
+    drain_outbox(deps)
+    assert tries() == 1
+    clock.advance(seconds=1)
+    drain_outbox(deps)
+    assert tries() == 2
+    clock.advance(seconds=59)
+    drain_outbox(deps)
+    assert tries() == 2  # waits longer each time
+    with caplog.at_level("ERROR", logger="bot.intake"):
+        for _ in range(50):
+            clock.advance(hours=1)
+            drain_outbox(deps)
+    assert tries() == NOTIFY_MAX_TRIES  # then gives up for good
+    final = get_request(deps, row.id)
+    assert final.status is Status.FILED and final.notified_at is None
+    assert "gave up" in final.last_error and "fatal_error" in final.last_error
+    assert any(row.id in r.getMessage() for r in caplog.records if r.levelname == "ERROR")
+    # `databot requests --retry ID` once Slack works again: the link goes out
+    requeue(deps, row.id)
+    assert drain_outbox(deps).notified == 1
+    assert "Filed #1:" in slack.messages("U0ALICE")[-1]["text"]
+
+
+def test_a_quoted_message_that_starts_with_a_code_fence_stays_a_code_block():
+    # "**Bob:** ```" would be a paragraph, not a fence: the code's "@data-team" would ping.
+    thread = [ThreadMessage(user="U0BOB", ts="1.1", text="```\n@data-team SELECT 1\n```")]
+    sub = submission(source=Source.MESSAGE, channel_id="C1", thread_ts="1.1", thread=thread)
+    body = render_issue(sub, "r", permalink=None, user_name=NAMES.get).body
+    assert "> **Bob Ortiz:**\n> ```\n> @data-team SELECT 1\n> ```" in body

@@ -106,10 +106,16 @@ def seed_request_thread(bot) -> dict:
 
 
 def open_from_thread(bot, message, user="U0ALICE") -> dict:
+    """The message shortcut opens a small "reading the thread" modal at once, then updates
+    it once the thread is read: the modal as the user finally sees it."""
     trigger = bot.slack.issue_trigger_id()
-    return opened(
+    before = len(bot.slack.calls("views.update"))
+    opened(
         bot, message_shortcut(Shortcut.THREAD_TO_REQUEST, message, user_id=user, trigger_id=trigger)
     )
+    call = bot.slack.wait_for("views.update", before + 1)[before]
+    assert call.error is None, call.error
+    return bot.slack.view(call.args["view_id"])
 
 
 def answer(**values) -> dict:
@@ -491,3 +497,41 @@ def test_issue_forms_are_cached_not_fetched_on_every_modal_open(bot, clock):
     new_request_modal(bot)  # still answered from the cache, refreshed behind it
     bot.wait_idle()
     assert bot.github.count("GET", r"/contents/") > fetched
+
+
+def test_thread_shortcut_opens_the_modal_in_time_even_when_reading_the_thread_is_slow(bot):
+    root = seed_request_thread(bot)
+    # Slack's trigger_id lives 3 s; scaled down here, with a thread read slower than that.
+    bot.slack.delay_next("conversations.replies", 1.5)
+    trigger = bot.slack.issue_trigger_id(valid_for=1.0)
+    response = bot.interact(
+        message_shortcut(Shortcut.THREAD_TO_REQUEST, root, user_id="U0ALICE", trigger_id=trigger)
+    )
+    assert response.status == 200
+    [opening] = bot.slack.wait_for("views.open")
+    assert opening.error is None, opening.error
+    loading = bot.slack.views()[-1]
+    assert "Reading the thread" in json.dumps(loading["blocks"])
+
+    [update] = bot.slack.wait_for("views.update", timeout=10)
+    assert update.error is None, update.error
+    assert update.args["view_id"] == loading["id"] and update.args["hash"] == loading["hash"]
+    view = bot.slack.view(loading["id"])
+    title = next(b for b in view["blocks"] if b.get("block_id") == RequestBlock.TITLE)
+    assert title["element"]["initial_value"] == (
+        "How many searches per week come from each deployment type?"
+    )
+    bot.wait_idle()
+    assert bot.slack.violations == []
+
+
+def test_thread_shortcut_shows_a_problem_in_the_modal_not_an_endless_spinner(bot, monkeypatch):
+    def broken(*args):
+        raise RuntimeError("state store down")
+
+    monkeypatch.setattr(intake, "save_thread_draft", broken)
+    root = seed_request_thread(bot)
+    view = open_from_thread(bot, root)
+    shown = json.dumps(view["blocks"])
+    assert "Reading the thread" not in shown
+    assert "something went wrong on my side (ref `" in shown

@@ -391,7 +391,8 @@ def _where(sub: Submission) -> str:
     return "in this thread" if sub.source is Source.MESSAGE and sub.thread_ts else "here in a DM"
 
 
-def _notice_view(text: str) -> ModalView:
+def build_notice_view(text: str) -> ModalView:
+    """A one-message modal (Close only); `text` is mrkdwn we wrote."""
     return ModalView(
         type="modal",
         callback_id=View.REQUEST,
@@ -401,14 +402,25 @@ def _notice_view(text: str) -> ModalView:
     )
 
 
+def _title(row: RequestRow) -> str:
+    """The requester-typed title, clipped and escaped for any mrkdwn (blocks and `text`)."""
+    return slack_escape(clip(row.title, 200))
+
+
 def _issue_link(row: RequestRow) -> str:
-    return f"<{row.issue_url}|#{row.issue_number} {slack_escape(clip(row.title, 200))}>"
+    return f"<{row.issue_url}|#{row.issue_number} {_title(row)}>"
+
+
+def build_request_loading_view() -> ModalView:
+    """Opened at once by the message shortcut (the trigger_id expires after 3 s); replaced by
+    the request modal once the thread is read."""
+    return build_notice_view(":hourglass_flowing_sand: Reading the thread…")
 
 
 def build_request_received_view(row: RequestRow) -> ModalView:
     where = "in the thread" if _where(row.submission) == "in this thread" else "in a DM"
-    return _notice_view(
-        f":inbox_tray: Got it: *{slack_escape(clip(row.title, 200))}*.\n"
+    return build_notice_view(
+        f":inbox_tray: Got it: *{_title(row)}*.\n"
         f"I'm filing it on GitHub now and will post the issue link {where}."
     )
 
@@ -420,42 +432,51 @@ def build_request_exists_view(row: RequestRow) -> ModalView:
         text = f"This thread already has a request: {_issue_link(row)}."
     else:
         text = (
-            f"This thread already has a request, *{slack_escape(clip(row.title, 200))}*. "
+            f"This thread already has a request, *{_title(row)}*. "
             "It is queued and will get its GitHub link in the thread once filed."
         )
-    return _notice_view(text)
+    return build_notice_view(text)
 
 
 def build_request_filed_message(row: RequestRow) -> dict[str, Any]:
-    text = f"Filed {_issue_link(row)} for the D&A team."
+    text = f"Filed {_issue_link(row)} for the D&amp;A team."
     if row.submission.urgent:
         text += " It's marked *urgent*, so it shows up in #analytics."
     return {
-        "text": f"Filed #{row.issue_number}: {clip(row.title, 200)} {row.issue_url}",
+        # The notification text is mrkdwn too: a typed "<!channel>" would ping everyone.
+        "text": f"Filed #{row.issue_number}: {_title(row)} {row.issue_url}",
         "blocks": [SectionBlock(text=MarkdownTextObject(text=text)).to_dict()],
         "unfurl_links": False,
     }
 
 
-def build_request_queued_message(row: RequestRow) -> dict[str, Any]:
+def build_request_queued_message(row: RequestRow, *, ref: str | None = None) -> dict[str, Any]:
+    """The once-only note that a request waits in the queue. `ref` is set when the cause is a
+    bug of ours, not GitHub: the wording then says so, with the reference in the log."""
+    if ref is None:
+        why = "but GitHub isn't available right now, so it's queued"
+    else:
+        why = (
+            f"but something went wrong on my side while filing it (ref `{ref}`; the team has "
+            "the details), so it's queued and I'll keep trying"
+        )
     text = (
-        f":hourglass_flowing_sand: Your request *{slack_escape(clip(row.title, 200))}* is saved, "
-        "but GitHub isn't available right now, so it's queued. "
+        f":hourglass_flowing_sand: Your request *{_title(row)}* is saved, {why}. "
         f"I'll post the issue link {_where(row.submission)} once it's filed; nothing to redo."
     )
     return {
-        "text": f"Request queued: {clip(row.title, 200)}",
+        "text": f"Request queued: {_title(row)}",
         "blocks": [SectionBlock(text=MarkdownTextObject(text=text)).to_dict()],
     }
 
 
 def build_request_failed_message(row: RequestRow) -> dict[str, Any]:
     text = (
-        f":warning: GitHub refused your request *{slack_escape(clip(row.title, 200))}* "
-        f"({slack_escape(row.last_error or 'unknown reason')}). It's saved, and the D&A team "
+        f":warning: GitHub refused your request *{_title(row)}* "
+        f"({slack_escape(row.last_error or 'unknown reason')}). It's saved, and the D&amp;A team "
         f"can file it again once that's fixed (request `{row.id[:8]}`)."
     )
     return {
-        "text": f"Request not filed: {clip(row.title, 200)}",
+        "text": f"Request not filed: {_title(row)}",
         "blocks": [SectionBlock(text=MarkdownTextObject(text=text)).to_dict()],
     }

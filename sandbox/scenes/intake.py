@@ -49,7 +49,7 @@ def run(h: DemoHarness) -> None:
             user_id="U0ALICE",
             trigger_id=h.slack.issue_trigger_id(),
         ),
-        "views.open",
+        "views.update",  # a "Reading the thread…" modal at once, then the filled one
     )
     h.show_new()
 
@@ -84,7 +84,7 @@ def run(h: DemoHarness) -> None:
             user_id="U0CAROL",
             trigger_id=h.slack.issue_trigger_id(),
         ),
-        "views.open",
+        "views.update",  # a "Reading the thread…" modal at once, then the filled one
     )
     h.show_new()
 
@@ -154,6 +154,7 @@ def readable_markdown(body: str) -> str:
     zero-width spaces shown as characters, <details> as a folded section."""
     text = re.sub(r"<!--.*?-->\n*", "", body, flags=re.DOTALL)
     text = re.sub(r"</?sub>", "", text)
+    text = re.sub(r"</?code>", "`", text)
     text = re.sub(r"<details>\s*<summary>(.*?)</summary>", r"▸ \1 (click to expand)", text)
     text = text.replace("</details>", "")
     return html.unescape(text).replace("\u200b", "")
