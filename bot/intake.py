@@ -47,7 +47,6 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-URGENT_LABEL = "urgent"
 MARKER = "databot-request: {id}"
 NO_RESPONSE = "_No response_"
 BODY_MAX = 65_536  # GitHub's limit on an issue body, in characters
@@ -189,6 +188,7 @@ def render_issue(
     *,
     permalink: str | None,
     user_name: Callable[[str], str] = lambda uid: uid,
+    urgent_label: str = "urgent",
 ) -> IssueDraft:
     """The issue: body laid out like GitHub's own rendering of the form, then the standard
     questions, the Slack thread, and who asked. All Slack text is escaped for GitHub."""
@@ -215,7 +215,7 @@ def render_issue(
         thread = _thread(sub.thread, permalink, user_name, budget)
         parts.append(_section("Slack thread", thread))
     parts.append(footer)
-    labels = list(dict.fromkeys([*sub.form.labels, *([URGENT_LABEL] if sub.urgent else [])]))
+    labels = list(dict.fromkeys([*sub.form.labels, *([urgent_label] if sub.urgent else [])]))
     return IssueDraft(title=github_title(title), body="\n\n".join(parts) + "\n", labels=labels)
 
 
@@ -516,9 +516,23 @@ def file_request(deps: Deps, request_id: str) -> RequestRow | None:
         logger.info("request %s filed as #%s", request_id, issue.number)
         row = get_request(deps, request_id)
         assert row is not None
+        if row.submission.urgent:
+            _announce_urgent(deps, issue.number)
     if row.status is Status.FILED and row.notified_at is None:
         _notify_filed(deps, row)
     return get_request(deps, request_id)
+
+
+def _announce_urgent(deps: Deps, number: int) -> None:
+    """Show an urgent request in the analytics channel now, not at the next poll. Best
+    effort: the webhook or the poller delivers it anyway, and exactly once."""
+    from bot.urgent import GitHubIssue, handle_issue
+
+    try:
+        raw = deps.github.repo.get_issue(number).raw_data
+        handle_issue(deps, GitHubIssue.model_validate(raw))
+    except Exception:  # noqa: BLE001 - the issue is filed; the alert follows by poll/webhook
+        logger.warning("request #%s: urgent alert deferred to the poller", number, exc_info=True)
 
 
 def _classify(exc: Exception) -> GitHubFailure:
@@ -545,7 +559,13 @@ def _create_once(deps: Deps, row: RequestRow, attempt: int) -> IssueRef:
     permalink = row.permalink or _permalink(deps, sub)
     if permalink and not row.permalink:
         _update(deps, row.id, permalink=permalink)
-    draft = render_issue(sub, row.id, permalink=permalink, user_name=user_namer(deps))
+    draft = render_issue(
+        sub,
+        row.id,
+        permalink=permalink,
+        user_name=user_namer(deps),
+        urgent_label=deps.settings.urgent_label,
+    )
     _renew_lease(deps, row.id, attempt)
     return deps.github.create_issue(draft.title, draft.body, draft.labels)
 

@@ -535,3 +535,27 @@ def test_thread_shortcut_shows_a_problem_in_the_modal_not_an_endless_spinner(bot
     shown = json.dumps(view["blocks"])
     assert "Reading the thread" not in shown
     assert "something went wrong on my side (ref `" in shown
+
+
+def test_an_urgent_request_appears_in_the_analytics_channel_at_once_with_the_configured_label(
+    make_bot, sqlite_store
+):
+    with make_bot(sqlite_store, urgent_label="p0-urgent") as bot:
+        bot.slack.add_channel("C0ANALYTICS", "analytics")
+        bot.slack.add_user("U0ALICE", name="alice", real_name="Alice Chen")
+        bot.slack.add_user("U0BOB", name="bob", real_name="Bob Ortiz")
+        bot.slack.add_user("U0CAROL", name="carol", real_name="Carol Diaz")
+        root = seed_request_thread(bot)
+        view = open_from_thread(bot, root)
+        values = answer(**{"q:end_state": "chart", "q:why": "planning"})
+        values[RequestBlock.URGENT] = {INPUT: ["urgent"]}
+        submit(bot, view_submission(view, values))
+        [issue] = bot.github.issues()
+        assert "p0-urgent" in [label["name"] for label in issue["labels"]]
+        # No webhook, no poll: the alert comes from filing itself.
+        alerts = [
+            m
+            for m in bot.slack.messages("C0ANALYTICS")
+            if not m.get("thread_ts") and issue["html_url"] in json.dumps(m.get("blocks", []))
+        ]
+        assert len(alerts) == 1

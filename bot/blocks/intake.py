@@ -34,6 +34,7 @@ from slack_sdk.models.views import View as ModalView
 from bot.ids import Action, RequestBlock, View
 from bot.intake import Frequency, RequestRow, Source, Status, Submission, ThreadMessage
 from bot.issue_forms import MAX_FIELDS, FieldKind, FormField, IssueForm
+from bot.slack_text import escape_mrkdwn
 
 TITLE_MAX = 150  # leaves room for a form's title prefix within GitHub's 256
 TEXT_MAX = 3000  # Slack's plain_text_input maximum
@@ -48,14 +49,9 @@ FREQUENCY_LABELS = {
 }
 
 
-def slack_escape(text: str) -> str:
-    """Outside text in mrkdwn: only &, < and > are special (they make links and mentions)."""
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-
-
 def markdown_to_mrkdwn(markdown: str) -> str:
     """A form's Markdown text as Slack shows it: bold, links and headings; the rest as is."""
-    text = slack_escape(markdown)
+    text = escape_mrkdwn(markdown)
     text = re.sub(r"\*\*(.+?)\*\*", r"*\1*", text)
     text = re.sub(r"\[([^\]]+)\]\((https?://[^)\s]+)\)", r"<\2|\1>", text)
     return re.sub(r"(?m)^#{1,6}\s+(.+)$", r"*\1*", text)
@@ -221,7 +217,7 @@ def build_request_modal(
     if form.description:
         blocks.append(
             ContextBlock(
-                elements=[MarkdownTextObject(text=clip(slack_escape(form.description), 3000))]
+                elements=[MarkdownTextObject(text=clip(escape_mrkdwn(form.description), 3000))]
             )
         )
     blocks.append(
@@ -404,7 +400,7 @@ def build_notice_view(text: str) -> ModalView:
 
 def _title(row: RequestRow) -> str:
     """The requester-typed title, clipped and escaped for any mrkdwn (blocks and `text`)."""
-    return slack_escape(clip(row.title, 200))
+    return escape_mrkdwn(clip(row.title, 200))
 
 
 def _issue_link(row: RequestRow) -> str:
@@ -473,7 +469,7 @@ def build_request_queued_message(row: RequestRow, *, ref: str | None = None) -> 
 def build_request_failed_message(row: RequestRow) -> dict[str, Any]:
     text = (
         f":warning: GitHub refused your request *{_title(row)}* "
-        f"({slack_escape(row.last_error or 'unknown reason')}). It's saved, and the D&amp;A team "
+        f"({escape_mrkdwn(row.last_error or 'unknown reason')}). It's saved, and the D&amp;A team "
         f"can file it again once that's fixed (request `{row.id[:8]}`)."
     )
     return {
