@@ -278,6 +278,8 @@ def cmd_metric(args: argparse.Namespace, settings: Settings) -> int:
     from bot.metrics import print_metric_lookup
 
     return print_metric_lookup(settings, " ".join(args.words))
+
+
 # --- urgent-poll ---------------------------------------------------------------------
 
 
