@@ -418,6 +418,8 @@ class MetricService:
             "end_ts": end_ts,
             "bucket_days": bucket_days,
             "account": account or "",
+            # One price for every Cody Pro number, /metric and the daily post alike.
+            "price_usd": self.settings.cody_price_usd,
             **metric.params,
         }
         used = set(_PARAM.findall(sql))

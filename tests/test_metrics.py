@@ -527,7 +527,7 @@ def test_a_metric_with_several_value_columns_shows_them_as_fields(tmp_path):
     raw = yaml.safe_load(CATALOG_PATH.read_text())
     raw["metrics"].append(
         {
-            "name": "cody_pro",
+            "name": "cody_pro_test",
             "group": "Cody Pro",
             "label": "Cody Pro",
             "description": "Cody Pro summary.",
@@ -543,7 +543,6 @@ def test_a_metric_with_several_value_columns_shows_them_as_fields(tmp_path):
                 {"column": "new_subscribers", "label": "New", "rollup": "sum"},
                 {"column": "mrr", "label": "MRR", "unit": "USD"},
             ],
-            "params": {"price_usd": 9.0},
             "dashboard": "https://looker.example.com/dashboards/cody-pro",
             "owner": "@analytics-team",
         }
@@ -562,7 +561,7 @@ def test_a_metric_with_several_value_columns_shows_them_as_fields(tmp_path):
 
     settings = Settings()
     service = MetricService(catalog, FakeWarehouse(rows), settings, lambda: NOW)
-    answer = ask(service, "cody_pro 7d")
+    answer = ask(service, "cody_pro_test 7d")
     assert [(f.label, v) for f, v, _ in answer.values] == [
         ("Cody Pro", 100),
         ("New", 14),
