@@ -39,3 +39,18 @@ def test_no_settings_or_app_built_at_import_time():
                 func = node.value.func
                 name = getattr(func, "id", getattr(func, "attr", ""))
                 assert name not in {"Settings", "App"}, f"{path}: {name}() at import time"
+
+
+def defined_functions(name: str) -> list[str]:
+    """Modules under bot/ and handlers/ defining a top-level function called `name`."""
+    out = []
+    for path in [*(ROOT / "bot").rglob("*.py"), *(ROOT / "handlers").rglob("*.py")]:
+        tree = ast.parse(path.read_text())
+        if any(isinstance(n, ast.FunctionDef) and n.name == name for n in tree.body):
+            out.append(str(path.relative_to(ROOT)))
+    return out
+
+
+def test_one_sparkline_for_every_trend():
+    # The /metric answer and the Cody Pro post must draw a trend the same way.
+    assert defined_functions("sparkline") == ["bot/sparkline.py"]

@@ -34,7 +34,6 @@ from bot.metrics import (
 )
 from bot.periods import Period
 from bot.settings import Settings
-from bot.sparkline import sparkline
 
 D = dt.date
 NOW = dt.datetime(2026, 11, 23, 18, 0, tzinfo=dt.UTC)  # Mon Nov 23, 10:00 PT
@@ -431,12 +430,6 @@ def test_values_are_formatted_for_their_unit(value, unit, text):
 )
 def test_change_vs_previous(value, previous, unit, text):
     assert format_change(value, previous, unit) == text
-
-
-def test_sparkline_scales_and_shows_gaps():
-    assert sparkline([1, 2, 3, 4, 5, 6, 7, 8]) == "▁▂▃▄▅▆▇█"
-    assert sparkline([5, None, 5]) == "▄ ▄"
-    assert sparkline([]) == ""
 
 
 def test_answer_message_respects_slack_limits_and_carries_a_share_button():
