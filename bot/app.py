@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Executor, ThreadPoolExecutor
 
 from slack_bolt import App
 
@@ -12,7 +12,9 @@ from bot.deps import Deps
 logger = logging.getLogger(__name__)
 
 
-def build_app(deps: Deps) -> App:
+def build_app(deps: Deps, *, listener_executor: Executor | None = None) -> App:
+    """The Bolt app with every handler registered. `listener_executor` runs listeners
+    (Bolt runs them after the ack has gone back); the sandbox passes one it can wait on."""
     settings = deps.settings
     signing_secret = (
         settings.slack_signing_secret.get_secret_value() if settings.slack_signing_secret else None
@@ -24,9 +26,8 @@ def build_app(deps: Deps) -> App:
         request_verification_enabled=signing_secret is not None,
         # Listeners only ack and hand slow work to deps.work, so this pool bounds concurrent
         # acks; Bolt's default of 5 would queue the 6th ack behind five slow lookups.
-        listener_executor=ThreadPoolExecutor(
-            settings.listener_threads, thread_name_prefix="databot-listener"
-        ),
+        listener_executor=listener_executor
+        or ThreadPoolExecutor(settings.listener_threads, thread_name_prefix="databot-listener"),
         token_verification_enabled=False,
         logger=logging.getLogger("slack_bolt"),
     )

@@ -9,7 +9,9 @@ passes only the parameters the text mentions, from:
                                      scans only the partitions the lookup needs
   @bucket_days            INT64      (shape `buckets`) length of one period in days
   @account                STRING     (account_filter) the account name, '' for everyone
-  plus the entry's own `params` (e.g. @price_usd).
+  @price_usd              FLOAT64    Cody Pro price per seat per month (settings.cody_price_usd,
+                                     the same price the daily Cody Pro post uses)
+  plus the entry's own `params` (constants of that one metric).
 
 Two shapes:
   daily    one row per Pacific date in `day_column`; the service rolls the days of a period
@@ -43,7 +45,15 @@ SQL_DIR = Path(__file__).resolve().parent / "sql"
 
 _NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 _PARAM = re.compile(r"@([A-Za-z_][A-Za-z0-9_]*)")
-SERVICE_PARAMS = {"start_date", "end_date", "start_ts", "end_ts", "bucket_days", "account"}
+SERVICE_PARAMS = {
+    "start_date",
+    "end_date",
+    "start_ts",
+    "end_ts",
+    "bucket_days",
+    "account",
+    "price_usd",
+}
 
 
 class Unit(StrEnum):
@@ -117,6 +127,10 @@ class Metric(BaseModel):
             raise ValueError(f"{self.name}: dashboard must be an https:// link")
         if self.shape == "buckets" and self.grain == "day" and self.min_days > 1:
             raise ValueError(f"{self.name}: a day-grain metric has min_days 1")
+        shadowed = sorted(set(self.params) & SERVICE_PARAMS)
+        if shadowed:
+            # A metric's own copy (say a price) would drift from the one the service fills in.
+            raise ValueError(f"{self.name}: params {shadowed} are filled in by the service")
         text = self.query_text()
         used = set(_PARAM.findall(text))
         unknown = used - SERVICE_PARAMS - set(self.params)

@@ -1,5 +1,5 @@
-"""Charts uploaded with scheduled posts (PNG), and the text sparkline that stands in for
-them where a Slack client shows no images.
+"""Charts uploaded with scheduled posts (PNG). The text sparkline that stands in for them
+where a Slack client shows no images is bot/sparkline.py (shared with /metric).
 
 Figures are built with `matplotlib.figure.Figure` and the Agg canvas directly, never
 `pyplot`: pyplot keeps global state and picks a GUI backend, and jobs run in worker threads.
@@ -18,19 +18,6 @@ from matplotlib.ticker import MaxNLocator, StrMethodFormatter
 
 if TYPE_CHECKING:
     from bot.cody_pro import CodyDay
-
-BARS = "▁▂▃▄▅▆▇█"
-
-
-def sparkline(values: Sequence[float]) -> str:
-    """One block character per value, scaled between the smallest and the largest; a flat
-    series is a flat low line (so it does not read as "everything at the top")."""
-    if not values:
-        return ""
-    low, high = min(values), max(values)
-    if high == low:
-        return BARS[1] * len(values)
-    return "".join(BARS[round((v - low) / (high - low) * (len(BARS) - 1))] for v in values)
 
 
 def build_trend_figure(days: Sequence[CodyDay], *, price_usd: float) -> Figure:

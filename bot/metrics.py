@@ -28,6 +28,7 @@ from bot.catalog import Catalog, Metric, Sensitivity, ValueField, load_catalog
 from bot.errors import InputError, NotAllowedError, WarehouseError, WarehouseTimeout
 from bot.periods import Period, parse_period
 from bot.settings import Settings
+from bot.slack_text import escape_mrkdwn
 
 logger = logging.getLogger(__name__)
 
@@ -166,7 +167,7 @@ def _split_for(raw: str) -> tuple[str, str, str | None]:
 
 class UnknownMetric(InputError):
     def __init__(self, name: str, suggestions: list[str]) -> None:
-        shown = escape(name)
+        shown = escape_mrkdwn(name)
         hint = (
             " Did you mean " + " or ".join(f"`{s}`" for s in suggestions) + "?"
             if suggestions
@@ -182,22 +183,17 @@ class UnknownMetric(InputError):
 class UnknownAccount(InputError):
     def __init__(self, name: str, suggestions: list[str]) -> None:
         hint = (
-            " Close names: " + ", ".join(f"“{escape(s)}”" for s in suggestions) + "."
+            " Close names: " + ", ".join(f"“{escape_mrkdwn(s)}”" for s in suggestions) + "."
             if suggestions
             else ""
         )
-        super().__init__(f"No account matches “{escape(name)}”.{hint}")
+        super().__init__(f"No account matches “{escape_mrkdwn(name)}”.{hint}")
         self.name = name
         self.suggestions = suggestions
 
 
 class NoData(InputError):
     pass
-
-
-def escape(text: str) -> str:
-    """Slack mrkdwn escaping for text that came from outside (user input, warehouse)."""
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
 # --------------------------------------------------------------------------- rules
@@ -215,14 +211,14 @@ def may_see(metric: Metric, settings: Settings, *, user: str | None, channel: st
 
 def refusal(metric: Metric, settings: Settings, *, sharing: bool = False) -> str:
     where = ", ".join(f"<#{c}>" for c in settings.revenue_channels)
-    what = f"*{escape(metric.title)}* is revenue data"
+    what = f"*{escape_mrkdwn(metric.title)}* is revenue data"
     if sharing:
         head = f"{what}, so I won't post it in this channel."
     else:
         head = f"{what}, so I only answer it in certain channels and to certain people."
     if where:
         return f"{head} Ask in {where}."
-    return f"{head} No channel is set up for it yet: ask {escape(metric.owner)}."
+    return f"{head} No channel is set up for it yet: ask {escape_mrkdwn(metric.owner)}."
 
 
 def check_allowed(
@@ -418,6 +414,8 @@ class MetricService:
             "end_ts": end_ts,
             "bucket_days": bucket_days,
             "account": account or "",
+            # One price for every Cody Pro number, /metric and the daily post alike.
+            "price_usd": self.settings.cody_price_usd,
             **metric.params,
         }
         used = set(_PARAM.findall(sql))
@@ -513,9 +511,9 @@ def summarise(
 
     values = [(f, total(f, period, 0), total(f, previous, 1)) for f in fields]
     if values[0][1] is None:
-        where = f" for {escape(account)}" if account else ""
+        where = f" for {escape_mrkdwn(account)}" if account else ""
         raise NoData(
-            f"No {escape(metric.title)} data{where} for {period.label()}."
+            f"No {escape_mrkdwn(metric.title)} data{where} for {period.label()}."
             + (
                 f" The data goes through {format_through(data_through, settings)}."
                 if data_through

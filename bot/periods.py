@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from zoneinfo import ZoneInfo
 
 from bot.errors import InputError
+from bot.slack_text import escape_mrkdwn
 
 # Longer ranges scan a lot of data for one lookup; the team answers those by hand.
 MAX_DAYS = 400
@@ -143,7 +144,7 @@ def parse_period(text: str | None, today: dt.date) -> Period:
 def period_help(text: str | None) -> str:
     # The text goes back into Slack mrkdwn: escape it so `<!channel>` stays inert.
     shown = (text or "").strip()[:MAX_TEXT]
-    shown = shown.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    shown = escape_mrkdwn(shown)
     head = f"I can't read the period “{shown}”." if shown else "I can't read that period."
     return head + " Try one of: " + ", ".join(ACCEPTED_FORMS) + "."
 

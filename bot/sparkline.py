@@ -1,4 +1,5 @@
-"""Compact text sparklines (`▁▂▄▇`) for trends in Slack and the terminal."""
+"""Compact text sparklines (`▁▂▄▇`) for trends in Slack and the terminal: the one used by
+/metric answers and the Cody Pro post alike."""
 
 from __future__ import annotations
 

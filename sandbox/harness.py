@@ -10,9 +10,10 @@ from __future__ import annotations
 import datetime as dt
 import json
 import secrets
+import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import Future
+from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -28,30 +29,34 @@ from sandbox.slack_requests import send_signed
 ANALYTICS_CHANNEL = "C0ANALYTICS"
 
 
-class TrackingExecutor:
-    """Wraps deps.work so tests and the demo can wait until background work is done."""
+class TrackingExecutor(Executor):
+    """Wraps an executor so tests and the demo can wait until what it runs is done. Used
+    for deps.work and for Bolt's listener executor."""
 
-    def __init__(self, inner) -> None:
+    def __init__(self, inner: Executor) -> None:
         self.inner = inner
-        self.futures: list[Future] = []
+        self._lock = threading.Lock()
+        self.futures: list[Future] = []  # every one submitted, in order
 
-    def submit(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Future:
-        future = self.inner.submit(fn, *args, **kwargs)
-        self.futures.append(future)
+    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future:
+        with self._lock:
+            future = self.inner.submit(fn, *args, **kwargs)
+            self.futures.append(future)
         return future
+
+    def pending(self) -> int:
+        with self._lock:
+            return sum(not f.done() for f in self.futures)
 
     def wait_idle(self, timeout: float = 30) -> None:
         deadline = time.monotonic() + timeout
-        while True:
-            pending = [f for f in self.futures if not f.done()]
-            if not pending:
-                return
+        while pending := self.pending():
             if time.monotonic() > deadline:
-                raise TimeoutError(f"{len(pending)} background tasks still running")
+                raise TimeoutError(f"{pending} background tasks still running")
             time.sleep(0.01)
 
-    def shutdown(self, *args: Any, **kwargs: Any) -> None:
-        self.inner.shutdown(*args, **kwargs)
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        self.inner.shutdown(wait=wait, cancel_futures=cancel_futures)
 
 
 class Response:
@@ -89,6 +94,7 @@ class BotHarness:
         self.slack = FakeSlack()
         self.github = FakeGitHub(now=now) if now is not None else FakeGitHub()
         self.deps: Deps | None = None
+        self.listeners: TrackingExecutor | None = None
         self.server = None
 
     # --- lifecycle -----------------------------------------------------------------
@@ -119,7 +125,12 @@ class BotHarness:
             self.settings, warehouse=self._warehouse, store=self._store, now=self._now
         )
         self.deps.work = TrackingExecutor(self.deps.work)
-        self.app = build_app(self.deps)
+        self.listeners = TrackingExecutor(
+            ThreadPoolExecutor(
+                self.settings.listener_threads, thread_name_prefix="databot-listener"
+            )
+        )
+        self.app = build_app(self.deps, listener_executor=self.listeners)
         self.server = WebServer(build_web(self.app, self.deps), threads=16).start()
         return self
 
@@ -130,6 +141,8 @@ class BotHarness:
             pass
         if self.server is not None:
             self.server.stop()
+        if self.listeners is not None:
+            self.listeners.shutdown(wait=False, cancel_futures=True)
         if self.deps is not None:
             self.deps.work.shutdown(wait=False, cancel_futures=True)
             if self._warehouse is None:
@@ -144,8 +157,18 @@ class BotHarness:
         return self.server.url
 
     def wait_idle(self, timeout: float = 30) -> None:
-        """Wait until every piece of work handed off after an ack has finished."""
-        self.deps.work.wait_idle(timeout)
+        """Wait until every listener has finished and so has the work they handed off.
+
+        Bolt runs a listener after its ack has gone back, so when a response arrives the
+        listener may still be about to submit work: wait for the listeners first, then for
+        deps.work, and again until both are idle at once (a request sent meanwhile
+        starts another listener)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            self.listeners.wait_idle(max(0.0, deadline - time.monotonic()))
+            self.deps.work.wait_idle(max(0.0, deadline - time.monotonic()))
+            if not self.listeners.pending() and not self.deps.work.pending():
+                return
 
     # --- Slack -> bot ----------------------------------------------------------------
     def post_slack(

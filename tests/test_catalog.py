@@ -39,10 +39,11 @@ def test_revenue_metrics_are_marked_sensitive(catalog):
 
 
 def test_cody_metrics_share_the_one_cody_pro_definition(catalog):
-    for name in ("cody_pro_active", "cody_pro_new", "cody_pro_canceled", "mrr", "arr"):
+    for name in ("cody_pro", "cody_pro_active", "cody_pro_new", "cody_pro_canceled", "mrr", "arr"):
         metric = catalog.get(name)
         assert metric.sql_file == "cody_pro_daily.sql"
-        assert metric.params["price_usd"] == 9
+        # The price comes from settings.cody_price_usd, as in the daily post: no copy here.
+        assert "price_usd" not in metric.params
 
 
 def test_names_and_aliases_are_case_insensitive(catalog):
@@ -84,6 +85,8 @@ def _first(raw, name):
         (lambda r: _first(r, "dau").update(dashboard="http://x"), ["dashboard"]),
         (lambda r: _first(r, "mau").pop("owner"), ["owner"]),
         (lambda r: _first(r, "dau").update(surprise=1), ["surprise"]),
+        # The price is settings.cody_price_usd for every Cody Pro number: no local copy.
+        (lambda r: _first(r, "mrr").update(params={"price_usd": 9.0}), ["mrr", "price_usd"]),
     ],
 )
 def test_invalid_catalog_is_refused_with_a_pointed_message(tmp_path, mutate, words):

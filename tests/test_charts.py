@@ -1,10 +1,9 @@
 import datetime as dt
 import io
 
-import pytest
 from PIL import Image
 
-from bot.charts import BARS, build_trend_figure, render_trend_png, sparkline
+from bot.charts import build_trend_figure, render_trend_png
 from bot.cody_pro import CodyDay
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -59,20 +58,3 @@ def test_trend_chart_plots_one_point_per_day_in_date_order():
 def test_trend_title_names_the_first_and_last_day():
     fig = build_trend_figure(make_days(30), price_usd=9)
     assert fig.axes[0].get_title() == "Cody Pro, Oct 24 – Nov 22"
-
-
-@pytest.mark.parametrize(
-    "values, expected",
-    [
-        ([1, 2, 3, 4, 5, 6, 7, 8], BARS),
-        ([8, 1], BARS[-1] + BARS[0]),
-        ([5, 5, 5], BARS[1] * 3),
-        ([], ""),
-    ],
-)
-def test_sparkline_scales_between_lowest_and_highest(values, expected):
-    assert sparkline(values) == expected
-
-
-def test_sparkline_has_one_character_per_day():
-    assert len(sparkline([d.active_subscribers for d in make_days(30)])) == 30

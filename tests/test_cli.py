@@ -3,19 +3,31 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from pathlib import Path
+
+from tests.checkout import CHECKOUT, checkout_env
 
 
-def run_cli(*args: str, env: dict[str, str] | None = None, cwd=None) -> subprocess.CompletedProcess:
+def run_python(*args: str, env: dict[str, str] | None = None, cwd=None):
     clean = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "GITHUB_"))}
     clean.update(env or {})
     return subprocess.run(
-        [sys.executable, "-m", "bot.cli", *args],
+        [sys.executable, *args],
         capture_output=True,
         text=True,
-        env=clean,
+        env=checkout_env(clean),
         cwd=cwd,
         timeout=120,
     )
+
+
+def run_cli(*args: str, env: dict[str, str] | None = None, cwd=None) -> subprocess.CompletedProcess:
+    return run_python("-m", "bot.cli", *args, env=env, cwd=cwd)
+
+
+def test_the_cli_in_a_subprocess_runs_this_checkout(tmp_path):
+    result = run_python("-c", "import bot; print(bot.__file__)", cwd=tmp_path)
+    assert Path(result.stdout.strip()) == CHECKOUT / "bot" / "__init__.py"
 
 
 def test_serve_without_credentials_says_what_to_set_without_a_traceback(tmp_path):

@@ -210,6 +210,28 @@ def test_digest_has_wins_plan_slipped_and_urgent_from_the_sprint(deps, github):
     assert "Sprint 24 starts today" in post.text
 
 
+def test_mentions_and_links_in_issue_titles_render_as_text_in_the_digest(deps, github):
+    title = "<!channel> Q4 numbers & <https://evil.example|click here> <@U0BOSS>"
+    seed(github)
+    number = github.create_issue(
+        title=title,
+        labels=["analysis"],
+        assignees=["alice"],
+        milestone="Sprint 24",
+        created_at=dt.datetime(2026, 11, 2, tzinfo=dt.UTC),
+    )["number"]
+    post = SprintDigestJob(deps).build(deps, "2026-11-23")
+
+    text = block_texts(post.blocks) + "\n" + post.text
+    line = next(x for x in text.splitlines() if f"|#{number}>" in x)
+    assert (
+        "&lt;!channel&gt; Q4 numbers &amp; &lt;https://evil.example|click here&gt; "
+        "&lt;@U0BOSS&gt;" in line
+    )
+    for live in ("<!channel>", "<@U0BOSS>", "<https://evil"):
+        assert live not in text
+
+
 def test_wins_are_grouped_by_request_type_with_assignees(deps, github):
     numbers = seed(github)
     blocks = SprintDigestJob(deps).build(deps, "2026-11-23").blocks

@@ -39,3 +39,46 @@ def test_no_settings_or_app_built_at_import_time():
                 func = node.value.func
                 name = getattr(func, "id", getattr(func, "attr", ""))
                 assert name not in {"Settings", "App"}, f"{path}: {name}() at import time"
+
+
+def defined_functions(name: str) -> list[str]:
+    """Modules under bot/ and handlers/ defining a top-level function called `name`."""
+    out = []
+    for path in [*(ROOT / "bot").rglob("*.py"), *(ROOT / "handlers").rglob("*.py")]:
+        tree = ast.parse(path.read_text())
+        if any(isinstance(n, ast.FunctionDef) and n.name == name for n in tree.body):
+            out.append(str(path.relative_to(ROOT)))
+    return out
+
+
+def test_one_sparkline_for_every_trend():
+    # The /metric answer and the Cody Pro post must draw a trend the same way.
+    assert defined_functions("sparkline") == ["bot/sparkline.py"]
+
+
+# Copies of the mrkdwn escaper still to be switched by their owners, and escapers for
+# other targets (GitHub Markdown/HTML), which are not Slack's.
+ESCAPER_ALLOWED = {
+    "bot/slack_text.py",  # the one: escape_mrkdwn
+    "bot/markdown.py",  # GitHub Markdown: HTML entities and @mentions
+    "bot/blocks/intake.py",  # being switched by the intake owner
+}
+
+
+def test_one_slack_mrkdwn_escaper():
+    offenders = []
+    for path in [*(ROOT / "bot").rglob("*.py"), *(ROOT / "handlers").rglob("*.py")]:
+        rel = str(path.relative_to(ROOT))
+        if rel in ESCAPER_ALLOWED:
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            # text.replace("<", "&lt;") and friends: a hand-made escaper
+            if (
+                isinstance(node, ast.Call)
+                and getattr(node.func, "attr", "") == "replace"
+                and len(node.args) == 2
+                and all(isinstance(a, ast.Constant) for a in node.args)
+                and node.args[1].value in ("&lt;", "&gt;", "&amp;")
+            ):
+                offenders.append(f"{rel}:{node.lineno}")
+    assert offenders == [], "use bot.slack_text.escape_mrkdwn"

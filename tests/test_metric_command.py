@@ -3,6 +3,7 @@ the loopback response_url, a small fake of our own Warehouse protocol behind it.
 
 import datetime as dt
 import json
+import re
 import threading
 import time
 
@@ -10,8 +11,10 @@ import pytest
 
 from bot.errors import WarehouseTimeout
 from bot.ids import Action
+from bot.warehouse import DuckDBWarehouse
 from sandbox.harness import BotHarness
 from sandbox.slack_requests import block_actions
+from tests.cody_warehouse import RawSSC
 
 NOW = dt.datetime(2026, 11, 23, 18, 0, tzinfo=dt.UTC)  # Mon Nov 23, 10:00 PT
 REVENUE = "C0FINANCE"
@@ -267,3 +270,100 @@ def test_help_comes_back_in_the_ack_even_while_every_worker_is_busy(tmp_path):
         response, _ = bot.slash("/metric", "help")
         elapsed = time.perf_counter() - started
         assert "`dau`" in response.text and elapsed < 1.0
+
+
+# --- Cody Pro on the demo warehouse, checked against the raw SSC rows ----------------------
+
+YESTERDAY = dt.date(2026, 11, 22)  # /metric's default period at NOW (Mon Nov 23, 10:00 PT)
+PRICE = 10.0  # not the $9 default: the price must come from settings.cody_price_usd
+
+
+class CountingWarehouse:
+    """The demo DuckDB warehouse, counting the queries that reach it."""
+
+    def __init__(self, path):
+        self.inner = DuckDBWarehouse(path, timeout_s=60)
+        self.queries = 0
+
+    def query(self, sql, params=None, labels=None):
+        self.queries += 1
+        return self.inner.query(sql, params, labels=labels)
+
+    def close(self):
+        self.inner.close()
+
+
+@pytest.fixture
+def cody_bot(tmp_path, demo_warehouse_path):
+    warehouse = CountingWarehouse(demo_warehouse_path)
+    with BotHarness(
+        data_dir=tmp_path,
+        warehouse=warehouse,
+        now=lambda: NOW,
+        revenue_channels=[REVENUE],
+        revenue_users=["U0CFO"],
+        cody_price_usd=PRICE,
+    ) as harness:
+        harness.demo = warehouse
+        yield harness
+    warehouse.close()
+
+
+def number(text):
+    """`1,234` / `$12,340` as a number."""
+    return float(text.replace("$", "").replace(",", ""))
+
+
+def headline_value(payload):
+    text = payload["blocks"][0]["text"]["text"]
+    return number(re.search(r"\n\*([^*]+)\*", text).group(1))
+
+
+def field_values(payload):
+    """{label: value} of the answer's fields (`*label*\nvalue  change`)."""
+    out = {}
+    for block in payload["blocks"]:
+        for field in block.get("fields") or []:
+            label, rest = field["text"].split("\n", 1)
+            out[label.strip("*")] = number(rest.split()[0])
+    return out
+
+
+def test_mrr_uses_the_configured_seat_price(cody_bot, demo_warehouse_path):
+    _, url = cody_bot.slash("/metric", "mrr", channel=REVENUE)
+    payload = reply(cody_bot, url)
+
+    active = len(RawSSC(demo_warehouse_path).active_users(YESTERDAY))
+    assert active > 0
+    assert headline_value(payload) == active * PRICE
+    assert "Nov 22, 2026" in all_text(payload)
+
+
+def test_cody_pro_summary_shows_every_daily_field_in_a_revenue_channel(
+    cody_bot, demo_warehouse_path
+):
+    _, url = cody_bot.slash("/metric", "cody_pro", channel=REVENUE)
+    payload = reply(cody_bot, url)
+
+    expected = RawSSC(demo_warehouse_path).fields(YESTERDAY, price=PRICE)
+    assert expected["new_subscribers"] or expected["retained_subscribers"]
+    assert headline_value(payload) == expected["active_subscribers"]
+    assert field_values(payload) == {
+        "New subscribers": expected["new_subscribers"],
+        "Retained subscribers": expected["retained_subscribers"],
+        "Canceled subscribers": expected["canceled_subscribers"],
+        "Subscribers billed (new + retained)": expected["daily_subscribers"],
+        "Revenue billed": expected["daily_revenue"],
+        "Revenue added (new)": expected["daily_revenue_added"],
+        "Revenue retained": expected["daily_revenue_retained"],
+        "MRR": expected["mrr"],
+        "ARR": expected["arr"],
+    }
+    assert "Nov 22, 2026" in all_text(payload)
+
+
+def test_cody_pro_summary_is_refused_outside_revenue_channels(cody_bot):
+    text = all_text(acked(cody_bot, "cody pro", channel=GENERAL))
+    assert "revenue" in text and f"<#{REVENUE}>" in text
+    assert "$" not in text
+    assert cody_bot.demo.queries == 0

@@ -13,6 +13,7 @@ import urllib.request
 
 from sandbox.slack_api import FakeSlack
 from sandbox.slack_requests import send, slash_command
+from tests.checkout import checkout_env
 
 
 def free_port() -> int:
@@ -49,7 +50,7 @@ def test_serve_answers_health_checks_rejects_unsigned_requests_and_stops_on_sigt
         )
         process = subprocess.Popen(
             [sys.executable, "-m", "bot.cli", "serve"],
-            env=env,
+            env=checkout_env(env),
             cwd=tmp_path,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,

@@ -17,8 +17,8 @@ from slack_sdk.models.blocks import (
     SectionBlock,
 )
 
-from bot.charts import sparkline
 from bot.cody_pro import SSC_TABLES, Change, CodyReport, fmt_day, fmt_time
+from bot.sparkline import sparkline
 
 LABELS = {
     "active_subscribers": "Active subscribers",

@@ -27,6 +27,7 @@ from bot.digest import (
     SprintDigest,
     group_by_type,
 )
+from bot.slack_text import escape_mrkdwn
 from bot.sprints import format_range
 
 SECTION_MAX = 3000
@@ -35,11 +36,6 @@ TITLE_MAX = 90
 # Room kept at the end of a section for the "…and N more" line.
 MORE_RESERVE = 200
 FALLBACK_MAX = 3000
-
-
-def escape(text: str) -> str:
-    """Slack mrkdwn control characters in text from outside (issue titles, names)."""
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
 def shorten(text: str, limit: int) -> str:
@@ -55,10 +51,10 @@ def shorten(text: str, limit: int) -> str:
 
 
 def issue_line(item: IssueItem, *, flag_unassigned: bool = True) -> str:
-    who = ", ".join(escape(a) for a in item.assignees)
+    who = ", ".join(escape_mrkdwn(a) for a in item.assignees)
     if not who:
         who = ":warning: _unassigned_" if flag_unassigned else "_unassigned_"
-    return f"• <{item.url}|#{item.number}> {escape(shorten(item.title, TITLE_MAX))} — {who}"
+    return f"• <{item.url}|#{item.number}> {escape_mrkdwn(shorten(item.title, TITLE_MAX))} — {who}"
 
 
 def fit_lines(heading: str, lines: Sequence[tuple[str, bool]], hidden: int, more_url: str) -> str:
@@ -89,7 +85,7 @@ def fit_lines(heading: str, lines: Sequence[tuple[str, bool]], hidden: int, more
 def _grouped_lines(items: list[IssueItem], type_labels: list[str], skip: set[str]):
     lines: list[tuple[str, bool]] = []
     for name, members in group_by_type(items, type_labels, skip):
-        lines.append((f"*{escape(name[:1].upper() + name[1:])}* ({len(members)})", False))
+        lines.append((f"*{escape_mrkdwn(name[:1].upper() + name[1:])}* ({len(members)})", False))
         lines.extend((issue_line(i), True) for i in members)
     return lines
 
@@ -131,9 +127,12 @@ def build_digest_message(d: SprintDigest) -> tuple[str, list[dict]]:
 
     blocks: list[Block] = [
         _header(f":rocket: {d.sprint.name} starts today"),
-        _context(f"{format_range(d.sprint.start, d.sprint.end)} · <{repo_url}|{escape(d.repo)}>"),
+        _context(
+            f"{format_range(d.sprint.start, d.sprint.end)} · <{repo_url}|{escape_mrkdwn(d.repo)}>"
+        ),
         _issue_section(
-            f"*:trophy: Wins from {escape(d.previous.name)}:* {_plural(wins_n, 'issue')} done",
+            f"*:trophy: Wins from {escape_mrkdwn(d.previous.name)}:* "
+            f"{_plural(wins_n, 'issue')} done",
             d.wins,
             _grouped_lines(d.wins.items, d.type_labels, skip),
             "_Nothing was closed as completed in the last sprint._",
@@ -142,7 +141,7 @@ def build_digest_message(d: SprintDigest) -> tuple[str, list[dict]]:
     ]
 
     where = {
-        "milestone": f"in the {escape(d.sprint.milestone or '')} milestone",
+        "milestone": f"in the {escape_mrkdwn(d.sprint.milestone or '')} milestone",
         "label": "with the sprint label",
         "no milestone": "open in the repo (this sprint has no milestone yet)",
         "open issues": "open in the repo (no sprint milestone or label is set up)",
@@ -167,7 +166,7 @@ def build_digest_message(d: SprintDigest) -> tuple[str, list[dict]]:
     if d.slipped is not None and d.slipped.total:
         blocks.append(
             _issue_section(
-                f"*:hourglass: Slipped from {escape(d.previous.name)}:* "
+                f"*:hourglass: Slipped from {escape_mrkdwn(d.previous.name)}:* "
                 f"{_plural(d.slipped.total, 'issue')} still open",
                 d.slipped,
                 [(issue_line(i), True) for i in d.slipped.items],
@@ -184,7 +183,7 @@ def build_digest_message(d: SprintDigest) -> tuple[str, list[dict]]:
             )
         )
     blocks.append(DividerBlock())
-    ahead = f"*:calendar: Looking ahead:* next sprint is {escape(d.upcoming.describe())}."
+    ahead = f"*:calendar: Looking ahead:* next sprint is {escape_mrkdwn(d.upcoming.describe())}."
     if d.plan_url:
         ahead += f" <{d.plan_url}|The plan for the next 2–4 weeks>"
     blocks.append(_section(ahead))
@@ -194,8 +193,8 @@ def build_digest_message(d: SprintDigest) -> tuple[str, list[dict]]:
 
     slipped_n = d.slipped.total if d.slipped is not None else 0
     text = (
-        f"{escape(d.sprint.name)} starts today: {_plural(wins_n, 'issue')} done in "
-        f"{escape(d.previous.name)}, {plan_n:,} planned ({len(unassigned)} unassigned), "
+        f"{escape_mrkdwn(d.sprint.name)} starts today: {_plural(wins_n, 'issue')} done in "
+        f"{escape_mrkdwn(d.previous.name)}, {plan_n:,} planned ({len(unassigned)} unassigned), "
         f"{slipped_n:,} slipped, {d.urgent.total:,} urgent open."
     )
     return text[:FALLBACK_MAX], _render(blocks)
@@ -206,7 +205,7 @@ def build_planning_message(r: PlanningReminder) -> tuple[str, list[dict]]:
     blocks: list[Block] = [
         _header(f":clipboard: Sprint planning: {r.sprint.name}"),
         _section(
-            f"{escape(r.sprint.name)} starts {starts}. Before planning, please look at the "
+            f"{escape_mrkdwn(r.sprint.name)} starts {starts}. Before planning, please look at the "
             "requests below: give each an owner, or decide it waits."
         ),
         _issue_section(
@@ -216,7 +215,7 @@ def build_planning_message(r: PlanningReminder) -> tuple[str, list[dict]]:
             "_None: every open request has an owner._",
         ),
         _issue_section(
-            f"*Untriaged ({escape(r.untriaged_means)}):* {r.untriaged.total:,}",
+            f"*Untriaged ({escape_mrkdwn(r.untriaged_means)}):* {r.untriaged.total:,}",
             r.untriaged,
             [(issue_line(i), True) for i in r.untriaged.items],
             "_None._",
@@ -225,7 +224,7 @@ def build_planning_message(r: PlanningReminder) -> tuple[str, list[dict]]:
     if r.plan_url:
         blocks.append(_section(f"<{r.plan_url}|The plan for the next 2–4 weeks>"))
     text = (
-        f"Sprint planning for {escape(r.sprint.name)} ({starts}): "
+        f"Sprint planning for {escape_mrkdwn(r.sprint.name)} ({starts}): "
         f"{r.unassigned.total:,} unassigned and {r.untriaged.total:,} untriaged requests."
     )
     return text, _render(blocks)
@@ -246,6 +245,6 @@ def build_checkin_message(c: CheckIn) -> tuple[str, list[dict]]:
             "_Every open sprint issue was updated this week._",
         ),
     ]
-    name = escape(c.sprint.name)
+    name = escape_mrkdwn(c.sprint.name)
     text = f"Mid-sprint check-in for {name}: {c.stale.total:,} issues with no update."
     return text, _render(blocks)

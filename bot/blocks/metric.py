@@ -17,9 +17,10 @@ from slack_sdk.models.blocks import (
 
 from bot.catalog import Catalog, Sensitivity, Unit
 from bot.ids import Action
-from bot.metrics import Answer, DataRequestPrefill, escape, format_through
+from bot.metrics import Answer, DataRequestPrefill, format_through
 from bot.periods import ACCEPTED_FORMS
 from bot.settings import Settings
+from bot.slack_text import escape_mrkdwn
 from bot.sparkline import sparkline
 
 SECTION_LIMIT = 3000  # Slack's limit on a section's text
@@ -116,7 +117,9 @@ def build_metric_message(
     metric = answer.metric
     field, value, previous = answer.headline
     unit = field.unit
-    title = f"*{escape(metric.title)}*{_for(answer)} · {answer.period.label()}{_widened(answer)}"
+    title = (
+        f"*{escape_mrkdwn(metric.title)}*{_for(answer)} · {answer.period.label()}{_widened(answer)}"
+    )
     headline = (
         f"*{format_value(value, unit)}*   {format_change(value, previous, unit)} "
         f"vs {answer.previous_period.label()} ({format_value(previous, unit)})"
@@ -136,7 +139,7 @@ def build_metric_message(
             SectionBlock(
                 fields=[
                     MarkdownTextObject(
-                        text=f"*{escape(f.label)}*\n{format_value(v, f.unit)}  "
+                        text=f"*{escape_mrkdwn(f.label)}*\n{format_value(v, f.unit)}  "
                         f"{format_change(v, p, f.unit)}"
                     )
                     for f, v, p in answer.values[1:11]
@@ -147,7 +150,7 @@ def build_metric_message(
         blocks.append(SectionBlock(text=MarkdownTextObject(text=_breakdown_table(answer))))
     context = [_freshness(answer, settings), f"<{metric.dashboard}|Dashboard>"]
     if metric.note:
-        context.append(escape(metric.note))
+        context.append(escape_mrkdwn(metric.note))
     if shared_by:
         context.append(f"Asked by <@{shared_by}>")
     blocks.append(ContextBlock(elements=[MarkdownTextObject(text=_clip(" · ".join(context)))]))
@@ -169,7 +172,7 @@ def build_metric_message(
 def _for(answer: Answer, *, plain: bool = False) -> str:
     if not answer.account:
         return ""
-    return f" for {answer.account}" if plain else f" for {escape(answer.account)}"
+    return f" for {answer.account}" if plain else f" for {escape_mrkdwn(answer.account)}"
 
 
 def _widened(answer: Answer) -> str:
@@ -202,7 +205,7 @@ def _breakdown_table(answer: Answer) -> str:
     if rest > 0:
         lines.append(f"    … and {rest} more")
     # Inside a code block mrkdwn is not parsed, but <, > and & still need escaping.
-    return _clip("```" + escape("\n".join(lines)) + "```")
+    return _clip("```" + escape_mrkdwn("\n".join(lines)) + "```")
 
 
 # --------------------------------------------------------------------------- help & misses
@@ -219,13 +222,13 @@ def build_metric_help(catalog: Catalog) -> list[Block]:
         )
     ]
     for group, metrics in catalog.groups().items():
-        lines = [f"*{escape(group)}*"]
+        lines = [f"*{escape_mrkdwn(group)}*"]
         for m in metrics:
             lock = " :lock: _revenue_" if m.sensitivity is Sensitivity.REVENUE else ""
             account = " · by account" if m.account_filter else ""
             lines.append(
-                f"• `{m.name}` {escape(m.description)} _(default {m.default_period}{account})_"
-                + lock
+                f"• `{m.name}` {escape_mrkdwn(m.description)} "
+                f"_(default {m.default_period}{account})_" + lock
             )
         blocks.append(SectionBlock(text=MarkdownTextObject(text=_clip("\n".join(lines)))))
     blocks.append(
@@ -258,4 +261,4 @@ def build_request_offer(message: str, prefill: DataRequestPrefill | None) -> lis
 
 
 def build_metric_working(text: str) -> str:
-    return WORKING.format(text=escape(" ".join(text.split())[:80]))
+    return WORKING.format(text=escape_mrkdwn(" ".join(text.split())[:80]))

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import html
 import re
-import time
 from typing import TYPE_CHECKING
 
 from bot import intake
@@ -134,12 +133,8 @@ def _interact_and_wait(h: DemoHarness, payload: dict, method: str) -> dict:
 
 
 def _submit(h: DemoHarness, payload: dict) -> None:
-    before = len(h.deps.work.futures)
     h.interact(payload)
-    deadline = time.monotonic() + 5
-    while len(h.deps.work.futures) == before and time.monotonic() < deadline:
-        time.sleep(0.01)
-    h.wait_idle()
+    h.wait_idle()  # waits for the listener, then for the work it hands off
 
 
 def _print_issue(h: DemoHarness, issue: dict) -> None:

@@ -50,6 +50,8 @@ def run(h) -> None:
     _ask(h, "mrr")
     h.say("`/metric mrr` in #finance")
     _ask(h, "mrr", channel=FINANCE_CHANNEL, channel_name="finance")
+    h.say("`/metric cody_pro` in #finance: every Cody Pro daily field at once")
+    _ask(h, "cody_pro", channel=FINANCE_CHANNEL, channel_name="finance")
 
     h.say("A typo: `/metric mua last month`")
     _ask(h, "mua last month")
