@@ -510,35 +510,6 @@ class CodyDailyJob:
         )
 
 
-# --- on demand (/metric cody_pro) ----------------------------------------------------------
-
-
-def cody_pro_summary(deps: Deps, day: dt.date | None = None) -> tuple[str, list[dict]]:
-    """Text and blocks summarising every Cody Pro field for `day` (default: the latest
-    complete Pacific date). Shows revenue: the caller must check the channel/user may see
-    it. Raises WarehouseError (user-safe) when SSC has no complete data for that date."""
-    from bot.blocks.cody import build_cody_summary_message
-
-    today = deps.now().astimezone(PACIFIC).date()
-    if day is None:
-        day = latest_complete_date(deps.warehouse, today)
-        if day is None:
-            raise WarehouseError("SSC has not reported how far its Cody Pro data is synced.")
-    readiness = check_readiness(deps.warehouse, day)
-    if not readiness.ready:
-        raise WarehouseError(
-            f"Cody Pro numbers for {fmt_day(day)} are not ready: {readiness.reason}."
-        )
-    report = load_report(
-        deps.warehouse, deps.settings, day, synced_through=readiness.synced_through
-    )
-    if report.problems:
-        raise WarehouseError(
-            "The Cody Pro numbers failed a consistency check: " + "; ".join(report.problems)
-        )
-    return build_cody_summary_message(report)
-
-
 # --- formatting shared by the blocks and the reasons ----------------------------------------
 
 

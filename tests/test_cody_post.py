@@ -10,9 +10,8 @@ import pytest
 from PIL import Image
 
 from bot.blocks.cody import fmt_money
-from bot.cody_pro import CodyDailyJob, cody_pro_summary, load_report
+from bot.cody_pro import CodyDailyJob, load_report
 from bot.deps import Deps, build_deps
-from bot.errors import WarehouseError
 from bot.ids import Job
 from bot.jobs import NotReady, Post
 from bot.settings import Settings
@@ -232,28 +231,6 @@ def test_a_bad_period_is_a_clear_error(demo_warehouse, make_deps):
 
 
 # --- on demand -----------------------------------------------------------------------------
-
-
-def test_summary_defaults_to_the_latest_complete_day(
-    demo_warehouse, demo_warehouse_path, make_deps
-):
-    deps = make_deps(demo_warehouse)
-    deps.now = lambda: dt.datetime(2026, 11, 23, 18, 0, tzinfo=dt.UTC)
-
-    text, blocks = cody_pro_summary(deps)
-
-    expected = RawSSC(demo_warehouse_path).fields(DAY)
-    assert "Cody Pro summary · Sun, Nov 22, 2026" in block_text(blocks)
-    assert field_value(block_text(blocks), "MRR") == f"${expected['mrr']:,.0f}"
-    assert f"{expected['active_subscribers']:,} active subscribers" in text
-
-
-def test_summary_for_an_incomplete_day_says_why(demo_warehouse, make_deps):
-    deps = make_deps(demo_warehouse)
-    deps.now = lambda: dt.datetime(2026, 11, 23, 18, 0, tzinfo=dt.UTC)
-
-    with pytest.raises(WarehouseError, match="not ready: ssc.subscriptions has complete data only"):
-        cody_pro_summary(deps, dt.date(2026, 11, 23))
 
 
 @pytest.mark.parametrize(

@@ -56,12 +56,10 @@ def test_one_sparkline_for_every_trend():
     assert defined_functions("sparkline") == ["bot/sparkline.py"]
 
 
-# Copies of the mrkdwn escaper still to be switched by their owners, and escapers for
-# other targets (GitHub Markdown/HTML), which are not Slack's.
+# Escapers for other targets (GitHub Markdown/HTML), which are not Slack's.
 ESCAPER_ALLOWED = {
     "bot/slack_text.py",  # the one: escape_mrkdwn
     "bot/markdown.py",  # GitHub Markdown: HTML entities and @mentions
-    "bot/blocks/intake.py",  # being switched by the intake owner
 }
 
 

@@ -189,12 +189,3 @@ def build_cody_daily_message(report: CodyReport) -> tuple[str, list[dict]]:
         _fallback_text(report, f"Cody Pro for {fmt_day(report.day.date)}"),
         _blocks(report, title, chart=True),
     )
-
-
-def build_cody_summary_message(report: CodyReport) -> tuple[str, list[dict]]:
-    """/metric cody_pro: the same fields on demand, without the chart upload."""
-    title = f"Cody Pro summary · {fmt_day(report.day.date)}"
-    return (
-        _fallback_text(report, f"Cody Pro on {fmt_day(report.day.date)}"),
-        _blocks(report, title, chart=False),
-    )
