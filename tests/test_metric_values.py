@@ -329,3 +329,18 @@ def test_bigquery_backend_gives_the_same_answer_as_duckdb(bigquery_pair, name):
         (r.label, r.value) for r in on_duck.breakdown
     ]
     assert on_bq.data_through == on_duck.data_through
+
+
+def test_a_non_pacific_schedule_time_zone_does_not_move_reported_days(demo_path, raw):
+    # TIMEZONE is for schedules; DOMAIN.md defines reported days in Pacific time. At 01:30
+    # Eastern on Nov 23 it is still Nov 22 in Pacific: "yesterday" must be Nov 21, whole.
+    warehouse = DuckDBWarehouse(demo_path, timeout_s=60)
+    try:
+        east = Settings(_env_file=None, timezone="America/New_York")
+        at = dt.datetime(2026, 11, 23, 6, 30, tzinfo=dt.UTC)
+        service = MetricService(load_catalog(), warehouse, east, lambda: at)
+        answer = service.answer(service.parse("dau yesterday"))
+    finally:
+        warehouse.close()
+    assert (answer.period.start, answer.period.end) == (D(2026, 11, 21), D(2026, 11, 21))
+    assert answer.headline[1] == expected_dau(raw, answer.period)
