@@ -344,3 +344,29 @@ def test_a_non_pacific_schedule_time_zone_does_not_move_reported_days(demo_path,
         warehouse.close()
     assert (answer.period.start, answer.period.end) == (D(2026, 11, 21), D(2026, 11, 21))
     assert answer.headline[1] == expected_dau(raw, answer.period)
+
+
+def test_ssc_freshness_is_each_tables_newest_mark_as_the_daily_post_reads_it(demo_path, tmp_path):
+    import shutil
+
+    from bot.cody_pro import check_readiness
+
+    # The export appends a mark per sync: an old mark must not make the data look stale.
+    copy = tmp_path / "warehouse.duckdb"
+    shutil.copy(demo_path, copy)
+    con = duckdb.connect(str(copy))
+    con.execute(
+        "INSERT INTO ssc.sync_status VALUES "
+        "('subscriptions', TIMESTAMPTZ '2026-11-20 12:00:00+00'), "
+        "('billing_cycles', TIMESTAMPTZ '2026-11-20 12:00:00+00')"
+    )
+    con.close()
+    warehouse = DuckDBWarehouse(copy, timeout_s=60)
+    try:
+        service = MetricService(load_catalog(), warehouse, Settings(_env_file=None), lambda: AS_OF)
+        answer = service.answer(service.parse("cody_pro_active yesterday"))
+        readiness = check_readiness(warehouse, D(2026, 11, 22))
+    finally:
+        warehouse.close()
+    assert readiness.ready and answer.complete
+    assert answer.data_through > dt.datetime(2026, 11, 23, tzinfo=dt.UTC)
