@@ -120,12 +120,23 @@ class AlertState(BaseModel):
     closed_by: str | None = None
     closed_at: dt.datetime | None = None
     not_planned: bool = False  # closed as "not planned" rather than done
+    # Urgent and past its due date in the team's time zone. Depends on the day, so it is
+    # set when recording (`as_of`) and re-checked daily by the poll (`refresh_overdue`),
+    # never while rendering: the hash must change for the message to be edited.
+    overdue: bool = False
     # Orders snapshots; not shown, so it is left out of the hash.
     issue_updated_at: dt.datetime
 
     def content_hash(self) -> str:
-        shown = self.model_dump_json(exclude={"issue_updated_at"})
+        # `overdue` counts only when set, so hashes stored before it existed stay valid.
+        hidden = {"issue_updated_at"} if self.overdue else {"issue_updated_at", "overdue"}
+        shown = self.model_dump_json(exclude=hidden)
         return hashlib.sha256(shown.encode()).hexdigest()
+
+    def as_of(self, today: dt.date) -> AlertState:
+        """This state with `overdue` as it stands on `today` (a team-local date)."""
+        overdue = self.status is AlertStatus.URGENT and self.due is not None and self.due < today
+        return self.model_copy(update={"overdue": overdue})
 
 
 def alert_status(issue: GitHubIssue, label: str, *, gone: AlertStatus | None = None) -> AlertStatus:
@@ -321,6 +332,9 @@ def _record(deps: Deps, desired: AlertState) -> Recorded:
         row = connection.execute(
             sa.select(table.c.state).where(key).with_for_update()
         ).one_or_none()
+        # The day is read under the row lock, so a concurrent `refresh_overdue` cannot be
+        # undone by a snapshot whose day was computed before it.
+        desired = desired.as_of(deps.settings.today(deps.now()))
         if row is None:
             if desired.status is not AlertStatus.URGENT:
                 return Recorded.IGNORED
@@ -671,6 +685,53 @@ def pending_alerts(deps: Deps, repo: str) -> list[int]:
         for row in rows
         if AlertState.model_validate(row.state).content_hash() != row.state_hash
     ]
+
+
+def overdue_checked_key(repo: str) -> str:
+    return f"urgent-overdue-checked:{repo}"
+
+
+def refresh_overdue(deps: Deps, repo: str) -> list[int]:
+    """Mark the alerts whose due date has passed as overdue, so the next sync edits their
+    message (and `pending_alerts` lists them: `updated_at` moves). Returns their numbers.
+
+    Called on every poll; the day changes once a day, so only the first call of each
+    team-local day reads the alerts. Snapshots recorded later that day get the flag from
+    `record()` itself."""
+    today = deps.settings.today(deps.now())
+    checked = overdue_checked_key(repo)
+    if deps.store.kv_get(checked) == today.isoformat():
+        return []
+    table = tables.urgent_alerts
+    with deps.store.engine.connect() as connection:
+        rows = connection.execute(
+            sa.select(table.c.issue_number, table.c.state).where(table.c.repo == repo)
+        ).all()
+    behind = [
+        row.issue_number
+        for row in rows
+        if (state := AlertState.model_validate(row.state)).as_of(today).overdue != state.overdue
+    ]
+    changed = []
+    for number in behind:
+        key = (table.c.repo == repo) & (table.c.issue_number == number)
+        with deps.store.engine.begin() as connection:
+            # Re-read under the lock: a snapshot may have been recorded since.
+            row = connection.execute(sa.select(table.c.state).where(key).with_for_update()).one()
+            state = AlertState.model_validate(row.state)
+            refreshed = state.as_of(today)
+            if refreshed.overdue == state.overdue:
+                continue
+            connection.execute(
+                table.update()
+                .where(key)
+                .values(state=refreshed.model_dump(mode="json"), updated_at=deps.now())
+            )
+            changed.append(number)
+    deps.store.kv_set(checked, today.isoformat())
+    if changed:
+        logger.info("urgent alerts now overdue in %s: %s", repo, changed)
+    return changed
 
 
 def tracked_issue_numbers(deps: Deps, repo: str) -> set[int]:

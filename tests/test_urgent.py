@@ -158,10 +158,25 @@ def test_alert_shows_title_link_author_assignees_labels_age_due_and_thread():
 
 
 def test_unassigned_and_overdue_are_called_out():
-    state = state_of(issue(body="Due: 2026-11-20"))
+    state = state_of(issue(body="Due: 2026-11-20")).as_of(dt.date(2026, 11, 23))
     shown = all_text(*build_urgent_message(state, now=TEST_NOW))
     assert "*unassigned*" in shown
-    assert "(overdue)" in shown
+    assert "due Fri Nov 20, 2026 (overdue)" in shown
+
+
+@pytest.mark.parametrize(
+    ("today", "overdue"),
+    [(dt.date(2026, 11, 20), False), (dt.date(2026, 11, 21), True)],  # due Fri Nov 20
+)
+def test_urgent_issue_is_overdue_from_the_day_after_its_due_date(today, overdue):
+    state = state_of(issue(body="Due: 2026-11-20")).as_of(today)
+    assert ("(overdue)" in all_text(*build_urgent_message(state, now=TEST_NOW))) is overdue
+
+
+def test_closed_issue_is_never_overdue():
+    closed = issue(body="Due: 2026-11-20", state="closed", closed_at=TEST_NOW)
+    state = state_of(closed).as_of(dt.date(2026, 11, 23))
+    assert "(overdue)" not in all_text(*build_urgent_message(state, now=TEST_NOW))
 
 
 @pytest.mark.parametrize(
@@ -616,3 +631,19 @@ def test_post_in_doubt_is_found_in_a_busy_channel(deps, slack, monkeypatch):
     assert len(slack.calls("chat.postMessage")) == 1
     [alert] = [m for m in alert_messages(slack) if m.get("metadata")]
     assert "@bob" in all_text(alert["text"], alert["blocks"])
+
+
+PACIFIC = dt.timezone(dt.timedelta(hours=-8))  # the team's zone (the default) in November
+
+
+def test_alert_turns_overdue_the_day_after_its_due_date_in_the_team_time_zone(deps, slack, clock):
+    due_tomorrow = issue(body="Due: 2026-11-24")  # TEST_NOW is Mon Nov 23 in Pacific time
+    handle_issue(deps, due_tomorrow)
+    clock.set(dt.datetime(2026, 11, 24, 23, 59, tzinfo=PACIFIC))  # Nov 25 in UTC already
+    assert handle_issue(deps, due_tomorrow) is Synced.CURRENT
+    assert "(overdue)" not in alert_messages(slack)[0]["blocks"][1]["elements"][0]["text"]
+
+    clock.set(dt.datetime(2026, 11, 25, 0, 1, tzinfo=PACIFIC))
+    assert handle_issue(deps, due_tomorrow) is Synced.UPDATED
+    [message] = alert_messages(slack)
+    assert "due Tue Nov 24, 2026 (overdue)" in all_text(message["text"], message["blocks"])
