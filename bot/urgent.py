@@ -730,7 +730,7 @@ def refresh_overdue(deps: Deps, repo: str) -> list[int]:
             changed.append(number)
     deps.store.kv_set(checked, today.isoformat())
     if changed:
-        logger.info("urgent alerts now overdue in %s: %s", repo, changed)
+        logger.info("urgent alerts in %s changed overdue on %s: %s", repo, today, changed)
     return changed
 
 
