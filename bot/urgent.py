@@ -120,12 +120,23 @@ class AlertState(BaseModel):
     closed_by: str | None = None
     closed_at: dt.datetime | None = None
     not_planned: bool = False  # closed as "not planned" rather than done
+    # Urgent and past its due date in the team's time zone. Depends on the day, so it is
+    # set when recording (`as_of`) and re-checked daily by the poll (`refresh_overdue`),
+    # never while rendering: the hash must change for the message to be edited.
+    overdue: bool = False
     # Orders snapshots; not shown, so it is left out of the hash.
     issue_updated_at: dt.datetime
 
     def content_hash(self) -> str:
-        shown = self.model_dump_json(exclude={"issue_updated_at"})
+        # `overdue` counts only when set, so hashes stored before it existed stay valid.
+        hidden = {"issue_updated_at"} if self.overdue else {"issue_updated_at", "overdue"}
+        shown = self.model_dump_json(exclude=hidden)
         return hashlib.sha256(shown.encode()).hexdigest()
+
+    def as_of(self, today: dt.date) -> AlertState:
+        """This state with `overdue` as it stands on `today` (a team-local date)."""
+        overdue = self.status is AlertStatus.URGENT and self.due is not None and self.due < today
+        return self.model_copy(update={"overdue": overdue})
 
 
 def alert_status(issue: GitHubIssue, label: str, *, gone: AlertStatus | None = None) -> AlertStatus:
@@ -321,6 +332,9 @@ def _record(deps: Deps, desired: AlertState) -> Recorded:
         row = connection.execute(
             sa.select(table.c.state).where(key).with_for_update()
         ).one_or_none()
+        # The day is read under the row lock, so a concurrent `refresh_overdue` cannot be
+        # undone by a snapshot whose day was computed before it.
+        desired = desired.as_of(deps.settings.today(deps.now()))
         if row is None:
             if desired.status is not AlertStatus.URGENT:
                 return Recorded.IGNORED
@@ -404,9 +418,7 @@ def sync_alert(deps: Deps, repo: str, number: int) -> Synced:
             state = AlertState.model_validate(row.state)
             wanted = state.content_hash()
             if wanted != row.state_hash:
-                # In the team's time zone, so "overdue" flips at their midnight.
-                local_now = deps.now().astimezone(deps.settings.tz)
-                text, blocks = build_urgent_message(state, now=local_now)
+                text, blocks = build_urgent_message(state, now=deps.now())
                 try:
                     channel, ts, posted = _send(deps, row.channel, row.ts, text, blocks, state)
                 except SlackApiError as exc:
@@ -421,13 +433,18 @@ def sync_alert(deps: Deps, repo: str, number: int) -> Synced:
                 except OSError as exc:  # refused connections and timeouts
                     logger.warning("urgent alert %s#%s: Slack unreachable (%s)", repo, number, exc)
                     return Synced.FAILED
-                with deps.store.engine.begin() as connection:
-                    connection.execute(
-                        table.update()
-                        .where(key)
-                        .where(table.c.lease_until == lease)
-                        .values(channel=channel, ts=ts, state_hash=wanted, updated_at=deps.now())
+                if not _save_shown(deps, key, lease, channel, ts, wanted, state):
+                    # Slack took longer than the lease and another worker may hold it now.
+                    # A post stays "in doubt", so whoever syncs next finds this message in
+                    # the channel instead of posting a second one.
+                    logger.warning(
+                        "urgent alert %s#%s: lease lost while talking to Slack; %s not saved, "
+                        "the next sync takes over",
+                        repo,
+                        number,
+                        f"new message {ts}" if posted else "update",
                     )
+                    return Synced.FAILED
                 logger.info(
                     "urgent alert %s#%s %s: %s",
                     repo,
@@ -439,10 +456,61 @@ def sync_alert(deps: Deps, repo: str, number: int) -> Synced:
             if _release(deps, key, lease, wanted):
                 lease = None
                 return result
-            # A newer state was recorded while we worked: keep the lease, go round again.
+            # A newer state was recorded while we worked: go round again, with the lease
+            # extended, so that all the rounds together never outlast it.
+            lease = _renew(deps, key, lease)
+            if lease is None:
+                logger.warning(
+                    "urgent alert %s#%s: lease lost; another worker goes on", repo, number
+                )
+                return result if result is not Synced.CURRENT else Synced.BUSY
     finally:
         if lease is not None:
             _release(deps, key, lease, None, force=True)
+
+
+def _save_shown(
+    deps: Deps,
+    key,
+    lease: dt.datetime,
+    channel: str,
+    ts: str,
+    shown_hash: str,
+    state: AlertState,
+) -> bool:
+    """Record where the message is and what it shows, if we still hold the lease; False
+    when we don't (nothing is written). Clears the "post in doubt" marker in the same
+    transaction: a crash before this commits leaves the marker for the next attempt."""
+    table = tables.urgent_alerts
+    with deps.store.engine.begin() as connection:
+        saved = connection.execute(
+            table.update()
+            .where(key)
+            .where(table.c.lease_until == lease)
+            .values(channel=channel, ts=ts, state_hash=shown_hash, updated_at=deps.now())
+        ).rowcount
+        if saved:
+            connection.execute(
+                tables.kv.update()
+                .where(tables.kv.c.key == _in_doubt_key(state.repo, state.number))
+                .where(tables.kv.c.value != "")
+                .values(value="", updated_at=deps.now())
+            )
+    return bool(saved)
+
+
+def _renew(deps: Deps, key, lease: dt.datetime) -> dt.datetime | None:
+    """Extend our lease from now; None when it is no longer ours."""
+    table = tables.urgent_alerts
+    renewed = deps.now() + LEASE
+    with deps.store.engine.begin() as connection:
+        taken = connection.execute(
+            table.update()
+            .where(key)
+            .where(table.c.lease_until == lease)
+            .values(lease_until=renewed)
+        ).rowcount
+    return renewed if taken else None
 
 
 def _release(deps: Deps, key, lease: dt.datetime, shown_hash: str | None, *, force=False) -> bool:
@@ -468,6 +536,11 @@ def _release(deps: Deps, key, lease: dt.datetime, shown_hash: str | None, *, for
 METADATA_EVENT = "databot_urgent_issue"
 # How far before the uncertain attempt to look for it in the channel history (seconds).
 IN_DOUBT_WINDOW = 300
+# History since the uncertain attempt is read newest first, a page at a time (Slack advises
+# at most 200 per call). The bound keeps a lookup in a very busy channel from running away;
+# 2,000 messages is hours of a busy channel, and the marker is usually minutes old.
+HISTORY_PAGE = 200
+HISTORY_MAX_PAGES = 10
 
 
 def _in_doubt_key(repo: str, number: int) -> str:
@@ -513,7 +586,8 @@ def _send(
         if status < 500:  # Slack answered and refused: certainly not posted
             deps.store.kv_set(doubt, "")
         raise
-    deps.store.kv_set(doubt, "")
+    # The marker stays until the ts is saved (`_save_shown`, one transaction): dying in
+    # between must still leave a trace for the next attempt to look for.
     return response["channel"], response["ts"], True
 
 
@@ -537,27 +611,41 @@ def _find_in_doubt_post(deps: Deps, channel: str, state: AlertState) -> tuple[st
             posted_to,
         )
         return None
-    try:
-        response = deps.slack.conversations_history(
-            channel=channel_id,
-            oldest=str(int(float(at or 0)) - IN_DOUBT_WINDOW),
-            include_all_metadata=True,
-            limit=200,
-        )
-    except (SlackApiError, OSError) as exc:
-        logger.warning(
-            "urgent alert %s#%s: could not check history (%s)", state.repo, state.number, exc
-        )
-        return None
-    for message in response.get("messages", []):
-        metadata = message.get("metadata") or {}
-        payload = metadata.get("event_payload") or {}
-        if (
-            metadata.get("event_type") == METADATA_EVENT
-            and payload.get("repo") == state.repo
-            and payload.get("issue") == state.number
-        ):
-            return channel_id, message["ts"]
+    oldest = str(int(float(at or 0)) - IN_DOUBT_WINDOW)
+    cursor = None
+    for _ in range(HISTORY_MAX_PAGES):
+        try:
+            response = deps.slack.conversations_history(
+                channel=channel_id,
+                oldest=oldest,
+                include_all_metadata=True,
+                limit=HISTORY_PAGE,
+                cursor=cursor,
+            )
+        except (SlackApiError, OSError) as exc:
+            logger.warning(
+                "urgent alert %s#%s: could not check history (%s)", state.repo, state.number, exc
+            )
+            return None
+        for message in response.get("messages", []):
+            metadata = message.get("metadata") or {}
+            payload = metadata.get("event_payload") or {}
+            if (
+                metadata.get("event_type") == METADATA_EVENT
+                and payload.get("repo") == state.repo
+                and payload.get("issue") == state.number
+            ):
+                return channel_id, message["ts"]
+        cursor = (response.get("response_metadata") or {}).get("next_cursor")
+        if not cursor:
+            return None
+    logger.warning(
+        "urgent alert %s#%s: an earlier post was not among the last %d messages of %s; posting",
+        state.repo,
+        state.number,
+        HISTORY_MAX_PAGES * HISTORY_PAGE,
+        channel_id,
+    )
     return None
 
 
@@ -597,6 +685,53 @@ def pending_alerts(deps: Deps, repo: str) -> list[int]:
         for row in rows
         if AlertState.model_validate(row.state).content_hash() != row.state_hash
     ]
+
+
+def overdue_checked_key(repo: str) -> str:
+    return f"urgent-overdue-checked:{repo}"
+
+
+def refresh_overdue(deps: Deps, repo: str) -> list[int]:
+    """Mark the alerts whose due date has passed as overdue, so the next sync edits their
+    message (and `pending_alerts` lists them: `updated_at` moves). Returns their numbers.
+
+    Called on every poll; the day changes once a day, so only the first call of each
+    team-local day reads the alerts. Snapshots recorded later that day get the flag from
+    `record()` itself."""
+    today = deps.settings.today(deps.now())
+    checked = overdue_checked_key(repo)
+    if deps.store.kv_get(checked) == today.isoformat():
+        return []
+    table = tables.urgent_alerts
+    with deps.store.engine.connect() as connection:
+        rows = connection.execute(
+            sa.select(table.c.issue_number, table.c.state).where(table.c.repo == repo)
+        ).all()
+    behind = [
+        row.issue_number
+        for row in rows
+        if (state := AlertState.model_validate(row.state)).as_of(today).overdue != state.overdue
+    ]
+    changed = []
+    for number in behind:
+        key = (table.c.repo == repo) & (table.c.issue_number == number)
+        with deps.store.engine.begin() as connection:
+            # Re-read under the lock: a snapshot may have been recorded since.
+            row = connection.execute(sa.select(table.c.state).where(key).with_for_update()).one()
+            state = AlertState.model_validate(row.state)
+            refreshed = state.as_of(today)
+            if refreshed.overdue == state.overdue:
+                continue
+            connection.execute(
+                table.update()
+                .where(key)
+                .values(state=refreshed.model_dump(mode="json"), updated_at=deps.now())
+            )
+            changed.append(number)
+    deps.store.kv_set(checked, today.isoformat())
+    if changed:
+        logger.info("urgent alerts in %s changed overdue on %s: %s", repo, today, changed)
+    return changed
 
 
 def tracked_issue_numbers(deps: Deps, repo: str) -> set[int]:

@@ -46,6 +46,7 @@ from bot.urgent import (
     alert_states,
     pending_alerts,
     record,
+    refresh_overdue,
     sync_alert,
     tracked_issue_numbers,
 )
@@ -258,8 +259,10 @@ def poll_once(deps: Deps, *, client: IssuesClient | None = None) -> PollResult:
 
 
 def _retry_pending(deps: Deps, result: PollResult) -> None:
-    """Messages whose Slack update failed earlier (or whose worker died)."""
+    """Messages whose Slack update failed earlier (or whose worker died), and those whose
+    due date has just passed (no GitHub change says so)."""
     repo = deps.settings.github_repo
+    refresh_overdue(deps, repo)
     for number in pending_alerts(deps, repo):
         if number in result.attempted:
             continue  # just failed in this poll; Slack gets a breather until the next

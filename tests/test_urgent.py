@@ -8,9 +8,10 @@ import threading
 import pytest
 import sqlalchemy as sa
 
-from bot import tables
+from bot import tables, urgent
 from bot.blocks.urgent import build_urgent_digest, build_urgent_message, format_duration
 from bot.urgent import (
+    LEASE,
     AlertStatus,
     GitHubIssue,
     Recorded,
@@ -157,10 +158,25 @@ def test_alert_shows_title_link_author_assignees_labels_age_due_and_thread():
 
 
 def test_unassigned_and_overdue_are_called_out():
-    state = state_of(issue(body="Due: 2026-11-20"))
+    state = state_of(issue(body="Due: 2026-11-20")).as_of(dt.date(2026, 11, 23))
     shown = all_text(*build_urgent_message(state, now=TEST_NOW))
     assert "*unassigned*" in shown
-    assert "(overdue)" in shown
+    assert "due Fri Nov 20, 2026 (overdue)" in shown
+
+
+@pytest.mark.parametrize(
+    ("today", "overdue"),
+    [(dt.date(2026, 11, 20), False), (dt.date(2026, 11, 21), True)],  # due Fri Nov 20
+)
+def test_urgent_issue_is_overdue_from_the_day_after_its_due_date(today, overdue):
+    state = state_of(issue(body="Due: 2026-11-20")).as_of(today)
+    assert ("(overdue)" in all_text(*build_urgent_message(state, now=TEST_NOW))) is overdue
+
+
+def test_closed_issue_is_never_overdue():
+    closed = issue(body="Due: 2026-11-20", state="closed", closed_at=TEST_NOW)
+    state = state_of(closed).as_of(dt.date(2026, 11, 23))
+    assert "(overdue)" not in all_text(*build_urgent_message(state, now=TEST_NOW))
 
 
 @pytest.mark.parametrize(
@@ -511,3 +527,123 @@ def test_demo_scene_shows_alert_update_in_place_and_no_repeat(tmp_path, sqlite_s
     assert "GitHub delivers `issues.closed` (delivery-3) -> HTTP 200" in shown  # redelivery
     assert "304 Not Modified" in shown
     assert len(posts) == 2  # the labeled issue and the hostile one; updates edit in place
+
+
+class Crash(BaseException):
+    """The process dying: no `except` in the code under test catches it."""
+
+
+def test_crash_right_after_posting_does_not_post_a_second_alert(deps, slack, clock, monkeypatch):
+    """Slack answered the post, then the process died before saving where the message is."""
+    real_send = urgent._send
+
+    def send_then_die(*args, **kwargs):
+        real_send(*args, **kwargs)
+        raise Crash
+
+    monkeypatch.setattr(urgent, "_send", send_then_die)
+    with pytest.raises(Crash):
+        handle_issue(deps, issue())
+    monkeypatch.undo()
+    clock.advance(seconds=LEASE.total_seconds() + 1)  # a dead worker's lease runs out
+
+    assert sync_alert(deps, REPO, 7) is Synced.UPDATED
+    assert len(alert_messages(slack)) == 1
+    assert len(slack.calls("chat.postMessage")) == 1
+
+
+def take_over_lease(deps) -> None:
+    """Another replica claims the issue's lease, as it may once the lease has expired."""
+    with deps.store.engine.begin() as connection:
+        connection.execute(tables.urgent_alerts.update().values(lease_until=deps.now() + LEASE))
+
+
+def test_worker_that_lost_its_lease_during_a_post_leaves_the_message_to_be_found(
+    deps, slack, clock, monkeypatch
+):
+    """Slack took longer than the lease, and another replica took the issue over."""
+    real_post = deps.slack.chat_postMessage
+
+    def post_slower_than_the_lease(**kwargs):
+        response = real_post(**kwargs)
+        clock.advance(seconds=LEASE.total_seconds() + 1)
+        take_over_lease(deps)
+        return response
+
+    monkeypatch.setattr(deps.slack, "chat_postMessage", post_slower_than_the_lease)
+    assert handle_issue(deps, issue()) is Synced.FAILED  # not POSTED: nothing was saved
+    monkeypatch.undo()
+    clock.advance(seconds=LEASE.total_seconds() + 1)  # the other replica died too
+
+    assert sync_alert(deps, REPO, 7) is Synced.UPDATED
+    assert len(alert_messages(slack)) == 1
+    assert len(slack.calls("chat.postMessage")) == 1
+
+
+def test_worker_busy_longer_than_the_lease_keeps_it_and_ends_on_the_newest_state(
+    deps, slack, clock, monkeypatch
+):
+    """Each Slack round fits in the lease, but all rounds together do not: changes keep
+    arriving while the worker is busy. Nobody else may take over halfway (their update
+    and ours would land in either order)."""
+    round_time = LEASE * 0.8
+    real_post, real_update = deps.slack.chat_postMessage, deps.slack.chat_update
+    others: list = []
+
+    def slow_post(**kwargs):
+        clock.advance(seconds=round_time.total_seconds())
+        others.append(handle_issue(deps, issue(assignees=("bob",), updated_at=TEST_NOW)))
+        return real_post(**kwargs)
+
+    newest = [issue(assignees=("carol",), updated_at=TEST_NOW + dt.timedelta(minutes=1))]
+
+    def slow_update(**kwargs):
+        if newest:  # during the first update only, a newer change arrives
+            clock.advance(seconds=round_time.total_seconds())
+            others.append(handle_issue(deps, newest.pop()))
+        return real_update(**kwargs)
+
+    monkeypatch.setattr(deps.slack, "chat_postMessage", slow_post)
+    monkeypatch.setattr(deps.slack, "chat_update", slow_update)
+    assert handle_issue(deps, issue()) is Synced.POSTED
+
+    [message] = alert_messages(slack)
+    assert "assigned to @carol" in all_text(message["text"], message["blocks"])
+    assert others == [Synced.BUSY, Synced.BUSY]
+    assert pending_alerts(deps, REPO) == []
+
+
+def test_post_in_doubt_is_found_in_a_busy_channel(deps, slack, monkeypatch):
+    """The answer to the post was lost, and the channel has been busy since."""
+    real_post = deps.slack.chat_postMessage
+
+    def post_then_lose_answer(**kwargs):
+        real_post(**kwargs)
+        raise TimeoutError("The read operation timed out")
+
+    monkeypatch.setattr(deps.slack, "chat_postMessage", post_then_lose_answer)
+    assert handle_issue(deps, issue()) is Synced.FAILED
+    monkeypatch.undo()
+    for i in range(450):
+        slack.seed_thread("C0ANALYTICS", [f"chatter {i}"])
+
+    assert handle_issue(deps, issue(assignees=("bob",), updated_at=TEST_NOW)) is Synced.UPDATED
+    assert len(slack.calls("chat.postMessage")) == 1
+    [alert] = [m for m in alert_messages(slack) if m.get("metadata")]
+    assert "@bob" in all_text(alert["text"], alert["blocks"])
+
+
+PACIFIC = dt.timezone(dt.timedelta(hours=-8))  # the team's zone (the default) in November
+
+
+def test_alert_turns_overdue_the_day_after_its_due_date_in_the_team_time_zone(deps, slack, clock):
+    due_tomorrow = issue(body="Due: 2026-11-24")  # TEST_NOW is Mon Nov 23 in Pacific time
+    handle_issue(deps, due_tomorrow)
+    clock.set(dt.datetime(2026, 11, 24, 23, 59, tzinfo=PACIFIC))  # Nov 25 in UTC already
+    assert handle_issue(deps, due_tomorrow) is Synced.CURRENT
+    assert "(overdue)" not in alert_messages(slack)[0]["blocks"][1]["elements"][0]["text"]
+
+    clock.set(dt.datetime(2026, 11, 25, 0, 1, tzinfo=PACIFIC))
+    assert handle_issue(deps, due_tomorrow) is Synced.UPDATED
+    [message] = alert_messages(slack)
+    assert "due Tue Nov 24, 2026 (overdue)" in all_text(message["text"], message["blocks"])

@@ -259,6 +259,34 @@ def test_slack_failure_is_retried_by_the_next_poll_even_when_github_says_304(
     assert len(alerts(slack)) == 1
 
 
+def test_quiet_urgent_issue_turns_overdue_once_the_day_after_its_due_date(
+    deps, github, slack, clock
+):
+    """Nothing changes on GitHub; only the day does (in the team's time zone)."""
+    tz = deps.settings.tz
+    today = clock().astimezone(tz).date()
+    next_midnight = dt.datetime.combine(today + dt.timedelta(days=1), dt.time(0), tzinfo=tz)
+    github.create_issue(
+        "Board deck numbers",
+        f"Due: {today.isoformat()}",
+        labels=["urgent"],
+        created_at=clock() - dt.timedelta(hours=1),
+    )
+    poll_once(deps)
+    assert "(overdue)" not in alerts(slack)[0]
+
+    clock.set(next_midnight - dt.timedelta(minutes=1))
+    assert poll_once(deps).synced == {}
+    clock.set(next_midnight + dt.timedelta(minutes=1))
+    assert poll_once(deps).synced == {"updated": 1}
+    [message] = alerts(slack)
+    assert f"due {today:%a %b %-d, %Y} (overdue)" in message
+    for _ in range(3):  # later polls that day and the next: nothing more to say
+        clock.advance(hours=9)
+        assert poll_once(deps).synced == {}
+    assert len(slack.calls("chat.update")) == 1
+
+
 def test_burst_of_changes_pages_through_only_the_changed_issues(deps, github, slack, clock):
     seed(github, clock, 1000)
     poll_once(deps)

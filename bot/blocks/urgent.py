@@ -98,7 +98,9 @@ def build_urgent_message(state: AlertState, *, now: dt.datetime) -> tuple[str, l
         more = len(state.labels) - LABEL_LIMIT
         details.append("labels: " + shown + (f" +{more} more" if more > 0 else ""))
     if state.due is not None:
-        overdue = state.status is AlertStatus.URGENT and state.due < now.date()
+        # Recorded, not computed from `now`: the message is only edited when its state
+        # changes, so the flag must be part of the state (see AlertState.overdue).
+        overdue = state.status is AlertStatus.URGENT and state.overdue
         details.append(f"due {state.due:%a %b %-d, %Y}" + (" (overdue)" if overdue else ""))
     if state.slack_thread:
         details.append(mrkdwn_link(state.slack_thread, "Slack thread"))
