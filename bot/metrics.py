@@ -26,7 +26,7 @@ from pydantic import BaseModel
 
 from bot.catalog import Catalog, Metric, Sensitivity, ValueField, load_catalog
 from bot.errors import InputError, NotAllowedError, WarehouseError, WarehouseTimeout
-from bot.periods import Period, parse_period
+from bot.periods import REPORTING_TZ, Period, parse_period
 from bot.settings import Settings
 from bot.slack_text import escape_mrkdwn
 
@@ -273,7 +273,7 @@ class MetricService:
         self._accounts: tuple[float, list[str]] | None = None
 
     def today(self) -> dt.date:
-        return self.now().astimezone(self.settings.tz).date()
+        return self.now().astimezone(REPORTING_TZ).date()
 
     def parse(self, text: str | None) -> MetricQuery | HelpRequest:
         return parse_command(text, self.catalog, self.today())
@@ -406,7 +406,7 @@ class MetricService:
             f"FROM (\n{source.data_through_sql.strip().rstrip(';')}\n) AS f\n"
             f"LEFT JOIN (\n{metric.query_text()}\n) AS m ON TRUE"
         )
-        start_ts, end_ts = scan.utc_bounds(self.settings.tz)
+        start_ts, end_ts = scan.utc_bounds(REPORTING_TZ)
         available: dict[str, Any] = {
             "start_date": scan.start,
             "end_date": scan.end,
@@ -538,7 +538,7 @@ def summarise(
             breakdown.append(Row(dim or "unknown", cur, value(dim_rows, head, previous, 1)))
         breakdown.sort(key=lambda r: (-(r.value or 0), r.label))
 
-    _, end_ts = period.utc_bounds(settings.tz)
+    _, end_ts = period.utc_bounds(REPORTING_TZ)
     complete = data_through is not None and data_through >= end_ts and not period.partial
     # Sources look for their newest row only near the period's end (to scan few
     # partitions), so for an older period data_through is a lower bound, not the latest.
@@ -636,9 +636,8 @@ def _latest(values) -> dt.datetime | None:
 def format_through(ts: dt.datetime | None, settings: Settings) -> str:
     if ts is None:
         return "an unknown time"
-    local = ts.astimezone(settings.tz)
-    zone = "PT" if settings.timezone == "America/Los_Angeles" else local.tzname()
-    return f"{local:%b} {local.day}, {local:%H:%M} {zone}"
+    local = ts.astimezone(REPORTING_TZ)
+    return f"{local:%b} {local.day}, {local:%H:%M} PT"
 
 
 def metric_service(deps: Any) -> MetricService:

@@ -1,9 +1,10 @@
 """The PERIOD grammar of `/metric`: words people type -> an exact range of Pacific dates.
 
-Every period is a closed range of calendar dates in the team's time zone (settings.tz,
-America/Los_Angeles). Warehouse timestamps are UTC, so `utc_bounds` turns a date range into
-the half-open UTC interval [start of first day, start of the day after the last day), which
-is 23, 24 or 25 hours per day across DST changes.
+Every period is a closed range of Pacific calendar dates (REPORTING_TZ): DOMAIN.md defines
+every reported day in America/Los_Angeles, and the catalog's SQL buckets by that zone, so
+the TIMEZONE setting (schedules) must not move them. Warehouse timestamps are UTC, so
+`utc_bounds` turns a date range into the half-open UTC interval [start of the first day,
+start of the day after the last day): 23, 24 or 25 hours a day across DST changes.
 
 "Yesterday" is the default because it is the last complete day; periods that reach today
 are marked `partial` so the answer can say the numbers are still coming in.
@@ -18,6 +19,8 @@ from zoneinfo import ZoneInfo
 
 from bot.errors import InputError
 from bot.slack_text import escape_mrkdwn
+
+REPORTING_TZ = ZoneInfo("America/Los_Angeles")
 
 # Longer ranges scan a lot of data for one lookup; the team answers those by hand.
 MAX_DAYS = 400

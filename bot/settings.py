@@ -110,7 +110,11 @@ class Settings(BaseSettings):
     )
 
     # --- Team, channels, schedule ------------------------------------------------------
-    timezone: str = Field("America/Los_Angeles", description="Time zone for schedules and periods.")
+    timezone: str = Field(
+        "America/Los_Angeles",
+        description="Time zone of the schedules (cron). Reported days are always Pacific "
+        "(DOMAIN.md's definitions).",
+    )
     analytics_channel: str = Field(
         "#analytics", description="Channel (id or #name) for urgent issues and sprint posts."
     )
@@ -296,6 +300,21 @@ class Settings(BaseSettings):
                 raise ValueError(f"bad CODY_POST_CRON {self.cody_post_cron!r} ({exc})") from exc
             self.job_schedules = {**self.job_schedules, "cody-daily": self.cody_post_cron}
         return self
+
+    @field_validator(
+        "slack_bot_token",
+        "slack_signing_secret",
+        "slack_app_token",
+        "github_token",
+        "github_webhook_secret",
+        mode="before",
+    )
+    @classmethod
+    def _blank_secret_is_unset(cls, value: object) -> object:
+        # `GITHUB_WEBHOOK_SECRET=` must not mean "HMAC with an empty key" (anyone could sign).
+        if isinstance(value, str) and not value.strip():
+            return None
+        return value
 
     @field_validator("timezone")
     @classmethod

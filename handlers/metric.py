@@ -9,9 +9,9 @@ from slack_bolt import Ack, App
 from slack_bolt.context.respond import Respond
 
 from bot.blocks.metric import (
+    build_metric_fallback,
     build_metric_help,
     build_metric_message,
-    build_metric_text,
     build_metric_working,
     build_request_offer,
 )
@@ -105,14 +105,16 @@ def _answer_metric_command(
     try:
         answer = service.answer(parsed)
     except UnknownAccount as exc:
+        note.finish()
         _offer_request(respond, exc, text, "no account matched")
         return
     except NoData as exc:
+        note.finish()
         _offer_request(respond, exc, text, "there was no data for that period")
         return
     note.finish()  # from here on no "still working" note can follow the answer
     respond(
-        text=build_metric_text(answer, deps.settings).splitlines()[0],
+        text=build_metric_fallback(answer, deps.settings),
         blocks=build_metric_message(answer, deps.settings),
         response_type="ephemeral",
     )
@@ -160,7 +162,7 @@ def share_metric_answer(deps: Deps, body: dict, respond: Respond) -> None:
         return
     answer = service.answer(MetricQuery(metric, value.period, value.account))
     respond(
-        text=build_metric_text(answer, deps.settings).splitlines()[0],
+        text=build_metric_fallback(answer, deps.settings),
         blocks=build_metric_message(answer, deps.settings, shared_by=user),
         response_type="in_channel",
         replace_original=False,

@@ -329,3 +329,44 @@ def test_bigquery_backend_gives_the_same_answer_as_duckdb(bigquery_pair, name):
         (r.label, r.value) for r in on_duck.breakdown
     ]
     assert on_bq.data_through == on_duck.data_through
+
+
+def test_a_non_pacific_schedule_time_zone_does_not_move_reported_days(demo_path, raw):
+    # TIMEZONE is for schedules; DOMAIN.md defines reported days in Pacific time. At 01:30
+    # Eastern on Nov 23 it is still Nov 22 in Pacific: "yesterday" must be Nov 21, whole.
+    warehouse = DuckDBWarehouse(demo_path, timeout_s=60)
+    try:
+        east = Settings(_env_file=None, timezone="America/New_York")
+        at = dt.datetime(2026, 11, 23, 6, 30, tzinfo=dt.UTC)
+        service = MetricService(load_catalog(), warehouse, east, lambda: at)
+        answer = service.answer(service.parse("dau yesterday"))
+    finally:
+        warehouse.close()
+    assert (answer.period.start, answer.period.end) == (D(2026, 11, 21), D(2026, 11, 21))
+    assert answer.headline[1] == expected_dau(raw, answer.period)
+
+
+def test_ssc_freshness_is_each_tables_newest_mark_as_the_daily_post_reads_it(demo_path, tmp_path):
+    import shutil
+
+    from bot.cody_pro import check_readiness
+
+    # The export appends a mark per sync: an old mark must not make the data look stale.
+    copy = tmp_path / "warehouse.duckdb"
+    shutil.copy(demo_path, copy)
+    con = duckdb.connect(str(copy))
+    con.execute(
+        "INSERT INTO ssc.sync_status VALUES "
+        "('subscriptions', TIMESTAMPTZ '2026-11-20 12:00:00+00'), "
+        "('billing_cycles', TIMESTAMPTZ '2026-11-20 12:00:00+00')"
+    )
+    con.close()
+    warehouse = DuckDBWarehouse(copy, timeout_s=60)
+    try:
+        service = MetricService(load_catalog(), warehouse, Settings(_env_file=None), lambda: AS_OF)
+        answer = service.answer(service.parse("cody_pro_active yesterday"))
+        readiness = check_readiness(warehouse, D(2026, 11, 22))
+    finally:
+        warehouse.close()
+    assert readiness.ready and answer.complete
+    assert answer.data_through > dt.datetime(2026, 11, 23, tzinfo=dt.UTC)

@@ -586,3 +586,27 @@ def test_cache_stays_bounded():
     for n in range(1, metrics.MAX_CACHED + 20):
         ask(service, f"searches {n % 400 + 1}d" if n < 400 else f"dau {n % 400 + 1}d")
     assert len(service._cache) <= metrics.MAX_CACHED
+
+
+def test_notification_text_of_an_answer_escapes_the_account_name():
+    from bot.blocks.metric import build_metric_fallback
+    from bot.metrics import Answer
+
+    metric = CATALOG.get("mau")
+    period = Period(dt.date(2026, 10, 1), dt.date(2026, 10, 31))
+    answer = Answer(
+        metric=metric,
+        asked=period,
+        period=period,
+        previous_period=Period(dt.date(2026, 8, 31), dt.date(2026, 9, 30)),
+        account="<!channel> & Co <https://evil|x>",
+        values=[(metric.all_fields[0], 120.0, 100.0)],
+        trend=[],
+        trend_label="",
+        breakdown=[],
+        data_through=None,
+        complete=True,
+    )
+    text = build_metric_fallback(answer, Settings(_env_file=None))
+    assert "<" not in text and ">" not in text
+    assert "&lt;!channel&gt; &amp; Co" in text

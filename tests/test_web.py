@@ -79,3 +79,18 @@ def test_crashed_listener_apologises_with_a_reference_and_logs_the_traceback_onc
     tracebacks = [r for r in caplog.records if r.exc_info and "kaboom" in str(r.exc_info[1])]
     assert len(tracebacks) == 1
     assert ref in tracebacks[0].getMessage()
+
+
+def test_a_blank_webhook_secret_disables_webhooks_instead_of_accepting_empty_key_signatures(
+    make_bot, sqlite_store
+):
+    from sandbox.github_webhooks import opened
+
+    with make_bot(sqlite_store, github_webhook_secret="  ") as bot:
+        assert bot.settings.github_webhook_secret is None
+        issue = bot.github.create_issue("Data down", "", labels=["urgent"])
+        # Signed with the very key the blank setting would have meant.
+        response = bot.github_webhook("issues", opened(issue), secret="  ")
+        assert response.status in (401, 404)
+        bot.wait_idle()
+        assert bot.slack.calls("chat.postMessage") == []

@@ -105,6 +105,12 @@ def build_metric_text(answer: Answer, settings: Settings) -> str:
     return "\n".join(lines)
 
 
+def build_metric_fallback(answer: Answer, settings: Settings) -> str:
+    """The notification text beside the blocks: the headline, escaped (an account name
+    comes from the warehouse, and Slack acts on `<!channel>` in this text too)."""
+    return escape_mrkdwn(build_metric_text(answer, settings).splitlines()[0])
+
+
 def build_metric_message(
     answer: Answer,
     settings: Settings,
