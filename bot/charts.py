@@ -20,9 +20,10 @@ if TYPE_CHECKING:
     from bot.cody_pro import CodyDay
 
 
-def build_trend_figure(days: Sequence[CodyDay], *, price_usd: float) -> Figure:
+def build_trend_figure(days: Sequence[CodyDay], *, price_usd: float | None) -> Figure:
     """Two panels over the same dates: active subscribers (with MRR on the right axis),
-    and each day's new (up) and canceled (down) subscribers."""
+    and each day's new (up) and canceled (down) subscribers. `price_usd=None`: no MRR axis,
+    for a channel where revenue may not be shown."""
     dates = [d.date for d in days]
     active = [d.active_subscribers for d in days]
     fig = Figure(figsize=(8, 4.5), dpi=100, layout="constrained")
@@ -34,11 +35,12 @@ def build_trend_figure(days: Sequence[CodyDay], *, price_usd: float) -> Figure:
     top.yaxis.set_major_locator(MaxNLocator(integer=True))
     top.yaxis.set_major_formatter(StrMethodFormatter("{x:,.0f}"))
     top.grid(True, alpha=0.3)
-    mrr_axis = top.secondary_yaxis(
-        "right", functions=(lambda n: n * price_usd, lambda usd: usd / price_usd)
-    )
-    mrr_axis.set_ylabel("MRR (USD)")
-    mrr_axis.yaxis.set_major_formatter(StrMethodFormatter("${x:,.0f}"))
+    if price_usd is not None:
+        mrr_axis = top.secondary_yaxis(
+            "right", functions=(lambda n: n * price_usd, lambda usd: usd / price_usd)
+        )
+        mrr_axis.set_ylabel("MRR (USD)")
+        mrr_axis.yaxis.set_major_formatter(StrMethodFormatter("${x:,.0f}"))
     if days:
         top.set_title(f"Cody Pro, {dates[0]:%b} {dates[0].day} – {dates[-1]:%b} {dates[-1].day}")
 
@@ -61,5 +63,5 @@ def render_png(fig: Figure) -> bytes:
     return buffer.getvalue()
 
 
-def render_trend_png(days: Sequence[CodyDay], *, price_usd: float) -> bytes:
+def render_trend_png(days: Sequence[CodyDay], *, price_usd: float | None) -> bytes:
     return render_png(build_trend_figure(days, price_usd=price_usd))

@@ -230,8 +230,10 @@ HEADLINE_FIELDS = (
 )
 
 
-def check_identities(day: CodyDay, price_usd: float) -> list[str]:
-    """Rules the numbers must obey; any break means they are wrong and must not be posted."""
+def check_identities(day: CodyDay, price_usd: float, *, show_revenue: bool = True) -> list[str]:
+    """Rules the numbers must obey; any break means they are wrong and must not be posted.
+    `show_revenue=False`: the reasons go to a channel that may not see revenue, so a broken
+    revenue identity is named without its dollar figures."""
     problems = []
     for name in COUNT_FIELDS:
         if getattr(day, name) < 0:
@@ -250,7 +252,12 @@ def check_identities(day: CodyDay, price_usd: float) -> list[str]:
     }
     for name, value in expected.items():
         if abs(getattr(day, name) - value) > 0.005:
-            problems.append(f"{name} ({getattr(day, name)}) != {value} at ${price_usd:g} a seat")
+            if show_revenue:
+                problems.append(
+                    f"{name} ({getattr(day, name)}) != {value} at ${price_usd:g} a seat"
+                )
+            else:
+                problems.append(f"{name} is not its subscriber count × the seat price")
     return problems
 
 
@@ -352,9 +359,11 @@ def load_report(
     day: dt.date,
     *,
     synced_through: dt.datetime | None = None,
+    show_revenue: bool = True,
 ) -> CodyReport:
     """Query the numbers for `day` and everything compared with them (one query for the
-    trend, the comparisons and month to date; one more for Stripe when configured)."""
+    trend, the comparisons and month to date; one more for Stripe when configured).
+    `show_revenue=False`: the problems name no dollar figure (see check_identities)."""
     price = settings.cody_price_usd
     first = day - dt.timedelta(days=TREND_DAYS - 1)
     start = min(first, day.replace(day=1), day - dt.timedelta(days=7))
@@ -373,7 +382,7 @@ def load_report(
     problems = [
         f"{fmt_day(d)}: {problem}"
         for d in reversed(wanted)
-        for problem in check_identities(days[d], price)
+        for problem in check_identities(days[d], price, show_revenue=show_revenue)
     ]
     warnings = unusual_moves(current, previous, settings.cody_unusual_change_pct)
     reconciliation = None
@@ -427,6 +436,33 @@ def cron_time(cron: str) -> dt.time | None:
     return dt.time(hour, minute) if hour < 24 and minute < 60 else None
 
 
+def revenue_allowed(deps: Deps, channel: str) -> bool:
+    """Whether revenue may be shown in `channel` (DOMAIN.md: revenue belongs only in the
+    channels allowed to see it). settings.revenue_channels holds channel IDs while
+    CODY_CHANNEL may be a #name, so a name counts when its resolved ID is listed. When the
+    name cannot be resolved (Slack unreachable, no channels:read, not listed) the answer
+    is no: a post without revenue is the safe side."""
+    allowed = deps.settings.revenue_channels
+    if not allowed:
+        return False  # nothing can match: no Slack lookup needed
+    if channel in allowed:
+        return True
+    from slack_sdk.errors import SlackClientError
+
+    from bot.slack_channels import channel_id
+
+    try:
+        resolved = channel_id(deps, channel)
+    except (SlackClientError, OSError) as exc:
+        logger.warning(
+            "cody-daily: could not resolve %s to a channel ID (%s); revenue is hidden",
+            channel,
+            type(exc).__name__,
+        )
+        return False
+    return resolved is not None and resolved in allowed
+
+
 class CodyDailyJob:
     """The daily Cody Pro post: the period is the reference date (yesterday, Pacific).
 
@@ -478,12 +514,18 @@ class CodyDailyJob:
         from bot.charts import render_trend_png
 
         day = parse_period(period)
+        channel = deps.settings.cody_channel
         readiness = check_readiness(deps.warehouse, day)
         if not readiness.ready:
             logger.debug("cody-daily %s not ready: %s", period, readiness.reason)
-            return NotReady(reason=readiness.reason, channel=deps.settings.cody_channel)
+            return NotReady(reason=readiness.reason, channel=channel)
+        show_revenue = revenue_allowed(deps, channel)
         report = load_report(
-            deps.warehouse, deps.settings, day, synced_through=readiness.synced_through
+            deps.warehouse,
+            deps.settings,
+            day,
+            synced_through=readiness.synced_through,
+            show_revenue=show_revenue,
         )
         if report.problems:
             # Wrong numbers are worse than late ones: hold the post, say why.
@@ -492,12 +534,13 @@ class CodyDailyJob:
                 reason="the Cody Pro numbers failed a consistency check ("
                 + "; ".join(report.problems)
                 + "), so they are held back",
-                channel=deps.settings.cody_channel,
+                channel=channel,
             )
-        text, blocks = build_cody_daily_message(report)
-        png = render_trend_png(report.trend, price_usd=report.price_usd)
+        text, blocks = build_cody_daily_message(report, show_revenue=show_revenue)
+        # Without revenue the chart drops its MRR axis too.
+        png = render_trend_png(report.trend, price_usd=report.price_usd if show_revenue else None)
         return Post(
-            channel=deps.settings.cody_channel,
+            channel=channel,
             text=text,
             blocks=blocks,
             files=[

@@ -28,7 +28,9 @@ def make_deps(tmp_path):
     made = []
 
     def make(warehouse, **values):
-        settings = Settings(_env_file=None, data_dir=tmp_path, cody_channel="C0CODY", **values)
+        # The post's channel may show revenue unless a test says otherwise.
+        values = {"cody_channel": "C0CODY", "revenue_channels": ["C0CODY"], **values}
+        settings = Settings(_env_file=None, data_dir=tmp_path, **values)
         deps = build_deps(settings, warehouse=warehouse, store=Store(f"sqlite:///{tmp_path}/s.db"))
         made.append(deps)
         return deps
@@ -323,7 +325,9 @@ def test_late_data_retries_then_one_notice_then_the_numbers_once(
     db = copy_ssc(demo_warehouse_path, tmp_path / "cody.duckdb")
     set_synced_through(db, pacific_at(DAY, 22))  # the export stopped at 22:00 PT on Nov 22
     warehouse = ReopeningWarehouse(db)
-    deps = runner_deps(store, slack, warehouse, clock)
+    # CODY_CHANNEL is a #name; REVENUE_CHANNELS has its ID (found with conversations.list)
+    revenue_id = slack.add_channel(name="cody-pro-metrics")
+    deps = runner_deps(store, slack, warehouse, clock, revenue_channels=[revenue_id])
     job = CodyDailyJob(deps.settings)
     morning = DAY + dt.timedelta(days=1)
 
@@ -392,6 +396,8 @@ def test_cli_dry_run_prints_numbers_equal_to_the_independent_computation(
 
     monkeypatch.chdir(tmp_path)  # no stray .env
     monkeypatch.setenv("DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("CODY_CHANNEL", "C0REVENUE")
+    monkeypatch.setenv("REVENUE_CHANNELS", '["C0REVENUE"]')
     monkeypatch.setattr(bot.deps, "utc_now", lambda: TEST_NOW)
     monkeypatch.setattr(
         bot.warehouse,
@@ -463,6 +469,207 @@ def test_demo_scene_shows_late_notice_then_the_post_with_its_chart_once(
     assert "ssc.subscriptions has complete data only through Sat, Nov 21, 2026" in text
     assert text.count("\nCody Pro · Sun, Nov 22, 2026") == 1
     assert "*Stripe reconciliation:*" in text
+    # the demo's #cody-pro-metrics is a revenue channel: the full post
+    assert "*MRR*" in text and "*ARR*" in text
+    assert "REVENUE_CHANNELS" not in text
     assert "finds the period done: nothing posted again." in text
     (chart,) = [f for f in files if f.filename == "cody-pro-2026-11-22.png"]
     assert (tmp_path / chart.filename).read_bytes() == chart.content
+
+
+# --- revenue only where it may be shown -----------------------------------------------------
+
+DOLLAR_AMOUNT = re.compile(r"\$\s?\d")
+REVENUE_WORDS = re.compile(r"\b(MRR|ARR)\b")
+
+
+def chart_texts(monkeypatch, build) -> tuple[str, Post]:
+    """Every string drawn on the chart the job attaches (titles, labels, tick labels),
+    and the post."""
+    from matplotlib.text import Text
+
+    import bot.charts
+
+    figures = []
+    real = bot.charts.render_png
+
+    def capture(fig):
+        figures.append(fig)
+        return real(fig)  # renders, which also lays out the tick labels
+
+    monkeypatch.setattr(bot.charts, "render_png", capture)
+    post = build()
+    (fig,) = figures
+    return "\n".join(t.get_text() for t in fig.findobj(Text) if t.get_text()), post
+
+
+def assert_no_revenue(post: Post, chart: str) -> None:
+    for where, text in [
+        ("blocks", json.dumps(post.blocks, ensure_ascii=False)),
+        ("fallback text", post.text),
+        ("chart", chart),
+    ]:
+        assert not DOLLAR_AMOUNT.search(text), f"a $ amount in the {where}"
+        assert not REVENUE_WORDS.search(text), f"MRR/ARR in the {where}"
+
+
+def test_outside_revenue_channels_the_post_shows_counts_but_no_revenue(
+    demo_warehouse, demo_warehouse_path, make_deps, monkeypatch
+):
+    deps = make_deps(
+        demo_warehouse, revenue_channels=["C0FINANCE"], cody_stripe_reconciliation=True
+    )
+
+    chart, post = chart_texts(monkeypatch, lambda: CodyDailyJob().build(deps, PERIOD))
+
+    assert isinstance(post, Post) and post.channel == "C0CODY"
+    assert_no_revenue(post, chart)
+    raw = RawSSC(demo_warehouse_path)
+    expected = raw.fields(DAY)
+    text = block_text(post.blocks)
+    for label, name in [
+        ("Active subscribers", "active_subscribers"),
+        ("New subscribers", "new_subscribers"),
+        ("Retained subscribers", "retained_subscribers"),
+        ("Canceled subscribers", "canceled_subscribers"),
+        ("Daily subscribers", "daily_subscribers"),
+    ]:
+        assert field_value(text, label) == f"{expected[name]:,}", label
+    net_day = expected["new_subscribers"] - expected["canceled_subscribers"]
+    assert f"{net_day:+,d} on the day" in text
+    assert re.search(r"`[▁▂▃▄▅▆▇█]{30}`", text)
+    assert "*Stripe reconciliation:*" in text  # counts only: still shown
+    assert f"{expected['active_subscribers']:,} active subscribers" in post.text
+    assert re.search(r"30-day trend: [▁▂▃▄▅▆▇█]{30}", post.text)
+    # one line says why, and what to change
+    (hidden,) = [line for line in text.split("\n") if "REVENUE_CHANNELS" in line]
+    assert "Revenue figures are hidden" in hidden and "not in `REVENUE_CHANNELS`" in hidden
+    assert "active subscribers" in chart  # the chart is still the subscriber chart
+
+
+def test_in_a_revenue_channel_the_chart_has_its_mrr_axis(demo_warehouse, make_deps, monkeypatch):
+    deps = make_deps(demo_warehouse)  # C0CODY is in REVENUE_CHANNELS
+
+    chart, post = chart_texts(monkeypatch, lambda: CodyDailyJob().build(deps, PERIOD))
+
+    assert "MRR (USD)" in chart and DOLLAR_AMOUNT.search(chart)
+    assert "REVENUE_CHANNELS" not in block_text(post.blocks)
+
+
+@pytest.fixture
+def slack_deps(make_deps, slack, demo_warehouse):
+    """make_deps with its WebClient on the fake Slack (channel names resolve there)."""
+
+    def make(**values):
+        return make_deps(
+            demo_warehouse, slack_api_url=slack.api_url, slack_bot_token=slack.token, **values
+        )
+
+    return make
+
+
+def test_a_channel_name_shows_revenue_when_its_id_is_a_revenue_channel(
+    slack, slack_deps, demo_warehouse_path
+):
+    finance = slack.add_channel(name="cody-finance")
+    slack.add_channel(name="general")
+    expected = RawSSC(demo_warehouse_path).fields(DAY)
+
+    allowed = CodyDailyJob().build(
+        slack_deps(cody_channel="#cody-finance", revenue_channels=[finance]), PERIOD
+    )
+    hidden = CodyDailyJob().build(
+        slack_deps(cody_channel="#general", revenue_channels=[finance]), PERIOD
+    )
+
+    text = block_text(allowed.blocks)
+    assert field_value(text, "MRR") == f"${expected['mrr']:,.0f}"
+    assert field_value(text, "ARR") == f"${expected['arr']:,.0f}"
+    assert f"MRR {fmt_money(expected['mrr'])}" in allowed.text
+    assert "REVENUE_CHANNELS" not in text
+    assert not DOLLAR_AMOUNT.search(json.dumps(hidden.blocks) + hidden.text)
+    assert "REVENUE_CHANNELS" in block_text(hidden.blocks)
+
+
+def test_a_channel_listed_by_name_in_revenue_channels_shows_revenue(slack_deps, slack):
+    deps = slack_deps(cody_channel="#cody-finance", revenue_channels=["#cody-finance"])
+
+    post = CodyDailyJob().build(deps, PERIOD)
+
+    assert "*MRR*" in block_text(post.blocks)
+    assert slack.calls("conversations.list") == []
+
+
+def test_revenue_is_hidden_when_the_channel_name_cannot_be_resolved(
+    demo_warehouse, make_deps, monkeypatch
+):
+    import socket
+
+    with socket.socket() as sock:  # a port nobody listens on: Slack is unreachable
+        sock.bind(("127.0.0.1", 0))
+        closed = sock.getsockname()[1]
+    deps = make_deps(
+        demo_warehouse,
+        cody_channel="#cody-pro-metrics",
+        revenue_channels=["C0FINANCE"],
+        slack_api_url=f"http://127.0.0.1:{closed}/api/",
+    )
+
+    chart, post = chart_texts(monkeypatch, lambda: CodyDailyJob().build(deps, PERIOD))
+
+    assert isinstance(post, Post)
+    assert_no_revenue(post, chart)
+    assert "REVENUE_CHANNELS" in block_text(post.blocks)
+
+
+def test_a_broken_revenue_identity_names_no_figure_outside_revenue_channels(
+    demo_warehouse, make_deps
+):
+    class WrongMRR:
+        name = "duckdb"
+
+        def query(self, sql, params=None, *, labels=None):
+            rows = demo_warehouse.query(sql, params)
+            for row in rows:
+                if row.get("date") == DAY and "mrr" in row:
+                    row["mrr"] += 9
+            return rows
+
+        def close(self):
+            pass
+
+    hidden = CodyDailyJob().build(make_deps(WrongMRR(), revenue_channels=[]), PERIOD)
+    shown = CodyDailyJob().build(make_deps(WrongMRR()), PERIOD)
+
+    assert isinstance(hidden, NotReady) and isinstance(shown, NotReady)
+    assert "mrr is not its subscriber count × the seat price" in hidden.reason
+    assert not re.search(r"\$|\d+\.\d", hidden.reason)
+    assert "at $9 a seat" in shown.reason  # where revenue may be shown, the figures help
+
+
+def test_cli_dry_run_outside_revenue_channels_prints_no_revenue(
+    demo_warehouse_path, tmp_path, monkeypatch, capsys
+):
+    import bot.deps
+    import bot.warehouse
+    from bot.cli import main
+    from tests.conftest import TEST_NOW
+
+    monkeypatch.chdir(tmp_path)  # no stray .env
+    monkeypatch.setenv("DATA_DIR", str(tmp_path))
+    monkeypatch.setattr(bot.deps, "utc_now", lambda: TEST_NOW)
+    monkeypatch.setattr(
+        bot.warehouse,
+        "make_warehouse",
+        lambda settings: bot.warehouse.DuckDBWarehouse(demo_warehouse_path, timeout_s=60),
+    )
+
+    code = main(["post", "cody-daily", "--dry-run"])  # default settings: no REVENUE_CHANNELS
+
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert "Cody Pro · Sun, Nov 22, 2026" in out
+    expected = RawSSC(demo_warehouse_path).fields(DAY)
+    assert field_value(out, "Active subscribers") == f"{expected['active_subscribers']:,}"
+    assert not DOLLAR_AMOUNT.search(out) and not REVENUE_WORDS.search(out)
+    assert "REVENUE_CHANNELS" in out

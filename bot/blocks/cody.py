@@ -3,6 +3,9 @@
 All wording users read about Cody Pro lives here. Builders are pure: a CodyReport in,
 (fallback text, blocks) out. The fallback text carries the headline numbers and the
 sparkline, so notifications and clients without images still show the trend.
+
+`show_revenue=False` (the post's channel is not in REVENUE_CHANNELS): no revenue figure
+anywhere, neither in the blocks nor in the fallback text; one line says why.
 """
 
 from __future__ import annotations
@@ -108,9 +111,17 @@ def _reconciliation_line(report: CodyReport) -> str | None:
     )
 
 
-def _source_line(report: CodyReport, *, chart: bool) -> str:
+REVENUE_HIDDEN = (
+    ":lock: Revenue figures are hidden: this channel is not in `REVENUE_CHANNELS`. "
+    "To show them here, add this channel's ID to `REVENUE_CHANNELS`."
+)
+
+
+def _source_line(report: CodyReport, *, chart: bool, show_revenue: bool) -> str:
     synced = f", synced through {fmt_time(report.synced_through)}" if report.synced_through else ""
     chart_note = " Chart attached." if chart else ""
+    if not show_revenue:
+        return f"Source: SSC ({', '.join(SSC_TABLES)}){synced}. Dates in Pacific time.{chart_note}"
     return (
         f"Source: SSC ({', '.join(SSC_TABLES)}){synced}. Dates in Pacific time; "
         f"revenue at {fmt_money(report.price_usd)} per seat per month. "
@@ -118,7 +129,7 @@ def _source_line(report: CodyReport, *, chart: bool) -> str:
     )
 
 
-def _blocks(report: CodyReport, title: str, *, chart: bool) -> list[dict]:
+def _blocks(report: CodyReport, title: str, *, chart: bool, show_revenue: bool) -> list[dict]:
     day = report.day
     blocks = [HeaderBlock(text=title)]
     for warning in report.warnings:
@@ -142,50 +153,56 @@ def _blocks(report: CodyReport, title: str, *, chart: bool) -> list[dict]:
             ]
         )
     )
-    blocks.append(DividerBlock())
-    blocks.append(
-        SectionBlock(
-            fields=[
-                MarkdownTextObject(text=_field(report, "mrr")),
-                MarkdownTextObject(text=_plain_field(report, "arr", " (MRR × 12)")),
-                MarkdownTextObject(text=_plain_field(report, "daily_revenue")),
-                MarkdownTextObject(text=_plain_field(report, "daily_revenue_added", " (new)")),
-                MarkdownTextObject(
-                    text=_plain_field(report, "daily_revenue_retained", " (retained)")
-                ),
-            ]
+    if show_revenue:
+        blocks.append(DividerBlock())
+        blocks.append(
+            SectionBlock(
+                fields=[
+                    MarkdownTextObject(text=_field(report, "mrr")),
+                    MarkdownTextObject(text=_plain_field(report, "arr", " (MRR × 12)")),
+                    MarkdownTextObject(text=_plain_field(report, "daily_revenue")),
+                    MarkdownTextObject(text=_plain_field(report, "daily_revenue_added", " (new)")),
+                    MarkdownTextObject(
+                        text=_plain_field(report, "daily_revenue_retained", " (retained)")
+                    ),
+                ]
+            )
         )
-    )
     blocks.append(SectionBlock(text=MarkdownTextObject(text=_trend_line(report))))
     reconciliation = _reconciliation_line(report)
     if reconciliation:
         blocks.append(SectionBlock(text=MarkdownTextObject(text=reconciliation)))
-    blocks.append(
-        ContextBlock(elements=[MarkdownTextObject(text=_source_line(report, chart=chart))])
-    )
+    source = _source_line(report, chart=chart, show_revenue=show_revenue)
+    blocks.append(ContextBlock(elements=[MarkdownTextObject(text=source)]))
+    if not show_revenue:
+        blocks.append(ContextBlock(elements=[MarkdownTextObject(text=REVENUE_HIDDEN)]))
     return [block.to_dict() for block in blocks]
 
 
-def _fallback_text(report: CodyReport, lead: str) -> str:
+def _fallback_text(report: CodyReport, lead: str, *, show_revenue: bool) -> str:
     day = report.day
     active_change = fmt_change("active_subscribers", report.vs_previous("active_subscribers"))
+    revenue = f"; MRR {fmt_money(day.mrr)}, ARR {fmt_money(day.arr)}" if show_revenue else ""
     text = (
         f"{lead}: {fmt_count(day.active_subscribers)} active subscribers, {active_change} vs "
         f"the day before; {fmt_count(day.new_subscribers)} new, "
         f"{fmt_count(day.retained_subscribers)} retained, "
-        f"{fmt_count(day.canceled_subscribers)} canceled; MRR {fmt_money(day.mrr)}, "
-        f"ARR {fmt_money(day.arr)}. {len(report.trend)}-day trend: "
-        f"{sparkline([d.active_subscribers for d in report.trend])}"
+        f"{fmt_count(day.canceled_subscribers)} canceled{revenue}. {len(report.trend)}-day "
+        f"trend: {sparkline([d.active_subscribers for d in report.trend])}"
     )
     if report.warnings:
         text += " ⚠ " + " ".join(report.warnings)
     return text
 
 
-def build_cody_daily_message(report: CodyReport) -> tuple[str, list[dict]]:
-    """The morning post (with the trend chart uploaded beside it)."""
+def build_cody_daily_message(
+    report: CodyReport, *, show_revenue: bool = True
+) -> tuple[str, list[dict]]:
+    """The morning post (with the trend chart uploaded beside it). `show_revenue=False`
+    when the channel may not see revenue: counts, changes, trend and reconciliation only."""
     title = f"Cody Pro · {fmt_day(report.day.date)}"
+    lead = f"Cody Pro for {fmt_day(report.day.date)}"
     return (
-        _fallback_text(report, f"Cody Pro for {fmt_day(report.day.date)}"),
-        _blocks(report, title, chart=True),
+        _fallback_text(report, lead, show_revenue=show_revenue),
+        _blocks(report, title, chart=True, show_revenue=show_revenue),
     )

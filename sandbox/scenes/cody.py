@@ -57,8 +57,15 @@ def run(h: DemoHarness) -> None:
             return
         # The scene's morning is the day after the reference date, in Pacific time.
         morning = day + dt.timedelta(days=1)
+        # The post shows revenue only in REVENUE_CHANNELS (channel IDs): the demo workspace
+        # allows it in #cody-pro-metrics, which the bot finds by name (conversations.list).
+        revenue_channel = h.slack.add_channel(name="cody-pro-metrics")
         deps.settings = deps.settings.model_copy(
-            update={"cody_channel": "#cody-pro-metrics", "cody_stripe_reconciliation": True}
+            update={
+                "cody_channel": "#cody-pro-metrics",
+                "cody_stripe_reconciliation": True,
+                "revenue_channels": [*deps.settings.revenue_channels, revenue_channel],
+            }
         )
         clock = {"now": _at(morning, 9)}
         deps.now = lambda: clock["now"]
