@@ -136,15 +136,16 @@ def _check_warehouse(settings: Settings, report: CheckReport) -> None:
 
 
 def _check_revenue_channels(settings: Settings, report: CheckReport) -> None:
-    # The daily Cody Pro post carries revenue (MRR, ARR): its channel must be one where
-    # revenue may be shown, or the post would leak it to everyone in that channel.
+    # The daily Cody Pro post hides revenue (MRR, ARR) outside REVENUE_CHANNELS; say so
+    # before the first post leaves the team wondering where the numbers went.
     if settings.cody_daily_enabled and settings.cody_channel not in settings.revenue_channels:
         report.add(
             False,
-            f"CODY_CHANNEL {settings.cody_channel} is not in REVENUE_CHANNELS, "
-            "but the daily Cody Pro post shows revenue",
-            "Add its channel id to REVENUE_CHANNELS (JSON list), or post to a channel "
-            "that is there.",
+            f"CODY_CHANNEL {settings.cody_channel} is not in REVENUE_CHANNELS: the daily "
+            "Cody Pro post will leave out revenue (MRR, ARR, daily revenue)",
+            "To show revenue there, add the channel's id to REVENUE_CHANNELS (JSON list). "
+            "(If its id is listed already, the post resolves the name and shows revenue.)",
+            warning=True,
         )
 
 

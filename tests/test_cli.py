@@ -72,10 +72,11 @@ def test_check_reports_an_unreachable_state_database(tmp_path):
     assert "DATABASE_URL" in result.stdout
 
 
-def test_check_refuses_a_cody_channel_where_revenue_may_not_be_shown(tmp_path):
+def test_check_warns_that_the_cody_post_hides_revenue_outside_revenue_channels(tmp_path):
     env = {"SLACK_BOT_TOKEN": "xoxb-1", "SLACK_SIGNING_SECRET": "s", "DATA_DIR": str(tmp_path)}
     refused = run_cli("check", env={**env, "CODY_CHANNEL": "C0GENERAL"}, cwd=tmp_path)
     assert "CODY_CHANNEL C0GENERAL is not in REVENUE_CHANNELS" in refused.stdout
+    assert "will leave out revenue" in refused.stdout
     allowed = run_cli(
         "check",
         env={**env, "CODY_CHANNEL": "C0REVENUE", "REVENUE_CHANNELS": '["C0REVENUE"]'},
