@@ -27,13 +27,16 @@ import re
 import secrets
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from flask import Flask, Response, request
 from slack_sdk.models.blocks import Block
 from slack_sdk.models.views import View
 
 from sandbox import LoopbackServer
+
+if TYPE_CHECKING:
+    from sandbox.socket_mode import FakeSocketMode
 
 logger = logging.getLogger(__name__)
 
@@ -242,6 +245,7 @@ class FakeSlack(LoopbackServer):
         bot_id: str = "BDATABOT",
         app_id: str = "ADATABOT",
         bot_name: str = "databot",
+        socket_mode: FakeSocketMode | None = None,
     ) -> None:
         # Without a token, any well-formed bot/user token is accepted (the harness makes up
         # its own); with one, only that token, like a real workspace.
@@ -253,6 +257,8 @@ class FakeSlack(LoopbackServer):
         self.bot_id = bot_id
         self.app_id = app_id
         self.bot_name = bot_name
+        # apps.connections.open hands out this server's URLs (Socket Mode).
+        self.socket_mode = socket_mode
 
         self._calls: list[SlackCall] = []
         self._responses: list[ResponseCall] = []
@@ -1007,6 +1013,12 @@ class FakeSlack(LoopbackServer):
         reactions.append({"name": name, "users": [self.bot_user_id], "count": 1})
         return {}
 
+    def _apps_connections_open(self, args: dict[str, Any]) -> dict[str, Any]:
+        if self.socket_mode is None:
+            # The fake's own error: the app has Socket Mode turned off in its settings.
+            raise SlackError("socket_mode_not_enabled")
+        return {"url": self.socket_mode.issue_url()}
+
     # --- HTTP ------------------------------------------------------------------------------
 
     _METHODS: dict[str, str] = {
@@ -1030,6 +1042,7 @@ class FakeSlack(LoopbackServer):
         "files.getUploadURLExternal": "_files_get_upload_url",
         "files.completeUploadExternal": "_files_complete_upload",
         "reactions.add": "_reactions_add",
+        "apps.connections.open": "_apps_connections_open",
     }
 
     def _read_args(self) -> tuple[dict[str, Any], str | None, str | None]:
@@ -1095,7 +1108,11 @@ class FakeSlack(LoopbackServer):
                 return failure.status, {"ok": False, "error": failure.error}, headers
         if not token:
             return 200, {"ok": False, "error": "not_authed"}, {}
-        if not self._token_ok(token):
+        # An app-level token works for apps.connections.open only, and only it does.
+        if (method == "apps.connections.open") != token.startswith("xapp-"):
+            return 200, {"ok": False, "error": "not_allowed_token_type"}, {}
+        app_token_ok = bool(re.match(r"^xapp-[A-Za-z0-9-]+$", token))
+        if not (app_token_ok if token.startswith("xapp-") else self._token_ok(token)):
             return 200, {"ok": False, "error": "invalid_auth"}, {}
         if decode_error:
             problems = ["a JSON field (blocks, view, attachments...) is not valid JSON"]

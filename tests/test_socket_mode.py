@@ -1,0 +1,96 @@
+"""`databot serve` in Socket Mode (SLACK_APP_TOKEN set): the real process, connected to a
+loopback Socket Mode server through slack_sdk's built-in client."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+from urllib.parse import parse_qs
+
+import pytest
+import yaml
+from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError
+from websockets.exceptions import InvalidStatus
+from websockets.sync.client import connect
+
+from sandbox.slack_api import FakeSlack
+from sandbox.slack_requests import slash_command
+from sandbox.socket_mode import FakeSocketMode
+from tests.checkout import checkout_env
+from tests.test_serve import free_port, wait_healthy
+
+APP_TOKEN = "xapp-1-ADATABOT-1-socket-test"
+CATALOG = Path(__file__).resolve().parents[1] / "bot" / "metrics.yml"
+
+
+def all_text(payload: dict) -> str:
+    parts = [payload.get("text") or ""]
+    for block in payload.get("blocks") or []:
+        parts.append((block.get("text") or {}).get("text", ""))
+        parts.extend(e.get("text", "") for e in block.get("elements") or [])
+    return "\n".join(parts)
+
+
+def test_serve_in_socket_mode_answers_metric_help_in_the_ack_and_stops_on_sigterm(tmp_path):
+    metric_names = [m["name"] for m in yaml.safe_load(CATALOG.read_text())["metrics"]]
+    with FakeSocketMode() as socket_mode, FakeSlack(socket_mode=socket_mode) as slack:
+        port = free_port()
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "GITHUB_"))}
+        env.update(
+            SLACK_BOT_TOKEN="xoxb-socket-test",
+            SLACK_APP_TOKEN=APP_TOKEN,
+            SLACK_API_URL=slack.api_url,
+            HOST="127.0.0.1",
+            PORT=str(port),
+            DATA_DIR=str(tmp_path),
+        )
+        process = subprocess.Popen(
+            [sys.executable, "-m", "bot.cli", "serve"],
+            env=checkout_env(env),
+            cwd=tmp_path,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            wait_healthy(f"http://127.0.0.1:{port}", process)
+            socket_mode.wait_connected()
+            # Over the socket a slash command carries the fields Slack form-encodes over HTTP.
+            fields = {k: v[0] for k, v in parse_qs(slash_command("/metric", "help")).items()}
+            envelope_id = socket_mode.send_slash_command(fields)
+            ack = socket_mode.wait_ack(envelope_id)
+            assert ack.payload is not None, "the help must come back in the ack"
+            text = all_text(ack.payload)
+            assert ack.payload.get("response_type") == "ephemeral"
+            assert "/metric" in text
+            assert all(f"`{name}`" in text for name in metric_names)
+            process.send_signal(signal.SIGTERM)
+            assert process.wait(timeout=15) == 0
+        finally:
+            if process.poll() is None:
+                process.kill()
+        logs = process.stderr.read()
+    opened = slack.calls("apps.connections.open")
+    assert opened and all(c.error is None for c in opened)
+    assert not socket_mode.rejected
+    assert APP_TOKEN not in logs and "xoxb-socket-test" not in logs
+    assert "Socket Mode" in logs
+
+
+def test_connection_urls_need_an_app_token_and_work_once():
+    with FakeSocketMode() as socket_mode, FakeSlack(socket_mode=socket_mode) as slack:
+        bot = WebClient(token="xoxb-socket-test", base_url=slack.api_url)
+        with pytest.raises(SlackApiError) as refused:
+            bot.apps_connections_open(app_token="xoxb-socket-test")
+        assert refused.value.response["error"] == "not_allowed_token_type"
+        url = bot.apps_connections_open(app_token=APP_TOKEN)["url"]
+        with connect(url) as first:
+            assert json.loads(first.recv(timeout=5))["type"] == "hello"
+        with pytest.raises(InvalidStatus):
+            connect(url)
+        assert socket_mode.rejected
