@@ -50,7 +50,7 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
             from bot.app import build_socket_mode_handler
 
             handler = build_socket_mode_handler(app, settings.slack_app_token.get_secret_value())
-            handler.connect()
+            connect_socket_mode(handler)
             # Socket Mode still serves /healthz and the GitHub webhook over HTTP.
             server = WebServer(build_web(None, deps), host=settings.host, port=settings.port)
             server.start()
@@ -76,6 +76,22 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
             stopper()
         deps.close()
     return 0
+
+
+def connect_socket_mode(handler) -> None:
+    """Open the Socket Mode connection; a token Slack refuses is a ConfigError, not a
+    traceback (apps.connections.open answers e.g. invalid_auth, not_allowed_token_type)."""
+    from slack_sdk.errors import SlackApiError
+
+    try:
+        handler.connect()
+    except SlackApiError as exc:
+        error = exc.response.get("error") if exc.response is not None else None
+        raise ConfigError(
+            f"Slack refused to open a Socket Mode connection ({error or exc}): check that "
+            "SLACK_APP_TOKEN is the app-level token (xapp-...) with connections:write and "
+            "that Socket Mode is turned on for the app."
+        ) from None
 
 
 def start_background_workers(deps) -> list[Callable[[], None]]:

@@ -94,3 +94,28 @@ def test_connection_urls_need_an_app_token_and_work_once():
         with pytest.raises(InvalidStatus):
             connect(url)
         assert socket_mode.rejected
+
+
+def test_serve_with_an_app_token_slack_refuses_says_so_without_a_traceback(tmp_path):
+    with FakeSocketMode() as socket_mode, FakeSlack(socket_mode=socket_mode) as slack:
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "GITHUB_"))}
+        env.update(
+            SLACK_BOT_TOKEN="xoxb-socket-test",
+            # A bot token pasted where the app-level token belongs.
+            SLACK_APP_TOKEN="xoxb-pasted-by-mistake",
+            SLACK_API_URL=slack.api_url,
+            HOST="127.0.0.1",
+            PORT=str(free_port()),
+            DATA_DIR=str(tmp_path),
+        )
+        done = subprocess.run(
+            [sys.executable, "-m", "bot.cli", "serve"],
+            env=checkout_env(env),
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    assert done.returncode == 2
+    assert "not_allowed_token_type" in done.stderr and "SLACK_APP_TOKEN" in done.stderr
+    assert "Traceback" not in done.stderr and "xoxb-pasted-by-mistake" not in done.stderr
