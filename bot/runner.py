@@ -341,22 +341,16 @@ def _build_failed(deps, job, opts, record, exc, *, manual) -> RunRecord:
             detail=f"attempt {record.attempts} failed: {reason}; retrying",
         )
         return rec or get_run(deps.store, name, period)
-    detail = f"could not build the message: {reason}"
-    rec = _finish(
-        deps.store,
+    return _fail(
+        deps,
+        opts,
         record,
-        now,
-        status=RunStatus.FAILED,
-        lease_until=None,
-        channel=None,
-        detail=detail,
+        detail=f"could not build the message: {reason}",
+        manual_text=f"failed: {reason}",
+        owner_text=f"was not posted: {reason}",
+        manual=manual,
+        cause=exc,
     )
-    if rec is None:
-        return get_run(deps.store, name, period)
-    if manual:
-        raise DatabotError(f"{opts.title} for {period} failed: {reason}") from exc
-    tell_owner(deps, f"{opts.title} for {period} was not posted: {reason}")
-    return rec
 
 
 def _not_ready(deps, job, opts, record, result: NotReady, *, manual) -> RunRecord:
@@ -524,22 +518,38 @@ def _post(deps, job, opts, record, post: Post, *, manual) -> RunRecord:
 
 def _post_failed(deps, opts, record, reason: str, *, manual) -> RunRecord:
     """Slack refused the post (an API error): it is certainly not out."""
+    logger.warning("%s %s not posted: %s", record.job, record.period, reason)
+    return _fail(
+        deps,
+        opts,
+        record,
+        detail=reason,
+        manual_text=f"was not posted: {reason}",
+        owner_text=f"was not posted: {reason}.",
+        manual=manual,
+    )
+
+
+def _fail(
+    deps, opts, record, *, detail: str, manual_text: str, owner_text: str, manual: bool, cause=None
+) -> RunRecord:
+    """Record the run as failed, if it is still ours, and tell a person: the one running
+    `databot post` by hand (an error), or the owner. The channel is cleared: a re-run
+    posts without looking for an earlier message first."""
     rec = _finish(
         deps.store,
         record,
         deps.now(),
         status=RunStatus.FAILED,
         lease_until=None,
-        # Nothing to look for: a re-run posts without checking the channel first.
         channel=None,
-        detail=reason,
+        detail=detail,
     )
     if rec is None:
         return get_run(deps.store, record.job, record.period)
-    logger.warning("%s %s not posted: %s", record.job, record.period, reason)
     if manual:
-        raise DatabotError(f"{opts.title} for {record.period} was not posted: {reason}")
-    tell_owner(deps, f"{opts.title} for {record.period} was not posted: {reason}.")
+        raise DatabotError(f"{opts.title} for {record.period} {manual_text}") from cause
+    tell_owner(deps, f"{opts.title} for {record.period} {owner_text}")
     return rec
 
 
@@ -583,22 +593,10 @@ def _cannot_check(deps, opts, record, exc: _CannotCheck, *, manual) -> RunRecord
         f"may have been posted: databot could not check {where} ({exc.reason}). "
         f"Check {where}; if it is not there, `databot post {name}` posts it."
     )
-    # The channel is cleared: a person has been asked to look, so a re-run posts.
-    rec = _finish(
-        deps.store,
-        record,
-        now,
-        status=RunStatus.FAILED,
-        lease_until=None,
-        channel=None,
-        detail=detail,
+    # The channel is cleared (in _fail): a person has been asked to look, so a re-run posts.
+    return _fail(
+        deps, opts, record, detail=detail, manual_text=detail, owner_text=detail, manual=manual
     )
-    if rec is None:
-        return get_run(deps.store, name, period)
-    if manual:
-        raise DatabotError(f"{opts.title} for {period} {detail}")
-    tell_owner(deps, f"{opts.title} for {period} {detail}")
-    return rec
 
 
 def _target_channel(deps, channel: str) -> str:
