@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-import os
 import signal
 import socket
 import subprocess
-import sys
 import time
 import urllib.error
 import urllib.request
 
 from sandbox.slack_api import FakeSlack
 from sandbox.slack_requests import send, slash_command
-from tests.checkout import checkout_env
+from tests.checkout import spawn_serve
 
 
 def free_port() -> int:
@@ -39,22 +37,12 @@ def wait_healthy(url: str, process: subprocess.Popen, timeout: float = 30) -> No
 def test_serve_answers_health_checks_rejects_unsigned_requests_and_stops_on_sigterm(tmp_path):
     port = free_port()
     with FakeSlack() as slack:
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "GITHUB_"))}
-        env.update(
+        process = spawn_serve(
+            tmp_path,
+            port,
             SLACK_BOT_TOKEN="xoxb-serve-test",
             SLACK_SIGNING_SECRET="serve-secret",
             SLACK_API_URL=slack.api_url,
-            HOST="127.0.0.1",
-            PORT=str(port),
-            DATA_DIR=str(tmp_path),
-        )
-        process = subprocess.Popen(
-            [sys.executable, "-m", "bot.cli", "serve"],
-            env=checkout_env(env),
-            cwd=tmp_path,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
         )
         try:
             url = f"http://127.0.0.1:{port}"

@@ -4,10 +4,7 @@ loopback Socket Mode server through slack_sdk's built-in client."""
 from __future__ import annotations
 
 import json
-import os
 import signal
-import subprocess
-import sys
 from pathlib import Path
 from urllib.parse import parse_qs
 
@@ -21,7 +18,7 @@ from websockets.sync.client import connect
 from sandbox.slack_api import FakeSlack
 from sandbox.slack_requests import slash_command
 from sandbox.socket_mode import FakeSocketMode
-from tests.checkout import checkout_env
+from tests.checkout import spawn_serve
 from tests.test_serve import free_port, wait_healthy
 
 APP_TOKEN = "xapp-1-ADATABOT-1-socket-test"
@@ -40,22 +37,12 @@ def test_serve_in_socket_mode_answers_metric_help_in_the_ack_and_stops_on_sigter
     metric_names = [m["name"] for m in yaml.safe_load(CATALOG.read_text())["metrics"]]
     with FakeSocketMode() as socket_mode, FakeSlack(socket_mode=socket_mode) as slack:
         port = free_port()
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "GITHUB_"))}
-        env.update(
+        process = spawn_serve(
+            tmp_path,
+            port,
             SLACK_BOT_TOKEN="xoxb-socket-test",
             SLACK_APP_TOKEN=APP_TOKEN,
             SLACK_API_URL=slack.api_url,
-            HOST="127.0.0.1",
-            PORT=str(port),
-            DATA_DIR=str(tmp_path),
-        )
-        process = subprocess.Popen(
-            [sys.executable, "-m", "bot.cli", "serve"],
-            env=checkout_env(env),
-            cwd=tmp_path,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
         )
         try:
             wait_healthy(f"http://127.0.0.1:{port}", process)
@@ -98,24 +85,15 @@ def test_connection_urls_need_an_app_token_and_work_once():
 
 def test_serve_with_an_app_token_slack_refuses_says_so_without_a_traceback(tmp_path):
     with FakeSocketMode() as socket_mode, FakeSlack(socket_mode=socket_mode) as slack:
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "GITHUB_"))}
-        env.update(
+        process = spawn_serve(
+            tmp_path,
+            free_port(),
             SLACK_BOT_TOKEN="xoxb-socket-test",
             # A bot token pasted where the app-level token belongs.
             SLACK_APP_TOKEN="xoxb-pasted-by-mistake",
             SLACK_API_URL=slack.api_url,
-            HOST="127.0.0.1",
-            PORT=str(free_port()),
-            DATA_DIR=str(tmp_path),
         )
-        done = subprocess.run(
-            [sys.executable, "-m", "bot.cli", "serve"],
-            env=checkout_env(env),
-            cwd=tmp_path,
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
-    assert done.returncode == 2
-    assert "not_allowed_token_type" in done.stderr and "SLACK_APP_TOKEN" in done.stderr
-    assert "Traceback" not in done.stderr and "xoxb-pasted-by-mistake" not in done.stderr
+        _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 2
+    assert "not_allowed_token_type" in stderr and "SLACK_APP_TOKEN" in stderr
+    assert "Traceback" not in stderr and "xoxb-pasted-by-mistake" not in stderr
