@@ -21,8 +21,8 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from bot.catalog import load_catalog
-from bot.metrics import MetricService
+from bot.metric.catalog import load_catalog
+from bot.metric.lookup import MetricService
 from bot.settings import Settings
 from bot.warehouse import make_warehouse
 

@@ -12,9 +12,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from bot.demo_data import ensure_demo_warehouse
 from bot.sql import load_sql
 from bot.warehouse import DuckDBWarehouse
+from bot.warehouse_demo import ensure_demo_warehouse
 
 QUERIES = {
     "dau last 30 days": (

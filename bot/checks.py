@@ -69,7 +69,7 @@ def run_checks(settings: Settings) -> CheckReport:
     _check_warehouse(settings, report)
     _check_github(settings, report)
     _check_revenue_channels(settings, report)
-    from bot.catalog import check_catalog
+    from bot.metric.catalog import check_catalog
 
     check_catalog(settings, report)
     return report

@@ -97,7 +97,7 @@ def connect_socket_mode(handler) -> None:
 def start_background_workers(deps) -> list[Callable[[], None]]:
     """Workers that run beside the web process (e.g. the intake outbox retry loop)."""
     stoppers: list[Callable[[], None]] = []
-    from bot.intake import start_outbox_worker
+    from bot.intake.outbox import start_outbox_worker
 
     stoppers.append(start_outbox_worker(deps))
     return stoppers
@@ -108,9 +108,9 @@ def start_background_workers(deps) -> list[Callable[[], None]]:
 
 def cmd_clock(args: argparse.Namespace, settings: Settings) -> int:
     from bot.deps import build_deps
-    from bot.jobs import build_jobs
-    from bot.scheduler import Clock
-    from bot.urgent_poller import schedule_in_clock
+    from bot.scheduling.clock import Clock
+    from bot.scheduling.job import build_jobs
+    from bot.urgent.poller import schedule_in_clock
 
     deps = build_deps(settings)
     clock = Clock(deps, build_jobs(deps))
@@ -145,11 +145,11 @@ def _day(text: str):
 
 
 def cmd_post(args: argparse.Namespace, settings: Settings) -> int:
-    from bot import runner
     from bot.deps import build_deps
     from bot.errors import InputError
-    from bot.jobs import NotReady, build_jobs, find_job
-    from bot.scheduler import manual_period
+    from bot.scheduling import runner
+    from bot.scheduling.clock import manual_period
+    from bot.scheduling.job import NotReady, build_jobs, find_job
 
     deps = build_deps(settings)
     try:
@@ -183,20 +183,17 @@ def cmd_post(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def render_post(post, title: str) -> str:
-    """A post as a person reads it (sandbox.render when installed, else its plain text)."""
-    lines = [f"== {title} -> {post.channel}"]
-    try:
-        from sandbox.render import render_message
+    """A post as a person reads it in Slack."""
+    from bot.render import render_message
 
-        lines.append(render_message({"text": post.text, "blocks": post.blocks}))
-    except ImportError:  # production install without the sandbox package
-        lines.append(post.text)
+    lines = [f"== {title} -> {post.channel}"]
+    lines.append(render_message({"text": post.text, "blocks": post.blocks}))
     lines += [f"[file: {f.filename} ({len(f.content):,} bytes) {f.title}]" for f in post.files]
     return "\n".join(lines)
 
 
 def cmd_posts(args: argparse.Namespace, settings: Settings) -> int:
-    from bot.runner import list_runs
+    from bot.scheduling.runner import list_runs
     from bot.store import Store
 
     store = Store(settings.state_url)
@@ -235,8 +232,8 @@ def render_runs(records, tz) -> str:
 
 def cmd_sprint(args: argparse.Namespace, settings: Settings) -> int:
     from bot.deps import build_deps
-    from bot.digest import load_calendar
-    from bot.sprints import render_sprints
+    from bot.sprints.calendar import render_sprints
+    from bot.sprints.jobs import load_calendar
 
     deps = build_deps(settings)
     try:
@@ -291,7 +288,7 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_metric(args: argparse.Namespace, settings: Settings) -> int:
     """The /metric lookup from a terminal. Whoever runs this holds warehouse credentials,
     so revenue metrics are not refused here."""
-    from bot.metrics import print_metric_lookup
+    from bot.metric.lookup import print_metric_lookup
 
     return print_metric_lookup(settings, " ".join(args.words))
 
@@ -301,7 +298,7 @@ def cmd_metric(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_urgent_poll(args: argparse.Namespace, settings: Settings) -> int:
     from bot.deps import build_deps
-    from bot.urgent_poller import PollLoop, poll_once
+    from bot.urgent.poller import PollLoop, poll_once
 
     if settings.github_token is None:
         raise ConfigError("Set GITHUB_TOKEN (issues read access to GITHUB_REPO) to poll GitHub.")
@@ -332,8 +329,8 @@ def cmd_urgent_poll(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_requests(args: argparse.Namespace, settings: Settings) -> int:
-    from bot import intake
     from bot.deps import build_deps
+    from bot.intake import outbox as intake
 
     deps = build_deps(settings)
     try:

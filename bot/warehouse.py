@@ -377,7 +377,7 @@ def make_warehouse(settings: Settings) -> Warehouse:
             maximum_bytes_billed=settings.bigquery_max_bytes_billed,
             timeout_s=settings.query_timeout_seconds,
         )
-    from bot.demo_data import ensure_demo_warehouse
+    from bot.warehouse_demo import ensure_demo_warehouse
 
     path = ensure_demo_warehouse(settings.data_dir)
     return DuckDBWarehouse(path, timeout_s=settings.query_timeout_seconds)

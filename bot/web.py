@@ -50,7 +50,7 @@ def build_web(app: App | None, deps: Deps) -> Flask:
     @web.post(GITHUB_PATH)
     def github_webhook():
         try:
-            from bot.github_webhook import receive
+            from bot.urgent.webhook import receive
         except ImportError:  # the urgent-issues feature provides the receiver
             return Response("webhooks not enabled\n", status=404, mimetype="text/plain")
         status, text = receive(deps, dict(request.headers), request.get_data(cache=False))

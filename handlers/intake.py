@@ -11,8 +11,10 @@ from slack_bolt import Ack, App
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
-from bot import intake
-from bot.blocks.intake import (
+from bot.deps import Deps
+from bot.ids import Action, Command, RequestBlock, Shortcut, View
+from bot.intake import outbox as intake
+from bot.intake.blocks import (
     TEXT_MAX,
     TITLE_MAX,
     ModalState,
@@ -28,11 +30,9 @@ from bot.blocks.intake import (
     read_modal_values,
     submission_from_modal,
 )
-from bot.deps import Deps
-from bot.ids import Action, Command, RequestBlock, Shortcut, View
-from bot.intake import Source, ThreadMessage
-from bot.issue_forms import builtin_forms
-from bot.markdown import slack_to_plain
+from bot.intake.forms import builtin_forms
+from bot.intake.markdown import slack_to_plain
+from bot.intake.outbox import Source, ThreadMessage
 from handlers.errors import run_after_ack, user_message_for
 
 logger = logging.getLogger(__name__)

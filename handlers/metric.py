@@ -8,17 +8,17 @@ import logging
 from slack_bolt import Ack, App
 from slack_bolt.context.respond import Respond
 
-from bot.blocks.metric import (
+from bot.deps import Deps
+from bot.errors import DatabotError, InputError
+from bot.ids import Action, Command
+from bot.metric.blocks import (
     build_metric_fallback,
     build_metric_help,
     build_metric_message,
     build_metric_working,
     build_request_offer,
 )
-from bot.deps import Deps
-from bot.errors import DatabotError, InputError
-from bot.ids import Action, Command
-from bot.metrics import (
+from bot.metric.lookup import (
     HelpRequest,
     MetricQuery,
     NoData,

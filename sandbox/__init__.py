@@ -11,7 +11,7 @@ Each fake is a real HTTP server on 127.0.0.1 with an ephemeral port, so the real
 - `sandbox.github_api.FakeGitHub`: stateful GitHub REST API (issues, labels, search...).
 - `sandbox.slack_requests`: Slack request signing and realistic payload bodies.
 - `sandbox.github_webhooks`: GitHub `issues` webhook payloads and signatures.
-- `sandbox.render`: Block Kit as a person reads it in Slack.
+- `bot.render`: Block Kit as a person reads it in Slack.
 """
 
 from __future__ import annotations

@@ -13,9 +13,9 @@ import sys
 from pathlib import Path
 from typing import Any, TextIO
 
+from bot.render import render_message, render_view
 from bot.settings import Settings
 from sandbox.harness import BotHarness
-from sandbox.render import render_message, render_view
 
 # Scene modules in the order the demo plays them.
 SCENES: list[str] = [

@@ -1,8 +1,8 @@
 import pytest
 import yaml
 
-from bot.catalog import CATALOG_PATH, Sensitivity, load_catalog
 from bot.errors import ConfigError
+from bot.metric.catalog import CATALOG_PATH, Sensitivity, load_catalog
 
 SHIPPED = [
     "dau",

@@ -3,8 +3,8 @@ import io
 
 from PIL import Image
 
-from bot.charts import build_trend_figure, render_trend_png
-from bot.cody_pro import CodyDay
+from bot.cody.chart import build_trend_figure, render_trend_png
+from bot.cody.report import CodyDay
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 

@@ -9,11 +9,11 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 from PIL import Image
 
-from bot.blocks.cody import fmt_money
-from bot.cody_pro import CodyDailyJob, load_report
+from bot.cody.blocks import fmt_money
+from bot.cody.report import CodyDailyJob, load_report
 from bot.deps import Deps, build_deps
 from bot.ids import Job
-from bot.jobs import NotReady, Post
+from bot.scheduling.job import NotReady, Post
 from bot.settings import Settings
 from bot.store import Store
 from bot.warehouse import DuckDBWarehouse
@@ -247,8 +247,8 @@ def test_a_bad_period_is_a_clear_error(demo_warehouse, make_deps):
     ],
 )
 def test_changes_read_with_one_sign_convention(name, current, previous, expected):
-    from bot.blocks.cody import fmt_change
-    from bot.cody_pro import Change
+    from bot.cody.blocks import fmt_change
+    from bot.cody.report import Change
 
     assert fmt_change(name, Change(current=current, previous=previous)) == expected
 
@@ -319,8 +319,8 @@ def top_level(slack, channel="#cody-pro-metrics") -> list[dict]:
 def test_late_data_retries_then_one_notice_then_the_numbers_once(
     store, slack, clock, demo_warehouse_path, tmp_path
 ):
-    from bot import runner
-    from bot.runner import RunStatus
+    from bot.scheduling import runner
+    from bot.scheduling.runner import RunStatus
 
     db = copy_ssc(demo_warehouse_path, tmp_path / "cody.duckdb")
     set_synced_through(db, pacific_at(DAY, 22))  # the export stopped at 22:00 PT on Nov 22
@@ -372,7 +372,7 @@ def test_late_data_retries_then_one_notice_then_the_numbers_once(
 
 
 def test_complete_data_posts_at_nine_without_a_notice(store, slack, clock, demo_warehouse):
-    from bot import runner
+    from bot.scheduling import runner
 
     deps = runner_deps(store, slack, demo_warehouse, clock)
     clock.set(pacific_at(DAY + dt.timedelta(days=1), 9))
@@ -431,7 +431,7 @@ def test_cli_dry_run_prints_numbers_equal_to_the_independent_computation(
 
 
 def test_cody_daily_is_registered_with_its_schedule(demo_warehouse, make_deps):
-    from bot.jobs import build_jobs, find_job
+    from bot.scheduling.job import build_jobs, find_job
 
     job = find_job(build_jobs(make_deps(demo_warehouse)), "cody-daily")
     assert isinstance(job, CodyDailyJob)
@@ -488,16 +488,16 @@ def chart_texts(monkeypatch, build) -> tuple[str, Post]:
     and the post."""
     from matplotlib.text import Text
 
-    import bot.charts
+    import bot.cody.chart
 
     figures = []
-    real = bot.charts.render_png
+    real = bot.cody.chart.render_png
 
     def capture(fig):
         figures.append(fig)
         return real(fig)  # renders, which also lays out the tick labels
 
-    monkeypatch.setattr(bot.charts, "render_png", capture)
+    monkeypatch.setattr(bot.cody.chart, "render_png", capture)
     post = build()
     (fig,) = figures
     return "\n".join(t.get_text() for t in fig.findobj(Text) if t.get_text()), post

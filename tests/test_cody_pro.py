@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from bot.cody_pro import (
+from bot.cody.report import (
     CodyDailyJob,
     CodyDay,
     Reconciliation,

@@ -12,7 +12,7 @@ from zoneinfo import ZoneInfo
 import duckdb
 import pytest
 
-from bot.demo_data import (
+from bot.warehouse_demo import (
     GENERATOR_VERSION,
     PIPELINE_LAG,
     TELEMETRY_EVENTS,

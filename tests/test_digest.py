@@ -17,12 +17,12 @@ import pytest
 from github import Auth, Github
 from slack_sdk import WebClient
 
-from bot import runner
-from bot.blocks.digest import SECTION_MAX
 from bot.deps import Deps
-from bot.digest import SprintCheckinJob, SprintDigestJob, SprintPlanningJob
-from bot.scheduler import Clock
+from bot.scheduling import runner
+from bot.scheduling.clock import Clock
 from bot.settings import Settings
+from bot.sprints.blocks import SECTION_MAX
+from bot.sprints.jobs import SprintCheckinJob, SprintDigestJob, SprintPlanningJob
 from sandbox.github_api import FakeGitHub
 from sandbox.slack_api import FakeSlack
 

@@ -8,7 +8,7 @@ from urllib.parse import urlencode
 import pytest
 import requests
 
-from bot.github_webhook import receive, verify_signature
+from bot.urgent.webhook import receive, verify_signature
 from bot.web import GITHUB_PATH, WebServer, build_web
 from sandbox import github_webhooks as hooks
 from sandbox.harness import ANALYTICS_CHANNEL

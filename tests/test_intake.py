@@ -18,7 +18,9 @@ from slack_sdk import WebClient
 
 from bot.deps import Deps
 from bot.github import IssueRef
-from bot.intake import (
+from bot.intake.forms import builtin_forms, parse_issue_form
+from bot.intake.markdown import github_markdown, slack_to_plain
+from bot.intake.outbox import (
     Frequency,
     Source,
     Status,
@@ -34,8 +36,6 @@ from bot.intake import (
     submit_request,
     validate_submission,
 )
-from bot.issue_forms import builtin_forms, parse_issue_form
-from bot.markdown import github_markdown, slack_to_plain
 from bot.settings import Settings
 from sandbox.slack_api import FakeSlack
 from tests.forms import DASHBOARD_FORM
@@ -458,7 +458,7 @@ def test_concurrent_filers_create_one_issue(deps, github):
 
 def test_crash_while_holding_the_lease_is_resumed_after_it_expires(deps, github, clock):
     row = submit_request(deps, submission(), "view:V1").row
-    from bot.intake import _take_lease
+    from bot.intake.outbox import _take_lease
 
     # a worker leased it, maybe created the issue, then died
     assert _take_lease(deps, row.id, status=Status.QUEUED, count_attempt=True)
@@ -466,7 +466,7 @@ def test_crash_while_holding_the_lease_is_resumed_after_it_expires(deps, github,
         {"number": 1, "title": "t", "body": f"<!-- databot-request: {row.id} -->", "labels": []}
     )
     assert drain_outbox(deps).filed == 0  # lease still held
-    from bot.intake import filing_lease
+    from bot.intake.outbox import filing_lease
 
     clock.advance(seconds=filing_lease(deps.settings).total_seconds() + 1)
     assert drain_outbox(deps).filed == 1
@@ -474,7 +474,7 @@ def test_crash_while_holding_the_lease_is_resumed_after_it_expires(deps, github,
 
 
 def test_thread_title_proposal_is_the_first_sentence_and_author_is_requester():
-    from bot.blocks.intake import prefill_from_thread
+    from bot.intake.blocks import prefill_from_thread
 
     thread = [
         ThreadMessage(user="U0BOB", ts="1.1", text="x"),
@@ -512,7 +512,7 @@ def test_databot_requests_lists_queued_and_failed_and_retries_on_request(
     )
     queued = submit_request(deps, submission(title="Seats by plan"), "view:V1").row
     failed = submit_request(deps, submission(title="Churn"), "view:V2").row
-    from bot.intake import _update
+    from bot.intake.outbox import _update
 
     _update(deps, failed.id, status="failed", last_error="GitHub rejected the issue (HTTP 422)")
     store.close()
@@ -530,8 +530,8 @@ def test_databot_requests_lists_queued_and_failed_and_retries_on_request(
 
 
 def test_modal_for_an_oversized_form_stays_within_slack_limits():
-    from bot.blocks.intake import ModalState, Prefill, build_request_modal
-    from bot.issue_forms import CheckboxOption, FieldKind, FormField, IssueForm
+    from bot.intake.blocks import ModalState, Prefill, build_request_modal
+    from bot.intake.forms import CheckboxOption, FieldKind, FormField, IssueForm
 
     long = "x" * 5000
     fields = [
@@ -571,7 +571,7 @@ def test_modal_for_an_oversized_form_stays_within_slack_limits():
 def test_outbox_worker_thread_files_queued_requests_until_stopped(deps, github):
     import time
 
-    from bot.intake import start_outbox_worker
+    from bot.intake.outbox import start_outbox_worker
 
     github.failures = [GithubException(503, {})]
     row = submit_request(deps, submission(), "view:V1").row
@@ -606,7 +606,7 @@ def test_reply_goes_by_dm_when_the_thread_channel_is_gone_and_retries_when_slack
 
 
 def test_form_markdown_reads_as_slack_mrkdwn_and_stays_escaped():
-    from bot.blocks.intake import markdown_to_mrkdwn
+    from bot.intake.blocks import markdown_to_mrkdwn
 
     assert (
         markdown_to_mrkdwn(
@@ -635,7 +635,7 @@ def test_a_huge_thread_is_quoted_until_githubs_body_limit_and_points_to_slack():
 
 
 def test_titles_in_slack_notification_text_cannot_ping_or_link(deps, slack, github):
-    from bot.blocks.intake import (
+    from bot.intake.blocks import (
         build_request_failed_message,
         build_request_filed_message,
         build_request_queued_message,
@@ -663,7 +663,7 @@ def test_our_own_bug_while_filing_is_not_blamed_on_github_and_gives_a_reference(
 ):
     github.failures = [KeyError("labels")]
     row = submit_request(deps, submission(), "view:V1").row
-    with caplog.at_level("ERROR", logger="bot.intake"):
+    with caplog.at_level("ERROR", logger="bot.intake.outbox"):
         after = file_request(deps, row.id)
     assert after.status is Status.QUEUED  # kept and retried: nothing lost
     [note] = slack.messages("U0ALICE")
@@ -716,7 +716,7 @@ def test_worker_whose_lease_expired_during_the_create_cannot_overwrite_the_filin
     clock.advance(days=1)
     assert file_request(deps, row.id).issue_number == 1  # B filed it meanwhile
     release.set()
-    with caplog.at_level("WARNING", logger="bot.intake"):
+    with caplog.at_level("WARNING", logger="bot.intake.outbox"):
         worker_a.result(timeout=10)
     final = get_request(deps, row.id)
     assert final.status is Status.FILED and final.issue_number == 1
@@ -724,7 +724,7 @@ def test_worker_whose_lease_expired_during_the_create_cannot_overwrite_the_filin
 
 
 def test_filing_lease_covers_the_worst_case_of_the_configured_github_calls():
-    from bot.intake import filing_lease
+    from bot.intake.outbox import filing_lease
 
     settings = Settings(_env_file=None, github_timeout_seconds=15, github_retries=3)
     # one GET may wait for its timeout on each of 4 tries plus up to 3 capped waits between
@@ -752,7 +752,7 @@ def test_replies_that_keep_failing_do_not_starve_queued_requests(deps, slack, gi
 def test_a_reply_slack_keeps_refusing_is_retried_with_backoff_then_given_up(
     deps, slack, github, clock, caplog
 ):
-    from bot.intake import NOTIFY_MAX_TRIES
+    from bot.intake.outbox import NOTIFY_MAX_TRIES
 
     # Slack refuses exactly as often as the bot tries: were it to try once more, it would
     # get through, and the count below would show it.
@@ -775,7 +775,7 @@ def test_a_reply_slack_keeps_refusing_is_retried_with_backoff_then_given_up(
     clock.advance(seconds=59)
     drain_outbox(deps)
     assert tries() == 2  # waits longer each time
-    with caplog.at_level("ERROR", logger="bot.intake"):
+    with caplog.at_level("ERROR", logger="bot.intake.outbox"):
         for _ in range(50):
             clock.advance(hours=1)
             drain_outbox(deps)

@@ -11,10 +11,10 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from bot import intake
 from bot.deps import build_deps
 from bot.ids import Action, Command, RequestBlock, Shortcut
-from bot.intake import Status
+from bot.intake import outbox as intake
+from bot.intake.outbox import Status
 from sandbox.slack_requests import (
     block_actions,
     global_shortcut,

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from bot.issue_forms import (
+from bot.intake.forms import (
     BUILTIN_LABEL,
     FieldKind,
     FormError,
@@ -102,7 +102,7 @@ def test_builtin_forms_cover_the_team_request_kinds_and_ask_the_domain_questions
 
 
 def test_a_form_longer_than_a_modal_can_show_is_cut_to_what_is_asked():
-    from bot.issue_forms import MAX_FIELDS
+    from bot.intake.forms import MAX_FIELDS
 
     body = "".join(
         f"  - type: input\n    id: f{i}\n    attributes: {{label: Field {i}}}\n" for i in range(100)

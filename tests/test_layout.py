@@ -59,7 +59,7 @@ def test_one_sparkline_for_every_trend():
 # Escapers for other targets (GitHub Markdown/HTML), which are not Slack's.
 ESCAPER_ALLOWED = {
     "bot/slack_text.py",  # the one: escape_mrkdwn
-    "bot/markdown.py",  # GitHub Markdown: HTML entities and @mentions
+    "bot/intake/markdown.py",  # GitHub Markdown: HTML entities and @mentions
 }
 
 

@@ -14,9 +14,9 @@ from zoneinfo import ZoneInfo
 import duckdb
 import pytest
 
-from bot.catalog import load_catalog
-from bot.metrics import MetricService
-from bot.periods import Period
+from bot.metric.catalog import load_catalog
+from bot.metric.lookup import MetricService
+from bot.metric.periods import Period
 from bot.settings import Settings
 from bot.warehouse import DuckDBWarehouse
 
@@ -349,7 +349,7 @@ def test_a_non_pacific_schedule_time_zone_does_not_move_reported_days(demo_path,
 def test_ssc_freshness_is_each_tables_newest_mark_as_the_daily_post_reads_it(demo_path, tmp_path):
     import shutil
 
-    from bot.cody_pro import check_readiness
+    from bot.cody.report import check_readiness
 
     # The export appends a mark per sync: an old mark must not make the data look stale.
     copy = tmp_path / "warehouse.duckdb"

@@ -10,7 +10,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from bot.blocks.metric import (
+from bot.errors import InputError, NotAllowedError, WarehouseError, WarehouseTimeout
+from bot.metric.blocks import (
     build_metric_help,
     build_metric_message,
     build_metric_text,
@@ -18,9 +19,8 @@ from bot.blocks.metric import (
     format_change,
     format_value,
 )
-from bot.catalog import Unit, load_catalog
-from bot.errors import InputError, NotAllowedError, WarehouseError, WarehouseTimeout
-from bot.metrics import (
+from bot.metric.catalog import Unit, load_catalog
+from bot.metric.lookup import (
     MAX_SCAN_DAYS,
     MetricQuery,
     MetricService,
@@ -32,7 +32,7 @@ from bot.metrics import (
     parse_command,
     prefill_for,
 )
-from bot.periods import Period
+from bot.metric.periods import Period
 from bot.settings import Settings
 
 D = dt.date
@@ -469,7 +469,7 @@ def test_terminal_lookup_prints_the_answer(warehouse):
     """`databot metric dau 30d` on the demo warehouse (tests/conftest.py: as of TEST_NOW)."""
     import io
 
-    from bot.metrics import print_metric_lookup
+    from bot.metric.lookup import print_metric_lookup
     from tests.conftest import TEST_NOW
 
     out = io.StringIO()
@@ -515,7 +515,7 @@ def test_terminal_help_and_typos_need_no_warehouse():
 def test_a_metric_with_several_value_columns_shows_them_as_fields(tmp_path):
     import yaml
 
-    from bot.catalog import CATALOG_PATH
+    from bot.metric.catalog import CATALOG_PATH
 
     raw = yaml.safe_load(CATALOG_PATH.read_text())
     raw["metrics"].append(
@@ -565,8 +565,8 @@ def test_a_metric_with_several_value_columns_shows_them_as_fields(tmp_path):
 
 
 def test_databot_check_reports_the_catalog_and_missing_revenue_settings():
-    from bot.catalog import check_catalog
     from bot.checks import CheckReport
+    from bot.metric.catalog import check_catalog
 
     report = CheckReport()
     check_catalog(Settings(_env_file=None), report)
@@ -579,7 +579,7 @@ def test_databot_check_reports_the_catalog_and_missing_revenue_settings():
 
 
 def test_cache_stays_bounded():
-    from bot import metrics
+    from bot.metric import lookup as metrics
 
     warehouse = FakeWarehouse(daily_rows(lambda d: 1))
     service = make(warehouse)
@@ -589,8 +589,8 @@ def test_cache_stays_bounded():
 
 
 def test_notification_text_of_an_answer_escapes_the_account_name():
-    from bot.blocks.metric import build_metric_fallback
-    from bot.metrics import Answer
+    from bot.metric.blocks import build_metric_fallback
+    from bot.metric.lookup import Answer
 
     metric = CATALOG.get("mau")
     period = Period(dt.date(2026, 10, 1), dt.date(2026, 10, 31))

@@ -4,7 +4,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from bot.errors import InputError
-from bot.periods import Period, parse_period
+from bot.metric.periods import Period, parse_period
 
 D = dt.date
 PT = ZoneInfo("America/Los_Angeles")

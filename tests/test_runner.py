@@ -14,12 +14,13 @@ import pytest
 import sqlalchemy as sa
 from slack_sdk import WebClient
 
-from bot import runner, tables
+from bot import tables
 from bot.deps import Deps
 from bot.errors import DatabotError, GitHubUnavailable
 from bot.ids import Job
-from bot.jobs import NotReady, Post, PostFile
-from bot.runner import RunStatus
+from bot.scheduling import runner
+from bot.scheduling.job import NotReady, Post, PostFile
+from bot.scheduling.runner import RunStatus
 from bot.settings import Settings
 from sandbox.slack_api import FakeSlack
 

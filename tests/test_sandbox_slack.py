@@ -17,9 +17,9 @@ from slack_sdk.models.blocks import ButtonElement, DividerBlock, SectionBlock
 from slack_sdk.signature import SignatureVerifier
 from slack_sdk.webhook import WebhookClient
 
+from bot.render import mrkdwn, render_message, render_view
 from sandbox import LoopbackServer
 from sandbox import slack_requests as sr
-from sandbox.render import mrkdwn, render_message, render_view
 from sandbox.slack_api import FakeSlack
 
 

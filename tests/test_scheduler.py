@@ -14,12 +14,13 @@ import pytest
 from apscheduler.triggers.cron import CronTrigger
 from slack_sdk import WebClient
 
-from bot import runner, tables
+from bot import tables
 from bot.deps import Deps, utc_now
 from bot.ids import Job
-from bot.jobs import NotReady, Post
-from bot.runner import RunStatus
-from bot.scheduler import Clock, fire_times, scheduled_entries
+from bot.scheduling import runner
+from bot.scheduling.clock import Clock, fire_times, scheduled_entries
+from bot.scheduling.job import NotReady, Post
+from bot.scheduling.runner import RunStatus
 from bot.settings import Settings
 from sandbox.slack_api import FakeSlack
 
@@ -161,7 +162,7 @@ def test_a_run_missed_while_down_is_caught_up_within_the_grace_period(deps, slac
 def test_a_run_missed_by_more_than_the_grace_period_is_skipped_with_a_log_line(
     deps, slack, clock, caplog
 ):
-    caplog.set_level(logging.WARNING, logger="bot.scheduler")
+    caplog.set_level(logging.WARNING, logger="bot.scheduling.clock")
     clock.set(pacific(2026, 11, 25, 10, 0))  # Wednesday: Monday's report is noise now
     Clock(deps, [WeeklyReport()]).tick()
 
@@ -288,7 +289,7 @@ def test_after_dst_starts_the_job_runs_at_nine_local_not_nine_standard_time(deps
 
 def test_a_manual_run_picks_the_latest_due_period_or_the_given_day(deps, clock):
     from bot.errors import InputError
-    from bot.scheduler import manual_period
+    from bot.scheduling.clock import manual_period
 
     clock.set(pacific(2026, 11, 25, 15, 0))  # a Wednesday
     job = WeeklyReport()

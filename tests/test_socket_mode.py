@@ -22,7 +22,7 @@ from tests.checkout import spawn_serve
 from tests.test_serve import free_port, wait_healthy
 
 APP_TOKEN = "xapp-1-ADATABOT-1-socket-test"
-CATALOG = Path(__file__).resolve().parents[1] / "bot" / "metrics.yml"
+CATALOG = Path(__file__).resolve().parents[1] / "bot" / "metric" / "metrics.yml"
 
 
 def all_text(payload: dict) -> str:

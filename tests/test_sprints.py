@@ -8,7 +8,7 @@ import pytest
 from pydantic import ValidationError
 
 from bot.settings import Settings
-from bot.sprints import MilestoneInfo, SprintCalendar, render_sprints
+from bot.sprints.calendar import MilestoneInfo, SprintCalendar, render_sprints
 
 ANCHOR = dt.date(2026, 1, 5)  # a Monday
 

@@ -8,9 +8,9 @@ import threading
 import pytest
 import sqlalchemy as sa
 
-from bot import tables, urgent
-from bot.blocks.urgent import build_urgent_digest, build_urgent_message, format_duration
-from bot.urgent import (
+from bot import tables
+from bot.urgent import alerts as urgent
+from bot.urgent.alerts import (
     LEASE,
     AlertStatus,
     GitHubIssue,
@@ -24,6 +24,7 @@ from bot.urgent import (
     record,
     sync_alert,
 )
+from bot.urgent.blocks import build_urgent_digest, build_urgent_message, format_duration
 from sandbox.demo import DemoHarness
 from sandbox.scenes import urgent as scene
 from sandbox.slack_api import FakeSlack
@@ -494,8 +495,8 @@ def test_change_recorded_while_another_worker_posts_is_not_lost(deps, slack, mon
 @pytest.mark.parametrize("due", [dt.date(2026, 12, 3), None])
 def test_issues_filed_by_intake_show_their_due_date_and_thread(due):
     """The body the intake feature writes is read back here: the two must agree."""
-    from bot.intake import Source, Submission, ThreadMessage, render_issue
-    from bot.issue_forms import builtin_forms
+    from bot.intake.forms import builtin_forms
+    from bot.intake.outbox import Source, Submission, ThreadMessage, render_issue
 
     permalink = "https://sandbox.slack.com/archives/C0ANALYTICS/p1763900000000100"
     submission = Submission(

@@ -15,9 +15,9 @@ import requests
 
 import bot
 from bot.errors import GitHubUnavailable
-from bot.github_webhook import receive
-from bot.urgent import GitHubIssue, handle_issue
-from bot.urgent_poller import IssuesClient, cursor_key, poll_once, post_digest_if_due
+from bot.urgent.alerts import GitHubIssue, handle_issue
+from bot.urgent.poller import IssuesClient, cursor_key, poll_once, post_digest_if_due
+from bot.urgent.webhook import receive
 from sandbox.github_api import FakeGitHub
 from sandbox.slack_api import FakeSlack
 from tests.conftest import Clock

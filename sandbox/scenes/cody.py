@@ -11,7 +11,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import TYPE_CHECKING, Any
 
-from bot.cody_pro import PACIFIC, CodyDailyJob, latest_complete_date
+from bot.cody.report import PACIFIC, CodyDailyJob, latest_complete_date
 
 if TYPE_CHECKING:
     from sandbox.demo import DemoHarness
@@ -44,7 +44,7 @@ def _at(day: dt.date, hour: int, minute: int = 0) -> dt.datetime:
 
 
 def run(h: DemoHarness) -> None:
-    from bot import runner
+    from bot.scheduling import runner
 
     h.section("Cody Pro daily numbers (issue #7): a late export, a notice, then the numbers")
     deps = h.deps

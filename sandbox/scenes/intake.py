@@ -7,8 +7,8 @@ import html
 import re
 from typing import TYPE_CHECKING
 
-from bot import intake
 from bot.ids import Action, Command, RequestBlock, Shortcut
+from bot.intake import outbox as intake
 from sandbox.slack_requests import message_shortcut, view_submission
 
 if TYPE_CHECKING:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import time
 
 from bot.ids import Action
+from bot.render import render_message
 from sandbox.harness import ANALYTICS_CHANNEL
-from sandbox.render import render_message
 from sandbox.slack_requests import block_actions
 
 FINANCE_CHANNEL = "C0FINANCE"

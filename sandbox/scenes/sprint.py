@@ -7,11 +7,11 @@ import dataclasses
 import datetime as dt
 from types import SimpleNamespace
 
-from bot import runner
 from bot.cli import render_post, render_runs
-from bot.digest import SprintDigestJob, SprintPlanningJob, load_calendar
-from bot.scheduler import Clock
-from bot.sprints import SprintCalendar, render_sprints
+from bot.scheduling import runner
+from bot.scheduling.clock import Clock
+from bot.sprints.calendar import SprintCalendar, render_sprints
+from bot.sprints.jobs import SprintDigestJob, SprintPlanningJob, load_calendar
 
 TYPES = ["dashboard", "analysis", "metric", "bug"]
 

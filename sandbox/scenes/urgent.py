@@ -34,7 +34,7 @@ def _deliver(h: DemoHarness, payload: dict, delivery: str) -> None:
 
 
 def run(h: DemoHarness) -> None:
-    from bot.urgent_poller import poll_once
+    from bot.urgent.poller import poll_once
 
     h.section("Urgent issues in #analytics")
     repo = h.settings.github_repo

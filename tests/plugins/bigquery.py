@@ -31,7 +31,7 @@ from zoneinfo import ZoneInfo
 import duckdb
 import pytest
 
-from bot.demo_data import ensure_demo_warehouse
+from bot.warehouse_demo import ensure_demo_warehouse
 
 IN_CI = bool(os.environ.get("CI"))
 REPO_ROOT = Path(__file__).resolve().parents[2]

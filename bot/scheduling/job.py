@@ -105,12 +105,12 @@ class JobOptions:
 def build_jobs(deps: Deps) -> list[ScheduledJob]:
     """Every scheduled job of this deployment, enabled or not (the clock checks
     `settings.job_enabled`; `databot post` can run any of them by hand)."""
-    from bot.digest import build_sprint_jobs
+    from bot.sprints.jobs import build_sprint_jobs
 
     jobs: list[ScheduledJob] = []
     jobs += build_sprint_jobs(deps)
     # Feature jobs are added below this line (one `jobs.append(...)` / `jobs += ...` each).
-    from bot.cody_pro import CodyDailyJob
+    from bot.cody.report import CodyDailyJob
 
     jobs.append(CodyDailyJob(deps.settings))
     return jobs

@@ -12,7 +12,7 @@ import datetime as dt
 from slack_sdk.models.blocks import ContextBlock, MarkdownTextObject, SectionBlock
 
 from bot.slack_text import escape_mrkdwn, mrkdwn_link, truncate
-from bot.urgent import AlertState, AlertStatus
+from bot.urgent.alerts import AlertState, AlertStatus
 
 # Titles can be 256 characters on GitHub; a shorter cut keeps the message scannable.
 TITLE_LIMIT = 150

@@ -30,8 +30,8 @@ from sqlalchemy.exc import IntegrityError
 
 from bot import tables
 from bot.github import GitHubFailure, IssueRef, classify_failure
-from bot.issue_forms import FieldKind, IssueForm, builtin_forms
-from bot.markdown import (
+from bot.intake.forms import FieldKind, IssueForm, builtin_forms
+from bot.intake.markdown import (
     code_block,
     collapse_if_long,
     github_markdown,
@@ -526,7 +526,7 @@ def file_request(deps: Deps, request_id: str) -> RequestRow | None:
 def _announce_urgent(deps: Deps, number: int) -> None:
     """Show an urgent request in the analytics channel now, not at the next poll. Best
     effort: the webhook or the poller delivers it anyway, and exactly once."""
-    from bot.urgent import GitHubIssue, handle_issue
+    from bot.urgent.alerts import GitHubIssue, handle_issue
 
     try:
         raw = deps.github.repo.get_issue(number).raw_data
@@ -662,7 +662,7 @@ def _notify_once(deps: Deps, row: RequestRow, kind: str, *, ref: str | None = No
     if not deps.store.claim(f"intake:{kind}-notice:{row.id}"):
         return
     row = get_request(deps, row.id) or row  # with the error just recorded
-    from bot.blocks.intake import build_request_failed_message, build_request_queued_message
+    from bot.intake.blocks import build_request_failed_message, build_request_queued_message
 
     if kind == "queued":
         message = build_request_queued_message(row, ref=ref)
@@ -684,7 +684,7 @@ def _notify_filed(deps: Deps, row: RequestRow) -> None:
     thread cannot be reached any more, the requester gets the link by DM instead."""
     if _take_lease(deps, row.id, status=Status.FILED, count_attempt=False) is None:
         return
-    from bot.blocks.intake import build_request_filed_message
+    from bot.intake.blocks import build_request_filed_message
 
     message = build_request_filed_message(row)
     target = reply_target(row.submission)
@@ -856,7 +856,7 @@ class FormsCache(BaseModel):
 
 def refresh_forms(deps: Deps) -> FormsCache | None:
     """Read and parse the repo's issue forms now and cache them (None without GitHub)."""
-    from bot.issue_forms import parse_issue_forms
+    from bot.intake.forms import parse_issue_forms
 
     if deps.github is None:
         return None

@@ -20,7 +20,7 @@ from urllib.parse import parse_qs
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from bot import tables
-from bot.urgent import (
+from bot.urgent.alerts import (
     AlertStatus,
     GitHubIssue,
     GitHubLabel,

@@ -36,7 +36,7 @@ from sqlalchemy.exc import IntegrityError
 
 from bot import tables
 from bot.errors import DatabotError
-from bot.jobs import JobOptions, NotReady, Post, ScheduledJob
+from bot.scheduling.job import JobOptions, NotReady, Post, ScheduledJob
 from bot.slack_channels import CONVERSATION_ID, channel_id
 
 if TYPE_CHECKING:

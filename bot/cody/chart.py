@@ -17,7 +17,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator, StrMethodFormatter
 
 if TYPE_CHECKING:
-    from bot.cody_pro import CodyDay
+    from bot.cody.report import CodyDay
 
 
 def build_trend_figure(days: Sequence[CodyDay], *, price_usd: float | None) -> Figure:

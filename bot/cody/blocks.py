@@ -20,7 +20,7 @@ from slack_sdk.models.blocks import (
     SectionBlock,
 )
 
-from bot.cody_pro import SSC_TABLES, Change, CodyReport, fmt_day, fmt_time
+from bot.cody.report import SSC_TABLES, Change, CodyReport, fmt_day, fmt_time
 from bot.sparkline import sparkline
 
 LABELS = {

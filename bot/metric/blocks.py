@@ -15,10 +15,10 @@ from slack_sdk.models.blocks import (
     SectionBlock,
 )
 
-from bot.catalog import Catalog, Sensitivity, Unit
 from bot.ids import Action
-from bot.metrics import Answer, DataRequestPrefill, format_through
-from bot.periods import ACCEPTED_FORMS
+from bot.metric.catalog import Catalog, Sensitivity, Unit
+from bot.metric.lookup import Answer, DataRequestPrefill, format_through
+from bot.metric.periods import ACCEPTED_FORMS
 from bot.settings import Settings
 from bot.slack_text import escape_mrkdwn
 from bot.sparkline import sparkline

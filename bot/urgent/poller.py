@@ -2,7 +2,7 @@
 
 For deployments without webhooks (Socket Mode, firewalls) this is the only input; with
 webhooks it is the reconciliation that catches deliveries GitHub dropped (GitHub never
-redelivers on its own). Both paths go through bot.urgent, which posts at most once.
+redelivers on its own). Both paths go through bot.urgent.alerts, which posts at most once.
 
 Cost per poll, by design:
 - One request: `GET /repos/{repo}/issues?state=all&since=CURSOR&sort=updated&direction=asc`
@@ -38,7 +38,7 @@ from slack_sdk.errors import SlackApiError
 
 from bot import tables
 from bot.errors import GitHubUnavailable
-from bot.urgent import (
+from bot.urgent.alerts import (
     AlertState,
     AlertStatus,
     GitHubIssue,
@@ -352,7 +352,7 @@ def stale_unassigned(deps: Deps, hours: float) -> list[AlertState]:
 def post_digest_if_due(deps: Deps) -> bool:
     """Post today's reminder of neglected urgent issues, once per day across all clocks.
     True when a reminder was posted."""
-    from bot.blocks.urgent import build_urgent_digest
+    from bot.urgent.blocks import build_urgent_digest
 
     hours = deps.settings.urgent_digest_hours
     if hours is None:

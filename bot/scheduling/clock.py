@@ -31,8 +31,8 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
-from bot import runner
-from bot.jobs import JobOptions, ScheduledJob
+from bot.scheduling import runner
+from bot.scheduling.job import JobOptions, ScheduledJob
 
 if TYPE_CHECKING:
     from bot.deps import Deps

@@ -29,7 +29,7 @@ from pydantic import BaseModel, field_validator
 
 from bot.errors import InputError, WarehouseError
 from bot.ids import Job
-from bot.jobs import NotReady, Post, PostFile
+from bot.scheduling.job import NotReady, Post, PostFile
 from bot.sql import load_sql
 
 if TYPE_CHECKING:
@@ -466,7 +466,7 @@ def revenue_allowed(deps: Deps, channel: str) -> bool:
 class CodyDailyJob:
     """The daily Cody Pro post: the period is the reference date (yesterday, Pacific).
 
-    Timing options are read by the scheduler (bot.jobs.JobOptions): retry every
+    Timing options are read by the scheduler (bot.scheduling.job.JobOptions): retry every
     `cody_retry_minutes` while SSC is behind; post the "data not ready" notice once the
     local time passes `cody_give_up_time` (expressed as a delay from the scheduled time,
     because the runner counts from the first attempt); the numbers follow when complete.
@@ -510,8 +510,8 @@ class CodyDailyJob:
         return reference_date(run_at).isoformat()
 
     def build(self, deps: Deps, period: str) -> Post | NotReady:
-        from bot.blocks.cody import build_cody_daily_message
-        from bot.charts import render_trend_png
+        from bot.cody.blocks import build_cody_daily_message
+        from bot.cody.chart import render_trend_png
 
         day = parse_period(period)
         channel = deps.settings.cody_channel

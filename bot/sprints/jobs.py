@@ -29,8 +29,8 @@ from github import GithubException
 
 from bot.errors import ConfigError, GitHubUnavailable
 from bot.ids import Job
-from bot.jobs import Post, ScheduledJob
-from bot.sprints import MilestoneInfo, Sprint, SprintCalendar, calendar_from_settings
+from bot.scheduling.job import Post, ScheduledJob
+from bot.sprints.calendar import MilestoneInfo, Sprint, SprintCalendar, calendar_from_settings
 
 if TYPE_CHECKING:
     from bot.deps import Deps
@@ -333,7 +333,7 @@ class SprintDigestJob(_SprintJob):
         return sprint.key if (day - sprint.start).days < 7 else None
 
     def build(self, deps: Deps, period: str) -> Post:
-        from bot.blocks.digest import build_digest_message
+        from bot.sprints.blocks import build_digest_message
 
         calendar = load_calendar(deps)
         digest = collect_digest(
@@ -362,7 +362,7 @@ class SprintPlanningJob(_SprintJob):
         return upcoming.key if 0 < (upcoming.start - day).days <= 7 else None
 
     def build(self, deps: Deps, period: str) -> Post:
-        from bot.blocks.digest import build_planning_message
+        from bot.sprints.blocks import build_planning_message
 
         calendar = load_calendar(deps)
         reminder = collect_planning(
@@ -389,7 +389,7 @@ class SprintCheckinJob(_SprintJob):
         return sprint.key if (day - sprint.start).days < 7 else None
 
     def build(self, deps: Deps, period: str) -> Post:
-        from bot.blocks.digest import build_checkin_message
+        from bot.sprints.blocks import build_checkin_message
 
         sprint = load_calendar(deps).sprint_at(dt.date.fromisoformat(period))
         # The check-in is in the sprint's first week: "this week" began with the sprint.

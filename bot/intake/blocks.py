@@ -32,8 +32,8 @@ from slack_sdk.models.blocks import (
 from slack_sdk.models.views import View as ModalView
 
 from bot.ids import Action, RequestBlock, View
-from bot.intake import Frequency, RequestRow, Source, Status, Submission, ThreadMessage
-from bot.issue_forms import MAX_FIELDS, FieldKind, FormField, IssueForm
+from bot.intake.forms import MAX_FIELDS, FieldKind, FormField, IssueForm
+from bot.intake.outbox import Frequency, RequestRow, Source, Status, Submission, ThreadMessage
 from bot.slack_text import escape_mrkdwn
 
 TITLE_MAX = 150  # leaves room for a form's title prefix within GitHub's 256

@@ -24,9 +24,9 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from bot.catalog import Catalog, Metric, Sensitivity, ValueField, load_catalog
 from bot.errors import InputError, NotAllowedError, WarehouseError, WarehouseTimeout
-from bot.periods import REPORTING_TZ, Period, parse_period
+from bot.metric.catalog import Catalog, Metric, Sensitivity, ValueField, load_catalog
+from bot.metric.periods import REPORTING_TZ, Period, parse_period
 from bot.settings import Settings
 from bot.slack_text import escape_mrkdwn
 
@@ -662,7 +662,7 @@ def print_metric_lookup(
     answer, 1 when the catalog has no answer (unknown name or account, no data)."""
     import sys
 
-    from bot.blocks.metric import build_metric_text
+    from bot.metric.blocks import build_metric_text
 
     out = out or sys.stdout
     service = MetricService(load_catalog(), warehouse, settings, now or _utc_now)

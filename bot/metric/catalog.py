@@ -1,4 +1,4 @@
-"""The metric catalog: bot/metrics.yml, validated by pydantic at start-up and by
+"""The metric catalog: bot/metric/metrics.yml, validated by pydantic at start-up and by
 `databot check`. Adding a metric is adding an entry there; no code.
 
 Contract of a metric's SQL (BigQuery Standard SQL, named parameters). The lookup service
@@ -41,7 +41,7 @@ from bot.errors import ConfigError
 logger = logging.getLogger(__name__)
 
 CATALOG_PATH = Path(__file__).resolve().parent / "metrics.yml"
-SQL_DIR = Path(__file__).resolve().parent / "sql"
+SQL_DIR = Path(__file__).resolve().parent.parent / "sql"
 
 _NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 _PARAM = re.compile(r"@([A-Za-z_][A-Za-z0-9_]*)")
@@ -251,7 +251,7 @@ def check_catalog(settings, report) -> None:
     try:
         catalog = load_catalog()
     except ConfigError as exc:
-        report.add(False, "metric catalog (bot/metrics.yml)", exc.user_message)
+        report.add(False, "metric catalog (bot/metric/metrics.yml)", exc.user_message)
         return
     sensitive = [m.name for m in catalog.metrics if m.sensitivity is Sensitivity.REVENUE]
     report.add(True, f"metric catalog: {len(catalog.metrics)} metrics valid")

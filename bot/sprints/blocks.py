@@ -19,7 +19,9 @@ from slack_sdk.models.blocks import (
     SectionBlock,
 )
 
-from bot.digest import (
+from bot.slack_text import escape_mrkdwn
+from bot.sprints.calendar import format_range
+from bot.sprints.jobs import (
     CheckIn,
     IssueItem,
     IssueSet,
@@ -27,8 +29,6 @@ from bot.digest import (
     SprintDigest,
     group_by_type,
 )
-from bot.slack_text import escape_mrkdwn
-from bot.sprints import format_range
 
 SECTION_MAX = 3000
 HEADER_MAX = 150

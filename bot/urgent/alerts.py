@@ -392,7 +392,7 @@ def sync_alert(deps: Deps, repo: str, number: int) -> Synced:
     Safe to call from any number of threads and processes at once: only the lease holder
     talks to Slack, and it loops until nothing is left to do.
     """
-    from bot.blocks.urgent import build_urgent_message
+    from bot.urgent.blocks import build_urgent_message
 
     table = tables.urgent_alerts
     key = (table.c.repo == repo) & (table.c.issue_number == number)
