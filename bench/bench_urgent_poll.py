@@ -223,7 +223,7 @@ def main() -> None:
             print(
                 f"{r['n']:>7} | {r['idle_requests']:>14.1f} {statuses:>6} "
                 f"{r['idle_rate_used']:>9} {r['idle_ms']:>6.1f} | {r['changed_requests']:>14} "
-                f"{r['changed_seen']:>4} {r['changed_ms']:>6.1f} {str(r['settled_304']):>8} | "
+                f"{r['changed_seen']:>4} {r['changed_ms']:>6.1f} {r['settled_304']!s:>8} | "
                 f"{r['naive_all']:>9}"
             )
         print(

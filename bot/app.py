@@ -8,6 +8,7 @@ from concurrent.futures import Executor, ThreadPoolExecutor
 from slack_bolt import App
 
 from bot.deps import Deps
+from handlers import register_all
 
 logger = logging.getLogger(__name__)
 
@@ -31,8 +32,6 @@ def build_app(deps: Deps, *, listener_executor: Executor | None = None) -> App:
         token_verification_enabled=False,
         logger=logging.getLogger("slack_bolt"),
     )
-    from handlers import register_all
-
     register_all(app, deps)
     return app
 

@@ -11,7 +11,10 @@ from typing import Literal
 import sqlalchemy as sa
 
 from bot.errors import ConfigError
+from bot.manifest import manifest_problems
+from bot.metric.catalog import check_catalog
 from bot.settings import Settings
+from bot.store import Store
 
 logger = logging.getLogger(__name__)
 
@@ -69,8 +72,6 @@ def run_checks(settings: Settings) -> CheckReport:
     _check_warehouse(settings, report)
     _check_github(settings, report)
     _check_revenue_channels(settings, report)
-    from bot.metric.catalog import check_catalog
-
     check_catalog(settings, report)
     return report
 
@@ -91,8 +92,6 @@ def _check_slack(settings: Settings, report: CheckReport) -> None:
 
 
 def _check_manifest(report: CheckReport) -> None:
-    from bot.manifest import manifest_problems
-
     problems = manifest_problems(MANIFEST)
     if problems:
         report.add(False, "manifest.yml", "; ".join(problems))
@@ -101,8 +100,6 @@ def _check_manifest(report: CheckReport) -> None:
 
 
 def _check_state(settings: Settings, report: CheckReport) -> None:
-    from bot.store import Store
-
     store = Store(settings.state_url)
     try:
         with store.engine.connect() as connection:

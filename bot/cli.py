@@ -8,7 +8,6 @@ import logging
 import signal
 import sys
 import threading
-from collections.abc import Callable
 
 from pydantic import ValidationError
 
@@ -35,6 +34,7 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     from bot.app import build_app
     from bot.checks import require_serve_settings
     from bot.deps import build_deps
+    from bot.features import start_web_workers
     from bot.web import WebServer, build_web
 
     mode = require_serve_settings(settings)
@@ -42,7 +42,7 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     logger.info("opening the warehouse")
     deps.warehouse.query("SELECT 1 AS ok")
     app = build_app(deps)
-    stoppers = start_background_workers(deps)
+    stoppers = start_web_workers(deps)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     try:
@@ -94,23 +94,13 @@ def connect_socket_mode(handler) -> None:
         ) from None
 
 
-def start_background_workers(deps) -> list[Callable[[], None]]:
-    """Workers that run beside the web process (e.g. the intake outbox retry loop)."""
-    stoppers: list[Callable[[], None]] = []
-    from bot.intake.outbox import start_outbox_worker
-
-    stoppers.append(start_outbox_worker(deps))
-    return stoppers
-
-
 # --- clock ---------------------------------------------------------------------------
 
 
 def cmd_clock(args: argparse.Namespace, settings: Settings) -> int:
     from bot.deps import build_deps
+    from bot.features import build_jobs, schedule_clock_extras
     from bot.scheduling.clock import Clock
-    from bot.scheduling.job import build_jobs
-    from bot.urgent.poller import schedule_in_clock
 
     deps = build_deps(settings)
     clock = Clock(deps, build_jobs(deps))
@@ -121,7 +111,7 @@ def cmd_clock(args: argparse.Namespace, settings: Settings) -> int:
     for name, when in clock.next_runs():
         logger.info("clock: next %s at %s", name, when and when.astimezone(settings.tz))
     clock.start()
-    schedule_in_clock(clock.scheduler, deps)
+    schedule_clock_extras(clock.scheduler, deps)
     try:
         stop.wait()
     except KeyboardInterrupt:
@@ -147,9 +137,10 @@ def _day(text: str):
 def cmd_post(args: argparse.Namespace, settings: Settings) -> int:
     from bot.deps import build_deps
     from bot.errors import InputError
+    from bot.features import build_jobs, find_job
     from bot.scheduling import runner
     from bot.scheduling.clock import manual_period
-    from bot.scheduling.job import NotReady, build_jobs, find_job
+    from bot.scheduling.job import NotReady
 
     deps = build_deps(settings)
     try:

@@ -8,23 +8,19 @@ import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any, TypeVar
 
 from slack_sdk import WebClient
 from slack_sdk.http_retry.builtin_handlers import RateLimitErrorRetryHandler
 
-from bot.settings import Settings
+from bot.github import GitHubGateway, make_github
+from bot.settings import Settings, utc_now
 from bot.store import Store
-
-if TYPE_CHECKING:
-    from bot.github import GitHubGateway
-    from bot.warehouse import Warehouse
+from bot.warehouse import Warehouse, make_warehouse
 
 logger = logging.getLogger(__name__)
 
-
-def utc_now() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)
+T = TypeVar("T")
 
 
 @dataclass
@@ -36,8 +32,19 @@ class Deps:
     github: GitHubGateway | None
     work: ThreadPoolExecutor
     now: Callable[[], dt.datetime] = utc_now
-    # Things features keep for the life of the process (caches, workers); keyed by feature.
-    extras: dict[str, Any] = field(default_factory=dict)
+    # Long-lived objects of the features (caches, clients), one per type: see `service`.
+    # `dataclasses.replace(deps, services={})` gives a copy with fresh ones.
+    services: dict[type, Any] = field(default_factory=dict)
+    _services_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def service(self, kind: type[T], build: Callable[[], T]) -> T:
+        """The process's one `kind`, built by `build` on first use (thread-safe). Keyed by
+        type, so a feature gets its own typed object back and Deps names no feature."""
+        with self._services_lock:
+            found = self.services.get(kind)
+            if found is None:
+                found = self.services[kind] = build()
+            return found
 
     def today(self) -> dt.date:
         """Today in the team's time zone (settings.timezone)."""
@@ -60,14 +67,6 @@ def make_slack_client(settings: Settings) -> WebClient:
         timeout=10,
         retry_handlers=[RateLimitErrorRetryHandler(max_retry_count=2)],
     )
-
-
-def make_github(settings: Settings) -> GitHubGateway | None:
-    try:
-        from bot.github import make_github as _make
-    except ImportError:  # pragma: no cover - the gateway lands with the intake feature
-        return None
-    return _make(settings)
 
 
 class LazyWarehouse:
@@ -108,8 +107,6 @@ def build_deps(
     now: Callable[[], dt.datetime] | None = None,
     migrate: bool = True,
 ) -> Deps:
-    from bot.warehouse import make_warehouse
-
     store = store or Store(settings.state_url)
     if migrate:
         store.migrate()

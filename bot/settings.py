@@ -15,6 +15,16 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+# Every reported day is a Pacific calendar date (DOMAIN.md), whatever TIMEZONE says:
+# TIMEZONE only moves schedules. One constant, used by every feature that reports a day.
+REPORTING_TZ = ZoneInfo("America/Los_Angeles")
+
+
+def utc_now() -> dt.datetime:
+    """The one wall clock (aware UTC). Code under test reads `deps.now` instead."""
+    return dt.datetime.now(dt.UTC)
+
+
 # Cron per job id (bot.ids.Job values), in settings.timezone; JOB_SCHEDULES overrides.
 DEFAULT_JOB_SCHEDULES: dict[str, str] = {
     "sprint-digest": "0 9 * * mon",
@@ -341,5 +351,5 @@ class Settings(BaseSettings):
         return f"sqlite:///{(self.data_dir / 'state.db').resolve()}"
 
     def today(self, now: dt.datetime | None = None) -> dt.date:
-        now = now or dt.datetime.now(dt.UTC)
+        now = now or utc_now()
         return now.astimezone(self.tz).date()

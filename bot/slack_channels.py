@@ -8,6 +8,13 @@ import datetime as dt
 import json
 import logging
 import re
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from slack_sdk import WebClient
+
+if TYPE_CHECKING:
+    from bot.deps import Deps
 
 logger = logging.getLogger(__name__)
 
@@ -17,7 +24,7 @@ CHANNEL_LIST_MAX_PAGES = 50  # x 1000 channels
 CONVERSATION_ID = re.compile(r"^[CGD][A-Z0-9]+$")
 
 
-def channel_id(deps, channel: str) -> str | None:
+def channel_id(deps: Deps, channel: str) -> str | None:
     """The conversation ID of `channel`: an ID as is, a `#name` (or bare name) looked up with
     conversations.list (public and private channels; needs channels:read) and cached in kv.
     None when Slack does not list it, or for a user ID (a DM)."""
@@ -39,7 +46,7 @@ def channel_id(deps, channel: str) -> str | None:
     return found
 
 
-def _list_channel(deps, name: str) -> str | None:
+def _list_channel(deps: Deps, name: str) -> str | None:
     cursor = None
     for _ in range(CHANNEL_LIST_MAX_PAGES):
         response = deps.slack.conversations_list(
@@ -58,3 +65,53 @@ def _list_channel(deps, name: str) -> str | None:
         "stopped looking for #%s after %d pages of channels", name, CHANNEL_LIST_MAX_PAGES
     )
     return None
+
+
+# --- our own earlier messages ----------------------------------------------------------
+#
+# Every message whose post may have an unknown outcome (timeout, connection reset, a 5xx
+# after Slack acted, a crash right after posting) carries message metadata naming what it
+# is. Before posting again, the sender looks for it here instead of posting twice.
+
+HISTORY_PAGE = 200  # Slack's advised maximum per conversations.history call
+HISTORY_MAX_PAGES = 10  # 2,000 messages: hours of a busy channel since the attempt
+
+
+class HistoryTooLong(Exception):
+    """More messages since `oldest` than the bound allows: nobody knows whether ours is
+    among the rest. The caller decides (the runner asks a person; urgent alerts post)."""
+
+
+def find_message_by_metadata(
+    slack: WebClient,
+    channel: str,
+    *,
+    event_type: str,
+    payload: Mapping[str, Any],
+    oldest: float,
+    max_pages: int = HISTORY_MAX_PAGES,
+) -> str | None:
+    """The ts of the newest message in `channel` (a conversation ID) since `oldest` (epoch
+    seconds) whose metadata has `event_type` and every key/value of `payload`; None when
+    the history shows there is none. Slack errors (SlackApiError, OSError) propagate: the
+    caller knows whether not being able to look is transient for it."""
+    cursor = None
+    for _ in range(max_pages):
+        response = slack.conversations_history(
+            channel=channel,
+            oldest=f"{oldest:.6f}",
+            include_all_metadata=True,
+            limit=HISTORY_PAGE,
+            cursor=cursor,
+        )
+        for message in response.get("messages", []):
+            meta = message.get("metadata") or {}
+            found = meta.get("event_payload") or {}
+            if meta.get("event_type") == event_type and all(
+                found.get(k) == v for k, v in payload.items()
+            ):
+                return str(message["ts"])
+        cursor = (response.get("response_metadata") or {}).get("next_cursor")
+        if not cursor:
+            return None
+    raise HistoryTooLong(f"more than {max_pages * HISTORY_PAGE} messages in {channel} to check")

@@ -7,12 +7,16 @@ none of those constructs can form, and Slack shows the text as typed. Bare `@cha
 text does not ping as long as messages are sent without `link_names` (we never set it).
 
 `escape_mrkdwn` is the one escaping function: every module that puts outside text into a
-mrkdwn field (section text, context, the notification `text`) calls it.
+mrkdwn field (section text, context, the notification `text`) calls it; `truncate` is the
+one way to shorten text for a Slack limit; `Message` is what every builder returns.
 """
 
 from __future__ import annotations
 
+from typing import Any
 from urllib.parse import quote
+
+from pydantic import BaseModel, Field
 
 _MRKDWN_ENTITIES = str.maketrans({"&": "&amp;", "<": "&lt;", ">": "&gt;"})
 
@@ -43,3 +47,16 @@ def mrkdwn_link(url: str, label: str) -> str:
     """
     safe_url = quote(url, safe=":/?#[]@!$&'()*+,;=%~-._")
     return f"<{escape_mrkdwn(safe_url)}|{escape_mrkdwn(label)}>"
+
+
+class Message(BaseModel):
+    """What every Block Kit builder returns: the notification/fallback `text` (it must stand
+    on its own: notifications and screen readers show only it) and the `blocks` as dicts
+    (built with slack_sdk.models and `to_dict()`, which enforces Slack's limits)."""
+
+    text: str
+    blocks: list[dict[str, Any]] = Field(default_factory=list)
+
+    def send_kwargs(self) -> dict[str, Any]:
+        """Keyword arguments for chat.postMessage / chat.update / respond()."""
+        return {"text": self.text, "blocks": self.blocks or None}

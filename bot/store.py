@@ -7,7 +7,6 @@ migrations (bot/migrations); `migrate()` brings any older database up to date in
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
 from pathlib import Path
 
@@ -17,14 +16,11 @@ from alembic.config import Config
 from sqlalchemy.exc import IntegrityError
 
 from bot import tables
+from bot.settings import utc_now
 
 logger = logging.getLogger(__name__)
 
 MIGRATIONS = Path(__file__).with_name("migrations")
-
-
-def utcnow() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)
 
 
 class Store:
@@ -55,7 +51,9 @@ class Store:
         also under concurrency: the primary key decides, not a read-then-write."""
         try:
             with self.engine.begin() as connection:
-                connection.execute(tables.dedupe_keys.insert().values(key=key, created_at=utcnow()))
+                connection.execute(
+                    tables.dedupe_keys.insert().values(key=key, created_at=utc_now())
+                )
         except IntegrityError:
             return False
         return True
@@ -71,19 +69,19 @@ class Store:
             updated = connection.execute(
                 tables.kv.update()
                 .where(tables.kv.c.key == key)
-                .values(value=value, updated_at=utcnow())
+                .values(value=value, updated_at=utc_now())
             ).rowcount
             if not updated:
                 try:
                     with connection.begin_nested():
                         connection.execute(
-                            tables.kv.insert().values(key=key, value=value, updated_at=utcnow())
+                            tables.kv.insert().values(key=key, value=value, updated_at=utc_now())
                         )
                 except IntegrityError:  # a concurrent writer inserted first: last write wins
                     connection.execute(
                         tables.kv.update()
                         .where(tables.kv.c.key == key)
-                        .values(value=value, updated_at=utcnow())
+                        .values(value=value, updated_at=utc_now())
                     )
 
     def close(self) -> None:

@@ -28,10 +28,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 import duckdb
+import requests
 import sqlglot
 from sqlglot import exp
 
 from bot.errors import WarehouseError, WarehouseTimeout
+from bot.warehouse_demo import ensure_demo_warehouse
 
 if TYPE_CHECKING:
     from bot.settings import Settings
@@ -310,7 +312,6 @@ class BigQueryWarehouse:
     ) -> list[dict[str, Any]]:
         import concurrent.futures
 
-        import requests
         from google.api_core import exceptions as gexc
         from google.cloud import bigquery
 
@@ -360,7 +361,7 @@ class BigQueryWarehouse:
             return
         try:
             job.cancel(retry=self._retries()[0], timeout=10)
-        except Exception:  # noqa: BLE001 - best effort; the timeout is what the user sees
+        except Exception:
             logger.warning("Could not cancel BigQuery job %s", job.job_id, exc_info=True)
 
     def close(self) -> None:
@@ -377,7 +378,5 @@ def make_warehouse(settings: Settings) -> Warehouse:
             maximum_bytes_billed=settings.bigquery_max_bytes_billed,
             timeout_s=settings.query_timeout_seconds,
         )
-    from bot.warehouse_demo import ensure_demo_warehouse
-
     path = ensure_demo_warehouse(settings.data_dir)
     return DuckDBWarehouse(path, timeout_s=settings.query_timeout_seconds)

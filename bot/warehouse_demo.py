@@ -31,15 +31,15 @@ import random
 import time
 import uuid
 from pathlib import Path
-from zoneinfo import ZoneInfo
 
 import duckdb
+
+from bot.settings import REPORTING_TZ
 
 logger = logging.getLogger(__name__)
 
 # Bump whenever the generated data changes shape or content: it is part of the cache key.
 GENERATOR_VERSION = 1
-PACIFIC = ZoneInfo("America/Los_Angeles")
 PIPELINE_LAG = dt.timedelta(hours=3)
 HISTORY_DAYS = 455  # a bit over 15 months, so year-over-year questions have data
 SEED = 20231214  # Cody Pro's launch date, as good a seed as any
@@ -135,7 +135,7 @@ _NAME_SUFFIX = ["Inc.", "Corp.", "LLC", "Group", "Co.", "Ltd."]
 
 
 def demo_warehouse_path(data_dir: Path, as_of: dt.datetime) -> Path:
-    day = as_of.astimezone(PACIFIC).date()
+    day = as_of.astimezone(REPORTING_TZ).date()
     return Path(data_dir) / f"demo-warehouse-v{GENERATOR_VERSION}-{day:%Y%m%d}.duckdb"
 
 
@@ -283,7 +283,7 @@ def _instances(
 
 def _generate(path: Path, as_of: dt.datetime) -> None:
     end_ts = as_of.astimezone(dt.UTC) - PIPELINE_LAG
-    end_day = end_ts.astimezone(PACIFIC).date()
+    end_day = end_ts.astimezone(REPORTING_TZ).date()
     first_day = end_day - dt.timedelta(days=HISTORY_DAYS)
     rng = random.Random(f"{SEED}:{end_day.isoformat()}")
     accounts = _accounts(rng)

@@ -16,6 +16,7 @@ from slack_bolt.adapter.flask import SlackRequestHandler
 from waitress.server import create_server
 
 from bot.deps import Deps
+from bot.features import receive_github_webhook
 
 logger = logging.getLogger(__name__)
 
@@ -35,7 +36,7 @@ def build_web(app: App | None, deps: Deps) -> Flask:
         try:
             with deps.store.engine.connect() as connection:
                 connection.execute(sa.text("SELECT 1"))
-        except Exception:  # noqa: BLE001 - health is a yes/no; details go to the log
+        except Exception:
             logger.exception("health check: state database unreachable")
             return jsonify(ok=False, state="unreachable"), 503
         return jsonify(ok=True)
@@ -49,11 +50,9 @@ def build_web(app: App | None, deps: Deps) -> Flask:
 
     @web.post(GITHUB_PATH)
     def github_webhook():
-        try:
-            from bot.urgent.webhook import receive
-        except ImportError:  # the urgent-issues feature provides the receiver
-            return Response("webhooks not enabled\n", status=404, mimetype="text/plain")
-        status, text = receive(deps, dict(request.headers), request.get_data(cache=False))
+        status, text = receive_github_webhook(
+            deps, dict(request.headers), request.get_data(cache=False)
+        )
         return Response(text, status=status, mimetype="text/plain")
 
     return web

@@ -51,7 +51,7 @@ def tell_user(text: str, *, body: dict, respond: Respond | None, client) -> None
             client.chat_postEphemeral(channel=channel, user=user, text=text)
         elif user:
             client.chat_postMessage(channel=user, text=text)
-    except Exception:  # noqa: BLE001 - telling the user failed too; the log has both
+    except Exception:
         logger.exception("could not tell the user about an error")
 
 

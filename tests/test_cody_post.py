@@ -10,7 +10,8 @@ import pytest
 from PIL import Image
 
 from bot.cody.blocks import fmt_money
-from bot.cody.report import CodyDailyJob, load_report
+from bot.cody.job import CodyDailyJob
+from bot.cody.report import load_report
 from bot.deps import Deps, build_deps
 from bot.ids import Job
 from bot.scheduling.job import NotReady, Post
@@ -400,7 +401,7 @@ def test_cli_dry_run_prints_numbers_equal_to_the_independent_computation(
     monkeypatch.setenv("REVENUE_CHANNELS", '["C0REVENUE"]')
     monkeypatch.setattr(bot.deps, "utc_now", lambda: TEST_NOW)
     monkeypatch.setattr(
-        bot.warehouse,
+        bot.deps,
         "make_warehouse",
         lambda settings: bot.warehouse.DuckDBWarehouse(demo_warehouse_path, timeout_s=60),
     )
@@ -431,7 +432,7 @@ def test_cli_dry_run_prints_numbers_equal_to_the_independent_computation(
 
 
 def test_cody_daily_is_registered_with_its_schedule(demo_warehouse, make_deps):
-    from bot.scheduling.job import build_jobs, find_job
+    from bot.features import build_jobs, find_job
 
     job = find_job(build_jobs(make_deps(demo_warehouse)), "cody-daily")
     assert isinstance(job, CodyDailyJob)
@@ -659,7 +660,7 @@ def test_cli_dry_run_outside_revenue_channels_prints_no_revenue(
     monkeypatch.setenv("DATA_DIR", str(tmp_path))
     monkeypatch.setattr(bot.deps, "utc_now", lambda: TEST_NOW)
     monkeypatch.setattr(
-        bot.warehouse,
+        bot.deps,
         "make_warehouse",
         lambda settings: bot.warehouse.DuckDBWarehouse(demo_warehouse_path, timeout_s=60),
     )

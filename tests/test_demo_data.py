@@ -309,7 +309,7 @@ def test_subscription_times_sit_near_pacific_midnight_and_cross_dst(demo_warehou
     starts = [r[0] for r in raw(demo_warehouse_path, "SELECT started_at FROM ssc.subscriptions")]
     local = [s.astimezone(PACIFIC) for s in starts]
     near_midnight = [
-        t for t in local if t.hour == 23 and t.minute >= 30 or t.hour == 0 and t.minute < 30
+        t for t in local if (t.hour == 23 and t.minute >= 30) or (t.hour == 0 and t.minute < 30)
     ]
     assert len(near_midnight) > 0.05 * len(starts)
     # A monthly cycle start near midnight lands on another Pacific date after a DST change.

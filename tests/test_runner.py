@@ -243,7 +243,7 @@ def test_a_manual_run_that_cannot_check_the_channel_tells_the_person(deps, slack
     crash_after_posting(deps, clock, "#analytics")
     clock.advance(minutes=16)
 
-    with pytest.raises(DatabotError, match="may have been posted.*Check #analytics"):
+    with pytest.raises(DatabotError, match=r"may have been posted.*Check #analytics"):
         runner.run_period(deps, job, "2026-11-22", manual=True)
     assert len(channel_posts(slack, "#analytics")) == 1
     assert owner_messages(slack) == []

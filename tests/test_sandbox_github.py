@@ -447,7 +447,7 @@ def test_webhook_deliveries_are_signed_and_shaped_like_githubs(github):
     [(event, delivery, received)] = hook.deliveries
     assert (event, delivery) == ("issues", "d-1")
     assert received["action"] == "labeled"
-    assert received["label"] == {k: v for k, v in received["issue"]["labels"][0].items()}
+    assert received["label"] == dict(received["issue"]["labels"][0])
     assert received["label"]["color"] == "d73a4a"
     assert received["repository"]["full_name"] == REPO and received["sender"]["login"] == "ana"
     assert received["issue"]["number"] == issue["number"]

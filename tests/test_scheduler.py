@@ -15,13 +15,13 @@ from apscheduler.triggers.cron import CronTrigger
 from slack_sdk import WebClient
 
 from bot import tables
-from bot.deps import Deps, utc_now
+from bot.deps import Deps
 from bot.ids import Job
 from bot.scheduling import runner
 from bot.scheduling.clock import Clock, fire_times, scheduled_entries
 from bot.scheduling.job import NotReady, Post
 from bot.scheduling.runner import RunStatus
-from bot.settings import Settings
+from bot.settings import Settings, utc_now
 from sandbox.slack_api import FakeSlack
 
 PT = ZoneInfo("America/Los_Angeles")

@@ -262,7 +262,7 @@ def test_duckdb_missing_parameter_is_a_warehouse_error(duck):
 def test_make_warehouse_without_project_uses_demo_duckdb(
     tmp_path, monkeypatch, demo_warehouse_path
 ):
-    import bot.warehouse_demo
+    import bot.warehouse
 
     seen = []
 
@@ -270,7 +270,7 @@ def test_make_warehouse_without_project_uses_demo_duckdb(
         seen.append(Path(data_dir))
         return demo_warehouse_path
 
-    monkeypatch.setattr(bot.warehouse_demo, "ensure_demo_warehouse", fake_ensure)
+    monkeypatch.setattr(bot.warehouse, "ensure_demo_warehouse", fake_ensure)
     settings = Settings(_env_file=None, gcp_project=None, data_dir=tmp_path)
     warehouse = make_warehouse(settings)
     try:

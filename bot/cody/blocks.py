@@ -21,6 +21,7 @@ from slack_sdk.models.blocks import (
 )
 
 from bot.cody.report import SSC_TABLES, Change, CodyReport, fmt_day, fmt_time
+from bot.slack_text import Message
 from bot.sparkline import sparkline
 
 LABELS = {
@@ -195,14 +196,12 @@ def _fallback_text(report: CodyReport, lead: str, *, show_revenue: bool) -> str:
     return text
 
 
-def build_cody_daily_message(
-    report: CodyReport, *, show_revenue: bool = True
-) -> tuple[str, list[dict]]:
+def build_cody_daily_message(report: CodyReport, *, show_revenue: bool = True) -> Message:
     """The morning post (with the trend chart uploaded beside it). `show_revenue=False`
     when the channel may not see revenue: counts, changes, trend and reconciliation only."""
     title = f"Cody Pro · {fmt_day(report.day.date)}"
     lead = f"Cody Pro for {fmt_day(report.day.date)}"
-    return (
-        _fallback_text(report, lead, show_revenue=show_revenue),
-        _blocks(report, title, chart=True, show_revenue=show_revenue),
+    return Message(
+        text=_fallback_text(report, lead, show_revenue=show_revenue),
+        blocks=_blocks(report, title, chart=True, show_revenue=show_revenue),
     )

@@ -9,15 +9,13 @@ from __future__ import annotations
 
 import io
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
 
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.dates import DateFormatter
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator, StrMethodFormatter
 
-if TYPE_CHECKING:
-    from bot.cody.report import CodyDay
+from bot.cody.report import CodyDay
 
 
 def build_trend_figure(days: Sequence[CodyDay], *, price_usd: float | None) -> Figure:

@@ -23,23 +23,19 @@ import logging
 import re
 from functools import cache
 from typing import TYPE_CHECKING
-from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, field_validator
 
-from bot.errors import InputError, WarehouseError
-from bot.ids import Job
-from bot.scheduling.job import NotReady, Post, PostFile
+from bot.errors import WarehouseError
+from bot.settings import REPORTING_TZ
 from bot.sql import load_sql
 
 if TYPE_CHECKING:
-    from bot.deps import Deps
     from bot.settings import Settings
     from bot.warehouse import Warehouse
 
 logger = logging.getLogger(__name__)
 
-PACIFIC = ZoneInfo("America/Los_Angeles")
 TREND_DAYS = 30
 # The tables cody_pro_daily.sql reads; all must be synced for a date to be complete.
 SSC_TABLES = ("ssc.subscriptions", "ssc.billing_cycles")
@@ -114,13 +110,13 @@ def load_days(
 
 def start_of_day(day: dt.date) -> dt.datetime:
     """Midnight Pacific at the start of `day`, as aware UTC."""
-    return dt.datetime.combine(day, dt.time(0), tzinfo=PACIFIC).astimezone(dt.UTC)
+    return dt.datetime.combine(day, dt.time(0), tzinfo=REPORTING_TZ).astimezone(dt.UTC)
 
 
 def last_complete_date(synced_through: dt.datetime) -> dt.date:
     """The last Pacific date whose data is complete at this high-water mark: D such that
     synced_through >= start of D+1 (Pacific)."""
-    return synced_through.astimezone(PACIFIC).date() - dt.timedelta(days=1)
+    return synced_through.astimezone(REPORTING_TZ).date() - dt.timedelta(days=1)
 
 
 class Readiness(BaseModel):
@@ -410,149 +406,6 @@ def load_report(
     )
 
 
-# --- the scheduled job ---------------------------------------------------------------------
-
-
-def parse_period(period: str) -> dt.date:
-    try:
-        return dt.date.fromisoformat(period)
-    except ValueError:
-        raise InputError(
-            f"{period!r} is not a date; give the reference date as YYYY-MM-DD."
-        ) from None
-
-
-def reference_date(run_at: dt.datetime) -> dt.date:
-    """Yesterday in Pacific time, as seen at `run_at`."""
-    return run_at.astimezone(PACIFIC).date() - dt.timedelta(days=1)
-
-
-def cron_time(cron: str) -> dt.time | None:
-    """The time of day of a daily cron string ("0 9 * * *" -> 09:00); None if not one."""
-    fields = cron.split()
-    if len(fields) != 5 or not (fields[0].isdigit() and fields[1].isdigit()):
-        return None
-    minute, hour = int(fields[0]), int(fields[1])
-    return dt.time(hour, minute) if hour < 24 and minute < 60 else None
-
-
-def revenue_allowed(deps: Deps, channel: str) -> bool:
-    """Whether revenue may be shown in `channel` (DOMAIN.md: revenue belongs only in the
-    channels allowed to see it). settings.revenue_channels holds channel IDs while
-    CODY_CHANNEL may be a #name, so a name counts when its resolved ID is listed. When the
-    name cannot be resolved (Slack unreachable, no channels:read, not listed) the answer
-    is no: a post without revenue is the safe side."""
-    allowed = deps.settings.revenue_channels
-    if not allowed:
-        return False  # nothing can match: no Slack lookup needed
-    if channel in allowed:
-        return True
-    from slack_sdk.errors import SlackClientError
-
-    from bot.slack_channels import channel_id
-
-    try:
-        resolved = channel_id(deps, channel)
-    except (SlackClientError, OSError) as exc:
-        logger.warning(
-            "cody-daily: could not resolve %s to a channel ID (%s); revenue is hidden",
-            channel,
-            type(exc).__name__,
-        )
-        return False
-    return resolved is not None and resolved in allowed
-
-
-class CodyDailyJob:
-    """The daily Cody Pro post: the period is the reference date (yesterday, Pacific).
-
-    Timing options are read by the scheduler (bot.scheduling.job.JobOptions): retry every
-    `cody_retry_minutes` while SSC is behind; post the "data not ready" notice once the
-    local time passes `cody_give_up_time` (expressed as a delay from the scheduled time,
-    because the runner counts from the first attempt); the numbers follow when complete.
-    """
-
-    id = Job.CODY_DAILY
-    title = "The Cody Pro daily post"
-
-    def __init__(self, settings: Settings | None = None) -> None:
-        self.settings = settings
-
-    @property
-    def channel(self) -> str | None:
-        return self.settings.cody_channel if self.settings else None
-
-    @property
-    def enabled(self) -> bool:
-        return self.settings.cody_daily_enabled if self.settings else True
-
-    @property
-    def retry_every(self) -> dt.timedelta | None:
-        if self.settings is None:
-            return None
-        return dt.timedelta(minutes=self.settings.cody_retry_minutes)
-
-    @property
-    def give_up_after(self) -> dt.timedelta | None:
-        if self.settings is None:
-            return None
-        schedules = getattr(self.settings, "job_schedules", None) or {}
-        posted = cron_time(schedules.get(str(self.id)) or self.settings.cody_post_cron)
-        if posted is None:
-            return None  # not a plain daily time: the scheduler's default delay applies
-        give_up = self.settings.cody_give_up_time
-        delay = dt.datetime.combine(dt.date.min, give_up) - dt.datetime.combine(dt.date.min, posted)
-        # A give-up time at or before the post time: notice at the first failed attempt.
-        return max(delay, dt.timedelta(0))
-
-    def period_for(self, run_at: dt.datetime, tz=None) -> str | None:
-        # The reference date is Pacific by definition (DOMAIN.md), not the schedule's zone.
-        return reference_date(run_at).isoformat()
-
-    def build(self, deps: Deps, period: str) -> Post | NotReady:
-        from bot.cody.blocks import build_cody_daily_message
-        from bot.cody.chart import render_trend_png
-
-        day = parse_period(period)
-        channel = deps.settings.cody_channel
-        readiness = check_readiness(deps.warehouse, day)
-        if not readiness.ready:
-            logger.debug("cody-daily %s not ready: %s", period, readiness.reason)
-            return NotReady(reason=readiness.reason, channel=channel)
-        show_revenue = revenue_allowed(deps, channel)
-        report = load_report(
-            deps.warehouse,
-            deps.settings,
-            day,
-            synced_through=readiness.synced_through,
-            show_revenue=show_revenue,
-        )
-        if report.problems:
-            # Wrong numbers are worse than late ones: hold the post, say why.
-            logger.warning("cody-daily %s failed sanity checks: %s", period, report.problems)
-            return NotReady(
-                reason="the Cody Pro numbers failed a consistency check ("
-                + "; ".join(report.problems)
-                + "), so they are held back",
-                channel=channel,
-            )
-        text, blocks = build_cody_daily_message(report, show_revenue=show_revenue)
-        # Without revenue the chart drops its MRR axis too.
-        png = render_trend_png(report.trend, price_usd=report.price_usd if show_revenue else None)
-        return Post(
-            channel=channel,
-            text=text,
-            blocks=blocks,
-            files=[
-                PostFile(
-                    filename=f"cody-pro-{day.isoformat()}.png",
-                    content=png,
-                    title=f"Cody Pro, {TREND_DAYS} days to {fmt_day(day)}",
-                )
-            ],
-        )
-
-
 # --- formatting shared by the blocks and the reasons ----------------------------------------
 
 
@@ -561,5 +414,5 @@ def fmt_day(day: dt.date) -> str:
 
 
 def fmt_time(when: dt.datetime) -> str:
-    local = when.astimezone(PACIFIC)
+    local = when.astimezone(REPORTING_TZ)
     return f"{local:%b} {local.day} {local:%H:%M} {local.tzname()}"

@@ -531,14 +531,14 @@ def _announce_urgent(deps: Deps, number: int) -> None:
     try:
         raw = deps.github.repo.get_issue(number).raw_data
         handle_issue(deps, GitHubIssue.model_validate(raw))
-    except Exception:  # noqa: BLE001 - the issue is filed; the alert follows by poll/webhook
+    except Exception:
         logger.warning("request #%s: urgent alert deferred to the poller", number, exc_info=True)
 
 
 def _classify(exc: Exception) -> GitHubFailure:
     try:
         return classify_failure(exc)
-    except Exception:  # noqa: BLE001 - a bug of ours: keep the request, retry, log it loudly
+    except Exception:
         ref = uuid.uuid4().hex[:8]
         logger.exception("unexpected error while filing a request ref=%s", ref)
         return GitHubFailure(True, f"unexpected error ({type(exc).__name__}), ref {ref}", ref=ref)
@@ -582,10 +582,14 @@ def _permalink(deps: Deps, sub: Submission) -> str | None:
         return None
 
 
+class UserNames(dict[str, str]):
+    """Slack user id -> display name, cached for the life of the process."""
+
+
 def user_namer(deps: Deps) -> Callable[[str], str]:
     """Slack user id -> the name people know them by (cached for the process); the id
     itself when Slack cannot say."""
-    cache: dict[str, str] = deps.extras.setdefault("intake:user-names", {})
+    cache = deps.service(UserNames, UserNames)
 
     def name(uid: str) -> str:
         if uid not in cache:
@@ -802,12 +806,12 @@ def start_outbox_worker(deps: Deps, interval: float | None = None) -> Callable[[
     def loop() -> None:
         try:
             refresh_forms(deps)
-        except Exception:  # noqa: BLE001 - modals fall back to the cached/built-in forms
+        except Exception:
             logger.exception("could not load the repo's issue forms")
         while not stop.is_set():
             try:
                 drain_outbox(deps)
-            except Exception:  # noqa: BLE001 - e.g. the database is briefly down: try again
+            except Exception:
                 logger.exception("outbox pass failed")
             stop.wait(interval)
 
@@ -890,15 +894,22 @@ def request_forms(deps: Deps) -> list[IssueForm]:
     return builtin_forms()
 
 
+class FormsRefresh:
+    """At most one background refresh of the issue forms at a time, per process."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+
+
 def _refresh_in_background(deps: Deps) -> None:
-    lock: threading.Lock = deps.extras.setdefault("intake:forms-lock", threading.Lock())
+    lock = deps.service(FormsRefresh, FormsRefresh).lock
     if not lock.acquire(blocking=False):
         return  # a refresh is already running
 
     def run() -> None:
         try:
             refresh_forms(deps)
-        except Exception:  # noqa: BLE001 - keep serving the cached forms
+        except Exception:
             logger.warning("issue form refresh failed; using the cached forms", exc_info=True)
         finally:
             lock.release()

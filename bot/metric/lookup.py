@@ -26,8 +26,8 @@ from pydantic import BaseModel
 
 from bot.errors import InputError, NotAllowedError, WarehouseError, WarehouseTimeout
 from bot.metric.catalog import Catalog, Metric, Sensitivity, ValueField, load_catalog
-from bot.metric.periods import REPORTING_TZ, Period, parse_period
-from bot.settings import Settings
+from bot.metric.periods import Period, parse_period
+from bot.settings import REPORTING_TZ, Settings, utc_now
 from bot.slack_text import escape_mrkdwn
 
 logger = logging.getLogger(__name__)
@@ -251,7 +251,7 @@ class _Entry:
 
 
 class MetricService:
-    """Thread-safe; one per process (kept in deps.extras["metric"])."""
+    """Thread-safe; one per process (kept by `deps.service`)."""
 
     def __init__(
         self,
@@ -460,7 +460,7 @@ class StillWorking:
                 return
             try:
                 self._callback()
-            except Exception:  # noqa: BLE001 - a failed note must not fail the lookup
+            except Exception:
                 logger.exception("could not post the still-working note")
 
     def finish(self) -> None:
@@ -642,12 +642,10 @@ def format_through(ts: dt.datetime | None, settings: Settings) -> str:
 
 def metric_service(deps: Any) -> MetricService:
     """The process's one MetricService, built on first use (catalog validated then)."""
-    service = deps.extras.get("metric")
-    if service is None:
-        service = MetricService(load_catalog(), deps.warehouse, deps.settings, deps.now)
-        deps.extras.setdefault("metric", service)
-        service = deps.extras["metric"]
-    return service
+    return deps.service(
+        MetricService,
+        lambda: MetricService(load_catalog(), deps.warehouse, deps.settings, deps.now),
+    )
 
 
 def print_metric_lookup(
@@ -665,7 +663,7 @@ def print_metric_lookup(
     from bot.metric.blocks import build_metric_text
 
     out = out or sys.stdout
-    service = MetricService(load_catalog(), warehouse, settings, now or _utc_now)
+    service = MetricService(load_catalog(), warehouse, settings, now or utc_now)
     try:
         parsed = service.parse(text)
     except UnknownMetric as exc:
@@ -703,7 +701,3 @@ def catalog_text(catalog: Catalog) -> str:
 
 def _plain(text: str) -> str:
     return text.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
-
-
-def _utc_now() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)

@@ -20,8 +20,6 @@ from zoneinfo import ZoneInfo
 from bot.errors import InputError
 from bot.slack_text import escape_mrkdwn
 
-REPORTING_TZ = ZoneInfo("America/Los_Angeles")
-
 # Longer ranges scan a lot of data for one lookup; the team answers those by hand.
 MAX_DAYS = 400
 MAX_TEXT = 60

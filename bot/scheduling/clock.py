@@ -31,6 +31,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
+from bot.errors import InputError
 from bot.scheduling import runner
 from bot.scheduling.job import JobOptions, ScheduledJob
 
@@ -212,8 +213,6 @@ def manual_period(deps: Deps, job: ScheduledJob, day: dt.date | None = None) -> 
     """The period `databot post JOB [--date D]` runs: the one due at the job's scheduled
     time on day D, or without D the latest one due up to now. A job with no cron is asked
     about noon of D (or now). Raises InputError when nothing is due."""
-    from bot.errors import InputError
-
     tz = deps.settings.tz
     name = str(job.id)
     cron = deps.settings.job_schedules.get(name, "off")

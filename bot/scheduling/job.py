@@ -10,7 +10,7 @@ Registering a job (another feature):
 2. add its cron string to the defaults in `Settings.job_schedules` (bot/settings.py);
 3. write a class with `id`, `period_for` and `build` (optional attributes: `title`,
    `enabled`, `grace`, `retry_every`, `give_up_after`, see `JobOptions`);
-4. append it in `build_jobs` below, under "Feature jobs are added below this line."
+4. append it in `build_jobs` of bot/features.py, the composition root.
 """
 
 from __future__ import annotations
@@ -100,21 +100,3 @@ class JobOptions:
             retry_every=minutes("retry_every", settings.not_ready_retry_minutes),
             give_up_after=minutes("give_up_after", settings.not_ready_give_up_minutes),
         )
-
-
-def build_jobs(deps: Deps) -> list[ScheduledJob]:
-    """Every scheduled job of this deployment, enabled or not (the clock checks
-    `settings.job_enabled`; `databot post` can run any of them by hand)."""
-    from bot.sprints.jobs import build_sprint_jobs
-
-    jobs: list[ScheduledJob] = []
-    jobs += build_sprint_jobs(deps)
-    # Feature jobs are added below this line (one `jobs.append(...)` / `jobs += ...` each).
-    from bot.cody.report import CodyDailyJob
-
-    jobs.append(CodyDailyJob(deps.settings))
-    return jobs
-
-
-def find_job(jobs: list[ScheduledJob], name: str) -> ScheduledJob | None:
-    return next((j for j in jobs if str(j.id) == name), None)

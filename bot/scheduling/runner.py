@@ -37,7 +37,12 @@ from sqlalchemy.exc import IntegrityError
 from bot import tables
 from bot.errors import DatabotError
 from bot.scheduling.job import JobOptions, NotReady, Post, ScheduledJob
-from bot.slack_channels import CONVERSATION_ID, channel_id
+from bot.slack_channels import (
+    CONVERSATION_ID,
+    HistoryTooLong,
+    channel_id,
+    find_message_by_metadata,
+)
 
 if TYPE_CHECKING:
     from bot.deps import Deps
@@ -51,7 +56,6 @@ NOTICE_SUFFIX = ":notice"
 DETAIL_MAX = 500
 # A #name -> conversation ID lookup is reused for this long (channels are rarely renamed;
 # a rename is picked up within a day).
-HISTORY_MAX_PAGES = 10  # x 200 messages since the first attempt
 # Slack errors after which a later check may succeed: keep the run and check again.
 _TRANSIENT_ERRORS = frozenset(
     {"ratelimited", "internal_error", "fatal_error", "service_unavailable"}
@@ -474,7 +478,7 @@ def _post(deps, job, opts, record, post: Post, *, manual) -> RunRecord:
                 deps, record, post.channel, f"Slack answered HTTP {exc.response.status_code}"
             )
         return _post_failed(deps, opts, record, f"Slack said {error}", manual=manual)
-    except Exception as exc:  # noqa: BLE001 - timeouts, connection errors
+    except Exception as exc:
         # The request may have reached Slack and the message gone out: not "not posted".
         logger.error("%s %s: posting failed", name, period, exc_info=exc)
         return _post_unknown(
@@ -642,44 +646,32 @@ def _find_posted(deps, record: RunRecord) -> tuple[str, str] | None:
     except SlackApiError as exc:
         error = exc.response.get("error", "error")
         raise _CannotCheck(f"Slack said {error}", transient=error in _TRANSIENT_ERRORS) from exc
-    except Exception as exc:  # noqa: BLE001 - timeouts, connection errors
+    except Exception as exc:
         raise _CannotCheck(f"could not reach Slack ({type(exc).__name__})", transient=True) from exc
     if channel is None:
         raise _CannotCheck(f"{record.channel} is not a channel databot can list", transient=False)
-    cursor = None
-    for _ in range(HISTORY_MAX_PAGES):
-        try:
-            response = deps.slack.conversations_history(
-                channel=channel,
-                # A day of slack for clock skew: the metadata match identifies the post.
-                oldest=f"{(record.created_at - dt.timedelta(days=1)).timestamp():.6f}",
-                include_all_metadata=True,
-                limit=200,
-                cursor=cursor,
-            )
-        except SlackApiError as exc:
-            # not_in_channel: databot posts to public channels without joining them
-            # (chat:write.public) but may only read the history of channels it is in.
-            error = exc.response.get("error", "error")
-            transient = error in _TRANSIENT_ERRORS or exc.response.status_code >= 500
-            raise _CannotCheck(f"Slack said {error}", transient=transient) from exc
-        except Exception as exc:  # noqa: BLE001 - timeouts, connection errors
-            raise _CannotCheck(
-                f"could not reach Slack ({type(exc).__name__})", transient=True
-            ) from exc
-        for message in response.get("messages", []):
-            meta = message.get("metadata") or {}
-            payload = meta.get("event_payload") or {}
-            if (
-                meta.get("event_type") == METADATA_EVENT
-                and payload.get("job") == record.job
-                and payload.get("period") == record.period
-            ):
-                return channel, message["ts"]
-        cursor = (response.get("response_metadata") or {}).get("next_cursor")
-        if not cursor:
-            return None
-    raise _CannotCheck("too many messages in the channel to check them all", transient=False)
+    try:
+        ts = find_message_by_metadata(
+            deps.slack,
+            channel,
+            event_type=METADATA_EVENT,
+            payload={"job": record.job, "period": record.period},
+            # A day of slack for clock skew: the metadata match identifies the post.
+            oldest=(record.created_at - dt.timedelta(days=1)).timestamp(),
+        )
+    except SlackApiError as exc:
+        # not_in_channel: databot posts to public channels without joining them
+        # (chat:write.public) but may only read the history of channels it is in.
+        error = exc.response.get("error", "error")
+        transient = error in _TRANSIENT_ERRORS or exc.response.status_code >= 500
+        raise _CannotCheck(f"Slack said {error}", transient=transient) from exc
+    except HistoryTooLong as exc:
+        raise _CannotCheck(
+            "too many messages in the channel to check them all", transient=False
+        ) from exc
+    except Exception as exc:
+        raise _CannotCheck(f"could not reach Slack ({type(exc).__name__})", transient=True) from exc
+    return (channel, ts) if ts is not None else None
 
 
 def tell_owner(deps: Deps, text: str) -> None:

@@ -181,16 +181,27 @@ def _search_for(deps: Deps) -> IssueSearch:
     return IssueSearch(deps.github.gh, s.github_repo, s.github_api_url, s.tz)
 
 
+NEVER = dt.datetime.min.replace(tzinfo=dt.UTC)
+
+
+@dataclass
+class CalendarCache:
+    """The process's last calendar and until when it is good."""
+
+    until: dt.datetime = NEVER
+    calendar: SprintCalendar | None = None
+
+
 def load_calendar(deps: Deps) -> SprintCalendar:
     """The calendar from the repo's milestones (cached an hour; the last good list is kept
     in the state store, so a GitHub outage does not move the sprints)."""
-    cached = deps.extras.get("sprints.calendar")
+    cached = deps.service(CalendarCache, CalendarCache)
     now = deps.now()
-    if cached and cached[0] > now:
-        return cached[1]
+    if cached.calendar is not None and cached.until > now:
+        return cached.calendar
     milestones = _fetch_milestones(deps)
     calendar = calendar_from_settings(deps.settings, milestones)
-    deps.extras["sprints.calendar"] = (now + CALENDAR_TTL, calendar)
+    cached.until, cached.calendar = now + CALENDAR_TTL, calendar
     return calendar
 
 

@@ -36,6 +36,12 @@ from slack_sdk.errors import SlackApiError
 from sqlalchemy.exc import IntegrityError
 
 from bot import tables
+from bot.slack_channels import (
+    HISTORY_MAX_PAGES,
+    HISTORY_PAGE,
+    HistoryTooLong,
+    find_message_by_metadata,
+)
 from bot.slack_channels import channel_id as resolve_channel_id
 
 if TYPE_CHECKING:
@@ -536,11 +542,6 @@ def _release(deps: Deps, key, lease: dt.datetime, shown_hash: str | None, *, for
 METADATA_EVENT = "databot_urgent_issue"
 # How far before the uncertain attempt to look for it in the channel history (seconds).
 IN_DOUBT_WINDOW = 300
-# History since the uncertain attempt is read newest first, a page at a time (Slack advises
-# at most 200 per call). The bound keeps a lookup in a very busy channel from running away;
-# 2,000 messages is hours of a busy channel, and the marker is usually minutes old.
-HISTORY_PAGE = 200
-HISTORY_MAX_PAGES = 10
 
 
 def _in_doubt_key(repo: str, number: int) -> str:
@@ -611,42 +612,29 @@ def _find_in_doubt_post(deps: Deps, channel: str, state: AlertState) -> tuple[st
             posted_to,
         )
         return None
-    oldest = str(int(float(at or 0)) - IN_DOUBT_WINDOW)
-    cursor = None
-    for _ in range(HISTORY_MAX_PAGES):
-        try:
-            response = deps.slack.conversations_history(
-                channel=channel_id,
-                oldest=oldest,
-                include_all_metadata=True,
-                limit=HISTORY_PAGE,
-                cursor=cursor,
-            )
-        except (SlackApiError, OSError) as exc:
-            logger.warning(
-                "urgent alert %s#%s: could not check history (%s)", state.repo, state.number, exc
-            )
-            return None
-        for message in response.get("messages", []):
-            metadata = message.get("metadata") or {}
-            payload = metadata.get("event_payload") or {}
-            if (
-                metadata.get("event_type") == METADATA_EVENT
-                and payload.get("repo") == state.repo
-                and payload.get("issue") == state.number
-            ):
-                return channel_id, message["ts"]
-        cursor = (response.get("response_metadata") or {}).get("next_cursor")
-        if not cursor:
-            return None
-    logger.warning(
-        "urgent alert %s#%s: an earlier post was not among the last %d messages of %s; posting",
-        state.repo,
-        state.number,
-        HISTORY_MAX_PAGES * HISTORY_PAGE,
-        channel_id,
-    )
-    return None
+    try:
+        ts = find_message_by_metadata(
+            deps.slack,
+            channel_id,
+            event_type=METADATA_EVENT,
+            payload={"repo": state.repo, "issue": state.number},
+            oldest=int(float(at or 0)) - IN_DOUBT_WINDOW,
+        )
+    except HistoryTooLong:
+        logger.warning(
+            "urgent alert %s#%s: an earlier post was not among the last %d messages of %s; posting",
+            state.repo,
+            state.number,
+            HISTORY_MAX_PAGES * HISTORY_PAGE,
+            channel_id,
+        )
+        return None
+    except (SlackApiError, OSError) as exc:
+        logger.warning(
+            "urgent alert %s#%s: could not check history (%s)", state.repo, state.number, exc
+        )
+        return None
+    return (channel_id, ts) if ts is not None else None
 
 
 def handle_issue(

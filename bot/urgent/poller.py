@@ -171,11 +171,7 @@ def _rate_limit_wait(response: requests.Response) -> float | None:
 def make_client(deps: Deps) -> IssuesClient:
     settings = deps.settings
     token = settings.github_token.get_secret_value() if settings.github_token else None
-    client = deps.extras.get("urgent_poller_client")
-    if client is None:
-        client = IssuesClient(settings.github_api_url, token)
-        deps.extras["urgent_poller_client"] = client
-    return client
+    return deps.service(IssuesClient, lambda: IssuesClient(settings.github_api_url, token))
 
 
 def _server_time(response: requests.Response, fallback: dt.datetime) -> dt.datetime:

@@ -11,7 +11,9 @@ from __future__ import annotations
 import datetime as dt
 from typing import TYPE_CHECKING, Any
 
-from bot.cody.report import PACIFIC, CodyDailyJob, latest_complete_date
+from bot.cody.job import CodyDailyJob
+from bot.cody.report import latest_complete_date
+from bot.settings import REPORTING_TZ
 
 if TYPE_CHECKING:
     from sandbox.demo import DemoHarness
@@ -40,7 +42,7 @@ class LateExport:
 
 
 def _at(day: dt.date, hour: int, minute: int = 0) -> dt.datetime:
-    return dt.datetime.combine(day, dt.time(hour, minute), tzinfo=PACIFIC).astimezone(dt.UTC)
+    return dt.datetime.combine(day, dt.time(hour, minute), tzinfo=REPORTING_TZ).astimezone(dt.UTC)
 
 
 def run(h: DemoHarness) -> None:
@@ -50,7 +52,7 @@ def run(h: DemoHarness) -> None:
     deps = h.deps
     saved = deps.now, deps.warehouse, deps.settings
     try:
-        today = saved[0]().astimezone(PACIFIC).date()
+        today = saved[0]().astimezone(REPORTING_TZ).date()
         day = latest_complete_date(saved[1], today)
         if day is None:
             h.say("The demo warehouse has no SSC sync status; skipping the Cody Pro scene.")
@@ -72,7 +74,7 @@ def run(h: DemoHarness) -> None:
         late = LateExport(saved[1], _at(day, 22))
         deps.warehouse = late
         job = CodyDailyJob(deps.settings)
-        period = job.period_for(clock["now"], PACIFIC)
+        period = job.period_for(clock["now"], REPORTING_TZ)
 
         h.say(
             f"{morning:%a %b} {morning.day}, 09:00 PT: the clock runs cody-daily for {period}. "

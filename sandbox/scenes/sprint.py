@@ -97,7 +97,7 @@ def run(h) -> None:
     settings = h.settings.model_copy(
         update={"sprint_plan_url": "https://github.com/orgs/acme/projects/7/views/3"}
     )
-    deps = dataclasses.replace(h.deps, settings=settings, github=_github_for(h), extras={})
+    deps = dataclasses.replace(h.deps, settings=settings, github=_github_for(h), services={})
     today = deps.today()
     seed_sprint(h.github, settings, today)
 
@@ -115,7 +115,7 @@ def run(h) -> None:
         f"Friday before {current.name} through its first two Mondays; 09:00 PT is digest time."
     )
     clock = SteppedClock(_at(current.start - dt.timedelta(days=3), 9, 0, settings.tz))
-    stepped = dataclasses.replace(deps, now=clock, extras={})
+    stepped = dataclasses.replace(deps, now=clock, services={})
     jobs = [SprintDigestJob(stepped), SprintPlanningJob(stepped)]
     clocks = [Clock(stepped, jobs), Clock(stepped, jobs)]
     h.show_new()

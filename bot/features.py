@@ -1,0 +1,53 @@
+"""The composition root: every feature's scheduled jobs, background workers and seams, named
+in one place. Adding a feature means adding its lines here (and its Slack listeners in
+handlers/__init__.py); nothing registers itself as an import side effect.
+
+Seams (where one feature hands something to another, in one direction only):
+- intake -> urgent: a request filed as urgent is shown in the analytics channel at once
+  (`urgent.alerts.announce_issue`), instead of at the next poll or webhook.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING
+
+from bot.cody.job import CodyDailyJob
+from bot.intake.outbox import start_outbox_worker
+from bot.scheduling.job import ScheduledJob
+from bot.sprints.jobs import build_sprint_jobs
+from bot.urgent.poller import schedule_in_clock
+from bot.urgent.webhook import receive
+
+if TYPE_CHECKING:
+    from apscheduler.schedulers.base import BaseScheduler
+
+    from bot.deps import Deps
+
+
+def build_jobs(deps: Deps) -> list[ScheduledJob]:
+    """Every scheduled job of this deployment, enabled or not (the clock checks
+    `settings.job_enabled`; `databot post` can run any of them by hand)."""
+    jobs: list[ScheduledJob] = []
+    jobs += build_sprint_jobs(deps)
+    jobs.append(CodyDailyJob(deps.settings))
+    return jobs
+
+
+def find_job(jobs: list[ScheduledJob], name: str) -> ScheduledJob | None:
+    return next((j for j in jobs if str(j.id) == name), None)
+
+
+def start_web_workers(deps: Deps) -> list[Callable[[], None]]:
+    """Workers that run beside `serve` (the intake outbox); returns their stoppers."""
+    return [start_outbox_worker(deps)]
+
+
+def receive_github_webhook(deps: Deps, headers: Mapping[str, str], body: bytes) -> tuple[int, str]:
+    """`POST /github/webhook`: (HTTP status, short plain reason). Urgent alerts read it."""
+    return receive(deps, headers, body)
+
+
+def schedule_clock_extras(scheduler: BaseScheduler, deps: Deps) -> None:
+    """What the clock process runs besides the scheduled jobs (the urgent-issue poller)."""
+    schedule_in_clock(scheduler, deps)
