@@ -140,7 +140,7 @@ def cmd_post(args: argparse.Namespace, settings: Settings) -> int:
     from bot.features import build_jobs, find_job
     from bot.scheduling import runner
     from bot.scheduling.clock import manual_period
-    from bot.scheduling.job import NotReady
+    from bot.scheduling.job import NotReady, Skip
 
     deps = build_deps(settings)
     try:
@@ -155,6 +155,9 @@ def cmd_post(args: argparse.Namespace, settings: Settings) -> int:
             if isinstance(result, NotReady):
                 print(f"{job.id} {period}: not ready: {result.reason}")
                 return 1
+            if isinstance(result, Skip):
+                print(f"{job.id} {period}: nothing to post: {result.reason}")
+                return 0
             print(render_post(result, f"{job.id} {period} (dry run: not posted)"))
             return 0
         record = runner.run_period(deps, job, period, manual=True)

@@ -19,7 +19,7 @@ from bot.deps import Deps
 from bot.errors import DatabotError, GitHubUnavailable
 from bot.ids import Job
 from bot.scheduling import runner
-from bot.scheduling.job import NotReady, Post, PostFile
+from bot.scheduling.job import NotReady, Post, PostFile, Skip
 from bot.scheduling.runner import RunStatus
 from bot.settings import Settings
 from sandbox.slack_api import FakeSlack
@@ -124,6 +124,17 @@ def test_a_period_is_posted_once_and_recorded_with_its_link(deps, slack):
     assert record.ts == posts[0]["ts"]
     assert record.permalink.endswith("p" + posts[0]["ts"].replace(".", ""))
     assert runner.get_run(deps.store, "cody-daily", "2026-11-22").status == RunStatus.POSTED
+
+
+def test_a_period_with_nothing_to_post_is_recorded_skipped_and_not_built_again(deps, slack):
+    job = ScriptedJob(Skip(reason="no urgent issue is unassigned"))
+    record = runner.run_period(deps, job, "2026-11-22")
+    again = runner.run_period(deps, job, "2026-11-22")
+
+    assert channel_posts(slack) == [] and owner_messages(slack) == []
+    assert record.status == RunStatus.SKIPPED
+    assert record.detail == "nothing to post: no urgent issue is unassigned"
+    assert again is None and job.builds == 1
 
 
 def test_the_next_period_is_a_new_post(deps, slack):

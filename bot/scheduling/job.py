@@ -54,6 +54,13 @@ class NotReady(BaseModel):
     channel: str | None = None
 
 
+class Skip(BaseModel):
+    """Nothing to post for this period (e.g. no urgent issue is neglected today). The runner
+    records the period as skipped with `reason`, so it is not tried again."""
+
+    reason: str
+
+
 @runtime_checkable
 class ScheduledJob(Protocol):
     id: Job
@@ -62,7 +69,7 @@ class ScheduledJob(Protocol):
         """Key of the period due at `run_at` (e.g. "2026-11-22"); None = nothing due then."""
         ...
 
-    def build(self, deps: Deps, period: str) -> Post | NotReady:
+    def build(self, deps: Deps, period: str) -> Post | NotReady | Skip:
         """The message for `period`. No posting here; may raise DatabotError."""
         ...
 

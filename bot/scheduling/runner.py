@@ -36,7 +36,7 @@ from sqlalchemy.exc import IntegrityError
 
 from bot import tables
 from bot.errors import DatabotError
-from bot.scheduling.job import JobOptions, NotReady, Post, ScheduledJob
+from bot.scheduling.job import JobOptions, NotReady, Post, ScheduledJob, Skip
 from bot.slack_channels import (
     CONVERSATION_ID,
     HistoryTooLong,
@@ -310,10 +310,22 @@ def run_period(
 
     if isinstance(result, NotReady):
         return _not_ready(deps, job, opts, record, result, manual=manual)
+    if isinstance(result, Skip):
+        logger.info("%s %s: nothing to post (%s)", name, period, result.reason)
+        rec = _finish(
+            deps.store,
+            record,
+            deps.now(),
+            status=RunStatus.SKIPPED,
+            lease_until=None,
+            channel=None,
+            detail=f"nothing to post: {result.reason}",
+        )
+        return rec or get_run(deps.store, name, period)
     return _post(deps, job, opts, record, result, manual=manual)
 
 
-def preview(deps: Deps, job: ScheduledJob, period: str) -> Post | NotReady:
+def preview(deps: Deps, job: ScheduledJob, period: str) -> Post | NotReady | Skip:
     """`--dry-run`: build only; nothing is claimed, posted or recorded."""
     return job.build(deps, period)
 
