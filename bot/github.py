@@ -16,10 +16,12 @@ import email.utils
 import logging
 import time
 from dataclasses import dataclass
+from typing import Any
 
 import requests
 from github import Auth, Github, GithubException, GithubRetry, RateLimitExceededExceedsMaxWait
 from github.Repository import Repository
+from pydantic import BaseModel, ConfigDict, Field
 from urllib3.util.retry import Retry
 
 from bot.settings import Settings
@@ -93,6 +95,41 @@ class CappedRetry(GithubRetry):
         return super().increment(method, url, response, error, _pool, _stacktrace)
 
 
+# --- GitHub's issue shape (REST responses and webhook payloads share it) ----------------
+
+
+class GitHubUser(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    login: str
+
+
+class GitHubLabel(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    name: str
+
+
+class GitHubIssue(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    number: int
+    title: str
+    html_url: str
+    state: str  # "open" | "closed"
+    user: GitHubUser | None = None  # null for deleted accounts in some payloads
+    assignees: list[GitHubUser] = Field(default_factory=list)
+    labels: list[GitHubLabel] = Field(default_factory=list)
+    body: str | None = None
+    created_at: dt.datetime
+    updated_at: dt.datetime
+    closed_at: dt.datetime | None = None
+    closed_by: GitHubUser | None = None  # only in single-issue REST responses
+    pull_request: dict[str, Any] | None = None  # set when the "issue" is a pull request
+    state_reason: str | None = None  # closed: "completed" | "not_planned"
+
+    def has_label(self, name: str) -> bool:
+        return any(label.name.lower() == name.lower() for label in self.labels)
+
+
 @dataclass(frozen=True)
 class IssueRef:
     number: int
@@ -157,6 +194,10 @@ class GitHubGateway:
             # The client is lazy (see make_github): no request until the first real call.
             self._repo = self.gh.get_repo(self.repo_name)
         return self._repo
+
+    def issue(self, number: int) -> GitHubIssue:
+        """One issue as GitHub's REST API shows it (single-issue answers name `closed_by`)."""
+        return GitHubIssue.model_validate(self.repo.get_issue(number).raw_data)
 
     def create_issue(self, title: str, body: str, labels: list[str]) -> IssueRef:
         issue = self.repo.create_issue(title=title, body=body, labels=labels)

@@ -9,11 +9,11 @@ import pytest
 import sqlalchemy as sa
 
 from bot import tables
+from bot.github import GitHubIssue
 from bot.urgent import alerts as urgent
 from bot.urgent.alerts import (
     LEASE,
     AlertStatus,
-    GitHubIssue,
     Recorded,
     Synced,
     desired_state,

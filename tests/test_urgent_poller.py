@@ -15,7 +15,8 @@ import requests
 
 import bot
 from bot.errors import GitHubUnavailable
-from bot.urgent.alerts import GitHubIssue, handle_issue
+from bot.github import GitHubIssue
+from bot.urgent.alerts import handle_issue
 from bot.urgent.poller import IssuesClient, cursor_key, poll_once, post_digest_if_due
 from bot.urgent.webhook import receive
 from sandbox.github_api import FakeGitHub

@@ -40,6 +40,7 @@ from bot.intake.markdown import (
     slack_to_plain,
     starts_with_fence,
 )
+from bot.urgent.alerts import announce_issue
 
 if TYPE_CHECKING:
     from bot.deps import Deps
@@ -517,22 +518,10 @@ def file_request(deps: Deps, request_id: str) -> RequestRow | None:
         row = get_request(deps, request_id)
         assert row is not None
         if row.submission.urgent:
-            _announce_urgent(deps, issue.number)
+            announce_issue(deps, issue.number)  # the seam to urgent alerts
     if row.status is Status.FILED and row.notified_at is None:
         _notify_filed(deps, row)
     return get_request(deps, request_id)
-
-
-def _announce_urgent(deps: Deps, number: int) -> None:
-    """Show an urgent request in the analytics channel now, not at the next poll. Best
-    effort: the webhook or the poller delivers it anyway, and exactly once."""
-    from bot.urgent.alerts import GitHubIssue, handle_issue
-
-    try:
-        raw = deps.github.repo.get_issue(number).raw_data
-        handle_issue(deps, GitHubIssue.model_validate(raw))
-    except Exception:
-        logger.warning("request #%s: urgent alert deferred to the poller", number, exc_info=True)
 
 
 def _classify(exc: Exception) -> GitHubFailure:

@@ -28,14 +28,15 @@ import logging
 import re
 import time
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 from slack_sdk.errors import SlackApiError
 from sqlalchemy.exc import IntegrityError
 
 from bot import tables
+from bot.github import GitHubIssue
 from bot.slack_channels import (
     HISTORY_MAX_PAGES,
     HISTORY_PAGE,
@@ -55,41 +56,6 @@ LEASE = dt.timedelta(seconds=120)
 # A message still behind its issue after this long is left alone (Slack refused it for a
 # week); the issue's next change brings it back.
 PENDING_WINDOW = dt.timedelta(days=7)
-
-
-# --- GitHub's issue shape (REST responses and webhook payloads share it) ----------------
-
-
-class GitHubUser(BaseModel):
-    model_config = ConfigDict(extra="ignore")
-    login: str
-
-
-class GitHubLabel(BaseModel):
-    model_config = ConfigDict(extra="ignore")
-    name: str
-
-
-class GitHubIssue(BaseModel):
-    model_config = ConfigDict(extra="ignore")
-
-    number: int
-    title: str
-    html_url: str
-    state: str  # "open" | "closed"
-    user: GitHubUser | None = None  # null for deleted accounts in some payloads
-    assignees: list[GitHubUser] = Field(default_factory=list)
-    labels: list[GitHubLabel] = Field(default_factory=list)
-    body: str | None = None
-    created_at: dt.datetime
-    updated_at: dt.datetime
-    closed_at: dt.datetime | None = None
-    closed_by: GitHubUser | None = None  # only in single-issue REST responses
-    pull_request: dict[str, Any] | None = None  # set when the "issue" is a pull request
-    state_reason: str | None = None  # closed: "completed" | "not_planned"
-
-    def has_label(self, name: str) -> bool:
-        return any(label.name.lower() == name.lower() for label in self.labels)
 
 
 # --- what the message should say ---------------------------------------------------------
@@ -652,6 +618,17 @@ def handle_issue(
         return recorded
     # Also for UNCHANGED/STALE: an earlier attempt may have failed to reach Slack.
     return sync_alert(deps, repo, issue.number)
+
+
+def announce_issue(deps: Deps, number: int) -> None:
+    """The intake seam: a request just filed as urgent is shown now, not at the next poll
+    or webhook. Best effort: those deliver it anyway, and exactly once."""
+    if deps.github is None:
+        return
+    try:
+        handle_issue(deps, deps.github.issue(number))
+    except Exception:  # the issue is filed; the alert follows by poll or webhook
+        logger.warning("urgent #%s: alert deferred to the poller", number, exc_info=True)
 
 
 def pending_alerts(deps: Deps, repo: str) -> list[int]:

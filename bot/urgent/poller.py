@@ -38,10 +38,10 @@ from slack_sdk.errors import SlackApiError
 
 from bot import tables
 from bot.errors import GitHubUnavailable
+from bot.github import GitHubIssue
 from bot.urgent.alerts import (
     AlertState,
     AlertStatus,
-    GitHubIssue,
     Recorded,
     alert_states,
     pending_alerts,

@@ -20,15 +20,8 @@ from urllib.parse import parse_qs
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from bot import tables
-from bot.urgent.alerts import (
-    AlertStatus,
-    GitHubIssue,
-    GitHubLabel,
-    GitHubUser,
-    Recorded,
-    record,
-    sync_alert,
-)
+from bot.github import GitHubIssue, GitHubLabel, GitHubUser
+from bot.urgent.alerts import AlertStatus, Recorded, record, sync_alert
 
 if TYPE_CHECKING:
     from bot.deps import Deps
