@@ -86,7 +86,7 @@ def _check_slack(settings: Settings, report: CheckReport) -> None:
         report.add(True, "Slack credentials: Socket Mode (SLACK_APP_TOKEN set)")
     else:
         report.add(True, "Slack credentials: HTTP mode (signing secret set)")
-    token = settings.slack_bot_token.get_secret_value()
+    token = settings.slack_bot_token.get_secret_value() if settings.slack_bot_token else ""
     if not token.startswith("xoxb-"):
         report.add(False, "SLACK_BOT_TOKEN", "It should be a bot token starting with xoxb-.")
 

@@ -91,10 +91,10 @@ def _element(element: dict[str, Any]) -> str:
     if kind == "datetimepicker":
         return "[ date v ] [ time v ]"
     if kind in ("checkboxes", "radio_buttons"):
-        chosen = element.get("initial_options") or (
+        ticked: list[dict[str, Any]] = element.get("initial_options") or (
             [element["initial_option"]] if element.get("initial_option") else []
         )
-        chosen_values = {o.get("value") for o in chosen}
+        chosen_values = {o.get("value") for o in ticked}
         on, off = ("[x]", "[ ]") if kind == "checkboxes" else ("(o)", "( )")
         return "\n".join(
             f"{on if o.get('value') in chosen_values else off} {_option_text(o)}"

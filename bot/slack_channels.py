@@ -55,7 +55,8 @@ def _list_channel(deps: Deps, name: str) -> str | None:
             limit=1000,
             cursor=cursor,
         )
-        for channel in response.get("channels", []):
+        channels: list[dict[str, Any]] = response.get("channels", [])
+        for channel in channels:
             if channel.get("name") == name:
                 return channel["id"]
         cursor = (response.get("response_metadata") or {}).get("next_cursor")
@@ -104,7 +105,8 @@ def find_message_by_metadata(
             limit=HISTORY_PAGE,
             cursor=cursor,
         )
-        for message in response.get("messages", []):
+        messages: list[dict[str, Any]] = response.get("messages", [])
+        for message in messages:
             meta = message.get("metadata") or {}
             found = meta.get("event_payload") or {}
             if meta.get("event_type") == event_type and all(

@@ -25,7 +25,7 @@ import time
 import uuid
 from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
 import duckdb
 import requests
@@ -51,7 +51,8 @@ BAD_PARAMS_MESSAGE = "A query parameter has a type the warehouse does not accept
 
 
 class Warehouse(Protocol):
-    name: str
+    @property
+    def name(self) -> str: ...
 
     def query(
         self,
@@ -132,7 +133,7 @@ def _translate(sql: str) -> tuple[str, frozenset[str]]:
     statements = [tree for tree in trees if tree is not None]
     if len(statements) != 1:
         raise ValueError("expected exactly one SQL statement")
-    tree = _fix_bigquery_semantics(statements[0])
+    tree = _fix_bigquery_semantics(cast(exp.Expression, statements[0]))
     names = frozenset(node.name for node in tree.find_all(exp.Parameter, exp.Placeholder))
     return tree.sql(dialect="duckdb"), names
 

@@ -223,7 +223,7 @@ def _instances(
     span = (end_day - first_day).days
     deployment_names = [name for name, _ in DEPLOYMENT_TYPES]
     deployment_weights = [weight for _, weight in DEPLOYMENT_TYPES]
-    rows = []
+    rows: list[tuple] = []
 
     def add(account, *, production: bool) -> None:
         account_id, _name, is_customer, seats = account or (None, None, False, None)

@@ -3,6 +3,8 @@ from __future__ import annotations
 import threading
 
 import sqlalchemy as sa
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
 
 from bot import tables
 from bot.store import Store
@@ -64,3 +66,12 @@ def test_kv_set_overwrites_and_survives_concurrent_writers(store):
         t.join()
     assert store.kv_get("etag") in {f"v{i}" for i in range(6)}
     assert store.kv_get("missing") is None
+
+
+def test_migrated_schema_matches_the_tables_the_code_describes(store):
+    # bot/tables.py must describe the schema after the last migration: a column added to
+    # one and not the other fails here, on SQLite and PostgreSQL alike.
+    with store.engine.connect() as connection:
+        context = MigrationContext.configure(connection, opts={"compare_type": True})
+        diff = compare_metadata(context, tables.metadata)
+    assert diff == []
