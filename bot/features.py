@@ -17,6 +17,7 @@ from bot.intake.outbox import start_outbox_worker
 from bot.scheduling.job import ScheduledJob
 from bot.sprints.jobs import build_sprint_jobs
 from bot.urgent.poller import schedule_in_clock
+from bot.urgent.reminder import UrgentReminderJob
 from bot.urgent.webhook import receive
 
 if TYPE_CHECKING:
@@ -31,6 +32,7 @@ def build_jobs(deps: Deps) -> list[ScheduledJob]:
     jobs: list[ScheduledJob] = []
     jobs += build_sprint_jobs(deps)
     jobs.append(CodyDailyJob(deps.settings))
+    jobs.append(UrgentReminderJob(deps.settings))
     return jobs
 
 
