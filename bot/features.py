@@ -4,7 +4,8 @@ handlers/__init__.py); nothing registers itself as an import side effect.
 
 Seams (where one feature hands something to another, in one direction only):
 - intake -> urgent: a request filed as urgent is shown in the analytics channel at once
-  (`urgent.alerts.announce_issue`), instead of at the next poll or webhook.
+  (`urgent.alerts.announce_issue`), instead of at the next poll or webhook, with the Slack
+  thread it was filed from (urgent reads no intake table).
 """
 
 from __future__ import annotations
