@@ -32,9 +32,10 @@ import sqlalchemy as sa
 from slack_sdk import WebClient
 
 from bot.deps import Deps
+from bot.github import IssuesClient
 from bot.settings import Settings
 from bot.store import Store
-from bot.urgent.poller import IssuesClient, poll_once
+from bot.urgent.poller import poll_once
 from bot.urgent.webhook import receive, sign
 from sandbox.github_api import FakeGitHub
 from sandbox.slack_api import FakeSlack

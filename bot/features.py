@@ -4,7 +4,8 @@ handlers/__init__.py); nothing registers itself as an import side effect.
 
 Seams (where one feature hands something to another, in one direction only):
 - intake -> urgent: a request filed as urgent is shown in the analytics channel at once
-  (`urgent.alerts.announce_issue`), instead of at the next poll or webhook.
+  (`urgent.alerts.announce_issue`), instead of at the next poll or webhook, with the Slack
+  thread it was filed from (urgent reads no intake table).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from bot.intake.outbox import start_outbox_worker
 from bot.scheduling.job import ScheduledJob
 from bot.sprints.jobs import build_sprint_jobs
 from bot.urgent.poller import schedule_in_clock
+from bot.urgent.reminder import UrgentReminderJob
 from bot.urgent.webhook import receive
 
 if TYPE_CHECKING:
@@ -31,6 +33,7 @@ def build_jobs(deps: Deps) -> list[ScheduledJob]:
     jobs: list[ScheduledJob] = []
     jobs += build_sprint_jobs(deps)
     jobs.append(CodyDailyJob(deps.settings))
+    jobs.append(UrgentReminderJob(deps.settings))
     return jobs
 
 

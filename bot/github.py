@@ -24,6 +24,7 @@ from github.Repository import Repository
 from pydantic import BaseModel, ConfigDict, Field
 from urllib3.util.retry import Retry
 
+from bot.errors import GitHubUnavailable
 from bot.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -267,3 +268,138 @@ def make_github(settings: Settings) -> GitHubGateway | None:
         lazy=True,  # get_repo() costs no request; the first real call shows any problem
     )
     return GitHubGateway(gh, settings.github_repo)
+
+
+# --- conditional issue listings (the urgent poller) ---------------------------------------
+#
+# Raw `requests` rather than PyGithub: PyGithub hides ETags and 304s, and sleeps between
+# requests by default. Every failure is a GitHubUnavailable whose user message says when
+# urgent issues are checked again; nothing is retried here (the next poll is the retry).
+
+ISSUES_TIMEOUT_SECONDS = 15
+
+
+@dataclass(frozen=True)
+class IssuesPage:
+    """One answer of an issues listing: 304 Not Modified (no items), or a page of issues as
+    GitHub's JSON, with the ETag GitHub gave it, the next page's URL (the Link header) and
+    GitHub's clock (the Date header) when readable."""
+
+    not_modified: bool
+    items: list[dict[str, Any]]
+    etag: str | None = None
+    next_url: str | None = None
+    server_time: dt.datetime | None = None
+
+
+class IssuesClient:
+    """The few GitHub REST calls the urgent poller makes, with conditional requests
+    (`If-None-Match`), GitHub's rate limits honoured, and a count of requests made."""
+
+    def __init__(
+        self, base_url: str, token: str | None, *, session: requests.Session | None = None
+    ):
+        self.base_url = base_url.rstrip("/")
+        self.session = session or requests.Session()
+        self.session.headers.update(
+            {"Accept": "application/vnd.github+json", "X-GitHub-Api-Version": "2022-11-28"}
+        )
+        if token:
+            self.session.headers["Authorization"] = f"Bearer {token}"
+        self.requests = 0
+        self.resume_at = 0.0  # time.time() before which GitHub asked us not to call
+
+    def list_issues(
+        self, repo: str, params: dict[str, Any], *, etag: str | None = None
+    ) -> IssuesPage:
+        """`GET /repos/{repo}/issues`; with `etag`, a 304 when nothing changed (free: a 304
+        does not count against the rate limit)."""
+        return _page(self._get(f"/repos/{repo}/issues", params, etag=etag))
+
+    def next_page(self, page: IssuesPage) -> IssuesPage:
+        """The page after `page` (its `next_url` must be set)."""
+        assert page.next_url is not None
+        return _page(self._get(page.next_url))
+
+    def issue(self, repo: str, number: int) -> dict[str, Any]:
+        """`GET /repos/{repo}/issues/{number}`: the one answer that names `closed_by`."""
+        return self._get(f"/repos/{repo}/issues/{number}").json() or {}
+
+    def waiting(self) -> float:
+        """Seconds GitHub asked us to wait before the next request (0 = go ahead)."""
+        return max(0.0, self.resume_at - time.time())
+
+    def _get(
+        self, url: str, params: dict[str, Any] | None = None, *, etag: str | None = None
+    ) -> requests.Response:
+        if not url.startswith("http"):
+            url = self.base_url + url
+        headers = {"If-None-Match": etag} if etag else {}
+        self.requests += 1
+        try:
+            response = self.session.get(
+                url, params=params, headers=headers, timeout=ISSUES_TIMEOUT_SECONDS
+            )
+        except requests.RequestException as exc:
+            raise GitHubUnavailable(
+                "GitHub could not be reached; urgent issues are checked again on the next poll.",
+                detail=f"GET {url}: {type(exc).__name__}",
+            ) from exc
+        status = response.status_code
+        if status in (200, 304):
+            return response
+        wait = _rate_limit_wait(response)
+        if wait is not None:
+            self.resume_at = time.time() + wait
+            raise GitHubUnavailable(
+                f"GitHub rate limit reached; urgent issues are checked again in {wait:.0f} s.",
+                detail=f"GET {url}: {status}, wait {wait:.0f} s",
+            )
+        if status >= 500:
+            raise GitHubUnavailable(
+                f"GitHub answered {status}; urgent issues are checked again on the next poll.",
+                detail=f"GET {url}: {status} {response.text[:200]}",
+            )
+        raise GitHubUnavailable(
+            f"GitHub answered {status} for the issues of the repo; check GITHUB_REPO and "
+            "that GITHUB_TOKEN may read its issues.",
+            detail=f"GET {url}: {status} {response.text[:200]}",
+        )
+
+
+def _page(response: requests.Response) -> IssuesPage:
+    if response.status_code == 304:
+        return IssuesPage(not_modified=True, items=[])
+    return IssuesPage(
+        not_modified=False,
+        items=list(response.json()),
+        etag=response.headers.get("ETag"),
+        next_url=response.links.get("next", {}).get("url"),
+        server_time=_server_time(response),
+    )
+
+
+def _server_time(response: requests.Response) -> dt.datetime | None:
+    value = response.headers.get("Date")
+    if value:
+        try:
+            return email.utils.parsedate_to_datetime(value).astimezone(dt.UTC)
+        except (TypeError, ValueError):
+            pass
+    return None
+
+
+def _rate_limit_wait(response: requests.Response) -> float | None:
+    """Seconds to wait when `response` is a rate limit (primary or secondary), else None."""
+    if response.status_code not in (403, 429):
+        return None
+    headers = response.headers
+    retry_after = headers.get("Retry-After", "")
+    if retry_after.strip().isdigit():
+        return float(retry_after)
+    reset = headers.get("X-RateLimit-Reset", "")
+    if headers.get("X-RateLimit-Remaining") == "0" and reset.isdigit():
+        return max(1.0, int(reset) - time.time())
+    if response.status_code == 429:
+        return 60.0  # GitHub's advice without a header: at least a minute
+    return None

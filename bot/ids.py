@@ -43,6 +43,7 @@ class Job(StrEnum):
     SPRINT_CHECKIN = "sprint-checkin"
     CODY_DAILY = "cody-daily"
     URGENT_POLL = "urgent-poll"
+    URGENT_REMINDER = "urgent-reminder"
 
 
 class RequestBlock(StrEnum):

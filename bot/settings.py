@@ -30,6 +30,7 @@ DEFAULT_JOB_SCHEDULES: dict[str, str] = {
     "sprint-digest": "0 9 * * mon",
     "sprint-planning": "0 10 * * thu",
     "sprint-checkin": "0 10 * * fri",
+    "urgent-reminder": "0 9 * * *",
 }
 
 

@@ -147,7 +147,6 @@ UNMOVED = {
     # -
     "intake",
     # -
-    "urgent",
     # -
     "sprints",
 }

@@ -4,27 +4,32 @@ import datetime as dt
 import io
 import re
 import threading
+from dataclasses import replace
 
 import pytest
 import sqlalchemy as sa
 
 from bot import tables
 from bot.github import GitHubIssue
+from bot.slack_text import Message
 from bot.urgent import alerts as urgent
 from bot.urgent.alerts import (
     LEASE,
-    AlertStatus,
-    Recorded,
-    Synced,
-    desired_state,
-    find_due_date,
-    find_slack_thread,
+    announce_issue,
     handle_issue,
     pending_alerts,
     record,
     sync_alert,
 )
 from bot.urgent.blocks import build_urgent_digest, build_urgent_message, format_duration
+from bot.urgent.model import (
+    AlertStatus,
+    Recorded,
+    Synced,
+    desired_state,
+    find_due_date,
+    find_slack_thread,
+)
 from sandbox.demo import DemoHarness
 from sandbox.scenes import urgent as scene
 from sandbox.slack_api import FakeSlack
@@ -41,6 +46,10 @@ def issue(**kwargs) -> GitHubIssue:
 
 def state_of(gh_issue: GitHubIssue, **kwargs):
     return desired_state(gh_issue, repo=REPO, label="urgent", **kwargs)
+
+
+def as_parts(message: Message) -> tuple[str, list[dict]]:
+    return message.text, message.blocks
 
 
 def all_text(text: str, blocks: list[dict]) -> str:
@@ -144,7 +153,8 @@ def test_alert_shows_title_link_author_assignees_labels_age_due_and_thread():
             body=body,
         )
     )
-    text, blocks = build_urgent_message(state, now=TEST_NOW)
+    message = build_urgent_message(state, now=TEST_NOW)
+    text, blocks = message.text, message.blocks
     shown = all_text(text, blocks)
     assert "<https://github.com/acme/analytics/issues/12|#12 Revenue dashboard is empty>" in shown
     assert "@alice" in shown
@@ -160,7 +170,7 @@ def test_alert_shows_title_link_author_assignees_labels_age_due_and_thread():
 
 def test_unassigned_and_overdue_are_called_out():
     state = state_of(issue(body="Due: 2026-11-20")).as_of(dt.date(2026, 11, 23))
-    shown = all_text(*build_urgent_message(state, now=TEST_NOW))
+    shown = all_text(*as_parts(build_urgent_message(state, now=TEST_NOW)))
     assert "*unassigned*" in shown
     assert "due Fri Nov 20, 2026 (overdue)" in shown
 
@@ -171,13 +181,14 @@ def test_unassigned_and_overdue_are_called_out():
 )
 def test_urgent_issue_is_overdue_from_the_day_after_its_due_date(today, overdue):
     state = state_of(issue(body="Due: 2026-11-20")).as_of(today)
-    assert ("(overdue)" in all_text(*build_urgent_message(state, now=TEST_NOW))) is overdue
+    shown = all_text(*as_parts(build_urgent_message(state, now=TEST_NOW)))
+    assert ("(overdue)" in shown) is overdue
 
 
 def test_closed_issue_is_never_overdue():
     closed = issue(body="Due: 2026-11-20", state="closed", closed_at=TEST_NOW)
     state = state_of(closed).as_of(dt.date(2026, 11, 23))
-    assert "(overdue)" not in all_text(*build_urgent_message(state, now=TEST_NOW))
+    assert "(overdue)" not in all_text(*as_parts(build_urgent_message(state, now=TEST_NOW)))
 
 
 @pytest.mark.parametrize(
@@ -191,7 +202,8 @@ def test_closed_issue_is_never_overdue():
 )
 def test_title_with_slack_markup_pings_nobody_and_links_nowhere(title):
     state = state_of(issue(title=title, author="mallory"))
-    text, blocks = build_urgent_message(state, now=TEST_NOW)
+    message = build_urgent_message(state, now=TEST_NOW)
+    text, blocks = message.text, message.blocks
     shown = all_text(text, blocks)
     # The only <...> constructs Slack will interpret are the ones we made.
     for construct in re.findall(r"<([^>]*)>", shown):
@@ -204,7 +216,8 @@ def test_title_with_slack_markup_pings_nobody_and_links_nowhere(title):
 
 def test_closed_message_says_who_closed_it_and_after_how_long():
     closed = issue(state="closed", closed_at=OPENED + dt.timedelta(hours=3))
-    text, blocks = build_urgent_message(state_of(closed, closed_by="dana"), now=TEST_NOW)
+    message = build_urgent_message(state_of(closed, closed_by="dana"), now=TEST_NOW)
+    text, blocks = message.text, message.blocks
     shown = all_text(text, blocks)
     assert "✅ closed by @dana after 3h" in shown
     assert "~<https://github.com/" in shown  # struck through: no longer needs attention
@@ -219,12 +232,13 @@ def test_closed_as_not_planned_is_not_shown_as_done():
             "state_reason": "not_planned",
         }
     )
-    text, _ = build_urgent_message(state_of(closed, closed_by="dana"), now=TEST_NOW)
+    text = build_urgent_message(state_of(closed, closed_by="dana"), now=TEST_NOW).text
     assert text.startswith("⛔ closed as not planned by @dana after 1h")
 
 
 def test_unlabeled_message_says_no_longer_urgent():
-    text, blocks = build_urgent_message(state_of(issue(labels=("bug",))), now=TEST_NOW)
+    message = build_urgent_message(state_of(issue(labels=("bug",))), now=TEST_NOW)
+    text, blocks = message.text, message.blocks
     assert "no longer urgent" in all_text(text, blocks)
 
 
@@ -238,7 +252,7 @@ def test_durations_read_naturally(minutes, expected):
 
 def test_long_titles_fit_slack_limits():
     state = state_of(issue(title="x" * 256, body="Due: 2026-12-01"))
-    text, blocks = build_urgent_message(state, now=TEST_NOW)  # to_dict() enforces limits
+    blocks = build_urgent_message(state, now=TEST_NOW).blocks  # to_dict() enforces limits
     assert "…" in blocks[0]["text"]["text"]
 
 
@@ -246,7 +260,7 @@ def test_many_long_labels_and_assignees_stay_within_slack_limits():
     labels = tuple(f"label-{i:02d}-" + "x" * 40 for i in range(100))
     assignees = tuple(f"analyst-{i}-" + "y" * 28 for i in range(10))
     state = state_of(issue(labels=labels, assignees=assignees, title="t" * 256))
-    text, blocks = build_urgent_message(state, now=TEST_NOW)
+    blocks = build_urgent_message(state, now=TEST_NOW).blocks
     for block in blocks:
         for element in block.get("elements", [block.get("text")]):
             assert len(element["text"]) <= 3000
@@ -258,7 +272,8 @@ def test_digest_lists_issues_oldest_first():
         state_of(issue(number=n, title=f"issue {n}", created_at=TEST_NOW - dt.timedelta(hours=h)))
         for n, h in ((1, 5), (2, 30), (3, 9))
     ]
-    text, blocks = build_urgent_digest(states, hours=4, now=TEST_NOW)
+    message = build_urgent_digest(states, hours=4, now=TEST_NOW)
+    text, blocks = message.text, message.blocks
     assert text == "⏰ 3 urgent issues still unassigned after more than 4h"
     order = [re.search(r"#(\d+) issue", b["text"]["text"]).group(1) for b in blocks[1:]]
     assert order == ["2", "3", "1"]
@@ -429,28 +444,30 @@ def test_refused_post_is_simply_retried(deps, slack):
     assert len(alert_messages(slack)) == 1
 
 
+class OneIssueGitHub:
+    """deps.github for `announce_issue`: GitHub answering with one issue."""
+
+    def __init__(self, answer: GitHubIssue) -> None:
+        self.answer = answer
+
+    def issue(self, number: int) -> GitHubIssue:
+        assert number == self.answer.number
+        return self.answer
+
+
 def test_issue_filed_from_a_slack_thread_links_back_to_it(deps, slack):
+    """Intake names the thread when it announces the issue (the seam in bot/features.py);
+    the link stays when the body does not carry it, also through later changes."""
     permalink = "https://acme.slack.com/archives/C0ANALYTICS/p1763900000000100"
-    with deps.store.engine.begin() as connection:
-        connection.execute(
-            tables.requests.insert().values(
-                id="r-1",
-                dedupe_key="view:1",
-                thread_key="C0ANALYTICS:1763900000.000100",
-                status="filed",
-                request_type="analysis",
-                title="Revenue dashboard is empty",
-                payload={},
-                requester_id="U0ALICE",
-                permalink=permalink,
-                issue_number=7,
-                created_at=TEST_NOW,
-                updated_at=TEST_NOW,
-            )
-        )
-    handle_issue(deps, issue(body="no link in the body"))
+    filed = issue(body="no link in the body")
+    announce_issue(replace(deps, github=OneIssueGitHub(filed)), 7, slack_thread=permalink)
     [message] = alert_messages(slack)
     assert f"<{permalink}|Slack thread>" in all_text(message["text"], message["blocks"])
+
+    assert handle_issue(deps, issue(assignees=("bob",), updated_at=TEST_NOW)) is Synced.UPDATED
+    [message] = alert_messages(slack)
+    shown = all_text(message["text"], message["blocks"])
+    assert "assigned to @bob" in shown and f"<{permalink}|Slack thread>" in shown
 
 
 @pytest.mark.parametrize(

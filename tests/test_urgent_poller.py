@@ -15,15 +15,14 @@ import requests
 
 import bot
 from bot.errors import GitHubUnavailable
-from bot.github import GitHubIssue
-from bot.urgent.alerts import handle_issue
-from bot.urgent.poller import IssuesClient, cursor_key, poll_once, post_digest_if_due
+from bot.github import IssuesClient
+from bot.urgent.poller import cursor_key, poll_once
 from bot.urgent.webhook import receive
 from sandbox.github_api import FakeGitHub
 from sandbox.slack_api import FakeSlack
 from tests.conftest import Clock
 from tests.test_cli import run_cli
-from tests.urgent_support import CHANNEL_NAME, REPO, issue_json, make_deps, signed, webhook
+from tests.urgent_support import CHANNEL_NAME, REPO, make_deps, signed, webhook
 
 TOKEN = "ghp_poller_test_token"
 # The CLI runs in a subprocess: make it import this checkout, not an installed copy.
@@ -329,53 +328,6 @@ def test_two_replicas_polling_at_once_post_once(store, github, slack, clock):
         t.join()
     assert errors == []
     assert len(slack.calls("chat.postMessage")) == 1
-
-
-# --- the reminder digest ------------------------------------------------------------------
-
-
-def digest_deps(store, slack, clock, hours=4.0):
-    # Monday Nov 23 2026, 10:30 in Los Angeles: after the morning reminder hour.
-    clock.set(dt.datetime(2026, 11, 23, 18, 30, tzinfo=dt.UTC))
-    return make_deps(store, slack, clock, urgent_digest_hours=hours)
-
-
-def urgent_issue(number: int, *, opened_hours_ago: float, clock: Clock, assignees=()):
-    created = clock() - dt.timedelta(hours=opened_hours_ago)
-    return GitHubIssue.model_validate(
-        issue_json(number, title=f"Issue {number}", created_at=created, assignees=assignees)
-    )
-
-
-def test_digest_reminds_of_urgent_issues_unassigned_too_long_once_a_day(store, slack, clock):
-    deps = digest_deps(store, slack, clock)
-    handle_issue(deps, urgent_issue(1, opened_hours_ago=5, clock=clock))  # due a reminder
-    handle_issue(deps, urgent_issue(2, opened_hours_ago=3, clock=clock))  # too recent
-    handle_issue(deps, urgent_issue(3, opened_hours_ago=30, clock=clock, assignees=("bob",)))
-    alerts_posted = len(slack.calls("chat.postMessage"))
-
-    assert post_digest_if_due(deps) is True
-    digest = slack.calls("chat.postMessage")[-1].args
-    assert digest["text"] == "⏰ 1 urgent issue still unassigned after more than 4h"
-    assert "#1 Issue 1" in json.dumps(digest["blocks"])
-    assert "#2 Issue 2" not in json.dumps(digest["blocks"])
-    assert "#3 Issue 3" not in json.dumps(digest["blocks"])
-
-    clock.advance(hours=2)
-    assert post_digest_if_due(deps) is False  # once a day, also across clock processes
-    assert len(slack.calls("chat.postMessage")) == alerts_posted + 1
-
-
-def test_digest_is_off_unless_configured_and_waits_for_the_morning(store, slack, clock):
-    off = digest_deps(store, slack, clock, hours=None)
-    handle_issue(off, urgent_issue(1, opened_hours_ago=50, clock=clock))
-    assert post_digest_if_due(off) is False
-
-    on = make_deps(store, slack, clock, urgent_digest_hours=4)
-    clock.set(dt.datetime(2026, 11, 24, 15, 0, tzinfo=dt.UTC))  # 07:00 in Los Angeles
-    assert post_digest_if_due(on) is False
-    clock.set(dt.datetime(2026, 11, 24, 17, 5, tzinfo=dt.UTC))  # 09:05
-    assert post_digest_if_due(on) is True
 
 
 # --- databot urgent-poll ---------------------------------------------------------------------

@@ -518,7 +518,7 @@ def file_request(deps: Deps, request_id: str) -> RequestRow | None:
         row = get_request(deps, request_id)
         assert row is not None
         if row.submission.urgent:
-            announce_issue(deps, issue.number)  # the seam to urgent alerts
+            announce_issue(deps, issue.number, slack_thread=row.permalink)  # seam to urgent
     if row.status is Status.FILED and row.notified_at is None:
         _notify_filed(deps, row)
     return get_request(deps, request_id)

@@ -1,7 +1,10 @@
 """Urgent issues in #analytics: one Slack message per issue, kept current, never repeated.
 
-Two inputs feed this module: GitHub webhooks (bot/github_webhook.py) and the poller
-(bot/urgent_poller.py). Both hand over a full issue snapshot; neither decides what to post.
+Three inputs feed this module: GitHub webhooks (bot/urgent/webhook.py), the poller
+(bot/urgent/poller.py) and the intake feature, which announces an issue it just filed as
+urgent (`announce_issue`, the seam named in bot/features.py). Each hands over a full issue
+snapshot; none decides what to post. What the message says is bot/urgent/model.py's
+`AlertState`; how it looks, bot/urgent/blocks.py.
 
 The contract, per issue, lives in one `urgent_alerts` row (repo, issue_number):
 
@@ -23,15 +26,11 @@ relabeling all update that same message.
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import logging
-import re
 import time
-from enum import StrEnum
 from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
-from pydantic import BaseModel, Field
 from slack_sdk.errors import SlackApiError
 from sqlalchemy.exc import IntegrityError
 
@@ -44,6 +43,9 @@ from bot.slack_channels import (
     find_message_by_metadata,
 )
 from bot.slack_channels import channel_id as resolve_channel_id
+from bot.slack_text import Message
+from bot.urgent.blocks import build_urgent_message
+from bot.urgent.model import AlertState, AlertStatus, Recorded, Synced, desired_state
 
 if TYPE_CHECKING:
     from bot.deps import Deps
@@ -58,212 +60,7 @@ LEASE = dt.timedelta(seconds=120)
 PENDING_WINDOW = dt.timedelta(days=7)
 
 
-# --- what the message should say ---------------------------------------------------------
-
-
-class AlertStatus(StrEnum):
-    URGENT = "urgent"
-    CLOSED = "closed"
-    NOT_URGENT = "not_urgent"  # open, label removed
-    DELETED = "deleted"
-    TRANSFERRED = "transferred"  # moved to another repository
-
-    @property
-    def gone(self) -> bool:
-        """The issue no longer exists in the repo: no later snapshot can change that."""
-        return self in (AlertStatus.DELETED, AlertStatus.TRANSFERRED)
-
-
-class AlertState(BaseModel):
-    """Everything the Slack message shows, and nothing time-dependent (the age is rendered
-    by Slack from `created_at`), so an unchanged issue hashes the same forever."""
-
-    repo: str
-    number: int
-    title: str
-    url: str
-    author: str
-    assignees: list[str] = Field(default_factory=list)
-    labels: list[str] = Field(default_factory=list)
-    created_at: dt.datetime
-    due: dt.date | None = None
-    slack_thread: str | None = None
-    status: AlertStatus
-    closed_by: str | None = None
-    closed_at: dt.datetime | None = None
-    not_planned: bool = False  # closed as "not planned" rather than done
-    # Urgent and past its due date in the team's time zone. Depends on the day, so it is
-    # set when recording (`as_of`) and re-checked daily by the poll (`refresh_overdue`),
-    # never while rendering: the hash must change for the message to be edited.
-    overdue: bool = False
-    # Orders snapshots; not shown, so it is left out of the hash.
-    issue_updated_at: dt.datetime
-
-    def content_hash(self) -> str:
-        # `overdue` counts only when set, so hashes stored before it existed stay valid.
-        hidden = {"issue_updated_at"} if self.overdue else {"issue_updated_at", "overdue"}
-        shown = self.model_dump_json(exclude=hidden)
-        return hashlib.sha256(shown.encode()).hexdigest()
-
-    def as_of(self, today: dt.date) -> AlertState:
-        """This state with `overdue` as it stands on `today` (a team-local date)."""
-        overdue = self.status is AlertStatus.URGENT and self.due is not None and self.due < today
-        return self.model_copy(update={"overdue": overdue})
-
-
-def alert_status(issue: GitHubIssue, label: str, *, gone: AlertStatus | None = None) -> AlertStatus:
-    if gone is not None:
-        return gone
-    if issue.state == "closed":
-        return AlertStatus.CLOSED
-    return AlertStatus.URGENT if issue.has_label(label) else AlertStatus.NOT_URGENT
-
-
-def desired_state(
-    issue: GitHubIssue,
-    *,
-    repo: str,
-    label: str,
-    closed_by: str | None = None,
-    slack_thread: str | None = None,
-    gone: AlertStatus | None = None,
-) -> AlertState:
-    status = alert_status(issue, label, gone=gone)
-    closer = closed_by or (issue.closed_by.login if issue.closed_by else None)
-    return AlertState(
-        repo=repo,
-        number=issue.number,
-        title=issue.title,
-        url=issue.html_url,
-        author=issue.user.login if issue.user else "ghost",
-        assignees=sorted(a.login for a in issue.assignees),
-        labels=sorted(label.name for label in issue.labels),
-        created_at=issue.created_at,
-        due=find_due_date(issue.body or ""),
-        slack_thread=slack_thread or find_slack_thread(issue.body or ""),
-        status=status,
-        closed_by=closer if status is AlertStatus.CLOSED else None,
-        closed_at=issue.closed_at if status is AlertStatus.CLOSED else None,
-        not_planned=status is AlertStatus.CLOSED and issue.state_reason == "not_planned",
-        issue_updated_at=issue.updated_at,
-    )
-
-
-# --- what the issue body tells us ---------------------------------------------------------
-
-_ISO_DATE = r"\d{4}-\d{2}-\d{2}"
-_MONTHS = {
-    name: number
-    for number, names in enumerate(
-        [
-            ("jan", "january"),
-            ("feb", "february"),
-            ("mar", "march"),
-            ("apr", "april"),
-            ("may",),
-            ("jun", "june"),
-            ("jul", "july"),
-            ("aug", "august"),
-            ("sep", "sept", "september"),
-            ("oct", "october"),
-            ("nov", "november"),
-            ("dec", "december"),
-        ],
-        start=1,
-    )
-    for name in names
-}
-_MONTH_DATE = re.compile(r"\b([A-Za-z]{3,9})\.?\s+(\d{1,2})(?:st|nd|rd|th)?,?\s+(\d{4})\b")
-_DAY_MONTH_DATE = re.compile(r"\b(\d{1,2})(?:st|nd|rd|th)?\s+([A-Za-z]{3,9})\.?,?\s+(\d{4})\b")
-# "Due: 2026-12-01", "**Due date:** Dec 1, 2026", "Deadline - ...", "Needed by ..."
-_DUE_INLINE = re.compile(
-    r"^[\s>*_-]*(?:due(?:\s+date)?|deadline|needed\s+by|need(?:ed)?\s+it\s+by)\b[\s*_:.-]*(.+)$",
-    re.IGNORECASE | re.MULTILINE,
-)
-# Issue-form layout: "### Due date" (or "### Timeline", "### When is it needed?") then
-# the answer on the following lines.
-_DUE_HEADING = re.compile(
-    r"^#{1,6}\s*(due(?:\s+date)?|deadline|needed\s+by|timeline|when\s+is\s+it\s+needed\??)"
-    r"\s*:?\s*$\n+((?:(?!#{1,6}\s).*\n?){1,3})",
-    re.IGNORECASE | re.MULTILINE,
-)
-
-
-def parse_date(text: str) -> dt.date | None:
-    """The first date in `text`: ISO (2026-12-01), "Dec 1, 2026" or "1 December 2026"."""
-    candidates: list[tuple[int, dt.date]] = []
-    if m := re.search(_ISO_DATE, text):
-        try:
-            candidates.append((m.start(), dt.date.fromisoformat(m.group(0))))
-        except ValueError:
-            pass
-    for pattern, order in ((_MONTH_DATE, "mdy"), (_DAY_MONTH_DATE, "dmy")):
-        for m in pattern.finditer(text):
-            if order == "mdy":
-                month_name, day, year = m.group(1), m.group(2), m.group(3)
-            else:
-                day, month_name, year = m.group(1), m.group(2), m.group(3)
-            month = _MONTHS.get(month_name.lower())
-            if month is None:
-                continue
-            try:
-                candidates.append((m.start(), dt.date(int(year), month, int(day))))
-            except ValueError:
-                continue
-            break
-    return min(candidates)[1] if candidates else None
-
-
-def find_due_date(body: str) -> dt.date | None:
-    """A due date the requester wrote in the issue body, if any."""
-    answered_elsewhere = False
-    for m in _DUE_HEADING.finditer(body):
-        if found := parse_date(m.group(2)):
-            return found
-        # An issue form's "Due date" / "Needed by" left empty means no due date: a date
-        # further down (say, in a quoted Slack thread) is not one.
-        answered_elsewhere |= not m.group(1).lower().startswith("timeline")
-    if answered_elsewhere:
-        return None
-    for m in _DUE_INLINE.finditer(body):
-        if found := parse_date(m.group(1)):
-            return found
-    return None
-
-
-# Slack permalinks: https://acme.slack.com/archives/C0123ABC/p1700000000000100[?thread_ts=..]
-_SLACK_PERMALINK = re.compile(
-    r"https://[A-Za-z0-9-]+(?:\.enterprise)?\.slack\.com/archives/[A-Z0-9]+/p\d{16}"
-    r"(?:\?thread_ts=\d+\.\d+(?:&amp;|&)cid=[A-Z0-9]+|\?thread_ts=\d+\.\d+)?"
-)
-
-
-def find_slack_thread(body: str) -> str | None:
-    """The Slack thread an issue came from, when its body links one (intake writes it)."""
-    m = _SLACK_PERMALINK.search(body)
-    return m.group(0).replace("&amp;", "&") if m else None
-
-
-def intake_permalink(deps: Deps, issue_number: int) -> str | None:
-    """The Slack thread the intake feature filed this issue from, if it did."""
-    with deps.store.engine.connect() as connection:
-        return connection.execute(
-            sa.select(tables.requests.c.permalink)
-            .where(tables.requests.c.issue_number == issue_number)
-            .where(tables.requests.c.permalink.is_not(None))
-            .limit(1)
-        ).scalar()
-
-
 # --- recording snapshots ------------------------------------------------------------------
-
-
-class Recorded(StrEnum):
-    IGNORED = "ignored"  # never urgent, nothing to show
-    CREATED = "created"  # first time urgent: a message is due
-    CHANGED = "changed"  # the message must change
-    UNCHANGED = "unchanged"  # same content (redelivery, poll overlap, a comment)
-    STALE = "stale"  # older than what we already know
 
 
 def record(
@@ -272,9 +69,13 @@ def record(
     *,
     repo: str | None = None,
     closed_by: str | None = None,
+    slack_thread: str | None = None,
     gone: AlertStatus | None = None,
 ) -> Recorded:
-    """Store what the message for `issue` should say. Does not talk to Slack."""
+    """Store what the message for `issue` should say. Does not talk to Slack.
+
+    `slack_thread`: the thread the issue was filed from, when the caller knows it (intake,
+    through `announce_issue`); otherwise the body's link, if any, is used."""
     if issue.pull_request is not None:
         return Recorded.IGNORED
     settings = deps.settings
@@ -284,7 +85,7 @@ def record(
         repo=repo,
         label=settings.urgent_label,
         closed_by=closed_by,
-        slack_thread=intake_permalink(deps, issue.number),
+        slack_thread=slack_thread,
         gone=gone,
     )
     # One retry: two first sightings can race to insert; the loser then updates.
@@ -334,6 +135,10 @@ def _record(deps: Deps, desired: AlertState) -> Recorded:
         ):
             # Webhooks name who closed the issue; the issue list the poller reads doesn't.
             desired = desired.model_copy(update={"closed_by": current.closed_by})
+        if desired.slack_thread is None and current.slack_thread is not None:
+            # Where the issue came from does not change: a thread intake named (not in the
+            # body), or a link since edited out of the body, stays on the message.
+            desired = desired.model_copy(update={"slack_thread": current.slack_thread})
         if desired.content_hash() == current.content_hash():
             if desired.issue_updated_at > current.issue_updated_at:
                 connection.execute(
@@ -349,23 +154,12 @@ def _record(deps: Deps, desired: AlertState) -> Recorded:
 # --- bringing Slack up to date ----------------------------------------------------------------
 
 
-class Synced(StrEnum):
-    POSTED = "posted"
-    UPDATED = "updated"
-    CURRENT = "current"  # Slack already shows the latest state
-    BUSY = "busy"  # another worker holds the lease and will finish the job
-    FAILED = "failed"  # Slack refused or was unreachable; the next poll retries
-    MISSING = "missing"  # no alert row for this issue
-
-
 def sync_alert(deps: Deps, repo: str, number: int) -> Synced:
     """Make the Slack message for one issue show its latest recorded state.
 
     Safe to call from any number of threads and processes at once: only the lease holder
     talks to Slack, and it loops until nothing is left to do.
     """
-    from bot.urgent.blocks import build_urgent_message
-
     table = tables.urgent_alerts
     key = (table.c.repo == repo) & (table.c.issue_number == number)
     now = deps.now()
@@ -383,6 +177,7 @@ def sync_alert(deps: Deps, repo: str, number: int) -> Synced:
     if not taken:
         return Synced.BUSY
     result = Synced.CURRENT
+    held = True  # until released or lost; otherwise the `finally` below gives it up
     try:
         while True:
             with deps.store.engine.connect() as connection:
@@ -390,9 +185,9 @@ def sync_alert(deps: Deps, repo: str, number: int) -> Synced:
             state = AlertState.model_validate(row.state)
             wanted = state.content_hash()
             if wanted != row.state_hash:
-                text, blocks = build_urgent_message(state, now=deps.now())
+                message = build_urgent_message(state, now=deps.now())
                 try:
-                    channel, ts, posted = _send(deps, row.channel, row.ts, text, blocks, state)
+                    channel, ts, posted = _send(deps, row.channel, row.ts, message, state)
                 except SlackApiError as exc:
                     error = exc.response.get("error") if exc.response is not None else exc
                     logger.warning(
@@ -426,18 +221,20 @@ def sync_alert(deps: Deps, repo: str, number: int) -> Synced:
                 )
                 result = Synced.POSTED if posted or result is Synced.POSTED else Synced.UPDATED
             if _release(deps, key, lease, wanted):
-                lease = None
+                held = False
                 return result
             # A newer state was recorded while we worked: go round again, with the lease
             # extended, so that all the rounds together never outlast it.
-            lease = _renew(deps, key, lease)
-            if lease is None:
+            renewed = _renew(deps, key, lease)
+            if renewed is None:
+                held = False
                 logger.warning(
                     "urgent alert %s#%s: lease lost; another worker goes on", repo, number
                 )
                 return result if result is not Synced.CURRENT else Synced.BUSY
+            lease = renewed
     finally:
-        if lease is not None:
+        if held:
             _release(deps, key, lease, None, force=True)
 
 
@@ -515,7 +312,7 @@ def _in_doubt_key(repo: str, number: int) -> str:
 
 
 def _send(
-    deps: Deps, channel: str, ts: str | None, text: str, blocks: list[dict], state: AlertState
+    deps: Deps, channel: str, ts: str | None, message: Message, state: AlertState
 ) -> tuple[str, str, bool]:
     """Post or update; returns (channel id, ts, whether a new message was posted)."""
     if ts is None:
@@ -525,7 +322,7 @@ def _send(
             logger.info("urgent alert %s#%s: adopting message %s", state.repo, state.number, ts)
     if ts is not None:
         try:
-            response = deps.slack.chat_update(channel=channel, ts=ts, text=text, blocks=blocks)
+            response = deps.slack.chat_update(channel=channel, ts=ts, **message.send_kwargs())
             return response["channel"], response["ts"], False
         except SlackApiError as exc:
             # Someone deleted the message: the alert must still be seen, so post it again.
@@ -539,8 +336,7 @@ def _send(
     try:
         response = deps.slack.chat_postMessage(
             channel=channel,
-            text=text,
-            blocks=blocks,
+            **message.send_kwargs(),
             unfurl_links=False,
             unfurl_media=False,
             metadata={
@@ -609,24 +405,31 @@ def handle_issue(
     *,
     repo: str | None = None,
     closed_by: str | None = None,
+    slack_thread: str | None = None,
     gone: AlertStatus | None = None,
 ) -> Synced | Recorded:
     """Record a snapshot and bring Slack up to date: the whole path for one change."""
     repo = repo or deps.settings.github_repo
-    recorded = record(deps, issue, repo=repo, closed_by=closed_by, gone=gone)
+    recorded = record(
+        deps, issue, repo=repo, closed_by=closed_by, slack_thread=slack_thread, gone=gone
+    )
     if recorded is Recorded.IGNORED:
         return recorded
     # Also for UNCHANGED/STALE: an earlier attempt may have failed to reach Slack.
     return sync_alert(deps, repo, issue.number)
 
 
-def announce_issue(deps: Deps, number: int) -> None:
+def announce_issue(deps: Deps, number: int, *, slack_thread: str | None = None) -> None:
     """The intake seam: a request just filed as urgent is shown now, not at the next poll
-    or webhook. Best effort: those deliver it anyway, and exactly once."""
+    or webhook. Best effort: those deliver it anyway, and exactly once.
+
+    `slack_thread` is the permalink of the thread it was filed from. Intake also writes it
+    into the issue body, where webhooks and polls find it; passing it here keeps it on the
+    message even when the body no longer links it."""
     if deps.github is None:
         return
     try:
-        handle_issue(deps, deps.github.issue(number))
+        handle_issue(deps, deps.github.issue(number), slack_thread=slack_thread)
     except Exception:  # the issue is filed; the alert follows by poll or webhook
         logger.warning("urgent #%s: alert deferred to the poller", number, exc_info=True)
 

@@ -1,5 +1,6 @@
-"""The urgent-issue message in #analytics, and the reminder digest. All user-facing wording
-of the feature lives here.
+"""The urgent-issue message in #analytics, and the daily reminder of urgent issues nobody
+has picked up. All user-facing wording of the feature lives here; builders return
+`bot.slack_text.Message` and do no I/O.
 
 Every piece of text from GitHub (title, logins, labels) goes through `escape_mrkdwn`, so
 an issue titled `<!channel>` shows those characters and pings nobody.
@@ -11,8 +12,8 @@ import datetime as dt
 
 from slack_sdk.models.blocks import ContextBlock, MarkdownTextObject, SectionBlock
 
-from bot.slack_text import escape_mrkdwn, mrkdwn_link, truncate
-from bot.urgent.alerts import AlertState, AlertStatus
+from bot.slack_text import Message, escape_mrkdwn, mrkdwn_link, truncate
+from bot.urgent.model import AlertState, AlertStatus
 
 # Titles can be 256 characters on GitHub; a shorter cut keeps the message scannable.
 TITLE_LIMIT = 150
@@ -80,8 +81,8 @@ def headline(state: AlertState, *, now: dt.datetime) -> str:
     return "🗑️ issue deleted"
 
 
-def build_urgent_message(state: AlertState, *, now: dt.datetime) -> tuple[str, list[dict]]:
-    """(notification text, blocks) for the one message that tracks an urgent issue."""
+def build_urgent_message(state: AlertState, *, now: dt.datetime) -> Message:
+    """The one message that tracks an urgent issue."""
     ref = _issue_ref(state)
     link = mrkdwn_link(state.url, ref)
     if state.status is not AlertStatus.URGENT:
@@ -109,11 +110,11 @@ def build_urgent_message(state: AlertState, *, now: dt.datetime) -> tuple[str, l
 
     # The notification text is mrkdwn too (it shows in push notifications): escape it.
     text = escape_mrkdwn(f"{headline(state, now=now)}: {ref} ({state.repo})")
-    return text, [first.to_dict(), context.to_dict()]
+    return Message(text=text, blocks=[first.to_dict(), context.to_dict()])
 
 
-def build_urgent_digest(states: list[AlertState], *, hours: float, now: dt.datetime):
-    """(text, blocks) reminding #analytics of urgent issues nobody has picked up."""
+def build_urgent_digest(states: list[AlertState], *, hours: float, now: dt.datetime) -> Message:
+    """The reminder (bot/urgent/reminder.py) of urgent issues nobody has picked up."""
     states = sorted(states, key=lambda s: s.created_at)
     shown = states[:DIGEST_LIMIT]
     noun = "issue" if len(states) == 1 else "issues"
@@ -129,4 +130,4 @@ def build_urgent_digest(states: list[AlertState], *, hours: float, now: dt.datet
     if len(states) > len(shown):
         more = f"…and {len(states) - len(shown)} more"
         blocks.append(ContextBlock(elements=[MarkdownTextObject(text=more)]).to_dict())
-    return escape_mrkdwn(header), blocks
+    return Message(text=escape_mrkdwn(header), blocks=blocks)

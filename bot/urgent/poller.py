@@ -24,25 +24,18 @@ current time, so starting up never pages through the whole repo.
 from __future__ import annotations
 
 import datetime as dt
-import email.utils
 import logging
 import threading
-import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-import requests
-import sqlalchemy as sa
+from apscheduler.triggers.interval import IntervalTrigger
 from pydantic import ValidationError
-from slack_sdk.errors import SlackApiError
 
-from bot import tables
 from bot.errors import GitHubUnavailable
-from bot.github import GitHubIssue
+from bot.github import GitHubIssue, IssuesClient, IssuesPage
+from bot.ids import Job
 from bot.urgent.alerts import (
-    AlertState,
-    AlertStatus,
-    Recorded,
     alert_states,
     pending_alerts,
     record,
@@ -50,9 +43,13 @@ from bot.urgent.alerts import (
     sync_alert,
     tracked_issue_numbers,
 )
+from bot.urgent.model import AlertStatus, Recorded
 
 if TYPE_CHECKING:
+    from apscheduler.schedulers.base import BaseScheduler
+
     from bot.deps import Deps
+    from bot.settings import Settings
 
 logger = logging.getLogger(__name__)
 
@@ -63,7 +60,6 @@ MAX_PAGES = 20
 # Re-read a little before the server's clock at first start: an issue updated in the same
 # second as our first listing is seen again rather than missed.
 BOOTSTRAP_OVERLAP = dt.timedelta(minutes=1)
-TIMEOUT_SECONDS = 15
 
 
 def cursor_key(repo: str) -> str:
@@ -90,98 +86,10 @@ class PollResult:
         bucket[key] = bucket.get(key, 0) + 1
 
 
-class IssuesClient:
-    """The few GitHub REST calls the poller makes, with conditional requests and a count.
-
-    Raw `requests` rather than PyGithub: PyGithub hides ETags and 304s, and sleeps
-    between requests by default.
-    """
-
-    def __init__(
-        self, base_url: str, token: str | None, *, session: requests.Session | None = None
-    ):
-        self.base_url = base_url.rstrip("/")
-        self.session = session or requests.Session()
-        self.session.headers.update(
-            {"Accept": "application/vnd.github+json", "X-GitHub-Api-Version": "2022-11-28"}
-        )
-        if token:
-            self.session.headers["Authorization"] = f"Bearer {token}"
-        self.requests = 0
-        self.resume_at = 0.0  # time.time() before which GitHub asked us not to call
-
-    def get(
-        self, url: str, params: dict[str, Any] | None = None, *, etag: str | None = None
-    ) -> requests.Response:
-        if not url.startswith("http"):
-            url = self.base_url + url
-        headers = {"If-None-Match": etag} if etag else {}
-        self.requests += 1
-        try:
-            response = self.session.get(
-                url, params=params, headers=headers, timeout=TIMEOUT_SECONDS
-            )
-        except requests.RequestException as exc:
-            raise GitHubUnavailable(
-                "GitHub could not be reached; urgent issues are checked again on the next poll.",
-                detail=f"GET {url}: {type(exc).__name__}",
-            ) from exc
-        status = response.status_code
-        if status in (200, 304):
-            return response
-        wait = _rate_limit_wait(response)
-        if wait is not None:
-            self.resume_at = time.time() + wait
-            raise GitHubUnavailable(
-                f"GitHub rate limit reached; urgent issues are checked again in {wait:.0f} s.",
-                detail=f"GET {url}: {status}, wait {wait:.0f} s",
-            )
-        if status >= 500:
-            raise GitHubUnavailable(
-                f"GitHub answered {status}; urgent issues are checked again on the next poll.",
-                detail=f"GET {url}: {status} {response.text[:200]}",
-            )
-        raise GitHubUnavailable(
-            f"GitHub answered {status} for the issues of the repo; check GITHUB_REPO and "
-            "that GITHUB_TOKEN may read its issues.",
-            detail=f"GET {url}: {status} {response.text[:200]}",
-        )
-
-    def waiting(self) -> float:
-        """Seconds GitHub asked us to wait before the next request (0 = go ahead)."""
-        return max(0.0, self.resume_at - time.time())
-
-
-def _rate_limit_wait(response: requests.Response) -> float | None:
-    """Seconds to wait when `response` is a rate limit (primary or secondary), else None."""
-    if response.status_code not in (403, 429):
-        return None
-    headers = response.headers
-    retry_after = headers.get("Retry-After", "")
-    if retry_after.strip().isdigit():
-        return float(retry_after)
-    reset = headers.get("X-RateLimit-Reset", "")
-    if headers.get("X-RateLimit-Remaining") == "0" and reset.isdigit():
-        return max(1.0, int(reset) - time.time())
-    if response.status_code == 429:
-        return 60.0  # GitHub's advice without a header: at least a minute
-    return None
-
-
 def make_client(deps: Deps) -> IssuesClient:
     settings = deps.settings
     token = settings.github_token.get_secret_value() if settings.github_token else None
     return deps.service(IssuesClient, lambda: IssuesClient(settings.github_api_url, token))
-
-
-def _server_time(response: requests.Response, fallback: dt.datetime) -> dt.datetime:
-    value = response.headers.get("Date")
-    if value:
-        try:
-            return email.utils.parsedate_to_datetime(value).astimezone(dt.UTC)
-        except (TypeError, ValueError):
-            pass
-    return fallback
 
 
 def _iso(when: dt.datetime) -> str:
@@ -203,7 +111,7 @@ def poll_once(deps: Deps, *, client: IssuesClient | None = None) -> PollResult:
 
     cursor = store.kv_get(cursor_key(repo))
     etag = store.kv_get(etag_key(repo))
-    path = f"/repos/{repo}/issues"
+    params: dict[str, Any]
     if cursor is None:
         params = {"labels": label, "state": "open", "sort": "updated", "direction": "asc"}
     else:
@@ -216,16 +124,16 @@ def poll_once(deps: Deps, *, client: IssuesClient | None = None) -> PollResult:
             raise GitHubUnavailable(
                 f"GitHub rate limit: waiting {client.waiting():.0f} s more before polling.",
             )
-        response = client.get(path, params, etag=etag)
-        if response.status_code == 304:
+        first = client.list_issues(repo, params, etag=etag)
+        if first.not_modified:
             result.not_modified = True
             result.cursor = cursor
         else:
-            new_etag = response.headers.get("ETag")
-            items = _collect_pages(client, response, result)
+            items = _collect_pages(client, first, result)
             newest = _process(deps, client, items, result)
+            new_cursor: dt.datetime | None
             if cursor is None:
-                new_cursor = _server_time(response, deps.now()) - BOOTSTRAP_OVERLAP
+                new_cursor = (first.server_time or deps.now()) - BOOTSTRAP_OVERLAP
             else:
                 new_cursor = max(newest, dt.datetime.fromisoformat(cursor)) if newest else None
             result.cursor = _iso(new_cursor) if new_cursor else cursor
@@ -233,8 +141,8 @@ def poll_once(deps: Deps, *, client: IssuesClient | None = None) -> PollResult:
                 store.kv_set(cursor_key(repo), result.cursor)
             # Only a one-page answer: the ETag covers page 1, and with several pages a
             # change on a later page would hide behind an unchanged first one.
-            if new_etag and not result.more and "next" not in response.links:
-                store.kv_set(etag_key(repo), new_etag)
+            if first.etag and first.next_url is None:
+                store.kv_set(etag_key(repo), first.etag)
     except GitHubUnavailable:
         _retry_pending(deps, result)  # Slack retries need no GitHub
         raise
@@ -266,16 +174,16 @@ def _retry_pending(deps: Deps, result: PollResult) -> None:
 
 
 def _collect_pages(
-    client: IssuesClient, response: requests.Response, result: PollResult
+    client: IssuesClient, page: IssuesPage, result: PollResult
 ) -> list[dict[str, Any]]:
-    items: list[dict[str, Any]] = list(response.json())
+    items = list(page.items)
     pages = 1
-    while (next_url := response.links.get("next", {}).get("url")) is not None:
+    while page.next_url is not None:
         if pages >= MAX_PAGES:
             result.more = True
             break
-        response = client.get(next_url)
-        items.extend(response.json())
+        page = client.next_page(page)
+        items.extend(page.items)
         pages += 1
     result.issues_seen = len(items)
     return items
@@ -321,74 +229,18 @@ def _process(
 def _closed_by(client: IssuesClient, repo: str, number: int) -> str | None:
     """Who closed the issue: only the single-issue endpoint says."""
     try:
-        data = client.get(f"/repos/{repo}/issues/{number}").json()
+        data = client.issue(repo, number)
     except GitHubUnavailable as exc:
         logger.info("urgent poll: could not learn who closed #%s (%s)", number, exc)
         return None
-    closer = (data or {}).get("closed_by") or {}
+    closer = data.get("closed_by") or {}
     return closer.get("login")
-
-
-# --- the reminder digest ----------------------------------------------------------------------
-
-# The reminder goes out with the first poll after this hour (team time zone), once a day.
-DIGEST_HOUR = 9
-
-
-def stale_unassigned(deps: Deps, hours: float) -> list[AlertState]:
-    """Urgent issues still open and unassigned more than `hours` after they were opened."""
-    cutoff = deps.now() - dt.timedelta(hours=hours)
-    return [
-        state
-        for state in alert_states(deps, deps.settings.github_repo)
-        if state.status is AlertStatus.URGENT and not state.assignees and state.created_at < cutoff
-    ]
-
-
-def post_digest_if_due(deps: Deps) -> bool:
-    """Post today's reminder of neglected urgent issues, once per day across all clocks.
-    True when a reminder was posted."""
-    from bot.urgent.blocks import build_urgent_digest
-
-    hours = deps.settings.urgent_digest_hours
-    if hours is None:
-        return False
-    local = deps.now().astimezone(deps.settings.tz)
-    if local.hour < DIGEST_HOUR:
-        return False
-    key = f"urgent-digest:{deps.settings.github_repo}:{local.date()}"
-    with deps.store.engine.connect() as connection:
-        if connection.execute(
-            sa.select(tables.dedupe_keys.c.key).where(tables.dedupe_keys.c.key == key)
-        ).first():
-            return False  # already sent today: skip reading every alert on each poll
-    states = stale_unassigned(deps, hours)
-    if not states:
-        return False
-    if not deps.store.claim(key):  # another clock got there first
-        return False
-    text, blocks = build_urgent_digest(states, hours=hours, now=deps.now())
-    try:
-        deps.slack.chat_postMessage(
-            channel=deps.settings.analytics_channel,
-            text=text,
-            blocks=blocks,
-            unfurl_links=False,
-            unfurl_media=False,
-        )
-    except (SlackApiError, OSError) as exc:
-        # A reminder is not worth a second one later the same day; the alerts themselves
-        # are still in the channel.
-        logger.warning("urgent digest not posted: %s", exc)
-        return False
-    logger.info("urgent digest posted: %d issue(s)", len(states))
-    return True
 
 
 # --- running it in the clock process ---------------------------------------------------------
 
 
-def poll_interval(settings) -> int:
+def poll_interval(settings: Settings) -> int:
     """Seconds between polls: frequent without webhooks, a slow reconciliation with them."""
     if settings.github_webhook_secret is not None:
         return settings.urgent_reconcile_interval_seconds
@@ -396,30 +248,21 @@ def poll_interval(settings) -> int:
 
 
 def run_poll(deps: Deps) -> PollResult | None:
-    """One poll plus the digest, never raising: the clock must keep running when GitHub
-    or Slack misbehave (the next poll catches up)."""
-    result = None
+    """One poll, never raising: the clock must keep running when GitHub or Slack
+    misbehave (the next poll catches up)."""
     try:
-        result = poll_once(deps)
+        return poll_once(deps)
     except GitHubUnavailable as exc:
         logger.warning("urgent poll: %s (%s)", exc.user_message, exc)
     except Exception:
         logger.exception("urgent poll failed")
-    try:
-        post_digest_if_due(deps)
-    except Exception:
-        logger.exception("urgent digest failed")
-    return result
+    return None
 
 
-def schedule_in_clock(scheduler, deps: Deps) -> None:
-    """Add the poll to the clock process's APScheduler (bot/scheduler.py's `Clock`): every
-    `poll_interval` seconds, first run at once, never two polls at a time in one process
-    (and across processes the state store keeps posts to one per issue)."""
-    from apscheduler.triggers.interval import IntervalTrigger
-
-    from bot.ids import Job
-
+def schedule_in_clock(scheduler: BaseScheduler, deps: Deps) -> None:
+    """Add the poll to the clock process's APScheduler (bot/scheduling/clock.py's `Clock`):
+    every `poll_interval` seconds, first run at once, never two polls at a time in one
+    process (and across processes the state store keeps posts to one per issue)."""
     if deps.settings.github_token is None:
         logger.info("urgent poll: off (no GITHUB_TOKEN)")
         return

@@ -1,4 +1,5 @@
-"""GitHub webhooks: `POST /github/webhook` (bot/web.py routes it to `receive`).
+"""GitHub webhooks: `POST /github/webhook` (bot/web.py hands it to `receive` through
+bot/features.py).
 
 Only `issues` events of the configured repo matter. Each one is verified
 (X-Hub-Signature-256, HMAC-SHA256 of the raw body with GITHUB_WEBHOOK_SECRET, compared in
@@ -21,7 +22,8 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from bot import tables
 from bot.github import GitHubIssue, GitHubLabel, GitHubUser
-from bot.urgent.alerts import AlertStatus, Recorded, record, sync_alert
+from bot.urgent.alerts import record, sync_alert
+from bot.urgent.model import AlertStatus, Recorded
 
 if TYPE_CHECKING:
     from bot.deps import Deps
