@@ -325,6 +325,8 @@ def cmd_urgent_poll(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_requests(args: argparse.Namespace, settings: Settings) -> int:
     from bot.deps import build_deps
     from bot.intake import outbox as intake
+    from bot.intake.filing import drain_outbox
+    from bot.intake.model import Status
 
     deps = build_deps(settings)
     try:
@@ -335,12 +337,12 @@ def cmd_requests(args: argparse.Namespace, settings: Settings) -> int:
                 return 1
             print(f"{row.id}: {row.status}")
         if args.drain or args.retry:
-            report = intake.drain_outbox(deps)
+            report = drain_outbox(deps)
             print(
                 f"filed {report.filed}, replies sent {report.notified}, "
                 f"still queued {report.still_queued}, failed {report.failed}"
             )
-        statuses = None if args.all else [intake.Status.QUEUED, intake.Status.FAILED]
+        statuses = None if args.all else [Status.QUEUED, Status.FAILED]
         print(intake.render_request_list(intake.list_requests(deps, statuses), deps.now()))
     finally:
         deps.close()

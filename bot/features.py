@@ -14,7 +14,7 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING
 
 from bot.cody.job import CodyDailyJob
-from bot.intake.outbox import start_outbox_worker
+from bot.intake.filing import start_outbox_worker
 from bot.scheduling.job import ScheduledJob
 from bot.sprints.jobs import build_sprint_jobs
 from bot.urgent.poller import schedule_in_clock

@@ -19,23 +19,24 @@ from slack_sdk import WebClient
 
 from bot.deps import Deps
 from bot.github import IssueRef
+from bot.intake.filing import drain_outbox, file_request
 from bot.intake.forms import builtin_forms, parse_issue_form
+from bot.intake.issue import render_issue
 from bot.intake.markdown import github_markdown, slack_to_plain
-from bot.intake.outbox import (
+from bot.intake.model import (
     Frequency,
     Source,
     Status,
     Submission,
     ThreadMessage,
-    drain_outbox,
-    file_request,
+    validate_submission,
+)
+from bot.intake.outbox import (
     get_request,
     list_requests,
-    render_issue,
     request_for_thread,
     requeue,
     submit_request,
-    validate_submission,
 )
 from bot.settings import Settings
 from sandbox.slack_api import FakeSlack
@@ -459,10 +460,10 @@ def test_concurrent_filers_create_one_issue(deps, github):
 
 def test_crash_while_holding_the_lease_is_resumed_after_it_expires(deps, github, clock):
     row = submit_request(deps, submission(), "view:V1").row
-    from bot.intake.outbox import _take_lease
+    from bot.intake.outbox import take_lease
 
     # a worker leased it, maybe created the issue, then died
-    assert _take_lease(deps, row.id, status=Status.QUEUED, count_attempt=True)
+    assert take_lease(deps, row.id, status=Status.QUEUED, count_attempt=True)
     github.issues.append(
         {"number": 1, "title": "t", "body": f"<!-- databot-request: {row.id} -->", "labels": []}
     )
@@ -513,9 +514,11 @@ def test_databot_requests_lists_queued_and_failed_and_retries_on_request(
     )
     queued = submit_request(deps, submission(title="Seats by plan"), "view:V1").row
     failed = submit_request(deps, submission(title="Churn"), "view:V2").row
-    from bot.intake.outbox import _update
+    from bot.intake.outbox import update_request
 
-    _update(deps, failed.id, status="failed", last_error="GitHub rejected the issue (HTTP 422)")
+    update_request(
+        deps, failed.id, status="failed", last_error="GitHub rejected the issue (HTTP 422)"
+    )
     store.close()
 
     assert main(["requests"]) == 0
@@ -572,7 +575,7 @@ def test_modal_for_an_oversized_form_stays_within_slack_limits():
 def test_outbox_worker_thread_files_queued_requests_until_stopped(deps, github):
     import time
 
-    from bot.intake.outbox import start_outbox_worker
+    from bot.intake.filing import start_outbox_worker
 
     github.failures = [GithubException(503, {})]
     row = submit_request(deps, submission(), "view:V1").row
@@ -651,7 +654,7 @@ def test_titles_in_slack_notification_text_cannot_ping_or_link(deps, slack, gith
         build_request_failed_message(row),
     ]
     for message in messages:
-        shown = message["text"] + json.dumps(message["blocks"])
+        shown = message.text + json.dumps(message.blocks)
         assert "<!channel>" not in shown and "<https://evil" not in shown
         assert "&lt;!channel&gt; numbers &amp; &lt;https://evil.example|totals&gt;" in shown
     # what Slack actually received as the DM's notification text
@@ -664,7 +667,7 @@ def test_our_own_bug_while_filing_is_not_blamed_on_github_and_gives_a_reference(
 ):
     github.failures = [KeyError("labels")]
     row = submit_request(deps, submission(), "view:V1").row
-    with caplog.at_level("ERROR", logger="bot.intake.outbox"):
+    with caplog.at_level("ERROR", logger="bot.intake.filing"):
         after = file_request(deps, row.id)
     assert after.status is Status.QUEUED  # kept and retried: nothing lost
     [note] = slack.messages("U0ALICE")
@@ -717,7 +720,7 @@ def test_worker_whose_lease_expired_during_the_create_cannot_overwrite_the_filin
     clock.advance(days=1)
     assert file_request(deps, row.id).issue_number == 1  # B filed it meanwhile
     release.set()
-    with caplog.at_level("WARNING", logger="bot.intake.outbox"):
+    with caplog.at_level("WARNING", logger="bot.intake.filing"):
         worker_a.result(timeout=10)
     final = get_request(deps, row.id)
     assert final.status is Status.FILED and final.issue_number == 1
@@ -753,7 +756,7 @@ def test_replies_that_keep_failing_do_not_starve_queued_requests(deps, slack, gi
 def test_a_reply_slack_keeps_refusing_is_retried_with_backoff_then_given_up(
     deps, slack, github, clock, caplog
 ):
-    from bot.intake.outbox import NOTIFY_MAX_TRIES
+    from bot.intake.filing import NOTIFY_MAX_TRIES
 
     # Slack refuses exactly as often as the bot tries: were it to try once more, it would
     # get through, and the count below would show it.
@@ -776,7 +779,7 @@ def test_a_reply_slack_keeps_refusing_is_retried_with_backoff_then_given_up(
     clock.advance(seconds=59)
     drain_outbox(deps)
     assert tries() == 2  # waits longer each time
-    with caplog.at_level("ERROR", logger="bot.intake.outbox"):
+    with caplog.at_level("ERROR", logger="bot.intake.filing"):
         for _ in range(50):
             clock.advance(hours=1)
             drain_outbox(deps)

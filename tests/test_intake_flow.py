@@ -14,7 +14,8 @@ import pytest
 from bot.deps import build_deps
 from bot.ids import Action, Command, RequestBlock, Shortcut
 from bot.intake import outbox as intake
-from bot.intake.outbox import Status
+from bot.intake.filing import drain_outbox
+from bot.intake.model import Status
 from sandbox.slack_requests import (
     block_actions,
     global_shortcut,
@@ -276,9 +277,9 @@ def test_github_down_then_back_after_a_restart_files_once_and_replies(bot, clock
     # The process restarts: a new set of dependencies on the same state database.
     after_restart = restarted(bot, clock)
     clock.advance(seconds=31)
-    assert intake.drain_outbox(after_restart).filed == 0  # still down: second 503
+    assert drain_outbox(after_restart).filed == 0  # still down: second 503
     clock.advance(minutes=2)
-    report = intake.drain_outbox(after_restart)
+    report = drain_outbox(after_restart)
     assert report.filed == 1, intake.list_requests(bot.deps)
     [issue] = bot.github.issues()
     notes = [m for m in bot.slack.thread("C0ANALYTICS", root["ts"]) if m.get("bot_id")]
@@ -301,7 +302,7 @@ def test_lost_create_response_is_found_by_its_marker_not_created_twice(bot, cloc
     assert len(bot.github.issues()) == 1  # GitHub made it; the bot heard a 502
     assert intake.list_requests(bot.deps)[0].status is Status.QUEUED
     clock.advance(minutes=1)
-    intake.drain_outbox(bot.deps)
+    drain_outbox(bot.deps)
     [issue] = bot.github.issues()
     [row] = intake.list_requests(bot.deps)
     assert row.status is Status.FILED and row.issue_number == issue["number"]
@@ -340,7 +341,7 @@ def test_without_a_github_token_requests_are_kept_and_filed_once_one_is_set(bot,
     [row] = intake.list_requests(bot.deps, [Status.QUEUED])
     assert "queued" in bot.slack.messages("U0ALICE")[0]["text"]
     configured = restarted(bot, clock)  # GITHUB_TOKEN set, bot restarted
-    assert intake.drain_outbox(configured).filed == 1
+    assert drain_outbox(configured).filed == 1
     assert bot.github.issues()[0]["title"] == "Seats"
 
 
@@ -467,7 +468,7 @@ def test_create_that_times_out_after_github_made_the_issue_is_not_filed_twice(
             assert time.monotonic() < deadline
             time.sleep(0.05)
         clock.advance(minutes=1)
-        intake.drain_outbox(bot.deps)
+        drain_outbox(bot.deps)
         [issue] = bot.github.issues()
         [row] = intake.list_requests(bot.deps)
         assert row.status is Status.FILED and row.issue_number == issue["number"]

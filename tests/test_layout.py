@@ -145,7 +145,6 @@ GATEWAYS = {
 UNMOVED = {
     "metric",
     # -
-    "intake",
     # -
     # -
     "sprints",

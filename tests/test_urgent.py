@@ -513,7 +513,8 @@ def test_change_recorded_while_another_worker_posts_is_not_lost(deps, slack, mon
 def test_issues_filed_by_intake_show_their_due_date_and_thread(due):
     """The body the intake feature writes is read back here: the two must agree."""
     from bot.intake.forms import builtin_forms
-    from bot.intake.outbox import Source, Submission, ThreadMessage, render_issue
+    from bot.intake.issue import render_issue
+    from bot.intake.model import Source, Submission, ThreadMessage
 
     permalink = "https://sandbox.slack.com/archives/C0ANALYTICS/p1763900000000100"
     submission = Submission(

@@ -33,8 +33,8 @@ from slack_sdk.models.views import View as ModalView
 
 from bot.ids import Action, RequestBlock, View
 from bot.intake.forms import MAX_FIELDS, FieldKind, FormField, IssueForm
-from bot.intake.outbox import Frequency, RequestRow, Source, Status, Submission, ThreadMessage
-from bot.slack_text import escape_mrkdwn
+from bot.intake.model import Frequency, RequestRow, Source, Status, Submission, ThreadMessage
+from bot.slack_text import Message, escape_mrkdwn, truncate
 
 TITLE_MAX = 150  # leaves room for a form's title prefix within GitHub's 256
 TEXT_MAX = 3000  # Slack's plain_text_input maximum
@@ -55,11 +55,6 @@ def markdown_to_mrkdwn(markdown: str) -> str:
     text = re.sub(r"\*\*(.+?)\*\*", r"*\1*", text)
     text = re.sub(r"\[([^\]]+)\]\((https?://[^)\s]+)\)", r"<\2|\1>", text)
     return re.sub(r"(?m)^#{1,6}\s+(.+)$", r"*\1*", text)
-
-
-def clip(text: str, limit: int) -> str:
-    """The one place text is shortened to fit a Slack limit."""
-    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 class ModalState(BaseModel):
@@ -101,8 +96,8 @@ def prefill_from_thread(messages: list[ThreadMessage], *, plain: str) -> Prefill
     first_line = re.split(r"(?<=[?.!])\s", first_line, maxsplit=1)[0]
     root_user = messages[0].user if messages else None
     return Prefill(
-        title=clip(first_line, TITLE_MAX),
-        problem=clip(plain.strip(), TEXT_MAX),
+        title=truncate(first_line, TITLE_MAX),
+        problem=truncate(plain.strip(), TEXT_MAX),
         requester_id=root_user,
         people=[root_user] if root_user else [],
     )
@@ -110,8 +105,8 @@ def prefill_from_thread(messages: list[ThreadMessage], *, plain: str) -> Prefill
 
 def _question_block(field: FormField, initial: str | list[str] | None) -> InputBlock | SectionBlock:
     block_id = QUESTION_PREFIX + field.id
-    label = clip(field.label, 2000)
-    hint = clip(field.description, 2000) if field.description else None
+    label = truncate(field.label, 2000)
+    hint = truncate(field.description, 2000) if field.description else None
     if field.kind in (FieldKind.INPUT, FieldKind.TEXTAREA):
         value = initial if isinstance(initial, str) and initial else field.value
         return InputBlock(
@@ -122,14 +117,14 @@ def _question_block(field: FormField, initial: str | list[str] | None) -> InputB
             element=PlainTextInputElement(
                 action_id=Action.REQUEST_INPUT,
                 multiline=field.kind is FieldKind.TEXTAREA,
-                placeholder=clip(field.placeholder, 150) if field.placeholder else None,
-                initial_value=clip(value, TEXT_MAX) if value else None,
+                placeholder=truncate(field.placeholder, 150) if field.placeholder else None,
+                initial_value=truncate(value, TEXT_MAX) if value else None,
                 max_length=TEXT_MAX,
             ),
         )
     if field.kind is FieldKind.DROPDOWN:
         options = [
-            Option(value=str(i), text=clip(text, OPTION_TEXT_MAX))
+            Option(value=str(i), text=truncate(text, OPTION_TEXT_MAX))
             for i, text in enumerate(field.options[:100])
         ]
         chosen = [
@@ -158,7 +153,7 @@ def _question_block(field: FormField, initial: str | list[str] | None) -> InputB
         options = [
             Option(
                 value=str(i),
-                text=clip(c.label, OPTION_TEXT_MAX),
+                text=truncate(c.label, OPTION_TEXT_MAX),
                 description="Required" if c.required else None,
             )
             for i, c in enumerate(boxes)
@@ -176,7 +171,7 @@ def _question_block(field: FormField, initial: str | list[str] | None) -> InputB
                 action_id=Action.REQUEST_INPUT, options=options, initial_options=chosen or None
             ),
         )
-    text = clip(markdown_to_mrkdwn(field.value.strip()), 3000) or " "
+    text = truncate(markdown_to_mrkdwn(field.value.strip()), 3000) or " "
     return SectionBlock(block_id=block_id, text=MarkdownTextObject(text=text))
 
 
@@ -201,7 +196,9 @@ def build_request_modal(
                 ]
             )
         )
-    type_options = [Option(value=f.key, text=clip(f.name, OPTION_TEXT_MAX)) for f in forms[:100]]
+    type_options = [
+        Option(value=f.key, text=truncate(f.name, OPTION_TEXT_MAX)) for f in forms[:100]
+    ]
     blocks.append(
         InputBlock(
             block_id=RequestBlock.TYPE,
@@ -217,7 +214,7 @@ def build_request_modal(
     if form.description:
         blocks.append(
             ContextBlock(
-                elements=[MarkdownTextObject(text=clip(escape_mrkdwn(form.description), 3000))]
+                elements=[MarkdownTextObject(text=truncate(escape_mrkdwn(form.description), 3000))]
             )
         )
     blocks.append(
@@ -227,7 +224,7 @@ def build_request_modal(
             hint="One line: what you need.",
             element=PlainTextInputElement(
                 action_id=Action.REQUEST_INPUT,
-                initial_value=clip(prefill.title, TITLE_MAX) or None,
+                initial_value=truncate(prefill.title, TITLE_MAX) or None,
                 max_length=TITLE_MAX,
             ),
         )
@@ -325,8 +322,8 @@ def read_modal_values(values: dict, form: IssueForm) -> Prefill:
             picked = element.get("selected_options") or (
                 [element["selected_option"]] if element.get("selected_option") else []
             )
-            texts = [_by_index(field.options, o.get("value")) for o in picked]
-            texts = [t for t in texts if t is not None]
+            found = [_by_index(field.options, o.get("value")) for o in picked]
+            texts = [t for t in found if t is not None]
             answers[field.id] = texts if field.multiple else (texts[0] if texts else "")
         elif field.kind is FieldKind.CHECKBOXES:
             labels = [c.label for c in field.checkboxes]
@@ -380,6 +377,11 @@ def modal_errors(errors: dict[str, str]) -> dict[str, str]:
     return {fixed.get(key, QUESTION_PREFIX + key): message for key, message in errors.items()}
 
 
+def form_gone_errors() -> dict[str, str]:
+    """For response_action=errors: the modal's request type is no longer offered."""
+    return {RequestBlock.TYPE: "This request type has changed; pick it again."}
+
+
 # --- what the requester sees afterwards -------------------------------------------------
 
 
@@ -394,13 +396,13 @@ def build_notice_view(text: str) -> ModalView:
         callback_id=View.REQUEST,
         title="New data request",
         close="Close",
-        blocks=[SectionBlock(text=MarkdownTextObject(text=clip(text, 3000)))],
+        blocks=[SectionBlock(text=MarkdownTextObject(text=truncate(text, 3000)))],
     )
 
 
 def _title(row: RequestRow) -> str:
-    """The requester-typed title, clipped and escaped for any mrkdwn (blocks and `text`)."""
-    return escape_mrkdwn(clip(row.title, 200))
+    """The requester-typed title, truncated and escaped for any mrkdwn (blocks and `text`)."""
+    return escape_mrkdwn(truncate(row.title, 200))
 
 
 def _issue_link(row: RequestRow) -> str:
@@ -434,19 +436,18 @@ def build_request_exists_view(row: RequestRow) -> ModalView:
     return build_notice_view(text)
 
 
-def build_request_filed_message(row: RequestRow) -> dict[str, Any]:
+def build_request_filed_message(row: RequestRow) -> Message:
     text = f"Filed {_issue_link(row)} for the D&amp;A team."
     if row.submission.urgent:
         text += " It's marked *urgent*, so it shows up in #analytics."
-    return {
+    return Message(
         # The notification text is mrkdwn too: a typed "<!channel>" would ping everyone.
-        "text": f"Filed #{row.issue_number}: {_title(row)} {row.issue_url}",
-        "blocks": [SectionBlock(text=MarkdownTextObject(text=text)).to_dict()],
-        "unfurl_links": False,
-    }
+        text=f"Filed #{row.issue_number}: {_title(row)} {row.issue_url}",
+        blocks=[SectionBlock(text=MarkdownTextObject(text=text)).to_dict()],
+    )
 
 
-def build_request_queued_message(row: RequestRow, *, ref: str | None = None) -> dict[str, Any]:
+def build_request_queued_message(row: RequestRow, *, ref: str | None = None) -> Message:
     """The once-only note that a request waits in the queue. `ref` is set when the cause is a
     bug of ours, not GitHub: the wording then says so, with the reference in the log."""
     if ref is None:
@@ -460,19 +461,19 @@ def build_request_queued_message(row: RequestRow, *, ref: str | None = None) -> 
         f":hourglass_flowing_sand: Your request *{_title(row)}* is saved, {why}. "
         f"I'll post the issue link {_where(row.submission)} once it's filed; nothing to redo."
     )
-    return {
-        "text": f"Request queued: {_title(row)}",
-        "blocks": [SectionBlock(text=MarkdownTextObject(text=text)).to_dict()],
-    }
+    return Message(
+        text=f"Request queued: {_title(row)}",
+        blocks=[SectionBlock(text=MarkdownTextObject(text=text)).to_dict()],
+    )
 
 
-def build_request_failed_message(row: RequestRow) -> dict[str, Any]:
+def build_request_failed_message(row: RequestRow) -> Message:
     text = (
         f":warning: GitHub refused your request *{_title(row)}* "
         f"({escape_mrkdwn(row.last_error or 'unknown reason')}). It's saved, and the D&amp;A team "
         f"can file it again once that's fixed (request `{row.id[:8]}`)."
     )
-    return {
-        "text": f"Request not filed: {_title(row)}",
-        "blocks": [SectionBlock(text=MarkdownTextObject(text=text)).to_dict()],
-    }
+    return Message(
+        text=f"Request not filed: {_title(row)}",
+        blocks=[SectionBlock(text=MarkdownTextObject(text=text)).to_dict()],
+    )

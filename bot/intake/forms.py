@@ -269,3 +269,7 @@ def builtin_forms() -> list[IssueForm]:
         )
         for key, name, label in _BUILTIN_TYPES
     ]
+
+
+def find_form(forms: list[IssueForm], key: str | None) -> IssueForm | None:
+    return next((f for f in forms if f.key == key), None)

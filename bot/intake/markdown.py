@@ -11,6 +11,8 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 
+from bot.slack_text import truncate
+
 # A zero-width space after "@" stops GitHub's mention (and team mention) linking while the
 # text still reads "@team"; the HTML entity survives GitHub's sanitiser. The same after "#"
 # stops "#123" / "owner/repo#123" becoming a link to (and a cross-reference on) an issue.
@@ -126,8 +128,7 @@ def starts_with_fence(markdown: str) -> bool:
 
 def github_title(text: str, limit: int = 256) -> str:
     """Issue titles are plain text on GitHub (no mentions, no HTML); one line, capped."""
-    title = " ".join(text.split())
-    return title if len(title) <= limit else title[: limit - 1] + "…"
+    return truncate(" ".join(text.split()), limit)
 
 
 def code_block(text: str, language: str = "") -> str:

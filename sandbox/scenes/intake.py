@@ -9,6 +9,8 @@ from typing import TYPE_CHECKING
 
 from bot.ids import Action, Command, RequestBlock, Shortcut
 from bot.intake import outbox as intake
+from bot.intake.filing import drain_outbox
+from bot.intake.model import Status
 from sandbox.slack_requests import message_shortcut, view_submission
 
 if TYPE_CHECKING:
@@ -109,15 +111,13 @@ def run(h: DemoHarness) -> None:
     h.show_new()
     h.say("`databot requests` now lists it:")
     print(
-        intake.render_request_list(
-            intake.list_requests(h.deps, [intake.Status.QUEUED]), h.deps.now()
-        ),
+        intake.render_request_list(intake.list_requests(h.deps, [Status.QUEUED]), h.deps.now()),
         file=h.out,
     )
     h.say("GitHub is back. The outbox worker's next pass files it and tells Carol:")
-    for row in intake.list_requests(h.deps, [intake.Status.QUEUED]):
+    for row in intake.list_requests(h.deps, [Status.QUEUED]):
         intake.requeue(h.deps, row.id)  # due now instead of in 30 s, for the demo
-    intake.drain_outbox(h.deps)
+    drain_outbox(h.deps)
     h.show_new()
     print(
         f"\nGitHub now has {len(h.github.issues())} issues; each request was filed once.",

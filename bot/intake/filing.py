@@ -1,0 +1,381 @@
+"""Filing one request on GitHub exactly once, and telling the requester.
+
+Only the holder of the row's lease (bot/intake/outbox.py) files. Before creating an issue
+again, the filer looks for the request's hidden marker in the repo, so a create whose
+response was lost is not filed twice. A failure GitHub may get over is retried with backoff;
+any other marks the request failed. The requester hears once that a request is queued or
+failed, and at least once where its issue is. The outbox worker drains what is due.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import threading
+import uuid
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from pydantic import BaseModel
+from slack_sdk.errors import SlackApiError
+
+from bot.github import GitHubFailure, IssueRef, classify_failure
+from bot.intake.blocks import (
+    build_request_failed_message,
+    build_request_filed_message,
+    build_request_queued_message,
+)
+from bot.intake.issue import render_issue
+from bot.intake.model import MARKER, RequestRow, Source, Status, Submission, reply_target
+from bot.intake.outbox import (
+    REPLY_TRIES_KEY,
+    LeaseLost,
+    due_request_ids,
+    fenced_update,
+    get_request,
+    refresh_forms,
+    renew_lease,
+    take_lease,
+    update_request,
+)
+from bot.urgent.alerts import announce_issue
+
+if TYPE_CHECKING:
+    from bot.deps import Deps
+
+logger = logging.getLogger(__name__)
+
+FIRST_RETRY_SECONDS = 30.0
+MAX_RETRY_SECONDS = 30 * 60.0
+# Replies with the issue link: retried with the filing backoff (30 s doubling to 30 min),
+# about two hours in all, then given up (logged, and marked in last_error).
+NOTIFY_MAX_TRIES = 10
+GAVE_UP = "gave up telling the requester"
+# Slack errors that a retry will not fix: the thread's channel is gone or closed to us.
+UNREACHABLE = {"channel_not_found", "is_archived", "not_in_channel", "thread_not_found"}
+
+
+def backoff_seconds(attempts: int) -> float:
+    return min(FIRST_RETRY_SECONDS * 2 ** max(0, attempts - 1), MAX_RETRY_SECONDS)
+
+
+def file_request(deps: Deps, request_id: str) -> RequestRow | None:
+    """Try to get one request onto GitHub and tell the requester. Safe to call from any
+    number of threads or processes at once: only the lease holder acts."""
+    row = get_request(deps, request_id)
+    if row is None:
+        return None
+    if row.status is Status.QUEUED:
+        if deps.github is None:
+            _not_configured(deps, row)
+            return get_request(deps, request_id)
+        attempt = take_lease(deps, request_id, status=Status.QUEUED, count_attempt=True)
+        if attempt is None:
+            return row
+        row = get_request(deps, request_id)
+        assert row is not None
+        try:
+            issue = _create_once(deps, row, attempt)
+        except LeaseLost:
+            logger.warning(
+                "request %s: attempt %s ran past its lease and was taken over; it created nothing",
+                request_id,
+                attempt,
+            )
+            return get_request(deps, request_id)
+        except Exception as exc:  # noqa: BLE001 - classified: retried, or failed for a person
+            _record_failure(deps, row, _classify(exc), attempt)
+            return get_request(deps, request_id)
+        filed = fenced_update(
+            deps,
+            request_id,
+            attempt,
+            status=Status.FILED.value,
+            issue_number=issue.number,
+            issue_url=issue.url,
+            title=issue.title,  # as GitHub shows it (with the form's prefix), for the reply
+            last_error=None,
+            next_attempt_at=deps.now(),  # the reply is due now
+            lease_until=None,
+        )
+        if not filed:
+            # Only when the POST itself outlasted the lease: a person has to close one.
+            current = get_request(deps, request_id)
+            logger.error(
+                "request %s: attempt %s created #%s after its lease ran out; the request is "
+                "now #%s: close #%s as a duplicate if they differ",
+                request_id,
+                attempt,
+                issue.number,
+                current.issue_number if current else None,
+                issue.number,
+            )
+            return current
+        logger.info("request %s filed as #%s", request_id, issue.number)
+        row = get_request(deps, request_id)
+        assert row is not None
+        if row.submission.urgent:
+            announce_issue(deps, issue.number, slack_thread=row.permalink)  # seam to urgent
+    if row.status is Status.FILED and row.notified_at is None:
+        _notify_filed(deps, row)
+    return get_request(deps, request_id)
+
+
+def _classify(exc: Exception) -> GitHubFailure:
+    try:
+        return classify_failure(exc)
+    except Exception:
+        ref = uuid.uuid4().hex[:8]
+        logger.exception("unexpected error while filing a request ref=%s", ref)
+        return GitHubFailure(True, f"unexpected error ({type(exc).__name__}), ref {ref}", ref=ref)
+
+
+def _create_once(deps: Deps, row: RequestRow, attempt: int) -> IssueRef:
+    assert deps.github is not None
+    sub = row.submission
+    marker = MARKER.format(id=row.id)
+    if row.attempts > 1:
+        # An earlier attempt may have created the issue and lost the response.
+        # A margin for clock skew between us and GitHub.
+        since = row.created_at - dt.timedelta(minutes=10)
+        found = deps.github.find_issue_with_marker(marker, since=since)
+        if found is not None:
+            logger.info("request %s: found the issue an earlier attempt made", row.id)
+            return found
+    permalink = row.permalink or _permalink(deps, sub)
+    if permalink and not row.permalink:
+        update_request(deps, row.id, permalink=permalink)
+    draft = render_issue(
+        sub,
+        row.id,
+        permalink=permalink,
+        user_name=user_namer(deps),
+        urgent_label=deps.settings.urgent_label,
+    )
+    renew_lease(deps, row.id, attempt)
+    return deps.github.create_issue(draft.title, draft.body, draft.labels)
+
+
+def _permalink(deps: Deps, sub: Submission) -> str | None:
+    if not (sub.channel_id and sub.thread_ts and sub.source is Source.MESSAGE):
+        return None
+    try:
+        return deps.slack.chat_getPermalink(channel=sub.channel_id, message_ts=sub.thread_ts)[
+            "permalink"
+        ]
+    except Exception:  # noqa: BLE001 - the issue is still worth filing without the link
+        logger.warning("could not get the permalink of %s/%s", sub.channel_id, sub.thread_ts)
+        return None
+
+
+class UserNames(dict[str, str]):
+    """Slack user id -> display name, cached for the life of the process."""
+
+
+def user_namer(deps: Deps) -> Callable[[str], str]:
+    """Slack user id -> the name people know them by (cached for the process); the id
+    itself when Slack cannot say."""
+    cache = deps.service(UserNames, UserNames)
+
+    def name(uid: str) -> str:
+        if uid not in cache:
+            try:
+                user = deps.slack.users_info(user=uid)["user"]
+                profile = user.get("profile") or {}
+                cache[uid] = (
+                    profile.get("real_name")
+                    or profile.get("display_name")
+                    or user.get("real_name")
+                    or user.get("name")
+                    or uid
+                )
+            except Exception:  # noqa: BLE001 - a name is nice to have, the id will do
+                logger.info("users.info failed for %s", uid)
+                return uid
+        return cache[uid]
+
+    return name
+
+
+def _record_failure(deps: Deps, row: RequestRow, failure: GitHubFailure, attempt: int) -> None:
+    now = deps.now()
+    if failure.transient:
+        wait = max(backoff_seconds(row.attempts), failure.retry_after or 0.0)
+        if not fenced_update(
+            deps,
+            row.id,
+            attempt,
+            last_error=failure.message,
+            next_attempt_at=now + dt.timedelta(seconds=wait),
+            lease_until=None,
+        ):
+            logger.warning("request %s: attempt %s failed after a takeover", row.id, attempt)
+            return
+        logger.warning(
+            "request %s: %s; attempt %s, next in %.0fs", row.id, failure.message, row.attempts, wait
+        )
+        _notify_once(deps, row, "queued", ref=failure.ref)
+    else:
+        if not fenced_update(
+            deps,
+            row.id,
+            attempt,
+            status=Status.FAILED.value,
+            last_error=failure.message,
+            lease_until=None,
+        ):
+            logger.warning("request %s: attempt %s failed after a takeover", row.id, attempt)
+            return
+        logger.error("request %s could not be filed: %s", row.id, failure.message)
+        _notify_once(deps, row, "failed")
+
+
+def _not_configured(deps: Deps, row: RequestRow) -> None:
+    message = "GitHub is not configured (GITHUB_TOKEN is not set)"
+    if row.last_error != message:
+        update_request(deps, row.id, last_error=message)
+    _notify_once(deps, row, "queued")
+
+
+# --- telling the requester ------------------------------------------------------------
+
+
+def _notify_once(deps: Deps, row: RequestRow, kind: str, *, ref: str | None = None) -> None:
+    # At most once: a lost "queued" courtesy note is better than the same note every retry.
+    if not deps.store.claim(f"intake:{kind}-notice:{row.id}"):
+        return
+    row = get_request(deps, row.id) or row  # with the error just recorded
+    if kind == "queued":
+        message = build_request_queued_message(row, ref=ref)
+    else:
+        message = build_request_failed_message(row)
+    target = reply_target(row.submission)
+    try:
+        deps.slack.chat_postMessage(
+            channel=target.channel, thread_ts=target.thread_ts, **message.send_kwargs()
+        )
+    except Exception:  # noqa: BLE001 - the request itself is safe in the outbox
+        logger.warning("request %s: could not post the %s notice", row.id, kind)
+
+
+def _notify_filed(deps: Deps, row: RequestRow) -> None:
+    """The reply with the issue link. At least once: notified_at is set only after Slack
+    accepted it, and the outbox worker retries replies that have not gone out. When the
+    thread cannot be reached any more, the requester gets the link by DM instead."""
+    if take_lease(deps, row.id, status=Status.FILED, count_attempt=False) is None:
+        return
+    message = build_request_filed_message(row).send_kwargs()
+    target = reply_target(row.submission)
+    try:
+        try:
+            # No unfurl: the link is the issue itself, its preview would only repeat it.
+            deps.slack.chat_postMessage(
+                channel=target.channel, thread_ts=target.thread_ts, unfurl_links=False, **message
+            )
+        except SlackApiError as exc:
+            if exc.response.get("error") not in UNREACHABLE or target.thread_ts is None:
+                raise
+            logger.info("request %s: thread unreachable, sending the link by DM", row.id)
+            deps.slack.chat_postMessage(channel=row.requester_id, unfurl_links=False, **message)
+    except Exception as exc:  # noqa: BLE001 - retried by the outbox worker, with backoff
+        _reply_failed(deps, row, exc)
+        return
+    update_request(deps, row.id, notified_at=deps.now(), next_attempt_at=None, lease_until=None)
+
+
+def _reply_failed(deps: Deps, row: RequestRow, exc: Exception) -> None:
+    key = REPLY_TRIES_KEY.format(id=row.id)
+    tries = int(deps.store.kv_get(key) or 0) + 1
+    deps.store.kv_set(key, str(tries))
+    error = exc.response.get("error") if isinstance(exc, SlackApiError) else type(exc).__name__
+    if tries >= NOTIFY_MAX_TRIES:
+        logger.error(
+            "request %s: gave up posting the link to #%s after %s tries (%s); "
+            "the requester has not been told",
+            row.id,
+            row.issue_number,
+            tries,
+            error,
+        )
+        update_request(
+            deps,
+            row.id,
+            last_error=f"{GAVE_UP} after {tries} tries: {error}",
+            next_attempt_at=None,
+            lease_until=None,
+        )
+        return
+    wait = backoff_seconds(tries)
+    logger.warning(
+        "request %s: could not post the issue link (%s); try %s, next in %.0fs",
+        row.id,
+        error,
+        tries,
+        wait,
+    )
+    update_request(
+        deps,
+        row.id,
+        last_error=f"could not post the issue link: {error}",
+        next_attempt_at=deps.now() + dt.timedelta(seconds=wait),
+        lease_until=None,
+    )
+
+
+# --- the outbox worker ------------------------------------------------------------------
+# Here rather than in outbox.py: a pass files each due request, and the outbox is what the
+# filing builds on (a drain in outbox.py would make the two import each other).
+
+
+class DrainReport(BaseModel):
+    filed: int = 0
+    notified: int = 0
+    still_queued: int = 0
+    failed: int = 0
+
+
+def drain_outbox(deps: Deps) -> DrainReport:
+    """One pass over everything due: file queued requests, send replies not yet sent."""
+    report = DrainReport()
+    for request_id in due_request_ids(deps):
+        before = get_request(deps, request_id)
+        after = file_request(deps, request_id)
+        if before is None or after is None:
+            continue
+        if before.status is Status.QUEUED and after.status is Status.FILED:
+            report.filed += 1
+        if before.notified_at is None and after.notified_at is not None:
+            report.notified += 1
+        if after.status is Status.QUEUED:
+            report.still_queued += 1
+        if after.status is Status.FAILED:
+            report.failed += 1
+    return report
+
+
+def start_outbox_worker(deps: Deps, interval: float | None = None) -> Callable[[], None]:
+    """Run drain_outbox every `interval` seconds in a daemon thread (started by `serve`).
+    Returns the function that stops it. Warms the issue-form cache first."""
+    interval = deps.settings.intake_poll_seconds if interval is None else interval
+    stop = threading.Event()
+
+    def loop() -> None:
+        try:
+            refresh_forms(deps)
+        except Exception:
+            logger.exception("could not load the repo's issue forms")
+        while not stop.is_set():
+            try:
+                drain_outbox(deps)
+            except Exception:
+                logger.exception("outbox pass failed")
+            stop.wait(interval)
+
+    thread = threading.Thread(target=loop, name="databot-outbox", daemon=True)
+    thread.start()
+
+    def stopper() -> None:
+        stop.set()
+        thread.join(timeout=10)
+
+    return stopper
