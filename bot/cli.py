@@ -282,7 +282,7 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_metric(args: argparse.Namespace, settings: Settings) -> int:
     """The /metric lookup from a terminal. Whoever runs this holds warehouse credentials,
     so revenue metrics are not refused here."""
-    from bot.metric.lookup import print_metric_lookup
+    from bot.metric.cli import print_metric_lookup
 
     return print_metric_lookup(settings, " ".join(args.words))
 

@@ -20,10 +20,9 @@ from bot.metric.blocks import (
     format_value,
 )
 from bot.metric.catalog import Unit, load_catalog
-from bot.metric.lookup import (
-    MAX_SCAN_DAYS,
+from bot.metric.lookup import MAX_SCAN_DAYS, MetricService
+from bot.metric.model import (
     MetricQuery,
-    MetricService,
     NoData,
     UnknownAccount,
     UnknownMetric,
@@ -177,7 +176,7 @@ def test_breakdown_is_ranked_and_sums_to_the_headline():
     answer = ask(service, "instances_by_deployment")
     assert [r.label for r in answer.breakdown] == ["docker-compose", "kubernetes", "<script>"]
     assert answer.headline[1] == 121
-    table = str([b.to_dict() for b in build_metric_message(answer, service.settings)])
+    table = str(build_metric_message(answer, service.settings).blocks)
     assert "&lt;script&gt;" in table and "<script>" not in table
 
 
@@ -435,15 +434,15 @@ def test_change_vs_previous(value, previous, unit, text):
 def test_answer_message_respects_slack_limits_and_carries_a_share_button():
     service = make(FakeWarehouse(daily_rows(lambda d: d.day)))
     answer = ask(service, "dau 90d")
-    blocks = [b.to_dict() for b in build_metric_message(answer, service.settings)]
+    blocks = build_metric_message(answer, service.settings).blocks
     buttons = [e for b in blocks if b["type"] == "actions" for e in b["elements"]]
     assert buttons[0]["action_id"] == "metric_share"
-    shared = [b.to_dict() for b in build_metric_message(answer, service.settings, shared_by="U1")]
+    shared = build_metric_message(answer, service.settings, shared_by="U1").blocks
     assert "<@U1>" in str(shared) and "actions" not in str([b["type"] for b in shared])
 
 
 def test_help_lists_every_metric_grouped_and_marks_revenue():
-    blocks = [b.to_dict() for b in build_metric_help(CATALOG)]
+    blocks = build_metric_help(CATALOG).blocks
     text = str(blocks)
     for metric in CATALOG.metrics:
         assert f"`{metric.name}`" in text
@@ -455,7 +454,7 @@ def test_request_offer_button_carries_the_prefill_as_json():
     import json
 
     prefill = prefill_for("churn by plan " + "x" * 3000, "the catalog has no such metric")
-    block = build_request_offer("No such metric.", prefill)[0].to_dict()
+    block = build_request_offer("No such metric.", prefill).blocks[0]
     value = json.loads(block["accessory"]["value"])
     assert value["title"].startswith("Metric request: churn by plan")
     assert "churn by plan" in value["problem"]
@@ -469,7 +468,7 @@ def test_terminal_lookup_prints_the_answer(warehouse):
     """`databot metric dau 30d` on the demo warehouse (tests/conftest.py: as of TEST_NOW)."""
     import io
 
-    from bot.metric.lookup import print_metric_lookup
+    from bot.metric.cli import print_metric_lookup
     from tests.conftest import TEST_NOW
 
     out = io.StringIO()
@@ -560,7 +559,7 @@ def test_a_metric_with_several_value_columns_shows_them_as_fields(tmp_path):
         ("New", 14),
         ("MRR", 900),
     ]
-    text = str([b.to_dict() for b in build_metric_message(answer, settings)])
+    text = str(build_metric_message(answer, settings).blocks)
     assert "*New*" in text and "$900" in text
 
 
@@ -589,8 +588,8 @@ def test_cache_stays_bounded():
 
 
 def test_notification_text_of_an_answer_escapes_the_account_name():
-    from bot.metric.blocks import build_metric_fallback
-    from bot.metric.lookup import Answer
+    from bot.metric.blocks import build_metric_message
+    from bot.metric.model import Answer
 
     metric = CATALOG.get("mau")
     period = Period(dt.date(2026, 10, 1), dt.date(2026, 10, 31))
@@ -607,6 +606,6 @@ def test_notification_text_of_an_answer_escapes_the_account_name():
         data_through=None,
         complete=True,
     )
-    text = build_metric_fallback(answer, Settings(_env_file=None))
+    text = build_metric_message(answer, Settings(_env_file=None)).text
     assert "<" not in text and ">" not in text
     assert "&lt;!channel&gt; &amp; Co" in text

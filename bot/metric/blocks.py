@@ -1,7 +1,9 @@
-"""Block Kit for `/metric`: the answer, the help, the misses. Pure builders, no I/O.
+"""Block Kit for `/metric`: the answer, the help, the misses. Pure builders, no I/O; each
+returns a `Message` (the notification text and the blocks).
 
-All user-facing wording of the feature lives here (and in the messages of bot/metrics.py's
-errors). Text from outside (account names, dimension values) is escaped for mrkdwn.
+All user-facing wording of the feature lives here (and in the messages of the errors in
+bot/metric/model.py). Text from outside (account names, dimension values) is escaped for
+mrkdwn.
 """
 
 from __future__ import annotations
@@ -17,10 +19,10 @@ from slack_sdk.models.blocks import (
 
 from bot.ids import Action
 from bot.metric.catalog import Catalog, Sensitivity, Unit
-from bot.metric.lookup import Answer, DataRequestPrefill, format_through
+from bot.metric.model import Answer, DataRequestPrefill, format_through
 from bot.metric.periods import ACCEPTED_FORMS
 from bot.settings import Settings
-from bot.slack_text import escape_mrkdwn
+from bot.slack_text import Message, escape_mrkdwn, truncate
 from bot.sparkline import sparkline
 
 SECTION_LIMIT = 3000  # Slack's limit on a section's text
@@ -32,6 +34,8 @@ USAGE = (
     "e.g. `/metric dau 7d` or `/metric mau last month for Acme`"
 )
 WORKING = "Still working on `/metric {text}`: the warehouse is taking a moment. The answer follows."
+HELP_TEXT = "How to use /metric"
+SHARED = "Shared in the channel."
 
 
 # --------------------------------------------------------------------------- numbers
@@ -70,16 +74,12 @@ def format_change(value: float | None, previous: float | None, unit: Unit) -> st
     return f"{arrow} {abs(pct):.1f}%"
 
 
-def _clip(text: str, limit: int = SECTION_LIMIT) -> str:
-    """The one place we cut text to Slack's limits."""
-    return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
 # --------------------------------------------------------------------------- answer
 
 
 def build_metric_text(answer: Answer, settings: Settings) -> str:
-    """Plain text of an answer: the notification fallback and the CLI output."""
+    """Plain text of an answer: the CLI output; its first line, escaped, is the notification
+    text of the message."""
     field, value, previous = answer.headline
     unit = field.unit
     lines = [
@@ -105,21 +105,16 @@ def build_metric_text(answer: Answer, settings: Settings) -> str:
     return "\n".join(lines)
 
 
-def build_metric_fallback(answer: Answer, settings: Settings) -> str:
-    """The notification text beside the blocks: the headline, escaped (an account name
-    comes from the warehouse, and Slack acts on `<!channel>` in this text too)."""
-    return escape_mrkdwn(build_metric_text(answer, settings).splitlines()[0])
-
-
 def build_metric_message(
     answer: Answer,
     settings: Settings,
     *,
     shared_by: str | None = None,
-    shareable: bool = True,
-) -> list[Block]:
+) -> Message:
     """The answer. `shared_by` (a user id) marks the public copy posted by "Share in
-    channel"; the ephemeral original carries the share button instead."""
+    channel"; the ephemeral original carries the share button instead. The notification
+    text is the headline, escaped (an account name comes from the warehouse, and Slack acts
+    on `<!channel>` in this text too)."""
     metric = answer.metric
     field, value, previous = answer.headline
     unit = field.unit
@@ -131,7 +126,7 @@ def build_metric_message(
         f"vs {answer.previous_period.label()} ({format_value(previous, unit)})"
     )
     blocks: list[Block] = [
-        SectionBlock(text=MarkdownTextObject(text=_clip(f"{title}\n{headline}")))
+        SectionBlock(text=MarkdownTextObject(text=truncate(f"{title}\n{headline}", SECTION_LIMIT)))
     ]
     spark = sparkline(answer.trend)
     if spark:
@@ -159,8 +154,12 @@ def build_metric_message(
         context.append(escape_mrkdwn(metric.note))
     if shared_by:
         context.append(f"Asked by <@{shared_by}>")
-    blocks.append(ContextBlock(elements=[MarkdownTextObject(text=_clip(" · ".join(context)))]))
-    if shareable and not shared_by:
+    blocks.append(
+        ContextBlock(
+            elements=[MarkdownTextObject(text=truncate(" · ".join(context), SECTION_LIMIT))]
+        )
+    )
+    if not shared_by:
         blocks.append(
             ActionsBlock(
                 elements=[
@@ -172,7 +171,12 @@ def build_metric_message(
                 ]
             )
         )
-    return blocks
+    text = escape_mrkdwn(build_metric_text(answer, settings).splitlines()[0])
+    return Message(text=text, blocks=_dicts(blocks))
+
+
+def _dicts(blocks: list[Block]) -> list[dict]:
+    return [b.to_dict() for b in blocks]
 
 
 def _for(answer: Answer, *, plain: bool = False) -> str:
@@ -202,7 +206,7 @@ def _breakdown_table(answer: Answer) -> str:
     width = min(28, max(len(r.label) for r in rows))
     lines = []
     for i, row in enumerate(rows, 1):
-        label = row.label if len(row.label) <= width else row.label[: width - 1] + "…"
+        label = truncate(row.label, width)
         lines.append(
             f"{i:>2}. {label:<{width}} {format_value(row.value, unit):>9}  "
             f"{format_change(row.value, row.previous, unit)}"
@@ -211,13 +215,13 @@ def _breakdown_table(answer: Answer) -> str:
     if rest > 0:
         lines.append(f"    … and {rest} more")
     # Inside a code block mrkdwn is not parsed, but <, > and & still need escaping.
-    return _clip("```" + escape_mrkdwn("\n".join(lines)) + "```")
+    return truncate("```" + escape_mrkdwn("\n".join(lines)) + "```", SECTION_LIMIT)
 
 
 # --------------------------------------------------------------------------- help & misses
 
 
-def build_metric_help(catalog: Catalog) -> list[Block]:
+def build_metric_help(catalog: Catalog) -> Message:
     blocks: list[Block] = [
         SectionBlock(
             text=MarkdownTextObject(
@@ -236,26 +240,30 @@ def build_metric_help(catalog: Catalog) -> list[Block]:
                 f"• `{m.name}` {escape_mrkdwn(m.description)} "
                 f"_(default {m.default_period}{account})_" + lock
             )
-        blocks.append(SectionBlock(text=MarkdownTextObject(text=_clip("\n".join(lines)))))
+        blocks.append(
+            SectionBlock(text=MarkdownTextObject(text=truncate("\n".join(lines), SECTION_LIMIT)))
+        )
     blocks.append(
-        build_request_offer(
+        _offer_section(
             "Not in the catalog?",
             DataRequestPrefill(
                 title="New metric: ",
                 problem="I looked for a metric in /metric and it is not in the catalog. "
                 "What I need to know:",
             ),
-        )[0]
+        )
     )
-    return blocks
+    return Message(text=HELP_TEXT, blocks=_dicts(blocks))
 
 
-def build_request_offer(message: str, prefill: DataRequestPrefill | None) -> list[Block]:
-    """A miss: what went wrong and, where the catalog has no answer, a button that opens a
-    data request prefilled with what was asked."""
-    section = SectionBlock(text=MarkdownTextObject(text=_clip(message)))
-    if prefill is None:
-        return [section]
+def build_request_offer(message: str, prefill: DataRequestPrefill) -> Message:
+    """A miss the catalog has no answer for: what went wrong, and a button that opens a data
+    request prefilled with what was asked."""
+    return Message(text=message, blocks=_dicts([_offer_section(message, prefill)]))
+
+
+def _offer_section(message: str, prefill: DataRequestPrefill) -> SectionBlock:
+    section = SectionBlock(text=MarkdownTextObject(text=truncate(message, SECTION_LIMIT)))
     value = prefill.model_dump_json()
     if len(value) > BUTTON_VALUE_LIMIT:
         prefill = DataRequestPrefill(title=prefill.title[:150], problem=prefill.problem[:1500])
@@ -263,8 +271,14 @@ def build_request_offer(message: str, prefill: DataRequestPrefill | None) -> lis
     section.accessory = ButtonElement(
         text="Open a data request", action_id=Action.METRIC_OPEN_REQUEST.value, value=value
     )
-    return [section]
+    return section
 
 
-def build_metric_working(text: str) -> str:
-    return WORKING.format(text=escape_mrkdwn(" ".join(text.split())[:80]))
+def build_metric_working(text: str) -> Message:
+    """The note a slow lookup posts before its answer (text only)."""
+    return Message(text=WORKING.format(text=escape_mrkdwn(" ".join(text.split())[:80])))
+
+
+def build_metric_shared() -> Message:
+    """What replaces the asker's ephemeral answer once it is posted in the channel."""
+    return Message(text=SHARED)

@@ -29,7 +29,6 @@ import difflib
 import logging
 import re
 from enum import StrEnum
-from functools import cache
 from pathlib import Path
 from typing import Literal
 
@@ -37,11 +36,11 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from bot.errors import ConfigError
+from bot.sql import load_sql
 
 logger = logging.getLogger(__name__)
 
 CATALOG_PATH = Path(__file__).resolve().parent / "metrics.yml"
-SQL_DIR = Path(__file__).resolve().parent.parent / "sql"
 
 _NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 _PARAM = re.compile(r"@([A-Za-z_][A-Za-z0-9_]*)")
@@ -121,8 +120,13 @@ class Metric(BaseModel):
             raise ValueError(f"name {self.name!r}: lower case letters, digits and _ only")
         if (self.sql is None) == (self.sql_file is None):
             raise ValueError(f"{self.name}: give exactly one of sql and sql_file")
-        if self.sql_file is not None and not (SQL_DIR / self.sql_file).is_file():
-            raise ValueError(f"{self.name}: sql_file {self.sql_file} not found in bot/sql/")
+        if self.sql_file is not None:
+            try:
+                load_sql(self.sql_file)
+            except OSError:
+                raise ValueError(
+                    f"{self.name}: sql_file {self.sql_file} not found in bot/sql/"
+                ) from None
         if not self.dashboard.startswith("https://"):
             raise ValueError(f"{self.name}: dashboard must be an https:// link")
         if self.shape == "buckets" and self.grain == "day" and self.min_days > 1:
@@ -147,7 +151,7 @@ class Metric(BaseModel):
     def query_text(self) -> str:
         if self.sql is not None:
             return self.sql
-        return _read_sql(self.sql_file)
+        return load_sql(self.sql_file).strip().rstrip(";")
 
     @property
     def title(self) -> str:
@@ -157,15 +161,6 @@ class Metric(BaseModel):
     def all_fields(self) -> list[ValueField]:
         head = ValueField(column=self.value, label=self.title, unit=self.unit, rollup=self.rollup)
         return [head, *self.fields]
-
-    @property
-    def is_breakdown(self) -> bool:
-        return self.dimension is not None
-
-
-@cache
-def _read_sql(name: str) -> str:
-    return (SQL_DIR / name).read_text(encoding="utf-8").strip().rstrip(";")
 
 
 class Catalog(BaseModel):

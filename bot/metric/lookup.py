@@ -1,10 +1,10 @@
-"""The `/metric` lookup service: command grammar, sensitivity rules, one warehouse query per
-lookup, a cache per metric freshness window, single flight for identical concurrent lookups,
-and a "still working" callback for slow ones.
+"""The `/metric` lookup service: one warehouse query per lookup, a cache per metric
+freshness window, single flight for identical concurrent lookups, and a "still working"
+callback for slow ones.
 
-One lookup = one query: the metric's SQL (see bot/catalog.py for its contract) joined with
-its source's `data_through_sql`, scanning this period, the previous equal one and the trend
-in a single pass.
+One lookup = one query: the metric's SQL (see bot/metric/catalog.py for its contract) joined
+with its source's `data_through_sql`, scanning this period, the previous equal one and the
+trend in a single pass.
 """
 
 from __future__ import annotations
@@ -16,25 +16,34 @@ import math
 import re
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import Future
 from dataclasses import dataclass, replace
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from pydantic import BaseModel
-
-from bot.errors import InputError, NotAllowedError, WarehouseError, WarehouseTimeout
-from bot.metric.catalog import Catalog, Metric, Sensitivity, ValueField, load_catalog
-from bot.metric.periods import Period, parse_period
-from bot.settings import REPORTING_TZ, Settings, utc_now
+from bot.errors import WarehouseError, WarehouseTimeout
+from bot.metric.catalog import Catalog, Metric, ValueField, load_catalog
+from bot.metric.model import (
+    Answer,
+    HelpRequest,
+    MetricQuery,
+    NoData,
+    Row,
+    UnknownAccount,
+    format_through,
+    parse_command,
+)
+from bot.metric.periods import Period
+from bot.settings import REPORTING_TZ, Settings
 from bot.slack_text import escape_mrkdwn
+
+if TYPE_CHECKING:
+    from bot.deps import Deps
 
 logger = logging.getLogger(__name__)
 
-MAX_COMMAND = 300
 MAX_CACHED = 500  # answers kept in memory (each is a few KB)
-MAX_ACCOUNT = 100
 # Buckets metrics scan N periods for the trend (distinct counts cannot be summed from
 # days); keep N * days within this, so a month's MAU scans three months (cost and the
 # 500 ms lookup budget on the demo warehouse), a week's WAU twelve weeks.
@@ -42,203 +51,6 @@ MAX_SCAN_DAYS = 100
 TREND_BUCKETS = 12
 MIN_DAILY_TREND = 14
 _PARAM = re.compile(r"@([A-Za-z_][A-Za-z0-9_]*)")
-_FOR = re.compile(r"\s+for\s+", re.IGNORECASE)
-
-
-# --------------------------------------------------------------------------- values
-
-
-class DataRequestPrefill(BaseModel):
-    """Value of the Action.METRIC_OPEN_REQUEST button: the intake modal opens prefilled
-    with it (JSON keys `title` and `problem`)."""
-
-    title: str
-    problem: str
-
-
-class ShareValue(BaseModel):
-    """Value of the Action.METRIC_SHARE button: enough to redo the same lookup (a cache hit)
-    for the same dates, whatever day the button is clicked."""
-
-    metric: str
-    start: dt.date
-    end: dt.date
-    partial: bool = False
-    account: str | None = None
-
-    @property
-    def period(self) -> Period:
-        return Period(self.start, self.end, self.partial)
-
-
-@dataclass(frozen=True)
-class MetricQuery:
-    metric: Metric
-    period: Period  # as asked
-    account: str | None = None  # as typed, before resolving against the accounts table
-
-
-@dataclass(frozen=True)
-class HelpRequest:
-    pass
-
-
-@dataclass
-class Row:
-    label: str
-    value: float | None
-    previous: float | None
-
-
-@dataclass
-class Answer:
-    metric: Metric
-    asked: Period
-    period: Period  # covered (asked, widened to the metric's minimum window)
-    previous_period: Period
-    account: str | None
-    values: list[tuple[ValueField, float | None, float | None]]  # field, value, previous
-    trend: list[float | None]
-    trend_label: str
-    breakdown: list[Row]
-    data_through: dt.datetime | None
-    complete: bool
-    recent: bool = True  # data_through is the source's newest data, not a lower bound
-    from_cache: bool = False
-
-    @property
-    def headline(self) -> tuple[ValueField, float | None, float | None]:
-        return self.values[0]
-
-    def share_value(self) -> ShareValue:
-        return ShareValue(
-            metric=self.metric.name,
-            start=self.asked.start,
-            end=self.asked.end,
-            partial=self.asked.partial,
-            account=self.account,
-        )
-
-
-# --------------------------------------------------------------------------- grammar
-
-
-def parse_command(text: str | None, catalog: Catalog, today: dt.date) -> MetricQuery | HelpRequest:
-    """`/metric` text -> what to look up. InputError for what we cannot read; a Miss-worthy
-    unknown name raises UnknownMetric (carrying suggestions)."""
-    raw = " ".join((text or "").split())
-    if raw.lower() in ("", "help", "?", "list", "catalog"):
-        return HelpRequest()
-    if len(raw) > MAX_COMMAND:
-        raise InputError(
-            f"That is {len(raw)} characters; a lookup is `/metric NAME [PERIOD] [for ACCOUNT]`."
-        )
-    head, _, account = _split_for(raw)
-    found = catalog.match_prefix(head)
-    if found is None:
-        first = head.split()[0] if head.split() else head
-        raise UnknownMetric(first[:40], catalog.suggest(first))
-    metric, period_text = found
-    period = parse_period(period_text or metric.default_period, today)
-    if account is not None:
-        account = account.strip().strip("\"'“”‘’").strip()
-        if not account:
-            raise InputError("Say which account after `for`, e.g. `/metric mau for Acme`.")
-        if len(account) > MAX_ACCOUNT:
-            raise InputError(f"That account name is over {MAX_ACCOUNT} characters.")
-        if not metric.account_filter:
-            can = [m.name for m in catalog.metrics if m.account_filter]
-            raise InputError(
-                f"`{metric.name}` is not broken down by account. These are: "
-                + ", ".join(f"`{n}`" for n in can)
-                + "."
-            )
-    return MetricQuery(metric, period, account)
-
-
-def _split_for(raw: str) -> tuple[str, str, str | None]:
-    parts = _FOR.split(raw, maxsplit=1)
-    if len(parts) == 2:
-        return parts[0], "for", parts[1]
-    if raw.lower().endswith(" for"):
-        return raw[:-4], "for", ""
-    return raw, "", None
-
-
-class UnknownMetric(InputError):
-    def __init__(self, name: str, suggestions: list[str]) -> None:
-        shown = escape_mrkdwn(name)
-        hint = (
-            " Did you mean " + " or ".join(f"`{s}`" for s in suggestions) + "?"
-            if suggestions
-            else ""
-        )
-        super().__init__(
-            f"I don't know a metric called “{shown}”.{hint} `/metric help` lists them all."
-        )
-        self.name = name
-        self.suggestions = suggestions
-
-
-class UnknownAccount(InputError):
-    def __init__(self, name: str, suggestions: list[str]) -> None:
-        hint = (
-            " Close names: " + ", ".join(f"“{escape_mrkdwn(s)}”" for s in suggestions) + "."
-            if suggestions
-            else ""
-        )
-        super().__init__(f"No account matches “{escape_mrkdwn(name)}”.{hint}")
-        self.name = name
-        self.suggestions = suggestions
-
-
-class NoData(InputError):
-    pass
-
-
-# --------------------------------------------------------------------------- rules
-
-
-def may_see(metric: Metric, settings: Settings, *, user: str | None, channel: str | None) -> bool:
-    """Revenue metrics: only in settings.revenue_channels or to settings.revenue_users.
-    `user=None` means "everyone in `channel` will see it" (sharing)."""
-    if metric.sensitivity is Sensitivity.PUBLIC:
-        return True
-    if channel is not None and channel in settings.revenue_channels:
-        return True
-    return user is not None and user in settings.revenue_users
-
-
-def refusal(metric: Metric, settings: Settings, *, sharing: bool = False) -> str:
-    where = ", ".join(f"<#{c}>" for c in settings.revenue_channels)
-    what = f"*{escape_mrkdwn(metric.title)}* is revenue data"
-    if sharing:
-        head = f"{what}, so I won't post it in this channel."
-    else:
-        head = f"{what}, so I only answer it in certain channels and to certain people."
-    if where:
-        return f"{head} Ask in {where}."
-    return f"{head} No channel is set up for it yet: ask {escape_mrkdwn(metric.owner)}."
-
-
-def check_allowed(
-    metric: Metric, settings: Settings, *, user: str | None, channel: str | None
-) -> None:
-    if not may_see(metric, settings, user=user, channel=channel):
-        raise NotAllowedError(refusal(metric, settings))
-
-
-_MENTION = re.compile(r"<[!@#][^>]*>")
-
-
-def prefill_for(text: str, reason: str) -> DataRequestPrefill:
-    # The prefill becomes an issue title and a modal's initial text: drop Slack mention
-    # syntax (<!channel>, <@U123>) rather than carry it into either.
-    asked = " ".join(_MENTION.sub("", text).split())[:200]
-    return DataRequestPrefill(
-        title=f"Metric request: {asked}"[:150],
-        problem=f"I asked databot `/metric {asked}` and {reason}. What I need to know:",
-    )
 
 
 # --------------------------------------------------------------------------- service
@@ -269,7 +81,7 @@ class MetricService:
         self.queries_issued = 0
         self._lock = threading.Lock()
         self._cache: dict[tuple, _Entry] = {}
-        self._inflight: dict[tuple, Future] = {}
+        self._inflight: dict[tuple, Future[Answer]] = {}
         self._accounts: tuple[float, list[str]] | None = None
 
     def today(self) -> dt.date:
@@ -333,15 +145,14 @@ class MetricService:
         with self._lock:
             entry = self._cache.get(key)
             if entry and entry.expires > self.clock():
-                return _replace(entry.answer, from_cache=True)
+                return replace(entry.answer, from_cache=True)
             flight = self._inflight.get(key)
             leader = flight is None
-            if leader:
-                flight = Future()
-                self._inflight[key] = flight
+            if flight is None:
+                flight = self._inflight[key] = Future()
         if not leader:
             # Someone is already running this exact query: wait for theirs.
-            return _replace(flight.result(), from_cache=True)
+            return replace(flight.result(), from_cache=True)
         try:
             answer = self._compute(metric, asked, account)
         except BaseException as exc:
@@ -435,31 +246,26 @@ class MetricService:
         return rows
 
 
-def _replace(answer: Answer, **changes: Any) -> Answer:
-    return replace(answer, **changes)
-
-
 class StillWorking:
     """Calls `callback` once after `seconds` unless finished first; the answer is never
     overtaken by a late "still working" note (both sides hold the lock). Start it at the
     ack, so time spent queued for a worker thread counts too."""
 
     def __init__(self, seconds: float, callback: Callable[[], None] | None) -> None:
-        self._callback = callback
         self._lock = threading.Lock()
         self._done = False
-        self._timer = None
+        self._timer: threading.Timer | None = None
         if callback is not None:
-            self._timer = threading.Timer(seconds, self._fire)
+            self._timer = threading.Timer(seconds, self._fire, args=(callback,))
             self._timer.daemon = True
             self._timer.start()
 
-    def _fire(self) -> None:
+    def _fire(self, callback: Callable[[], None]) -> None:
         with self._lock:
             if self._done:
                 return
             try:
-                self._callback()
+                callback()
             except Exception:
                 logger.exception("could not post the still-working note")
 
@@ -505,8 +311,8 @@ def summarise(
         return _rollup(dim_rows, f, p, metric.rollup)
 
     def total(f: ValueField, p: Period, bucket: int) -> float | None:
-        vals = [value(d, f, p, bucket) for d in series.values()]
-        vals = [v for v in vals if v is not None]
+        found = [value(d, f, p, bucket) for d in series.values()]
+        vals = [v for v in found if v is not None]
         return sum(vals) if vals else None
 
     values = [(f, total(f, period, 0), total(f, previous, 1)) for f in fields]
@@ -591,8 +397,8 @@ def _daily_trend(
     while day <= period.end:
         end = min(day + dt.timedelta(days=chunk - 1), period.end)
         p = Period(day, end)
-        vals = [_rollup(rows, f, p, how) for rows in series.values()]
-        vals = [v for v in vals if v is not None]
+        found = [_rollup(rows, f, p, how) for rows in series.values()]
+        vals = [v for v in found if v is not None]
         points.append(sum(vals) if vals else None)
         day = end + dt.timedelta(days=1)
     return points, label
@@ -618,7 +424,7 @@ def _as_date(v: Any) -> dt.date:
     return dt.date.fromisoformat(str(v)[:10])
 
 
-def _latest(values) -> dt.datetime | None:
+def _latest(values: Iterable[Any]) -> dt.datetime | None:
     out = None
     for v in values:
         if v is None:
@@ -633,71 +439,9 @@ def _latest(values) -> dt.datetime | None:
     return out
 
 
-def format_through(ts: dt.datetime | None, settings: Settings) -> str:
-    if ts is None:
-        return "an unknown time"
-    local = ts.astimezone(REPORTING_TZ)
-    return f"{local:%b} {local.day}, {local:%H:%M} PT"
-
-
-def metric_service(deps: Any) -> MetricService:
+def metric_service(deps: Deps) -> MetricService:
     """The process's one MetricService, built on first use (catalog validated then)."""
     return deps.service(
         MetricService,
         lambda: MetricService(load_catalog(), deps.warehouse, deps.settings, deps.now),
     )
-
-
-def print_metric_lookup(
-    settings: Settings,
-    text: str,
-    out: Any = None,
-    *,
-    warehouse: Any = None,
-    now: Callable[[], dt.datetime] | None = None,
-) -> int:
-    """`databot metric ...`: the same lookup as /metric, printed. Exit status 0 on an
-    answer, 1 when the catalog has no answer (unknown name or account, no data)."""
-    import sys
-
-    from bot.metric.blocks import build_metric_text
-
-    out = out or sys.stdout
-    service = MetricService(load_catalog(), warehouse, settings, now or utc_now)
-    try:
-        parsed = service.parse(text)
-    except UnknownMetric as exc:
-        print(_plain(exc.user_message), file=out)
-        return 1
-    if isinstance(parsed, HelpRequest):
-        print(_plain(catalog_text(service.catalog)), file=out)
-        return 0
-    own = warehouse is None
-    if own:  # only now: help and typos need no warehouse
-        from bot.warehouse import make_warehouse
-
-        service.warehouse = make_warehouse(settings)
-    try:
-        answer = service.answer(parsed)
-    except (UnknownAccount, NoData) as exc:
-        print(_plain(exc.user_message), file=out)
-        return 1
-    finally:
-        if own:
-            service.warehouse.close()
-    print(build_metric_text(answer, settings), file=out)
-    return 0
-
-
-def catalog_text(catalog: Catalog) -> str:
-    lines = ["Usage: metric NAME [PERIOD] [for ACCOUNT]"]
-    for group, metrics in catalog.groups().items():
-        lines.append(f"\n{group}")
-        for m in metrics:
-            lock = "  [revenue]" if m.sensitivity is Sensitivity.REVENUE else ""
-            lines.append(f"  {m.name:<24} {m.description}{lock}")
-    return "\n".join(lines)
-
-
-def _plain(text: str) -> str:
-    return text.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")

@@ -1,0 +1,65 @@
+"""`databot metric ...`: the /metric lookup from a terminal, printed as plain text."""
+
+from __future__ import annotations
+
+import datetime as dt
+import sys
+from collections.abc import Callable
+from typing import Any, TextIO
+
+from bot.metric.blocks import build_metric_text
+from bot.metric.catalog import Catalog, Sensitivity, load_catalog
+from bot.metric.lookup import MetricService
+from bot.metric.model import HelpRequest, NoData, UnknownAccount, UnknownMetric
+from bot.settings import Settings, utc_now
+from bot.warehouse import make_warehouse
+
+
+def print_metric_lookup(
+    settings: Settings,
+    text: str,
+    out: TextIO | None = None,
+    *,
+    warehouse: Any = None,
+    now: Callable[[], dt.datetime] | None = None,
+) -> int:
+    """The same lookup as /metric, printed. Exit status 0 on an answer, 1 when the catalog
+    has no answer (unknown name or account, no data)."""
+    out = out or sys.stdout
+    service = MetricService(load_catalog(), warehouse, settings, now or utc_now)
+    try:
+        parsed = service.parse(text)
+    except UnknownMetric as exc:
+        print(_plain(exc.user_message), file=out)
+        return 1
+    if isinstance(parsed, HelpRequest):
+        print(_plain(catalog_text(service.catalog)), file=out)
+        return 0
+    own = warehouse is None
+    if own:  # only now: help and typos need no warehouse
+        service.warehouse = make_warehouse(settings)
+    try:
+        answer = service.answer(parsed)
+    except (UnknownAccount, NoData) as exc:
+        print(_plain(exc.user_message), file=out)
+        return 1
+    finally:
+        if own:
+            service.warehouse.close()
+    print(build_metric_text(answer, settings), file=out)
+    return 0
+
+
+def catalog_text(catalog: Catalog) -> str:
+    lines = ["Usage: metric NAME [PERIOD] [for ACCOUNT]"]
+    for group, metrics in catalog.groups().items():
+        lines.append(f"\n{group}")
+        for m in metrics:
+            lock = "  [revenue]" if m.sensitivity is Sensitivity.REVENUE else ""
+            lines.append(f"  {m.name:<24} {m.description}{lock}")
+    return "\n".join(lines)
+
+
+def _plain(text: str) -> str:
+    """Undo escape_mrkdwn for a terminal (the messages are written for Slack)."""
+    return text.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
