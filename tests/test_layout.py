@@ -149,7 +149,6 @@ UNMOVED = {
     # -
     "urgent",
     # -
-    "sprints",
 }
 
 
