@@ -138,9 +138,10 @@ def cmd_post(args: argparse.Namespace, settings: Settings) -> int:
     from bot.deps import build_deps
     from bot.errors import InputError
     from bot.features import build_jobs, find_job
-    from bot.scheduling import runner
+    from bot.scheduling import runner, runs
     from bot.scheduling.clock import manual_period
     from bot.scheduling.job import NotReady, Skip
+    from bot.scheduling.runs import RunStatus
 
     deps = build_deps(settings)
     try:
@@ -162,7 +163,7 @@ def cmd_post(args: argparse.Namespace, settings: Settings) -> int:
             return 0
         record = runner.run_period(deps, job, period, manual=True)
         if record is None:
-            record = runner.get_run(deps.store, str(job.id), period)
+            record = runs.get_run(deps.store, str(job.id), period)
             where = f": {record.permalink}" if record and record.permalink else ""
             status = record.status if record else "taken"
             print(f"{job.id} {period} is already {status}{where}; nothing posted.")
@@ -171,7 +172,7 @@ def cmd_post(args: argparse.Namespace, settings: Settings) -> int:
         print(f"{job.id} {period}: {record.status}{link}")
         if record.detail:
             print(f"  {record.detail}")
-        return 0 if record.status in (runner.RunStatus.POSTED, runner.RunStatus.WAITING) else 1
+        return 0 if record.status in (RunStatus.POSTED, RunStatus.WAITING) else 1
     finally:
         deps.close()
 
@@ -187,7 +188,7 @@ def render_post(post, title: str) -> str:
 
 
 def cmd_posts(args: argparse.Namespace, settings: Settings) -> int:
-    from bot.scheduling.runner import list_runs
+    from bot.scheduling.runs import list_runs
     from bot.store import Store
 
     store = Store(settings.state_url)

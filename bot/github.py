@@ -248,6 +248,40 @@ class GitHubGateway:
             files[entry.name] = content.decoded_content.decode("utf-8", errors="replace")
         return files
 
+    @property
+    def page_size(self) -> int:
+        """Results per page of a listing or search (the client's `per_page`)."""
+        return self.gh.per_page
+
+    def search_issues(
+        self, query: str, *, limit: int, sort: str = "created", order: str = "asc"
+    ) -> tuple[list[GitHubIssue], int]:
+        """The first `limit` results (GitHub serves at most 100 a page) of an issue search,
+        in one request, and GitHub's count of all matches.
+
+        Raises GitHubUnavailable when GitHub fails or cannot be reached: search has its own,
+        smaller rate limit, and the callers (scheduled posts) retry later.
+        """
+        params = {"q": query, "sort": sort, "order": order, "per_page": limit}
+        try:
+            # One page on purpose: PyGithub's PaginatedList would fetch more when iterated.
+            _, data = self.gh.requester.requestJsonAndCheck(
+                "GET", "/search/issues", parameters=params
+            )
+        except GithubException as exc:
+            raise GitHubUnavailable(
+                f"GitHub search failed (HTTP {exc.status})",
+                detail=f"search {query!r}: {exc.status}",
+            ) from exc
+        except requests.exceptions.RequestException as exc:
+            raise GitHubUnavailable(f"Could not reach GitHub ({type(exc).__name__})") from exc
+        items = [GitHubIssue.model_validate(item) for item in data.get("items") or []]
+        return items[:limit], int(data.get("total_count") or 0)
+
+    def milestones(self) -> list[tuple[str, dt.datetime]]:
+        """(title, due date) of every milestone of the repo, open or closed, that has one."""
+        return [(m.title, m.due_on) for m in self.repo.get_milestones(state="all") if m.due_on]
+
 
 def make_github(settings: Settings) -> GitHubGateway | None:
     """The gateway, or None when no token is configured (requests then wait in the outbox)."""

@@ -320,8 +320,8 @@ def top_level(slack, channel="#cody-pro-metrics") -> list[dict]:
 def test_late_data_retries_then_one_notice_then_the_numbers_once(
     store, slack, clock, demo_warehouse_path, tmp_path
 ):
-    from bot.scheduling import runner
-    from bot.scheduling.runner import RunStatus
+    from bot.scheduling import runner, runs
+    from bot.scheduling.runs import RunStatus
 
     db = copy_ssc(demo_warehouse_path, tmp_path / "cody.duckdb")
     set_synced_through(db, pacific_at(DAY, 22))  # the export stopped at 22:00 PT on Nov 22
@@ -369,7 +369,7 @@ def test_late_data_retries_then_one_notice_then_the_numbers_once(
     assert run_at(13, 30) is None
     assert run_at(17, 0) is None
     assert len(top_level(slack)) == 2
-    assert runner.get_run(store, "cody-daily", PERIOD).ts == numbers["ts"]
+    assert runs.get_run(store, "cody-daily", PERIOD).ts == numbers["ts"]
 
 
 def test_complete_data_posts_at_nine_without_a_notice(store, slack, clock, demo_warehouse):

@@ -18,7 +18,8 @@ from github import Auth, Github
 from slack_sdk import WebClient
 
 from bot.deps import Deps
-from bot.scheduling import runner
+from bot.github import GitHubGateway
+from bot.scheduling import runner, runs
 from bot.scheduling.clock import Clock
 from bot.settings import Settings
 from bot.sprints.blocks import SECTION_MAX
@@ -143,7 +144,7 @@ def make_deps(store, github, slack, clock, per_page=100, **settings) -> Deps:
         store=store,
         warehouse=None,
         slack=WebClient(token=slack.token, base_url=slack.api_url),
-        github=SimpleNamespace(gh=gh, repo=gh.get_repo(REPO)),
+        github=GitHubGateway(gh, REPO),
         work=ThreadPoolExecutor(1),
         now=clock,
     )
@@ -391,7 +392,7 @@ def test_the_clock_posts_the_digest_once_on_the_right_mondays(deps, github, slac
         ":rocket: Sprint Dec 7–18, 2026 starts today",
         ":rocket: Sprint Dec 21, 2026 – Jan 1, 2027 starts today",
     ]
-    records = runner.list_runs(deps.store, job="sprint-digest")
+    records = runs.list_runs(deps.store, job="sprint-digest")
     assert sorted(r.period for r in records if r.status == "posted") == [
         "2026-11-23",
         "2026-12-07",
@@ -498,7 +499,7 @@ def test_github_failing_makes_the_digest_retry_then_tell_the_owner(deps, github,
     for _ in range(6):  # retried every 30 minutes for 3 hours
         clock.advance(minutes=30)
         runner.run_period(deps, job, "2026-11-23")
-    record = runner.get_run(deps.store, "sprint-digest", "2026-11-23")
+    record = runs.get_run(deps.store, "sprint-digest", "2026-11-23")
     assert record.status == "failed"
     assert [m["text"] for m in slack.messages("U0OWNER")] == [
         ":warning: Sprint digest for 2026-11-23 was not posted: GitHub search failed (HTTP 502)"
@@ -555,7 +556,7 @@ def test_planning_and_checkin_when_enabled_post_on_their_days(store, github, sla
 
     posted = [
         (r.job, r.period, r.created_at.astimezone(PT).strftime("%a %b %d"))
-        for r in sorted(runner.list_runs(deps.store), key=lambda r: r.created_at)
+        for r in sorted(runs.list_runs(deps.store), key=lambda r: r.created_at)
         if r.status == "posted"
     ]
     assert posted == [

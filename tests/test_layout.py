@@ -146,7 +146,6 @@ UNMOVED = {
     # -
     # -
     # -
-    "sprints",
 }
 
 

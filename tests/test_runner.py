@@ -18,9 +18,9 @@ from bot import tables
 from bot.deps import Deps
 from bot.errors import DatabotError, GitHubUnavailable
 from bot.ids import Job
-from bot.scheduling import runner
+from bot.scheduling import runner, runs
 from bot.scheduling.job import NotReady, Post, PostFile, Skip
-from bot.scheduling.runner import RunStatus
+from bot.scheduling.runs import RunStatus
 from bot.settings import Settings
 from sandbox.slack_api import FakeSlack
 
@@ -123,7 +123,7 @@ def test_a_period_is_posted_once_and_recorded_with_its_link(deps, slack):
     assert record.status == RunStatus.POSTED
     assert record.ts == posts[0]["ts"]
     assert record.permalink.endswith("p" + posts[0]["ts"].replace(".", ""))
-    assert runner.get_run(deps.store, "cody-daily", "2026-11-22").status == RunStatus.POSTED
+    assert runs.get_run(deps.store, "cody-daily", "2026-11-22").status == RunStatus.POSTED
 
 
 def test_a_period_with_nothing_to_post_is_recorded_skipped_and_not_built_again(deps, slack):
@@ -162,8 +162,8 @@ def test_racing_processes_post_a_period_once(deps, slack):
 def test_a_run_that_died_before_posting_is_taken_over_after_its_lease(deps, slack, clock):
     job = ScriptedJob()
     # A process claimed the period and chose the channel, then died.
-    assert runner.claim(deps.store, "cody-daily", "2026-11-22", clock()) is not None
-    runner._record(deps.store, "cody-daily", "2026-11-22", clock(), channel="#cody-numbers")
+    assert runs.claim(deps.store, "cody-daily", "2026-11-22", clock()) is not None
+    runs.record(deps.store, "cody-daily", "2026-11-22", clock(), channel="#cody-numbers")
 
     assert runner.run_period(deps, job, "2026-11-22") is None  # lease still held
     clock.advance(minutes=16)
@@ -208,7 +208,7 @@ def test_the_run_records_the_channel_id_before_posting_and_caches_the_lookup(dep
 
     def record_at_post(**kwargs):
         seen.append(
-            runner.get_run(deps.store, "cody-daily", kwargs["metadata"]["event_payload"]["period"])
+            runs.get_run(deps.store, "cody-daily", kwargs["metadata"]["event_payload"]["period"])
         )
         return WebClient.chat_postMessage(deps.slack, **kwargs)
 
@@ -227,7 +227,7 @@ def test_a_crash_in_a_channel_databot_cannot_read_is_not_posted_blindly(deps, sl
     # read its history after a crash: it cannot tell whether the post went out.
     slack.add_channel(name="analytics", is_member=False)
     job = ScriptedJob(ScriptedJob.post(channel="#analytics"))
-    assert runner.claim(deps.store, "cody-daily", "2026-11-22", clock()) is not None
+    assert runs.claim(deps.store, "cody-daily", "2026-11-22", clock()) is not None
     crash_after_posting(deps, clock, "#analytics")
     clock.advance(minutes=16)
 
@@ -239,7 +239,7 @@ def test_a_crash_in_a_channel_databot_cannot_read_is_not_posted_blindly(deps, sl
     assert "not_in_channel" in record.detail
     [told] = owner_messages(slack)
     assert "may have been posted" in told and "#analytics" in told
-    assert runner.due_retries(deps.store, clock() + dt.timedelta(hours=1)) == []
+    assert runs.due_retries(deps.store, clock() + dt.timedelta(hours=1)) == []
 
     # The owner looked, found nothing, and posts it by hand.
     redo = runner.run_period(deps, job, "2026-11-22", manual=True)
@@ -272,7 +272,7 @@ def test_a_post_whose_answer_was_lost_is_checked_not_failed_nor_posted_twice(dep
     assert runner.run_period(deps, job, "2026-11-22", manual=True) is None  # lease held
 
     clock.advance(minutes=16)
-    [(name, period)] = runner.due_retries(deps.store, clock())
+    [(name, period)] = runs.due_retries(deps.store, clock())
     record = runner.run_period(deps, job, period)
 
     assert len(channel_posts(slack)) == 1
@@ -330,12 +330,12 @@ def test_not_ready_retries_then_posts_a_notice_once_then_the_real_numbers(deps, 
     first = runner.run_period(deps, job, "2026-11-22")
     assert first.status == RunStatus.WAITING
     assert first.lease_until == clock() + dt.timedelta(minutes=30)
-    assert runner.due_retries(deps.store, clock()) == []
+    assert runs.due_retries(deps.store, clock()) == []
 
     seen = []
     for _ in range(5):  # 08:30, 09:00, 09:30, 10:00, 10:30
         clock.advance(minutes=30)
-        for _job_name, period in runner.due_retries(deps.store, clock()):
+        for _job_name, period in runs.due_retries(deps.store, clock()):
             seen.append(runner.run_period(deps, job, period).status)
 
     posts = channel_posts(slack)
@@ -345,7 +345,7 @@ def test_not_ready_retries_then_posts_a_notice_once_then_the_real_numbers(deps, 
     assert "late" in posts[0]["text"] and "data through Nov 21" in posts[0]["text"]
     # ... and the real numbers once, when they were ready.
     assert posts[1]["text"] == "Cody Pro: 120 active subscribers"
-    assert runner.get_run(deps.store, "cody-daily", "2026-11-22:notice").status == "posted"
+    assert runs.get_run(deps.store, "cody-daily", "2026-11-22:notice").status == "posted"
     assert owner_messages(slack) == []
 
 
@@ -355,10 +355,10 @@ def test_data_never_ready_is_skipped_at_the_end_of_the_day_and_the_owner_told(de
     runner.run_period(deps, job, "2026-11-22")
     for _ in range(12):
         clock.advance(minutes=30)
-        for _job, period in runner.due_retries(deps.store, clock()):
+        for _job, period in runs.due_retries(deps.store, clock()):
             runner.run_period(deps, job, period)
 
-    record = runner.get_run(deps.store, "cody-daily", "2026-11-22")
+    record = runs.get_run(deps.store, "cody-daily", "2026-11-22")
     assert record.status == RunStatus.SKIPPED
     assert "not ready by the end of the day" in record.detail
     assert len([p for p in channel_posts(slack) if "late" in p["text"]]) == 1
@@ -366,7 +366,7 @@ def test_data_never_ready_is_skipped_at_the_end_of_the_day_and_the_owner_told(de
     assert "not posted" in owner_messages(slack)[0]
     # Once skipped, the sweep leaves it alone.
     clock.advance(hours=1)
-    assert runner.due_retries(deps.store, clock()) == []
+    assert runs.due_retries(deps.store, clock()) == []
 
 
 def test_a_failing_build_is_retried_then_reported_to_the_owner(deps, slack, clock):
@@ -375,12 +375,12 @@ def test_a_failing_build_is_retried_then_reported_to_the_owner(deps, slack, cloc
     statuses = [runner.run_period(deps, job, "2026-11-22").status]
     for _ in range(6):
         clock.advance(minutes=30)
-        for _job, period in runner.due_retries(deps.store, clock()):
+        for _job, period in runs.due_retries(deps.store, clock()):
             statuses.append(runner.run_period(deps, job, period).status)
 
     # Retried every 30 min for the 2 h give-up window (08:00 ... 10:00), then reported.
     assert statuses == [RunStatus.WAITING] * 4 + [RunStatus.FAILED]
-    record = runner.get_run(deps.store, "cody-daily", "2026-11-22")
+    record = runs.get_run(deps.store, "cody-daily", "2026-11-22")
     assert "GitHub is not answering" in record.detail
     assert owner_messages(slack) == [
         ":warning: Cody Pro daily for 2026-11-22 was not posted: GitHub is not answering"
@@ -433,7 +433,7 @@ def test_a_manual_run_reports_errors_to_the_person_running_it(deps, slack):
     with pytest.raises(DatabotError, match="GitHub is not answering"):
         runner.run_period(deps, job, "2026-11-22", manual=True)
     assert owner_messages(slack) == []
-    assert runner.get_run(deps.store, "cody-daily", "2026-11-22").status == RunStatus.FAILED
+    assert runs.get_run(deps.store, "cody-daily", "2026-11-22").status == RunStatus.FAILED
 
 
 def test_record_lists_newest_first(deps, clock):
@@ -441,7 +441,7 @@ def test_record_lists_newest_first(deps, clock):
     runner.run_period(deps, job, "2026-11-21")
     clock.advance(minutes=1)
     runner.run_period(deps, job, "2026-11-22")
-    assert [r.period for r in runner.list_runs(deps.store)] == ["2026-11-22", "2026-11-21"]
+    assert [r.period for r in runs.list_runs(deps.store)] == ["2026-11-22", "2026-11-21"]
 
 
 def test_stored_times_are_utc(deps, clock):
@@ -456,12 +456,12 @@ def test_a_run_that_lost_its_lease_while_building_does_not_post(deps, slack, clo
         def build(self, deps_, period):
             # The build outlives the lease and another process takes the run over.
             clock.advance(minutes=16)
-            assert runner.claim(deps_.store, "cody-daily", period, clock()) is not None
+            assert runs.claim(deps_.store, "cody-daily", period, clock()) is not None
             return super().build(deps_, period)
 
     runner.run_period(deps, SlowJob(), "2026-11-22")
     assert channel_posts(slack) == []
-    assert runner.get_run(deps.store, "cody-daily", "2026-11-22").attempts == 2
+    assert runs.get_run(deps.store, "cody-daily", "2026-11-22").attempts == 2
 
 
 @pytest.mark.parametrize(
@@ -487,11 +487,11 @@ def test_a_build_slower_than_its_lease_leaves_the_run_it_lost_alone(
 
     late = runner.run_period(deps, SlowJob(), "2026-11-22")
 
-    record = runner.get_run(deps.store, "cody-daily", "2026-11-22")
+    record = runs.get_run(deps.store, "cody-daily", "2026-11-22")
     assert record.status == RunStatus.POSTED and late.status == RunStatus.POSTED
     assert [p["text"] for p in channel_posts(slack)] == ["Cody Pro: 120 active subscribers"]
     assert owner_messages(slack) == []
-    assert runner.due_retries(deps.store, clock() + dt.timedelta(hours=1)) == []
+    assert runs.due_retries(deps.store, clock() + dt.timedelta(hours=1)) == []
 
 
 def _raise_or_return(answer):
@@ -515,7 +515,7 @@ def test_posts_listing_says_why_a_run_failed(deps, slack):
     slack.fail_next("chat.postMessage", "not_in_channel")
     runner.run_period(deps, ScriptedJob(), "2026-11-22")
     runner.run_period(deps, ScriptedJob(), "2026-11-23")
-    lines = render_runs(runner.list_runs(deps.store), PT).splitlines()
+    lines = render_runs(runs.list_runs(deps.store), PT).splitlines()
     by_period = {line.split()[3]: line for line in lines[1:]}  # WHEN is two words
     failed, posted = by_period["2026-11-22"], by_period["2026-11-23"]
     assert "failed" in failed and failed.endswith("Slack said not_in_channel")

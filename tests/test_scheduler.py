@@ -17,10 +17,10 @@ from slack_sdk import WebClient
 from bot import tables
 from bot.deps import Deps
 from bot.ids import Job
-from bot.scheduling import runner
+from bot.scheduling import runs
 from bot.scheduling.clock import Clock, fire_times, scheduled_entries
 from bot.scheduling.job import NotReady, Post
-from bot.scheduling.runner import RunStatus
+from bot.scheduling.runs import RunStatus
 from bot.settings import Settings, utc_now
 from sandbox.slack_api import FakeSlack
 
@@ -146,7 +146,7 @@ def test_after_a_crash_the_sweep_does_not_repost_to_a_channel_it_cannot_read(dep
         Clock(deps, [WeeklyReport()]).tick()
 
     assert posts(slack) == ["Weekly report 2026-11-23"]
-    record = runner.get_run(deps.store, "sprint-digest", "2026-11-23")
+    record = runs.get_run(deps.store, "sprint-digest", "2026-11-23")
     assert record.status == RunStatus.FAILED and "may have been posted" in record.detail
     [told] = [m["text"] for m in slack.messages("U0OWNER")]
     assert "Check #analytics" in told
@@ -167,7 +167,7 @@ def test_a_run_missed_by_more_than_the_grace_period_is_skipped_with_a_log_line(
     Clock(deps, [WeeklyReport()]).tick()
 
     assert posts(slack) == []
-    record = runner.get_run(deps.store, "sprint-digest", "2026-11-23")
+    record = runs.get_run(deps.store, "sprint-digest", "2026-11-23")
     assert record.status == RunStatus.SKIPPED
     assert "missed" in record.detail and "Mon Nov 23 09:00" in record.detail
     assert any("skipped" in r.getMessage() for r in caplog.records)
@@ -183,7 +183,7 @@ def test_grace_is_measured_from_the_scheduled_time(deps, slack, clock):
     clock.set(pacific(2026, 11, 23, 10, 1))
     Clock(deps, [WeeklyReport()]).tick()
     assert posts(slack) == []
-    assert runner.get_run(deps.store, "sprint-digest", "2026-11-23").status == "skipped"
+    assert runs.get_run(deps.store, "sprint-digest", "2026-11-23").status == "skipped"
 
 
 def test_waiting_runs_are_retried_by_the_clock(deps, slack, clock):
@@ -260,7 +260,7 @@ def test_two_clock_processes_on_postgres_post_each_period_once(postgres_store, s
 
     texts = posts(slack)
     assert texts and len(texts) == len(set(texts))  # one post per minute-period, never two
-    recorded = [r for r in runner.list_runs(postgres_store) if r.status == RunStatus.POSTED]
+    recorded = [r for r in runs.list_runs(postgres_store) if r.status == RunStatus.POSTED]
     assert len(recorded) == len(texts)
     # The clock that lost a claim never even built the message.
     assert sum(j.builds for j in jobs) + restarted.jobs[0].builds == len(texts)

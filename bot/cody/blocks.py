@@ -1,8 +1,8 @@
-"""Block Kit for the Cody Pro numbers: the daily post and the /metric cody_pro summary.
+"""Block Kit for the Cody Pro daily post.
 
-All wording users read about Cody Pro lives here. Builders are pure: a CodyReport in,
-(fallback text, blocks) out. The fallback text carries the headline numbers and the
-sparkline, so notifications and clients without images still show the trend.
+All wording users read in the post lives here. Builders are pure: a CodyReport in, a
+Message out. The fallback text carries the headline numbers and the sparkline, so
+notifications and clients without images still show the trend.
 
 `show_revenue=False` (the post's channel is not in REVENUE_CHANNELS): no revenue figure
 anywhere, neither in the blocks nor in the fallback text; one line says why.
@@ -11,8 +11,10 @@ anywhere, neither in the blocks nor in the fallback text; one line says why.
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 
 from slack_sdk.models.blocks import (
+    Block,
     ContextBlock,
     DividerBlock,
     HeaderBlock,
@@ -118,9 +120,9 @@ REVENUE_HIDDEN = (
 )
 
 
-def _source_line(report: CodyReport, *, chart: bool, show_revenue: bool) -> str:
+def _source_line(report: CodyReport, *, show_revenue: bool) -> str:
     synced = f", synced through {fmt_time(report.synced_through)}" if report.synced_through else ""
-    chart_note = " Chart attached." if chart else ""
+    chart_note = " Chart attached."  # the job uploads the trend chart with every post
     if not show_revenue:
         return f"Source: SSC ({', '.join(SSC_TABLES)}){synced}. Dates in Pacific time.{chart_note}"
     return (
@@ -130,9 +132,9 @@ def _source_line(report: CodyReport, *, chart: bool, show_revenue: bool) -> str:
     )
 
 
-def _blocks(report: CodyReport, title: str, *, chart: bool, show_revenue: bool) -> list[dict]:
+def _blocks(report: CodyReport, title: str, *, show_revenue: bool) -> list[dict[str, Any]]:
     day = report.day
-    blocks = [HeaderBlock(text=title)]
+    blocks: list[Block] = [HeaderBlock(text=title)]
     for warning in report.warnings:
         blocks.append(SectionBlock(text=MarkdownTextObject(text=f":warning: *Unusual:* {warning}")))
     net_today = fmt_signed(day.net_change)
@@ -173,7 +175,7 @@ def _blocks(report: CodyReport, title: str, *, chart: bool, show_revenue: bool) 
     reconciliation = _reconciliation_line(report)
     if reconciliation:
         blocks.append(SectionBlock(text=MarkdownTextObject(text=reconciliation)))
-    source = _source_line(report, chart=chart, show_revenue=show_revenue)
+    source = _source_line(report, show_revenue=show_revenue)
     blocks.append(ContextBlock(elements=[MarkdownTextObject(text=source)]))
     if not show_revenue:
         blocks.append(ContextBlock(elements=[MarkdownTextObject(text=REVENUE_HIDDEN)]))
@@ -203,5 +205,5 @@ def build_cody_daily_message(report: CodyReport, *, show_revenue: bool = True) -
     lead = f"Cody Pro for {fmt_day(report.day.date)}"
     return Message(
         text=_fallback_text(report, lead, show_revenue=show_revenue),
-        blocks=_blocks(report, title, chart=True, show_revenue=show_revenue),
+        blocks=_blocks(report, title, show_revenue=show_revenue),
     )

@@ -1,8 +1,9 @@
-"""Cody Pro subscriber numbers (issue #7): the daily post and the on-demand summary.
+"""Cody Pro subscriber numbers (issue #7) for the daily post.
 
 Every number comes from the one definition, bot/sql/cody_pro_daily.sql (DOMAIN.md's
-table, one row per Pacific date). This module only decides *which* dates to read, whether
-the source is complete enough to read them, and what to compare and flag:
+table, one row per Pacific date), which `/metric cody_pro` reads too. This module only
+decides *which* dates to read, whether the source is complete enough to read them, and
+what to compare and flag:
 
 - readiness: SSC data for Pacific date D is complete only when `ssc.sync_status` says
   every table we read is synced through the start of D+1 (Pacific). Before that the job

@@ -32,8 +32,9 @@ from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
 from bot.errors import InputError
-from bot.scheduling import runner
+from bot.scheduling import runner, runs
 from bot.scheduling.job import JobOptions, ScheduledJob
+from bot.scheduling.runs import RunRecord
 
 if TYPE_CHECKING:
     from bot.deps import Deps
@@ -82,7 +83,7 @@ def fire_times(trigger: CronTrigger, start: dt.datetime, end: dt.datetime) -> It
         fire = trigger.get_next_fire_time(fire, fire + dt.timedelta(seconds=1))
 
 
-def run_due(deps: Deps, entry: Entry) -> list[runner.RunRecord]:
+def run_due(deps: Deps, entry: Entry) -> list[RunRecord]:
     """Run every period of `entry` that is due now and not yet recorded; record the latest
     one missed by more than the grace period as skipped."""
     now = deps.now()
@@ -93,14 +94,14 @@ def run_due(deps: Deps, entry: Entry) -> list[runner.RunRecord]:
         period = entry.job.period_for(fire, tz)
         if period is not None:
             latest_fire[period] = fire  # the last fire naming a period counts
-    done: list[runner.RunRecord] = []
+    done: list[RunRecord] = []
     missed: tuple[str, dt.datetime] | None = None
     for period, fire in sorted(latest_fire.items(), key=lambda item: item[1]):
         late = now - fire
         if late > entry.opts.grace:
             missed = (period, fire)
             continue
-        if runner.get_run(deps.store, entry.name, period) is not None:
+        if runs.get_run(deps.store, entry.name, period) is not None:
             continue  # done, or in progress / waiting: the sweep handles retries
         if late > dt.timedelta(minutes=2):
             logger.info("%s %s: catching up a run missed by %s", entry.name, period, _ago(late))
@@ -109,21 +110,21 @@ def run_due(deps: Deps, entry: Entry) -> list[runner.RunRecord]:
             done.append(record)
     if missed:
         period, fire = missed
-        if runner.get_run(deps.store, entry.name, period) is None:
+        if runs.get_run(deps.store, entry.name, period) is None:
             detail = (
                 f"missed: due {fire.astimezone(tz):%a %b %d %H:%M %Z}; the clock came back "
                 f"{_ago(now - fire)} later (grace {_ago(entry.opts.grace)})"
             )
-            if runner.record_skipped(deps.store, entry.name, period, now, detail):
+            if runs.record_skipped(deps.store, entry.name, period, now, detail):
                 logger.warning("%s %s skipped: %s", entry.name, period, detail)
     return done
 
 
-def sweep(deps: Deps, jobs: list[ScheduledJob]) -> list[runner.RunRecord]:
+def sweep(deps: Deps, jobs: list[ScheduledJob]) -> list[RunRecord]:
     """Retry runs whose retry time has come or whose process died (lease expired)."""
     by_name = {str(j.id): j for j in jobs}
     done = []
-    for name, period in runner.due_retries(deps.store, deps.now()):
+    for name, period in runs.due_retries(deps.store, deps.now()):
         job = by_name.get(name)
         if job is None:
             continue  # a job this deployment no longer has
@@ -158,16 +159,16 @@ class Clock:
             timezone=deps.settings.tz,
         )
 
-    def tick(self) -> list[runner.RunRecord]:
+    def tick(self) -> list[RunRecord]:
         """One pass of everything the clock does, at deps.now(): due runs, catch-up,
         retries. APScheduler calls it; tests call it after moving the clock."""
-        done: list[runner.RunRecord] = []
+        done: list[RunRecord] = []
         for entry in self.entries:
             done += self._guarded(run_due, entry)
         done += self._guarded(sweep, self.jobs)
         return done
 
-    def _guarded(self, func, arg) -> list[runner.RunRecord]:
+    def _guarded(self, func, arg) -> list[RunRecord]:
         # One job's bug must not stop the clock or the other jobs.
         try:
             return func(self.deps, arg)

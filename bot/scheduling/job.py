@@ -1,9 +1,10 @@
-"""Scheduled jobs: what a job is, what it hands the runner, and the registry of all jobs.
+"""Scheduled jobs, the types only: what a job is and what it hands the runner.
 
 A job only decides *which period is due* (`period_for`) and *what to post* (`build`); it never
-posts. The runner (bot/runner.py) claims (job, period) in the state store first, so a post
-goes out once per period however many clock processes, restarts or manual runs there are.
-The clock (bot/scheduler.py) decides *when* to ask, from the cron string in settings.
+posts. The runner (bot/scheduling/runner.py) claims (job, period) in the state store first, so
+a post goes out once per period however many clock processes, restarts or manual runs there
+are. The clock (bot/scheduling/clock.py) decides *when* to ask, from the cron string in
+settings.
 
 Registering a job (another feature):
 1. add a member to `bot.ids.Job` (its value is the `databot post JOB` name);

@@ -1,12 +1,13 @@
 """Runs a scheduled job for one period, exactly once: claim -> build -> post -> record.
 
-The `scheduled_runs` row, keyed (job, period), is claimed with an INSERT that fails on
-conflict before anything is built or posted, so two clock processes, a restart or a manual
-`databot post` racing the clock cannot post twice. A claim carries a lease: a run whose
-process died mid-way (status running, lease expired) is taken over by the next sweep, after
-checking Slack for a message it may already have posted (the message carries the key in its
-metadata). Retries (NotReady, failed builds) keep the row in `waiting` with `lease_until` as
-the next attempt time; a conditional UPDATE hands each retry to exactly one process.
+The `scheduled_runs` row (bot/scheduling/runs.py), keyed (job, period), is claimed with an
+INSERT that fails on conflict before anything is built or posted, so two clock processes, a
+restart or a manual `databot post` racing the clock cannot post twice. A claim carries a
+lease: a run whose process died mid-way (status running, lease expired) is taken over by the
+next sweep, after checking Slack for a message it may already have posted (the message
+carries the key in its metadata). Retries (NotReady, failed builds) keep the row in
+`waiting` with `lease_until` as the next attempt time; a conditional UPDATE hands each retry
+to exactly one process.
 
 Before posting, the run records the conversation ID it posts to (a configured `#name` is
 resolved with conversations.list, cached in `kv`): Slack's history method takes only IDs.
@@ -15,8 +16,8 @@ so recovery checks Slack before posting again; a run that cannot check (e.g. the
 posts to a public channel it was never invited to, so it may not read it) is not re-posted
 blindly: it is recorded as failed with "may have been posted" and the owner is told.
 
-Every write of an outcome is fenced by `attempts`: a process that outlived its lease (slow
-build) leaves alone a run another process took over.
+Every write of an outcome is fenced by `attempts` (`runs.finish`): a process that outlived
+its lease (slow build) leaves alone a run another process took over.
 
 A run that cannot post tells the owner (settings.owner_channel); every outcome is in the
 table, which `databot posts` lists.
@@ -26,17 +27,14 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from dataclasses import dataclass
-from enum import StrEnum
 from typing import TYPE_CHECKING
 
-import sqlalchemy as sa
 from slack_sdk.errors import SlackApiError
-from sqlalchemy.exc import IntegrityError
 
-from bot import tables
 from bot.errors import DatabotError
+from bot.scheduling import runs
 from bot.scheduling.job import JobOptions, NotReady, Post, ScheduledJob, Skip
+from bot.scheduling.runs import LEASE, NOTICE_SUFFIX, RunRecord, RunStatus
 from bot.slack_channels import (
     CONVERSATION_ID,
     HistoryTooLong,
@@ -49,216 +47,11 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-# Longer than any build + post takes; a run still "running" after this died with its process.
-LEASE = dt.timedelta(minutes=15)
 METADATA_EVENT = "databot_scheduled_post"
-NOTICE_SUFFIX = ":notice"
-DETAIL_MAX = 500
-# A #name -> conversation ID lookup is reused for this long (channels are rarely renamed;
-# a rename is picked up within a day).
 # Slack errors after which a later check may succeed: keep the run and check again.
 _TRANSIENT_ERRORS = frozenset(
     {"ratelimited", "internal_error", "fatal_error", "service_unavailable"}
 )
-
-
-class RunStatus(StrEnum):
-    RUNNING = "running"  # claimed; a process is building/posting it (lease_until bounds it)
-    WAITING = "waiting"  # not ready / build failed; next attempt at lease_until
-    POSTED = "posted"
-    SKIPPED = "skipped"  # missed beyond the grace period, or never became ready
-    FAILED = "failed"  # could not post; the owner was told
-
-
-FINAL = frozenset({RunStatus.POSTED, RunStatus.SKIPPED, RunStatus.FAILED})
-
-
-@dataclass(frozen=True)
-class RunRecord:
-    job: str
-    period: str
-    status: RunStatus
-    channel: str | None
-    ts: str | None
-    permalink: str | None
-    detail: str | None
-    attempts: int
-    lease_until: dt.datetime | None
-    created_at: dt.datetime
-    updated_at: dt.datetime
-
-    @classmethod
-    def from_row(cls, row) -> RunRecord:
-        data = dict(row._mapping)
-        data["status"] = RunStatus(data["status"])
-        return cls(**data)
-
-
-# --- the table -------------------------------------------------------------------------
-
-
-def _key(job: str, period: str):
-    t = tables.scheduled_runs
-    return sa.and_(t.c.job == job, t.c.period == period)
-
-
-def get_run(store, job: str, period: str) -> RunRecord | None:
-    with store.engine.connect() as connection:
-        row = connection.execute(sa.select(tables.scheduled_runs).where(_key(job, period))).first()
-    return RunRecord.from_row(row) if row else None
-
-
-def list_runs(store, *, job: str | None = None, limit: int = 50) -> list[RunRecord]:
-    t = tables.scheduled_runs
-    query = sa.select(t).order_by(t.c.created_at.desc(), t.c.job, t.c.period).limit(limit)
-    if job:
-        query = query.where(t.c.job == job)
-    with store.engine.connect() as connection:
-        return [RunRecord.from_row(r) for r in connection.execute(query)]
-
-
-def claim(
-    store,
-    job: str,
-    period: str,
-    now: dt.datetime,
-    *,
-    retake: frozenset[RunStatus] = frozenset(),
-) -> tuple[RunRecord, RunStatus | None] | None:
-    """Take (job, period) for this process. Returns (record, status it had before: None if
-    new) or None when another process has it or it is done.
-
-    A new key is claimed by INSERT (the primary key decides under concurrency). An existing
-    one only if it is running/waiting with an expired lease, or in `retake` (a manual re-run
-    of a failed or skipped period); the conditional UPDATE lets one process through.
-    """
-    t = tables.scheduled_runs
-    try:
-        with store.engine.begin() as connection:
-            connection.execute(
-                t.insert().values(
-                    job=job,
-                    period=period,
-                    status=RunStatus.RUNNING,
-                    attempts=1,
-                    lease_until=now + LEASE,
-                    created_at=now,
-                    updated_at=now,
-                )
-            )
-        return get_run(store, job, period), None
-    except IntegrityError:
-        pass
-    before = get_run(store, job, period)
-    if before is None:  # pragma: no cover - rows are never deleted
-        return None
-    expired = sa.and_(
-        t.c.status.in_([RunStatus.RUNNING, RunStatus.WAITING]), t.c.lease_until <= now
-    )
-    condition = sa.or_(expired, t.c.status.in_(list(retake))) if retake else expired
-    with store.engine.begin() as connection:
-        taken = connection.execute(
-            t.update()
-            .where(_key(job, period), condition)
-            .values(
-                status=RunStatus.RUNNING,
-                attempts=t.c.attempts + 1,
-                lease_until=now + LEASE,
-                updated_at=now,
-            )
-        ).rowcount
-    if not taken:
-        return None
-    return get_run(store, job, period), before.status
-
-
-def _record(store, job: str, period: str, now: dt.datetime, **values) -> RunRecord:
-    if values.get("detail"):
-        values["detail"] = str(values["detail"])[:DETAIL_MAX]
-    with store.engine.begin() as connection:
-        connection.execute(
-            tables.scheduled_runs.update().where(_key(job, period)).values(updated_at=now, **values)
-        )
-    return get_run(store, job, period)
-
-
-def _still_ours(store, record: RunRecord, now: dt.datetime, **values) -> bool:
-    """Renew our lease (and write `values`) only if no other process took the run over
-    since we claimed it: `attempts` is the fencing token (a takeover increments it)."""
-    t = tables.scheduled_runs
-    with store.engine.begin() as connection:
-        updated = connection.execute(
-            t.update()
-            .where(
-                _key(record.job, record.period),
-                t.c.status == RunStatus.RUNNING,
-                t.c.attempts == record.attempts,
-            )
-            .values(lease_until=now + LEASE, updated_at=now, **values)
-        ).rowcount
-    return updated == 1
-
-
-def _finish(store, record: RunRecord, now: dt.datetime, **values) -> RunRecord | None:
-    """Write this attempt's outcome only if the run is still ours (same fencing as
-    `_still_ours`); None when another process took it over (it may have posted since)."""
-    if values.get("detail"):
-        values["detail"] = str(values["detail"])[:DETAIL_MAX]
-    t = tables.scheduled_runs
-    with store.engine.begin() as connection:
-        updated = connection.execute(
-            t.update()
-            .where(
-                _key(record.job, record.period),
-                t.c.status == RunStatus.RUNNING,
-                t.c.attempts == record.attempts,
-            )
-            .values(updated_at=now, **values)
-        ).rowcount
-    if not updated:
-        logger.warning(
-            "%s %s: another process took this run over; leaving its record alone",
-            record.job,
-            record.period,
-        )
-        return None
-    return get_run(store, record.job, record.period)
-
-
-def record_skipped(store, job: str, period: str, now: dt.datetime, detail: str) -> bool:
-    """Record a period that will not be posted (e.g. missed beyond grace). False if the
-    period already has a row (another clock ran or skipped it)."""
-    try:
-        with store.engine.begin() as connection:
-            connection.execute(
-                tables.scheduled_runs.insert().values(
-                    job=job,
-                    period=period,
-                    status=RunStatus.SKIPPED,
-                    detail=detail[:DETAIL_MAX],
-                    attempts=0,
-                    created_at=now,
-                    updated_at=now,
-                )
-            )
-    except IntegrityError:
-        return False
-    return True
-
-
-def due_retries(store, now: dt.datetime) -> list[tuple[str, str]]:
-    """(job, period) of runs waiting for a retry, or abandoned by a dead process."""
-    t = tables.scheduled_runs
-    query = sa.select(t.c.job, t.c.period).where(
-        t.c.status.in_([RunStatus.RUNNING, RunStatus.WAITING]),
-        t.c.lease_until <= now,
-        t.c.period.not_like(f"%{NOTICE_SUFFIX}"),
-    )
-    with store.engine.connect() as connection:
-        return [(r.job, r.period) for r in connection.execute(query)]
-
-
-# --- running ---------------------------------------------------------------------------
 
 
 def run_period(
@@ -267,13 +60,13 @@ def run_period(
     """Run `job` for `period` unless it is done or another process has it.
 
     Returns the record as this run left it, or None when it was not ours to run (the caller
-    can read the current record with `get_run`). `manual` (databot post) may re-run a
+    can read the current record with `runs.get_run`). `manual` (databot post) may re-run a
     period that failed or was skipped, and reports errors to the person instead of the owner.
     """
     name = str(job.id)
     now = deps.now()
     retake = frozenset({RunStatus.FAILED, RunStatus.SKIPPED}) if manual else frozenset()
-    claimed = claim(deps.store, name, period, now, retake=retake)
+    claimed = runs.claim(deps.store, name, period, now, retake=retake)
     if claimed is None:
         return None
     record, before = claimed
@@ -284,13 +77,13 @@ def run_period(
         # post timed out, or (rows written before this check existed) a timeout was
         # recorded as failed. Look before posting again.
         try:
-            found = _find_posted(deps, record)
+            found = _find_posted(deps, record, record.channel)
         except _CannotCheck as exc:
             return _cannot_check(deps, opts, record, exc, manual=manual)
         if found is not None:
             channel, ts = found
             logger.info("%s %s was posted before a crash; recording it", name, period)
-            return _record(
+            return runs.record(
                 deps.store,
                 name,
                 period,
@@ -312,7 +105,7 @@ def run_period(
         return _not_ready(deps, job, opts, record, result, manual=manual)
     if isinstance(result, Skip):
         logger.info("%s %s: nothing to post (%s)", name, period, result.reason)
-        rec = _finish(
+        rec = runs.finish(
             deps.store,
             record,
             deps.now(),
@@ -321,7 +114,7 @@ def run_period(
             channel=None,
             detail=f"nothing to post: {result.reason}",
         )
-        return rec or get_run(deps.store, name, period)
+        return rec or runs.read_run(deps.store, name, period)
     return _post(deps, job, opts, record, result, manual=manual)
 
 
@@ -347,7 +140,7 @@ def _build_failed(deps, job, opts, record, exc, *, manual) -> RunRecord:
     # Transient failures (GitHub, the warehouse) get the same window as late data.
     give_up_at = min(record.created_at + opts.give_up_after, _end_of_day(deps, record.created_at))
     if not manual and next_at <= give_up_at:
-        rec = _finish(
+        rec = runs.finish(
             deps.store,
             record,
             now,
@@ -356,7 +149,7 @@ def _build_failed(deps, job, opts, record, exc, *, manual) -> RunRecord:
             channel=None,
             detail=f"attempt {record.attempts} failed: {reason}; retrying",
         )
-        return rec or get_run(deps.store, name, period)
+        return rec or runs.read_run(deps.store, name, period)
     return _fail(
         deps,
         opts,
@@ -375,7 +168,7 @@ def _not_ready(deps, job, opts, record, result: NotReady, *, manual) -> RunRecor
     end_of_day = _end_of_day(deps, record.created_at)
     next_at = min(now + opts.retry_every, end_of_day)
     if now >= end_of_day:
-        rec = _finish(
+        rec = runs.finish(
             deps.store,
             record,
             now,
@@ -385,7 +178,7 @@ def _not_ready(deps, job, opts, record, result: NotReady, *, manual) -> RunRecor
             detail=f"not ready by the end of the day: {result.reason}",
         )
         if rec is None:
-            return get_run(deps.store, name, period)
+            return runs.read_run(deps.store, name, period)
         tell_owner(
             deps,
             f"{opts.title} for {period} was not posted: the data was not ready "
@@ -394,7 +187,7 @@ def _not_ready(deps, job, opts, record, result: NotReady, *, manual) -> RunRecor
         return rec
     # Recorded before the notice: a run taken over meanwhile may have posted the numbers,
     # and a "late" notice after them would be wrong.
-    rec = _finish(
+    rec = runs.finish(
         deps.store,
         record,
         now,
@@ -404,7 +197,7 @@ def _not_ready(deps, job, opts, record, result: NotReady, *, manual) -> RunRecor
         detail=f"not ready: {result.reason}",
     )
     if rec is None:
-        return get_run(deps.store, name, period)
+        return runs.read_run(deps.store, name, period)
     if now >= give_up_at:
         _post_notice_once(deps, job, opts, period, result)
     logger.info("%s %s not ready (%s); next try %s", name, period, result.reason, next_at)
@@ -414,11 +207,11 @@ def _not_ready(deps, job, opts, record, result: NotReady, *, manual) -> RunRecor
 def _post_notice_once(deps, job, opts, period: str, result: NotReady) -> None:
     name, now = str(job.id), deps.now()
     notice_period = period + NOTICE_SUFFIX
-    if claim(deps.store, name, notice_period, now) is None:
+    if runs.claim(deps.store, name, notice_period, now) is None:
         return
     channel = result.channel or getattr(job, "channel", None) or deps.settings.owner_channel
     if not channel:
-        _record(
+        runs.record(
             deps.store,
             name,
             notice_period,
@@ -436,7 +229,7 @@ def _post_notice_once(deps, job, opts, period: str, result: NotReady) -> None:
         response = deps.slack.chat_postMessage(channel=channel, text=text, unfurl_links=False)
     except SlackApiError as exc:
         error = exc.response.get("error", "error")
-        _record(
+        runs.record(
             deps.store,
             name,
             notice_period,
@@ -447,7 +240,7 @@ def _post_notice_once(deps, job, opts, period: str, result: NotReady) -> None:
         )
         tell_owner(deps, f"The 'late' notice for {opts.title} {period} failed: Slack said {error}.")
         return
-    _record(
+    runs.record(
         deps.store,
         name,
         notice_period,
@@ -468,9 +261,9 @@ def _post(deps, job, opts, record, post: Post, *, manual) -> RunRecord:
     target = _target_channel(deps, post.channel)
     # Written before posting: if this process dies mid-post, the next one knows where to
     # look for the message before posting again.
-    if not _still_ours(deps.store, record, deps.now(), channel=target[:50]):
+    if not runs.still_ours(deps.store, record, deps.now(), channel=target[:50]):
         logger.warning("%s %s: another process took this run over; not posting", name, period)
-        return get_run(deps.store, name, period)
+        return runs.read_run(deps.store, name, period)
     try:
         response = deps.slack.chat_postMessage(
             channel=target,
@@ -516,7 +309,7 @@ def _post(deps, job, opts, record, post: Post, *, manual) -> RunRecord:
             )
             detail = f"posted, but attaching the files failed ({error})"
             tell_owner(deps, f"{opts.title} for {period}: {detail}.")
-    rec = _record(
+    rec = runs.record(
         deps.store,
         name,
         period,
@@ -552,7 +345,7 @@ def _fail(
     """Record the run as failed, if it is still ours, and tell a person: the one running
     `databot post` by hand (an error), or the owner. The channel is cleared: a re-run
     posts without looking for an earlier message first."""
-    rec = _finish(
+    rec = runs.finish(
         deps.store,
         record,
         deps.now(),
@@ -562,7 +355,7 @@ def _fail(
         detail=detail,
     )
     if rec is None:
-        return get_run(deps.store, record.job, record.period)
+        return runs.read_run(deps.store, record.job, record.period)
     if manual:
         raise DatabotError(f"{opts.title} for {record.period} {manual_text}") from cause
     tell_owner(deps, f"{opts.title} for {record.period} {owner_text}")
@@ -572,7 +365,7 @@ def _fail(
 def _post_unknown(deps, record, channel: str, reason: str) -> RunRecord:
     """The post may or may not be out. The run stays running with its channel, so when its
     lease expires the sweep (or `databot post`) checks Slack before posting again."""
-    rec = _finish(
+    rec = runs.finish(
         deps.store,
         record,
         deps.now(),
@@ -580,7 +373,7 @@ def _post_unknown(deps, record, channel: str, reason: str) -> RunRecord:
         f"checks {channel} and posts it only if it is not there",
     )
     logger.warning("%s %s: %s; will check Slack before retrying", record.job, record.period, reason)
-    return rec or get_run(deps.store, record.job, record.period)
+    return rec or runs.read_run(deps.store, record.job, record.period)
 
 
 class _CannotCheck(Exception):
@@ -598,13 +391,13 @@ def _cannot_check(deps, opts, record, exc: _CannotCheck, *, manual) -> RunRecord
     logger.warning("%s %s: could not check %s for an earlier post: %s", name, period, where, exc)
     if exc.transient and now < _end_of_day(deps, record.created_at):
         # Keep the run (and its claim's fresh lease): the sweep checks again later.
-        rec = _finish(
+        rec = runs.finish(
             deps.store,
             record,
             now,
             detail=f"could not check {where} for an earlier post ({exc.reason}); trying again",
         )
-        return rec or get_run(deps.store, name, period)
+        return rec or runs.read_run(deps.store, name, period)
     detail = (
         f"may have been posted: databot could not check {where} ({exc.reason}). "
         f"Check {where}; if it is not there, `databot post {name}` posts it."
@@ -648,20 +441,21 @@ def _permalink(deps, channel: str, ts: str) -> str | None:
         return None
 
 
-def _find_posted(deps, record: RunRecord) -> tuple[str, str] | None:
-    """(channel ID, ts) of the message an earlier attempt posted for this (job, period);
-    None when Slack's history shows there is none. Raises _CannotCheck when the history
-    cannot be read (then nobody knows, and posting again could duplicate it)."""
+def _find_posted(deps, record: RunRecord, recorded: str) -> tuple[str, str] | None:
+    """(channel ID, ts) of the message an earlier attempt posted for this (job, period) to
+    the channel it `recorded`; None when Slack's history shows there is none. Raises
+    _CannotCheck when the history cannot be read (then nobody knows, and posting again
+    could duplicate it)."""
     try:
         # Rows written before channels were resolved hold the configured #name.
-        channel = channel_id(deps, record.channel)
+        channel = channel_id(deps, recorded)
     except SlackApiError as exc:
         error = exc.response.get("error", "error")
         raise _CannotCheck(f"Slack said {error}", transient=error in _TRANSIENT_ERRORS) from exc
     except Exception as exc:
         raise _CannotCheck(f"could not reach Slack ({type(exc).__name__})", transient=True) from exc
     if channel is None:
-        raise _CannotCheck(f"{record.channel} is not a channel databot can list", transient=False)
+        raise _CannotCheck(f"{recorded} is not a channel databot can list", transient=False)
     try:
         ts = find_message_by_metadata(
             deps.slack,

@@ -1,4 +1,5 @@
-"""Block Kit for the sprint posts (digest, planning reminder, check-in). Pure: no I/O.
+"""Block Kit for the sprint posts (digest, planning reminder, check-in). Pure: no I/O;
+every builder takes the post's content (bot/sprints/content.py) and returns a Message.
 
 Slack's limits, enforced here in one place: a section's text is at most 3,000 characters,
 a header's 150, a message at most 50 blocks. Long lists are cut at whole lines and end
@@ -8,6 +9,7 @@ with "…and N more" linking the full GitHub search; titles are shortened at a w
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 from slack_sdk.models.blocks import (
     Block,
@@ -19,9 +21,9 @@ from slack_sdk.models.blocks import (
     SectionBlock,
 )
 
-from bot.slack_text import escape_mrkdwn
+from bot.slack_text import Message, escape_mrkdwn, truncate
 from bot.sprints.calendar import format_range
-from bot.sprints.jobs import (
+from bot.sprints.content import (
     CheckIn,
     IssueItem,
     IssueSet,
@@ -39,7 +41,11 @@ FALLBACK_MAX = 3000
 
 
 def shorten(text: str, limit: int) -> str:
-    """At most `limit` characters, cut at a word boundary with an ellipsis."""
+    """At most `limit` characters, cut at a word boundary with an ellipsis.
+
+    Not `bot.slack_text.truncate`, which cuts anywhere: a title here must stay one line of
+    a list (its whitespace is collapsed) and is cut between words, never inside one.
+    """
     text = " ".join(text.split())
     if len(text) <= limit:
         return text
@@ -82,7 +88,9 @@ def fit_lines(heading: str, lines: Sequence[tuple[str, bool]], hidden: int, more
     return "\n".join(out)
 
 
-def _grouped_lines(items: list[IssueItem], type_labels: list[str], skip: set[str]):
+def _grouped_lines(
+    items: list[IssueItem], type_labels: list[str], skip: set[str]
+) -> list[tuple[str, bool]]:
     lines: list[tuple[str, bool]] = []
     for name, members in group_by_type(items, type_labels, skip):
         lines.append((f"*{escape_mrkdwn(name[:1].upper() + name[1:])}* ({len(members)})", False))
@@ -90,7 +98,9 @@ def _grouped_lines(items: list[IssueItem], type_labels: list[str], skip: set[str
     return lines
 
 
-def _issue_section(heading: str, issues: IssueSet, lines, empty: str) -> SectionBlock:
+def _issue_section(
+    heading: str, issues: IssueSet, lines: Sequence[tuple[str, bool]], empty: str
+) -> SectionBlock:
     if not issues.items:
         return _section(f"{heading}\n{empty}")
     hidden = max(0, issues.total - len(issues.items))
@@ -98,7 +108,7 @@ def _issue_section(heading: str, issues: IssueSet, lines, empty: str) -> Section
 
 
 def _section(text: str) -> SectionBlock:
-    return SectionBlock(text=MarkdownTextObject(text=text[:SECTION_MAX]))
+    return SectionBlock(text=MarkdownTextObject(text=truncate(text, SECTION_MAX)))
 
 
 def _header(text: str) -> HeaderBlock:
@@ -106,10 +116,10 @@ def _header(text: str) -> HeaderBlock:
 
 
 def _context(text: str) -> ContextBlock:
-    return ContextBlock(elements=[MarkdownTextObject(text=text[:SECTION_MAX])])
+    return ContextBlock(elements=[MarkdownTextObject(text=truncate(text, SECTION_MAX))])
 
 
-def _render(blocks: list[Block]) -> list[dict]:
+def _render(blocks: list[Block]) -> list[dict[str, Any]]:
     return [b.to_dict() for b in blocks]  # to_dict() validates Slack's limits
 
 
@@ -117,8 +127,8 @@ def _plural(n: int, one: str, many: str | None = None) -> str:
     return f"{n:,} {one if n == 1 else (many or one + 's')}"
 
 
-def build_digest_message(d: SprintDigest) -> tuple[str, list[dict]]:
-    """(fallback text, blocks) of the Monday digest."""
+def build_digest_message(d: SprintDigest) -> Message:
+    """The Monday digest."""
     skip = {d.urgent_label.lower()}
     wins_n = d.wins.total
     plan_n = d.plan.total
@@ -197,10 +207,10 @@ def build_digest_message(d: SprintDigest) -> tuple[str, list[dict]]:
         f"{escape_mrkdwn(d.previous.name)}, {plan_n:,} planned ({len(unassigned)} unassigned), "
         f"{slipped_n:,} slipped, {d.urgent.total:,} urgent open."
     )
-    return text[:FALLBACK_MAX], _render(blocks)
+    return Message(text=truncate(text, FALLBACK_MAX), blocks=_render(blocks))
 
 
-def build_planning_message(r: PlanningReminder) -> tuple[str, list[dict]]:
+def build_planning_message(r: PlanningReminder) -> Message:
     starts = f"{r.sprint.start:%A %b} {r.sprint.start.day}"
     blocks: list[Block] = [
         _header(f":clipboard: Sprint planning: {r.sprint.name}"),
@@ -227,10 +237,10 @@ def build_planning_message(r: PlanningReminder) -> tuple[str, list[dict]]:
         f"Sprint planning for {escape_mrkdwn(r.sprint.name)} ({starts}): "
         f"{r.unassigned.total:,} unassigned and {r.untriaged.total:,} untriaged requests."
     )
-    return text, _render(blocks)
+    return Message(text=text, blocks=_render(blocks))
 
 
-def build_checkin_message(c: CheckIn) -> tuple[str, list[dict]]:
+def build_checkin_message(c: CheckIn) -> Message:
     since = f"{c.since:%A %b} {c.since.day}"
     blocks: list[Block] = [
         _header(f":mag: Mid-sprint check-in: {c.sprint.name}"),
@@ -247,4 +257,4 @@ def build_checkin_message(c: CheckIn) -> tuple[str, list[dict]]:
     ]
     name = escape_mrkdwn(c.sprint.name)
     text = f"Mid-sprint check-in for {name}: {c.stale.total:,} issues with no update."
-    return text, _render(blocks)
+    return Message(text=text, blocks=_render(blocks))

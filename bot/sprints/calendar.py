@@ -15,6 +15,10 @@ import logging
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from bot.settings import Settings
 
 logger = logging.getLogger(__name__)
 
@@ -92,7 +96,9 @@ class SprintCalendar:
     def source(self) -> str:
         return "milestones" if self.sprints else "anchor"
 
-    def _from_milestones(self, milestones: Iterable[MilestoneInfo], pattern) -> list[Sprint]:
+    def _from_milestones(
+        self, milestones: Iterable[MilestoneInfo], pattern: re.Pattern[str]
+    ) -> list[Sprint]:
         weeks = self.length_days // 7
         found: list[Sprint] = []
         for m in milestones:
@@ -160,7 +166,9 @@ class SprintCalendar:
         return self.previous(current), current, self.next(current)
 
 
-def calendar_from_settings(settings, milestones: Iterable[MilestoneInfo] = ()) -> SprintCalendar:
+def calendar_from_settings(
+    settings: Settings, milestones: Iterable[MilestoneInfo] = ()
+) -> SprintCalendar:
     return SprintCalendar(
         settings.sprint_anchor,
         settings.sprint_length_days,

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from bot.cody.job import CodyDailyJob
 from bot.cody.report import latest_complete_date
+from bot.scheduling import runner
 from bot.settings import REPORTING_TZ
 
 if TYPE_CHECKING:
@@ -46,8 +47,6 @@ def _at(day: dt.date, hour: int, minute: int = 0) -> dt.datetime:
 
 
 def run(h: DemoHarness) -> None:
-    from bot.scheduling import runner
-
     h.section("Cody Pro daily numbers (issue #7): a late export, a notice, then the numbers")
     deps = h.deps
     saved = deps.now, deps.warehouse, deps.settings

@@ -5,10 +5,9 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-from types import SimpleNamespace
 
 from bot.cli import render_post, render_runs
-from bot.scheduling import runner
+from bot.scheduling import runner, runs
 from bot.scheduling.clock import Clock
 from bot.sprints.calendar import SprintCalendar, render_sprints
 from bot.sprints.jobs import SprintDigestJob, SprintPlanningJob, load_calendar
@@ -75,29 +74,12 @@ def seed_sprint(github, settings, today: dt.date) -> tuple[str, str]:
     return last_name, this_name
 
 
-def _github_for(h):
-    if h.deps.github is not None:
-        return h.deps.github
-    # Before the GitHub gateway exists, talk to the fake directly the same way.
-    from github import Auth, Github
-
-    gh = Github(
-        base_url=h.github.url,
-        auth=Auth.Token("ghp_sandbox"),
-        seconds_between_requests=0,
-        seconds_between_writes=0,
-        per_page=100,
-        lazy=True,
-    )
-    return SimpleNamespace(gh=gh, repo=gh.get_repo(h.settings.github_repo))
-
-
 def run(h) -> None:
     h.section("Sprint digest: the calendar, a dry run, and the scheduled Monday post")
     settings = h.settings.model_copy(
         update={"sprint_plan_url": "https://github.com/orgs/acme/projects/7/views/3"}
     )
-    deps = dataclasses.replace(h.deps, settings=settings, github=_github_for(h), services={})
+    deps = dataclasses.replace(h.deps, settings=settings, services={})
     today = deps.today()
     seed_sprint(h.github, settings, today)
 
@@ -127,10 +109,10 @@ def run(h) -> None:
         clock.current = _at(current.start + dt.timedelta(days=day), hour, minute, settings.tz)
         for c in clocks:
             c.tick()
-        posted = [r for r in runner.list_runs(deps.store) if r.status == "posted"]
+        posted = [r for r in runs.list_runs(deps.store) if r.status == "posted"]
         local = clock.current.astimezone(settings.tz)
         h.say(f"{local:%a %b %d %H:%M %Z}: both clocks ticked; posts so far: {len(posted)}")
         h.show_new()
 
     h.say("$ databot posts   (did it go out?)")
-    print(render_runs(runner.list_runs(deps.store), settings.tz), file=h.out)
+    print(render_runs(runs.list_runs(deps.store), settings.tz), file=h.out)
