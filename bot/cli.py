@@ -49,6 +49,7 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
         if mode == "socket":
             from bot.app import build_socket_mode_handler
 
+            assert settings.slack_app_token is not None  # mode == "socket" means it is set
             handler = build_socket_mode_handler(app, settings.slack_app_token.get_secret_value())
             connect_socket_mode(handler)
             # Socket Mode still serves /healthz and the GitHub webhook over HTTP.

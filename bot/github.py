@@ -245,6 +245,8 @@ class GitHubGateway:
             if entry.type != "file" or not entry.name.endswith((".yml", ".yaml")):
                 continue
             content = self.repo.get_contents(entry.path)
+            if isinstance(content, list):  # a directory named like a form: not a form
+                continue
             files[entry.name] = content.decoded_content.decode("utf-8", errors="replace")
         return files
 

@@ -22,7 +22,7 @@ METHOD_SCOPES: dict[str, str | None] = {
     "conversations_replies": "channels:history",  # groups:history for private channels
     "conversations_history": "channels:history",
     "conversations_open": "im:write",
-    # Scheduled posts resolve a configured #name to the ID history needs (bot/runner.py).
+    # Scheduled posts resolve a configured #name to the ID history needs (bot/scheduling/runner.py).
     "conversations_list": "channels:read",  # groups:read for private channels
     "conversations_info": "channels:read",
     "users_info": "users:read",

@@ -173,7 +173,7 @@ class Settings(BaseSettings):
         "this many hours.",
     )
 
-    # --- Scheduler and sprints (bot/scheduler.py, bot/sprints.py, bot/digest.py) --------
+    # --- Scheduler and sprints (bot/scheduling/, bot/sprints/) ---------------------------
     job_schedules: dict[str, str] = Field(
         default_factory=dict,
         description="Cron strings (minute hour day month weekday, in TIMEZONE) per job id, "
@@ -255,7 +255,7 @@ class Settings(BaseSettings):
             raise ValueError("sprint length must be a whole number of weeks (7, 14, 21 ...)")
         return value
 
-    # --- Cody Pro daily numbers (bot/cody_pro.py) -------------------------------------
+    # --- Cody Pro daily numbers (bot/cody/) ------------------------------------------
     cody_channel: str = Field(
         "#cody-pro-metrics",
         description="Channel for the daily Cody Pro post; prefer its id (C...): Slack's "

@@ -140,23 +140,6 @@ GATEWAYS = {
 }
 
 
-# Features still being moved into the layout; their offences are tolerated until the move
-# lands, and each move deletes its line (one per line, so moves merge without conflict).
-UNMOVED = {
-    # -
-    # -
-    # -
-}
-
-
-def _moved(offenders: list) -> list:
-    return [
-        o
-        for o in offenders
-        if not any(f"bot.{f}." in str(o) or f"bot/{f}/" in str(o) for f in UNMOVED)
-    ]
-
-
 @functools.cache
 def graph():
     return grimp.build_graph(
@@ -216,7 +199,7 @@ def _cycles() -> list[list[str]]:
 
 
 def test_no_import_circles_at_module_level_or_inside_functions():
-    assert _moved(_cycles()) == []
+    assert _cycles() == []
 
 
 def test_platform_imports_no_feature_and_no_scheduling_internals():
@@ -227,7 +210,7 @@ def test_platform_imports_no_feature_and_no_scheduling_internals():
         for i in _imports(m)
         if _feature_of(i) or i.startswith(("bot.scheduling", "handlers", "bot.features"))
     ]
-    assert _moved(offenders) == []
+    assert offenders == []
 
 
 def test_features_import_only_the_platform_scheduling_job_and_named_seams():
@@ -244,7 +227,7 @@ def test_features_import_only_the_platform_scheduling_job_and_named_seams():
                 offenders.append(f"{m} -> {i} (features hand jobs to the runner, not call it)")
             if i.startswith(("handlers", "bot.features", "bot.app", "bot.web", "bot.cli")):
                 offenders.append(f"{m} -> {i}")
-    assert _moved(offenders) == []
+    assert offenders == []
 
 
 def test_inside_a_feature_model_then_blocks_then_flows():
@@ -261,7 +244,7 @@ def test_inside_a_feature_model_then_blocks_then_flows():
                     target = i.removeprefix(package + ".")
                     if rank.get(target, -1) > rank[name]:
                         offenders.append(f"{package}.{name} -> {target}")
-    assert _moved(offenders) == []
+    assert offenders == []
 
 
 def test_each_outside_library_has_one_gateway_module():
@@ -271,7 +254,7 @@ def test_each_outside_library_has_one_gateway_module():
         for lib in GATEWAYS
         if lib in {i.split(".")[0] for i in _imports(m)} and m not in GATEWAYS[lib]
     ]
-    assert _moved(offenders) == []
+    assert offenders == []
 
 
 def _function_level_imports(path: Path) -> list[str]:
@@ -306,4 +289,4 @@ def test_no_function_level_imports_that_dodge_a_circle():
         if str(path.relative_to(ROOT)) not in LAZY_ALLOWED
         for line in _function_level_imports(path)
     ]
-    assert _moved(offenders) == []
+    assert offenders == []
