@@ -13,7 +13,8 @@ from bot.features import build_jobs, find_job
 from bot.github import GitHubIssue
 from bot.scheduling import clock as scheduling
 from bot.scheduling import runner
-from bot.scheduling.runner import RunStatus
+from bot.scheduling import runs
+from bot.scheduling.runs import RunStatus
 from bot.store import Store
 from bot.urgent.alerts import handle_issue
 from bot.urgent.reminder import UrgentReminderJob
@@ -74,7 +75,7 @@ def test_digest_reminds_of_urgent_issues_unassigned_too_long_once_a_day(store, s
     assert "#2 Issue 2" not in json.dumps(digest["blocks"])
     assert "#3 Issue 3" not in json.dumps(digest["blocks"])
     assert digest["metadata"]["event_payload"] == {"job": "urgent-reminder", "period": "2026-11-23"}
-    run = runner.get_run(deps.store, "urgent-reminder", "2026-11-23")
+    run = runs.get_run(deps.store, "urgent-reminder", "2026-11-23")
     assert run.status == RunStatus.POSTED and run.channel == "C0ANALYTICS"
 
     clock.advance(hours=2)
@@ -113,7 +114,7 @@ def test_a_day_with_no_neglected_issue_posts_nothing_and_is_recorded_skipped(sto
 
     clock_for(deps).tick()
     assert reminders(slack) == []
-    run = runner.get_run(deps.store, "urgent-reminder", "2026-11-23")
+    run = runs.get_run(deps.store, "urgent-reminder", "2026-11-23")
     assert run.status == RunStatus.SKIPPED
     assert run.detail == "nothing to post: no urgent issue unassigned after more than 4h"
 
@@ -130,7 +131,7 @@ def test_a_day_reminded_before_the_upgrade_is_not_reminded_again(store, slack, c
 
     clock_for(deps).tick()
     assert reminders(slack) == []
-    run = runner.get_run(deps.store, "urgent-reminder", "2026-11-23")
+    run = runs.get_run(deps.store, "urgent-reminder", "2026-11-23")
     assert run.status == RunStatus.SKIPPED and "before the reminder was a job" in run.detail
 
     clock.set(dt.datetime(2026, 11, 24, 17, 0, tzinfo=dt.UTC))  # the next day: as usual
@@ -152,12 +153,12 @@ def test_a_reminder_whose_answer_was_lost_is_found_not_posted_again(
     monkeypatch.setattr(deps.slack, "chat_postMessage", post_then_lose_answer)
     clock_for(deps).tick()
     monkeypatch.undo()
-    assert runner.get_run(deps.store, "urgent-reminder", "2026-11-23").status == RunStatus.RUNNING
+    assert runs.get_run(deps.store, "urgent-reminder", "2026-11-23").status == RunStatus.RUNNING
 
     clock.advance(minutes=16)  # the run's lease has expired: the next sweep looks in Slack
     clock_for(deps).tick()
     assert len(reminders(slack)) == 1
-    run = runner.get_run(deps.store, "urgent-reminder", "2026-11-23")
+    run = runs.get_run(deps.store, "urgent-reminder", "2026-11-23")
     assert run.status == RunStatus.POSTED and run.detail == "recovered after a crash"
 
 
