@@ -77,11 +77,39 @@ def build_web(app: App | None, deps: Deps) -> Flask:
     return web
 
 
+# waitress reads requests in its event loop and hands only complete ones to its threads, so
+# a slow or idle client holds a connection, not a thread. The connection limit (waitress'
+# default is 100) is what idle sockets can exhaust; idle ones are closed after the channel
+# timeout, checked every cleanup interval. What must sit in front in production (a proxy
+# or load balancer with its own limits) is in the README's security section.
+CONNECTION_LIMIT = 1000
+CHANNEL_TIMEOUT_SECONDS = 15
+CLEANUP_INTERVAL_SECONDS = 5
+
+
 class WebServer:
     """waitress in a background thread; `port=0` picks a free port (see `.port`)."""
 
-    def __init__(self, web: Flask, *, host: str = "127.0.0.1", port: int = 0, threads: int = 8):
-        self._server = create_server(web, host=host, port=port, threads=threads, ident="databot")
+    def __init__(
+        self,
+        web: Flask,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        threads: int = 8,
+        connection_limit: int = CONNECTION_LIMIT,
+        channel_timeout: float = CHANNEL_TIMEOUT_SECONDS,
+    ) -> None:
+        self._server = create_server(
+            web,
+            host=host,
+            port=port,
+            threads=threads,
+            connection_limit=connection_limit,
+            channel_timeout=channel_timeout,
+            cleanup_interval=min(CLEANUP_INTERVAL_SECONDS, channel_timeout),
+            ident="databot",
+        )
         self.host = host
         self.port = self._server.effective_port
         self._thread: threading.Thread | None = None

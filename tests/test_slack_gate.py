@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import http.server
 import json
+import socket
 import threading
 import time
 from urllib.parse import urlencode
@@ -197,3 +198,20 @@ def test_an_error_on_a_foreign_response_url_is_not_answered_either(bot, internal
     bot.wait_idle()
     time.sleep(0.2)
     assert Recorder.hits == []
+
+
+def test_idle_half_sent_connections_do_not_lock_slack_out(bot):
+    host, port = bot.server.host, bot.server.port
+    idle = []
+    try:
+        for _ in range(150):
+            sock = socket.create_connection((host, port), timeout=5)
+            # Headers promise a body that never comes.
+            sock.sendall(b"POST /slack/events HTTP/1.1\r\nHost: x\r\nContent-Length: 5000\r\n\r\n{")
+            idle.append(sock)
+        # Slack's request still gets its answer (the send gives up after 5 s otherwise).
+        answered = send(bot.url + "/slack/events", HELP, headers=good_headers(bot, HELP), timeout=5)
+        assert answered.status == 200 and "/metric" in answered.text
+    finally:
+        for sock in idle:
+            sock.close()
