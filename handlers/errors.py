@@ -83,9 +83,7 @@ def handle_error(
     tell_user(text, body=body, respond=respond, client=client, hosts=hosts)
 
 
-def tell_user(
-    text: str, *, body: dict, respond: Respond | None, client, hosts: list[str]
-) -> None:
+def tell_user(text: str, *, body: dict, respond: Respond | None, client, hosts: list[str]) -> None:
     """Ephemeral note to whoever triggered `body`, by response_url when Slack gave one and
     it is one of Slack's `hosts` (settings.slack_response_url_hosts)."""
     try:
