@@ -18,6 +18,9 @@ TOKEN_PATTERN = re.compile(
     r"|github_pat_[A-Za-z0-9_]{20,})"
 )
 REDACTED = "[redacted]"
+# Slack's legacy verification token travels in every slash-command body (`token=...`) and
+# in interaction payloads (`"token": "..."`); Bolt's debug logs print bodies.
+BODY_TOKEN = re.compile(r"(\btoken=)[^&\s\"']+|(\"token\"\s*:\s*\")[^\"]*")
 
 
 class RedactSecrets(logging.Filter):
@@ -28,7 +31,8 @@ class RedactSecrets(logging.Filter):
     def redact(self, text: str) -> str:
         for secret in self.secrets:
             text = text.replace(secret, REDACTED)
-        return TOKEN_PATTERN.sub(REDACTED, text)
+        text = TOKEN_PATTERN.sub(REDACTED, text)
+        return BODY_TOKEN.sub(lambda m: (m.group(1) or m.group(2)) + REDACTED, text)
 
     def filter(self, record: logging.LogRecord) -> bool:
         message = record.getMessage()

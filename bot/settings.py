@@ -52,6 +52,11 @@ class Settings(BaseSettings):
     slack_api_url: str = Field(
         "https://slack.com/api/", description="Slack Web API base URL (tests point it at loopback)."
     )
+    slack_response_url_hosts: list[str] = Field(
+        ["hooks.slack.com", "hooks.slack-gov.com"],
+        description="Hosts of the response URLs Slack hands out; a payload's response_url "
+        "elsewhere is never called (tests add the loopback stand-in).",
+    )
 
     # --- HTTP server -----------------------------------------------------------------
     host: str = Field("0.0.0.0", description="Interface the HTTP server binds.")

@@ -21,6 +21,8 @@ from bot.settings import utc_now
 logger = logging.getLogger(__name__)
 
 MIGRATIONS = Path(__file__).with_name("migrations")
+# pg_advisory_xact_lock key held around migrations (any fixed 64-bit number; "databot").
+MIGRATION_LOCK = int.from_bytes(b"databot", "big")
 
 
 class Store:
@@ -33,10 +35,19 @@ class Store:
         return self.engine.dialect.name
 
     def migrate(self) -> None:
-        """Upgrade the schema to the latest migration (idempotent)."""
+        """Upgrade the schema to the latest migration (idempotent).
+
+        Replicas start together (deploys, autoscalers): on PostgreSQL the upgrade holds a
+        transaction-scoped advisory lock, so one process migrates while the others wait
+        and then find the schema current (a no-op); without it two would race to create
+        the same tables and types. SQLite serialises writers by itself (BEGIN IMMEDIATE)."""
         config = Config()
         config.set_main_option("script_location", str(MIGRATIONS))
         with self.engine.begin() as connection:
+            if connection.dialect.name == "postgresql":
+                connection.execute(
+                    sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK}
+                )
             config.attributes["connection"] = connection
             command.upgrade(config, "head")
 

@@ -11,12 +11,13 @@ import threading
 
 import sqlalchemy as sa
 from flask import Flask, Response, jsonify, request
-from slack_bolt import App
-from slack_bolt.adapter.flask import SlackRequestHandler
+from slack_bolt import App, BoltRequest
+from slack_bolt.adapter.flask.handler import to_flask_response
 from waitress.server import create_server
 
 from bot.deps import Deps
 from bot.features import receive_github_webhook
+from bot.slack_gate import VERIFIED, Rejected, SlackGate
 
 logger = logging.getLogger(__name__)
 
@@ -42,11 +43,29 @@ def build_web(app: App | None, deps: Deps) -> Flask:
         return jsonify(ok=True)
 
     if app is not None:
-        slack_handler = SlackRequestHandler(app)
+        secret = deps.settings.slack_signing_secret
+        gate = SlackGate(deps.store, secret.get_secret_value()) if secret else None
 
         @web.post(SLACK_PATH)
         def slack_events():
-            return slack_handler.handle(request)
+            body = request.get_data(cache=False)
+            headers = {k.lower(): v for k, v in request.headers.items()}
+            try:
+                if gate is None:
+                    raise Rejected(401, "SLACK_SIGNING_SECRET is not set")
+                gate.admit(headers, body)
+                bolt_request = BoltRequest(
+                    body=body.decode("utf-8"),
+                    query=request.query_string.decode("utf-8", "replace"),
+                    headers=headers,
+                    context={VERIFIED: True},
+                )
+            except Rejected as exc:
+                # One line, never the body: it is a stranger's text (or a repeat of ours).
+                log = logger.info if exc.status == 200 else logger.warning
+                log("Slack request %s: %s (from %s)", exc.status, exc.reason, request.remote_addr)
+                return Response(exc.reason + "\n", status=exc.status, mimetype="text/plain")
+            return to_flask_response(app.dispatch(bolt_request))
 
     @web.post(GITHUB_PATH)
     def github_webhook():
@@ -58,11 +77,39 @@ def build_web(app: App | None, deps: Deps) -> Flask:
     return web
 
 
+# waitress reads requests in its event loop and hands only complete ones to its threads, so
+# a slow or idle client holds a connection, not a thread. The connection limit (waitress'
+# default is 100) is what idle sockets can exhaust; idle ones are closed after the channel
+# timeout, checked every cleanup interval. What must sit in front in production (a proxy
+# or load balancer with its own limits) is in the README's security section.
+CONNECTION_LIMIT = 1000
+CHANNEL_TIMEOUT_SECONDS = 15
+CLEANUP_INTERVAL_SECONDS = 5
+
+
 class WebServer:
     """waitress in a background thread; `port=0` picks a free port (see `.port`)."""
 
-    def __init__(self, web: Flask, *, host: str = "127.0.0.1", port: int = 0, threads: int = 8):
-        self._server = create_server(web, host=host, port=port, threads=threads, ident="databot")
+    def __init__(
+        self,
+        web: Flask,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        threads: int = 8,
+        connection_limit: int = CONNECTION_LIMIT,
+        channel_timeout: float = CHANNEL_TIMEOUT_SECONDS,
+    ) -> None:
+        self._server = create_server(
+            web,
+            host=host,
+            port=port,
+            threads=threads,
+            connection_limit=connection_limit,
+            channel_timeout=channel_timeout,
+            cleanup_interval=min(CLEANUP_INTERVAL_SECONDS, channel_timeout),
+            ident="databot",
+        )
         self.host = host
         self.port = self._server.effective_port
         self._thread: threading.Thread | None = None

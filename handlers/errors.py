@@ -9,11 +9,12 @@ from collections.abc import Callable
 from concurrent.futures import Future
 from typing import Any
 
-from slack_bolt import App
+from slack_bolt import App, BoltRequest, BoltResponse
 from slack_bolt.context.respond import Respond
 
 from bot.deps import Deps
 from bot.errors import DatabotError
+from bot.slack_gate import VERIFIED, allowed_response_url
 
 logger = logging.getLogger(__name__)
 
@@ -21,7 +22,37 @@ APOLOGY = "Sorry, something went wrong on my side (ref `{ref}`). The team has th
 
 
 def register(app: App, deps: Deps) -> None:
-    app.error(handle_error)
+    hosts = deps.settings.slack_response_url_hosts
+
+    @app.error
+    def _error(
+        error: Exception, body: dict, request: BoltRequest, respond: Respond | None, client
+    ) -> None:
+        handle_error(error, body, request, respond, client, hosts=hosts)
+
+    app.use(refuse_foreign_response_urls(deps))
+
+
+def is_verified(request: BoltRequest) -> bool:
+    """Whether Slack sent this request: signed and checked by the HTTP gate (which marks
+    it; no client can), or delivered over the authenticated Socket Mode connection."""
+    return request.mode == "socket_mode" or bool(request.context.get(VERIFIED))
+
+
+def refuse_foreign_response_urls(deps: Deps) -> Callable[..., Any]:
+    """Global middleware: a payload naming a response_url that is not Slack's is dropped
+    before any listener could `respond()` to it."""
+    hosts = deps.settings.slack_response_url_hosts
+
+    def middleware(body: dict, next: Callable[[], Any]) -> Any:
+        urls = [body.get("response_url")] if body.get("response_url") else []
+        urls += [u.get("response_url") for u in body.get("response_urls") or []]
+        if any(not allowed_response_url(u, hosts) for u in urls):
+            logger.warning("Slack request with a response_url outside %s dropped", hosts)
+            return BoltResponse(status=400, body="response_url is not Slack's\n")
+        return next()
+
+    return middleware
 
 
 def user_message_for(error: BaseException) -> str:
@@ -34,15 +65,36 @@ def user_message_for(error: BaseException) -> str:
     return APOLOGY.format(ref=ref)
 
 
-def handle_error(error: Exception, body: dict, respond: Respond | None, client, logger) -> None:
+def handle_error(
+    error: Exception,
+    body: dict,
+    request: BoltRequest,
+    respond: Respond | None,
+    client,
+    *,
+    hosts: list[str],
+) -> None:
+    if not is_verified(request):
+        # Never act on what a stranger sent, not even to apologise (the gate answers 401
+        # before Bolt sees such a request; this is the second lock).
+        logger.warning("error on an unverified Slack request ignored: %s", type(error).__name__)
+        return
     text = user_message_for(error)
-    tell_user(text, body=body, respond=respond, client=client)
+    tell_user(text, body=body, respond=respond, client=client, hosts=hosts)
 
 
-def tell_user(text: str, *, body: dict, respond: Respond | None, client) -> None:
-    """Ephemeral note to whoever triggered `body`, by response_url when Slack gave one."""
+def tell_user(text: str, *, body: dict, respond: Respond | None, client, hosts: list[str]) -> None:
+    """Ephemeral note to whoever triggered `body`, by response_url when Slack gave one and
+    it is one of Slack's `hosts` (settings.slack_response_url_hosts)."""
     try:
-        if respond is not None and (body.get("response_url") or body.get("response_urls")):
+        urls = [body.get("response_url")] + [
+            u.get("response_url") for u in body.get("response_urls") or []
+        ]
+        url = next((u for u in urls if u), None)
+        if url is not None and not allowed_response_url(url, hosts):
+            logger.warning("not answering a response_url outside %s", hosts)
+            return
+        if respond is not None and url is not None:
             respond(text=text, response_type="ephemeral", replace_original=False)
             return
         user = (body.get("user") or {}).get("id") or body.get("user_id")
@@ -65,7 +117,13 @@ def run_after_ack(
         try:
             return work(*args)
         except Exception as error:  # noqa: BLE001 - the one error path
-            tell_user(user_message_for(error), body=body, respond=respond, client=deps.slack)
+            tell_user(
+                user_message_for(error),
+                body=body,
+                respond=respond,
+                client=deps.slack,
+                hosts=deps.settings.slack_response_url_hosts,
+            )
             return None
 
     return deps.work.submit(_guarded)

@@ -108,6 +108,7 @@ class BotHarness:
             "slack_bot_token": "xoxb-sandbox-" + secrets.token_hex(8),
             "slack_signing_secret": self.signing_secret,
             "slack_api_url": self.slack.url.rstrip("/") + "/api/",
+            "slack_response_url_hosts": ["127.0.0.1", "hooks.slack.com"],
             "github_token": "ghp_sandbox" + secrets.token_hex(16),
             "github_api_url": self.github.url,
             "github_repo": "acme/analytics",

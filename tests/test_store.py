@@ -1,13 +1,21 @@
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import threading
+import time
+import uuid
 
+import pytest
 import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
 from bot import tables
 from bot.store import Store
+from tests.checkout import checkout_env
+from tests.conftest import POSTGRES_URL
 
 
 def test_migrations_create_every_table_and_rerun_safely(store):
@@ -75,3 +83,38 @@ def test_migrated_schema_matches_the_tables_the_code_describes(store):
         context = MigrationContext.configure(connection, opts={"compare_type": True})
         diff = compare_metadata(context, tables.metadata)
     assert diff == []
+
+
+@pytest.mark.postgres
+def test_replicas_starting_together_on_an_empty_postgres_database_all_migrate(postgres_engine):
+    # Three processes, as a deploy starts them: the first migrates, the others wait for its
+    # lock and find the schema current. Without the lock one dies in CREATE TABLE/TYPE.
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    with postgres_engine.begin() as connection:
+        connection.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
+    url = f"{POSTGRES_URL}?options=-csearch_path%3D{schema}"
+    # Each process imports first, then all start migrating at the same instant.
+    script = (
+        "import sys, time; from bot.store import Store; store = Store(sys.argv[1]); "
+        "time.sleep(max(0, float(sys.argv[2]) - time.time())); store.migrate()"
+    )
+    start_at = str(time.time() + 4)
+    try:
+        processes = [
+            subprocess.Popen(
+                [sys.executable, "-c", script, url, start_at],
+                env=checkout_env(dict(os.environ)),
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+            for _ in range(3)
+        ]
+        results = [p.communicate(timeout=120) for p in processes]
+        assert [p.returncode for p in processes] == [0, 0, 0], [err for _, err in results]
+        store = Store(url)
+        assert store.schema_revision() is not None
+        store.close()
+    finally:
+        with postgres_engine.begin() as connection:
+            connection.execute(sa.text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))

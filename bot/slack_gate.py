@@ -1,0 +1,200 @@
+"""What every HTTP request to `/slack/events` passes before Bolt sees it.
+
+Order matters, and it is the contract the README's security section states:
+
+1. **Signature first.** Slack's v0 signature (HMAC-SHA256 of `v0:{timestamp}:{raw body}`
+   with the signing secret, timestamp within 5 minutes) is checked before anything reads
+   the body. Malformed headers (missing, non-numeric, huge, negative or float timestamps;
+   non-ASCII or wrong-scheme signatures) are simply "not verified". An unverified request
+   gets 401 and causes nothing: no Slack or GitHub call, no state row, no outbound request,
+   and one log line without its body (bodies can carry personal data, and a stranger must
+   not be able to write into our logs).
+2. **Readable body.** A verified request whose body Bolt could not parse (a `payload` that
+   is not JSON, JSON nested deeper than Slack ever sends) gets 400 with a plain reason.
+3. **Once.** Slack resends events it got no 200 for (`X-Slack-Retry-Num`), and a signed
+   request can be replayed within its 5 minutes. Each delivery is claimed once in the state
+   database under the id Slack gives the work (`event_id` for events, `trigger_id` for
+   commands and interactions), or else under (timestamp, signature): a repeat gets an
+   empty 200 and does nothing, also across replicas.
+
+A request that passes is handed to Bolt marked verified (`context["databot_verified"]`,
+which no client can set), so the one error path (handlers/errors.py) can refuse to act on
+anything else.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import re
+import threading
+from collections.abc import Mapping
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+from slack_sdk.signature import SignatureVerifier
+
+from bot import tables
+from bot.store import Store
+
+logger = logging.getLogger(__name__)
+
+VERIFIED = "databot_verified"  # BoltContext key set only for requests that passed
+# Slack's timestamps are Unix seconds: ten digits until the year 2286.
+_TIMESTAMP = re.compile(r"^[0-9]{1,12}$")
+_SIGNATURE = re.compile(r"^v0=[0-9a-f]{64}$")
+# Slack's payloads are a few levels deep (view state: view > state > values > block >
+# action > value); anything deeper than this is not from Slack.
+MAX_JSON_DEPTH = 32
+# A delivery id is kept long enough to outlive Slack's retries (minutes) and the 5-minute
+# signature window; older ones are pruned.
+SEEN_TTL = dt.timedelta(hours=1)
+PRUNE_EVERY = dt.timedelta(minutes=10)
+SEEN_PREFIX = "slack-req:"
+_LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1"})
+
+
+class Rejected(Exception):
+    """The request is refused with `status` and a short plain `reason` (no body echo)."""
+
+    def __init__(self, status: int, reason: str) -> None:
+        super().__init__(reason)
+        self.status = status
+        self.reason = reason
+
+
+def verify_signature(
+    verifier: SignatureVerifier, headers: Mapping[str, str], body: bytes
+) -> str | None:
+    """None when Slack signed `body`, else why not (for the log line; never the body)."""
+    timestamp = headers.get("x-slack-request-timestamp")
+    signature = headers.get("x-slack-signature")
+    if not timestamp or not signature:
+        return "no signature headers"
+    if not _TIMESTAMP.match(timestamp):
+        return "malformed timestamp"
+    if not _SIGNATURE.match(signature):
+        return "malformed signature"
+    try:
+        valid = verifier.is_valid(body=body, timestamp=timestamp, signature=signature)
+    except (ValueError, TypeError, UnicodeError):  # anything the checks above let through
+        return "malformed signature headers"
+    return None if valid else "signature mismatch or stale timestamp"
+
+
+def _depth(value: Any, limit: int) -> int:
+    """Nesting depth of parsed JSON, stopping at `limit` (iterative: no recursion)."""
+    deepest = 0
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if depth > limit:
+            return depth
+        if isinstance(item, dict):
+            deepest = max(deepest, depth)
+            stack.extend((v, depth + 1) for v in item.values())
+        elif isinstance(item, list):
+            deepest = max(deepest, depth)
+            stack.extend((v, depth + 1) for v in item)
+    return deepest
+
+
+def _load_json(text: str) -> Any:
+    try:
+        value = json.loads(text)
+    except (ValueError, RecursionError) as exc:
+        raise Rejected(400, "unreadable payload: not JSON") from exc
+    if _depth(value, MAX_JSON_DEPTH) > MAX_JSON_DEPTH:
+        raise Rejected(400, "unreadable payload: nested too deeply")
+    return value
+
+
+def parse_body(body: bytes, content_type: str) -> dict[str, Any]:
+    """The request as Bolt will read it: a form (a slash command, or `payload=<json>` for
+    interactions) or JSON (Events API). Rejected(400) when it cannot be read."""
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise Rejected(400, "unreadable body: not UTF-8") from exc
+    if content_type.startswith("application/json"):
+        parsed = _load_json(text)
+        if not isinstance(parsed, dict):
+            raise Rejected(400, "unreadable body: not a JSON object")
+        return parsed
+    form = {k: v[0] for k, v in parse_qs(text, keep_blank_values=True).items()}
+    if "payload" in form:
+        payload = _load_json(form["payload"])
+        if not isinstance(payload, dict):
+            raise Rejected(400, "unreadable payload: not a JSON object")
+        return payload
+    return form
+
+
+def delivery_key(parsed: Mapping[str, Any], headers: Mapping[str, str]) -> str:
+    """The id of the work this request asks for: Slack reuses it when it resends."""
+    for field in ("event_id", "trigger_id"):
+        value = parsed.get(field)
+        if isinstance(value, str) and value:
+            return f"{SEEN_PREFIX}{field}:{value[:150]}"
+    stamp = headers.get("x-slack-request-timestamp", "")
+    signature = headers.get("x-slack-signature", "").removeprefix("v0=")
+    return f"{SEEN_PREFIX}sig:{stamp}:{signature}"
+
+
+class SlackGate:
+    """Signature, body and once-only checks for one process (see the module docstring)."""
+
+    def __init__(self, store: Store, signing_secret: str) -> None:
+        self.store = store
+        self.verifier = SignatureVerifier(signing_secret)
+        self._pruned_at = dt.datetime.min.replace(tzinfo=dt.UTC)
+        self._prune_lock = threading.Lock()
+
+    def admit(self, headers: Mapping[str, str], body: bytes) -> dict[str, Any]:
+        """The parsed body of a verified, readable, first delivery; else raises Rejected.
+        `headers` must have lower-case names."""
+        why = verify_signature(self.verifier, headers, body)
+        if why is not None:
+            raise Rejected(401, why)
+        parsed = parse_body(body, headers.get("content-type", ""))
+        if parsed.get("type") == "url_verification":
+            return parsed  # Slack's URL check: answered by Bolt, nothing to do twice
+        key = delivery_key(parsed, headers)
+        if not self.store.claim(key):
+            retry = headers.get("x-slack-retry-num")
+            raise Rejected(200, f"already handled ({'retry ' + retry if retry else 'replay'})")
+        self._prune()
+        return parsed
+
+    def _prune(self) -> None:
+        now = dt.datetime.now(dt.UTC)
+        if now - self._pruned_at < PRUNE_EVERY or not self._prune_lock.acquire(blocking=False):
+            return
+        try:
+            self._pruned_at = now
+            t = tables.dedupe_keys
+            with self.store.engine.begin() as connection:
+                connection.execute(
+                    t.delete().where(
+                        t.c.key.startswith(SEEN_PREFIX), t.c.created_at < now - SEEN_TTL
+                    )
+                )
+        finally:
+            self._prune_lock.release()
+
+
+def allowed_response_url(url: object, hosts: list[str]) -> bool:
+    """Whether `url` is a response URL Slack hands out (settings.slack_response_url_hosts):
+    anything else would let a payload make the bot send requests wherever it names."""
+    if not isinstance(url, str):
+        return False
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return False
+    host = (parts.hostname or "").lower()
+    if host not in {h.lower() for h in hosts}:
+        return False
+    # Slack's are https; plain http only for a loopback stand-in named in the setting.
+    return parts.scheme == "https" or (parts.scheme == "http" and host in _LOOPBACK)
