@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Sequence
 
 import sqlalchemy as sa
 from flask import Flask, Response, jsonify, request
@@ -49,11 +50,13 @@ def build_web(app: App | None, deps: Deps) -> Flask:
         @web.post(SLACK_PATH)
         def slack_events():
             body = request.get_data(cache=False)
-            headers = {k.lower(): v for k, v in request.headers.items()}
+            headers: dict[str, str | Sequence[str]] = {
+                k.lower(): v for k, v in request.headers.items()
+            }
             try:
                 if gate is None:
                     raise Rejected(401, "SLACK_SIGNING_SECRET is not set")
-                gate.admit(headers, body)
+                gate.admit({k: str(v) for k, v in headers.items()}, body)
                 bolt_request = BoltRequest(
                     body=body.decode("utf-8"),
                     query=request.query_string.decode("utf-8", "replace"),
@@ -134,6 +137,9 @@ class WebServer:
             for channel in list(server._map.values()):
                 channel.close()
 
-        server.trigger.pull_trigger(close_all)
+        try:
+            server.trigger.pull_trigger(close_all)
+        except OSError:  # the loop already closed its trigger: nothing left to close
+            pass
         if self._thread is not None:
             self._thread.join(timeout=5)

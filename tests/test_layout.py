@@ -103,6 +103,7 @@ PLATFORM = {
     "bot.warehouse_demo",
     "bot.github",
     "bot.slack_channels",
+    "bot.slack_gate",
     "bot.slack_text",
     "bot.sparkline",
     "bot.sql",

@@ -12,8 +12,7 @@ import pytest
 from bot.features import build_jobs, find_job
 from bot.github import GitHubIssue
 from bot.scheduling import clock as scheduling
-from bot.scheduling import runner
-from bot.scheduling import runs
+from bot.scheduling import runner, runs
 from bot.scheduling.runs import RunStatus
 from bot.store import Store
 from bot.urgent.alerts import handle_issue
