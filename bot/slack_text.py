@@ -28,14 +28,24 @@ def escape_mrkdwn(text: str) -> str:
     return text.translate(_MRKDWN_ENTITIES)
 
 
-def truncate(text: str, limit: int) -> str:
+def truncate(text: str, limit: int, *, one_line: bool = False) -> str:
     """Cut `text` to at most `limit` characters, marking the cut with an ellipsis.
 
+    `one_line`: for a list item or a header: whitespace is collapsed first and the cut
+    falls between words (unless that would lose more than half), never inside one.
     Truncate BEFORE escaping: cutting escaped text could split an entity like `&lt;`.
     """
+    if one_line:
+        text = " ".join(text.split())
     if len(text) <= limit:
         return text
-    return text[: max(limit - len(ELLIPSIS), 0)] + ELLIPSIS
+    cut = text[: max(limit - len(ELLIPSIS), 0)]
+    if one_line:
+        space = cut.rfind(" ")
+        if space > limit // 2:
+            cut = cut[:space]
+        cut = cut.rstrip(" ,.;:-")
+    return cut + ELLIPSIS
 
 
 def mrkdwn_link(url: str, label: str) -> str:

@@ -44,3 +44,14 @@ def test_truncate_marks_the_cut_and_respects_the_limit():
     assert truncate("short", 10) == "short"
     cut = truncate("x" * 300, 150)
     assert len(cut) == 150 and cut.endswith("…")
+
+
+def test_one_line_truncation_collapses_whitespace_and_cuts_between_words():
+    title = "Weekly   active users\ndashboard for the Cody enterprise accounts"
+    assert truncate(title, 100, one_line=True) == (
+        "Weekly active users dashboard for the Cody enterprise accounts"
+    )
+    cut = truncate(title, 30, one_line=True)
+    assert cut == "Weekly active users…" and len(cut) <= 30
+    # No space in the second half: a plain cut rather than losing most of the text.
+    assert truncate("x" * 40, 10, one_line=True) == "x" * 9 + "…"

@@ -40,27 +40,12 @@ MORE_RESERVE = 200
 FALLBACK_MAX = 3000
 
 
-def shorten(text: str, limit: int) -> str:
-    """At most `limit` characters, cut at a word boundary with an ellipsis.
-
-    Not `bot.slack_text.truncate`, which cuts anywhere: a title here must stay one line of
-    a list (its whitespace is collapsed) and is cut between words, never inside one.
-    """
-    text = " ".join(text.split())
-    if len(text) <= limit:
-        return text
-    cut = text[: limit - 1]
-    space = cut.rfind(" ")
-    if space > limit // 2:
-        cut = cut[:space]
-    return cut.rstrip(" ,.;:-") + "…"
-
-
 def issue_line(item: IssueItem, *, flag_unassigned: bool = True) -> str:
     who = ", ".join(escape_mrkdwn(a) for a in item.assignees)
     if not who:
         who = ":warning: _unassigned_" if flag_unassigned else "_unassigned_"
-    return f"• <{item.url}|#{item.number}> {escape_mrkdwn(shorten(item.title, TITLE_MAX))} — {who}"
+    title = escape_mrkdwn(truncate(item.title, TITLE_MAX, one_line=True))
+    return f"• <{item.url}|#{item.number}> {title} — {who}"
 
 
 def fit_lines(heading: str, lines: Sequence[tuple[str, bool]], hidden: int, more_url: str) -> str:
@@ -112,7 +97,8 @@ def _section(text: str) -> SectionBlock:
 
 
 def _header(text: str) -> HeaderBlock:
-    return HeaderBlock(text=PlainTextObject(text=shorten(text, HEADER_MAX), emoji=True))
+    title = truncate(text, HEADER_MAX, one_line=True)
+    return HeaderBlock(text=PlainTextObject(text=title, emoji=True))
 
 
 def _context(text: str) -> ContextBlock:
