@@ -4,10 +4,12 @@ subcommand. Errors a user can fix are printed in plain words, never as a traceba
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import logging
 import signal
 import sys
 import threading
+from collections.abc import Callable
 
 from pydantic import ValidationError
 
@@ -43,6 +45,7 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     deps.warehouse.query("SELECT 1 AS ok")
     app = build_app(deps)
     stoppers = start_web_workers(deps)
+    worker_checks = {"outbox_worker": outbox_worker_check}
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     try:
@@ -52,8 +55,11 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
             assert settings.slack_app_token is not None  # mode == "socket" means it is set
             handler = build_socket_mode_handler(app, settings.slack_app_token.get_secret_value())
             connect_socket_mode(handler)
-            # Socket Mode still serves /healthz and the GitHub webhook over HTTP.
-            server = WebServer(build_web(None, deps), host=settings.host, port=settings.port)
+            # Socket Mode still serves /healthz, /readyz, /metrics and the GitHub webhook.
+            checks = {**worker_checks, "socket_mode": socket_mode_check(handler)}
+            server = WebServer(
+                build_web(None, deps, checks=checks), host=settings.host, port=settings.port
+            )
             server.start()
             logger.info("connected to Slack over Socket Mode; health on port %s", server.port)
             stop.wait()
@@ -61,7 +67,7 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
             server.stop()
         else:
             server = WebServer(
-                build_web(app, deps),
+                build_web(app, deps, checks=worker_checks),
                 host=settings.host,
                 port=settings.port,
                 threads=settings.listener_threads,
@@ -77,6 +83,19 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
             stopper()
         deps.close()
     return 0
+
+
+def outbox_worker_check() -> str | None:
+    """Readiness: the intake outbox thread `serve` started is still running."""
+    alive = any(t.name == "databot-outbox" and t.is_alive() for t in threading.enumerate())
+    return None if alive else "the outbox worker thread has stopped"
+
+
+def socket_mode_check(handler) -> Callable[[], str | None]:
+    def check() -> str | None:
+        return None if handler.client.is_connected() else "Socket Mode is not connected"
+
+    return check
 
 
 def connect_socket_mode(handler) -> None:
@@ -190,19 +209,32 @@ def render_post(post, title: str) -> str:
 
 def cmd_posts(args: argparse.Namespace, settings: Settings) -> int:
     from bot.scheduling.runs import list_runs
+    from bot.settings import utc_now
     from bot.store import Store
+    from bot.telemetry import CLOCK_HEARTBEAT_KEY
 
     store = Store(settings.state_url)
     try:
         store.migrate()
         records = list_runs(store, job=args.job, limit=args.limit)
+        beat = store.kv_get(CLOCK_HEARTBEAT_KEY)
     finally:
         store.close()
     if not records:
         print("No scheduled runs recorded yet.")
-        return 0
-    print(render_runs(records, settings.tz))
+    else:
+        print(render_runs(records, settings.tz))
+    print(clock_line(beat, utc_now()))
     return 0
+
+
+def clock_line(beat: str | None, now) -> str:
+    """When the clock process last swept: a dead scheduler shows here."""
+    if not beat:
+        return "clock: no clock process has run against this database yet"
+    ago = int((now - dt.datetime.fromisoformat(beat)).total_seconds())
+    state = "" if ago < 180 else " (is `databot clock` running?)"
+    return f"clock: last swept {ago // 60} min {ago % 60} s ago{state}"
 
 
 def render_runs(records, tz) -> str:
@@ -391,7 +423,7 @@ def main(argv: list[str] | None = None) -> int:
         settings = load_settings()
         from bot.logs import configure_logging
 
-        configure_logging(settings, level=logging.DEBUG if args.verbose else logging.INFO)
+        configure_logging(settings, level=logging.DEBUG if args.verbose else settings.log_level)
         return args.func(args, settings)
     except DatabotError as exc:
         print(f"databot: {exc.user_message}", file=sys.stderr)

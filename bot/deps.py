@@ -16,6 +16,7 @@ from slack_sdk.http_retry.builtin_handlers import RateLimitErrorRetryHandler
 from bot.github import GitHubGateway, make_github
 from bot.settings import Settings, utc_now
 from bot.store import Store
+from bot.telemetry import InstrumentedWarehouse, Telemetry
 from bot.warehouse import Warehouse, make_warehouse
 
 logger = logging.getLogger(__name__)
@@ -32,6 +33,7 @@ class Deps:
     github: GitHubGateway | None
     work: ThreadPoolExecutor
     now: Callable[[], dt.datetime] = utc_now
+    telemetry: Telemetry = field(default_factory=Telemetry)
     # Long-lived objects of the features (caches, clients), one per type: see `service`.
     # `dataclasses.replace(deps, services={})` gives a copy with fresh ones.
     services: dict[type, Any] = field(default_factory=dict)
@@ -110,10 +112,14 @@ def build_deps(
     store = store or Store(settings.state_url)
     if migrate:
         store.migrate()
+    telemetry = Telemetry()
+    telemetry.watch_state(store)
+    inner = warehouse or LazyWarehouse(lambda: make_warehouse(settings))
     return Deps(
         settings=settings,
         store=store,
-        warehouse=warehouse or LazyWarehouse(lambda: make_warehouse(settings)),
+        warehouse=InstrumentedWarehouse(inner, telemetry),
+        telemetry=telemetry,
         slack=make_slack_client(settings),
         github=make_github(settings),
         work=ThreadPoolExecutor(settings.worker_threads, thread_name_prefix="databot-work"),

@@ -13,10 +13,14 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING
 
+from apscheduler.triggers.interval import IntervalTrigger
+
 from bot.cody.job import CodyDailyJob
 from bot.intake.filing import start_outbox_worker
 from bot.scheduling.job import ScheduledJob
+from bot.settings import utc_now
 from bot.sprints.jobs import build_sprint_jobs
+from bot.telemetry import CLOCK_HEARTBEAT_KEY
 from bot.urgent.poller import schedule_in_clock
 from bot.urgent.reminder import UrgentReminderJob
 from bot.urgent.webhook import receive
@@ -52,5 +56,22 @@ def receive_github_webhook(deps: Deps, headers: Mapping[str, str], body: bytes) 
 
 
 def schedule_clock_extras(scheduler: BaseScheduler, deps: Deps) -> None:
-    """What the clock process runs besides the scheduled jobs (the urgent-issue poller)."""
+    """What the clock process runs besides the scheduled jobs: the urgent-issue poller and
+    the heartbeat that `/readyz`, `/metrics` and `databot posts` show."""
     schedule_in_clock(scheduler, deps)
+    scheduler.add_job(
+        beat,
+        IntervalTrigger(seconds=HEARTBEAT_SECONDS),
+        args=[deps],
+        id="heartbeat",
+        next_run_time=utc_now(),
+        max_instances=1,
+        coalesce=True,
+    )
+
+
+HEARTBEAT_SECONDS = 60
+
+
+def beat(deps: Deps) -> None:
+    deps.store.kv_set(CLOCK_HEARTBEAT_KEY, deps.now().isoformat())

@@ -9,6 +9,7 @@ import sys
 from collections.abc import Iterable
 
 from pydantic import SecretStr
+from pythonjsonlogger.json import JsonFormatter
 
 from bot.settings import Settings
 
@@ -42,6 +43,9 @@ class RedactSecrets(logging.Filter):
         record.args = None
         if record.exc_text:
             record.exc_text = self.redact(record.exc_text)
+            # Formatters (the JSON one too) print the redacted exc_text only when exc_info
+            # is gone; left in place it would be formatted again, unredacted.
+            record.exc_info = None
         return True
 
 
@@ -53,9 +57,20 @@ def secret_values(settings: Settings) -> list[str]:
     ]
 
 
-def configure_logging(settings: Settings, *, level: int = logging.INFO, stream=None) -> None:
+def formatter(log_format: str) -> logging.Formatter:
+    """`text` for a terminal; `json`: one object per line (time, level, logger, message, and
+    extras such as the correlation id `ref` of an unexpected error)."""
+    if log_format == "json":
+        return JsonFormatter(
+            "%(asctime)s %(levelname)s %(name)s %(message)s",
+            rename_fields={"asctime": "time", "levelname": "level", "name": "logger"},
+        )
+    return logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+def configure_logging(settings: Settings, *, level: int | str = logging.INFO, stream=None) -> None:
     handler = logging.StreamHandler(stream or sys.stderr)
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.setFormatter(formatter(settings.log_format))
     # On the handler, so records from every library logger pass through it.
     handler.addFilter(RedactSecrets(secret_values(settings)))
     root = logging.getLogger()

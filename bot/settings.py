@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 from pathlib import Path
+from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, SecretStr, field_validator, model_validator
@@ -123,6 +124,14 @@ class Settings(BaseSettings):
     )
     intake_forms_ttl_seconds: float = Field(
         900.0, description="How long the repo's issue forms are cached before a refresh."
+    )
+
+    # --- Logs --------------------------------------------------------------------------
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
+        "INFO", description="Least severe log level written (`-v` means DEBUG)."
+    )
+    log_format: Literal["text", "json"] = Field(
+        "text", description="`json`: one JSON object per line, for a log pipeline."
     )
 
     # --- Team, channels, schedule ------------------------------------------------------

@@ -8,17 +8,20 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Sequence
+import time
+from collections.abc import Mapping, Sequence
 
 import sqlalchemy as sa
 from flask import Flask, Response, jsonify, request
 from slack_bolt import App, BoltRequest
 from slack_bolt.adapter.flask.handler import to_flask_response
+from slack_sdk.errors import SlackApiError
 from waitress.server import create_server
 
 from bot.deps import Deps
 from bot.features import receive_github_webhook
 from bot.slack_gate import VERIFIED, Rejected, SlackGate
+from bot.telemetry import CONTENT_TYPE, ReadinessCheck, surface_of
 
 logger = logging.getLogger(__name__)
 
@@ -29,9 +32,81 @@ GITHUB_PATH = "/github/webhook"
 MAX_BODY_BYTES = 1024 * 1024
 
 
-def build_web(app: App | None, deps: Deps) -> Flask:
+# A readiness answer is reused this long: probes come every few seconds, and the warehouse
+# and Slack checks cost a call each.
+READY_CACHE_SECONDS = 30.0
+
+
+def cached(check: ReadinessCheck, seconds: float = READY_CACHE_SECONDS) -> ReadinessCheck:
+    """`check`, asked again only after `seconds` (its last answer in between)."""
+    last: list[tuple[float, str | None]] = []
+    lock = threading.Lock()
+
+    def run() -> str | None:
+        with lock:
+            if last and time.monotonic() - last[0][0] < seconds:
+                return last[0][1]
+        answer = check()
+        with lock:
+            last[:] = [(time.monotonic(), answer)]
+        return answer
+
+    return run
+
+
+def standard_checks(deps: Deps) -> dict[str, ReadinessCheck]:
+    """What every databot process needs to do its work: the state database, the
+    warehouse, Slack accepting the bot token."""
+
+    def state() -> str | None:
+        with deps.store.engine.connect() as connection:
+            connection.execute(sa.text("SELECT 1"))
+        return None
+
+    def warehouse() -> str | None:
+        deps.warehouse.query("SELECT 1 AS ok")
+        return None
+
+    def slack() -> str | None:
+        deps.slack.auth_test()
+        return None
+
+    return {"state_database": state, "warehouse": cached(warehouse), "slack": cached(slack)}
+
+
+def readiness(checks: Mapping[str, ReadinessCheck]) -> dict[str, str]:
+    """name -> "ok" or what is wrong (a short reason, never a secret or a traceback)."""
+    report = {}
+    for name, check in checks.items():
+        try:
+            problem = check()
+        except Exception as exc:  # noqa: BLE001 - a failing dependency is the answer here
+            error = exc.response.get("error") if isinstance(exc, SlackApiError) else None
+            problem = f"{type(exc).__name__}" + (f": {error}" if error else "")
+        report[name] = "ok" if problem is None else problem
+    return report
+
+
+def build_web(
+    app: App | None, deps: Deps, *, checks: Mapping[str, ReadinessCheck] | None = None
+) -> Flask:
+    """`checks`: readiness checks beyond the standard ones (serve adds the outbox worker
+    and, in Socket Mode, the connection)."""
     web = Flask("databot")
     web.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
+    ready_checks = {**standard_checks(deps), **(checks or {})}
+
+    @web.get("/readyz")
+    def readyz():
+        report = readiness(ready_checks)
+        ok = all(v == "ok" for v in report.values())
+        if not ok:
+            logger.warning("not ready: %s", {k: v for k, v in report.items() if v != "ok"})
+        return jsonify(ok=ok, checks=report), 200 if ok else 503
+
+    @web.get("/metrics")
+    def metrics():
+        return Response(deps.telemetry.exposition(), mimetype=CONTENT_TYPE)
 
     @web.get("/healthz")
     def healthz():
@@ -49,6 +124,8 @@ def build_web(app: App | None, deps: Deps) -> Flask:
 
         @web.post(SLACK_PATH)
         def slack_events():
+            started = time.monotonic()
+            surface = "unverified"
             body = request.get_data(cache=False)
             headers: dict[str, str | Sequence[str]] = {
                 k.lower(): v for k, v in request.headers.items()
@@ -56,7 +133,8 @@ def build_web(app: App | None, deps: Deps) -> Flask:
             try:
                 if gate is None:
                     raise Rejected(401, "SLACK_SIGNING_SECRET is not set")
-                gate.admit({k: str(v) for k, v in headers.items()}, body)
+                parsed = gate.admit({k: str(v) for k, v in headers.items()}, body)
+                surface = surface_of(parsed)
                 bolt_request = BoltRequest(
                     body=body.decode("utf-8"),
                     query=request.query_string.decode("utf-8", "replace"),
@@ -67,8 +145,16 @@ def build_web(app: App | None, deps: Deps) -> Flask:
                 # One line, never the body: it is a stranger's text (or a repeat of ours).
                 log = logger.info if exc.status == 200 else logger.warning
                 log("Slack request %s: %s (from %s)", exc.status, exc.reason, request.remote_addr)
+                outcome = "repeat" if exc.status == 200 else str(exc.status)
+                deps.telemetry.slack_requests.labels(surface, outcome).inc()
                 return Response(exc.reason + "\n", status=exc.status, mimetype="text/plain")
-            return to_flask_response(app.dispatch(bolt_request))
+            response = to_flask_response(app.dispatch(bolt_request))
+            # Bolt returns once the listener acked: this is the ack latency Slack sees.
+            seconds = time.monotonic() - started
+            deps.telemetry.slack_requests.labels(surface, str(response.status_code)).inc()
+            deps.telemetry.ack_seconds.labels(surface).observe(seconds)
+            logger.info("slack %s -> %s in %.0f ms", surface, response.status_code, seconds * 1000)
+            return response
 
     @web.post(GITHUB_PATH)
     def github_webhook():

@@ -61,7 +61,7 @@ def user_message_for(error: BaseException) -> str:
         logger.info("user-facing error: %s", error)
         return error.user_message
     ref = uuid.uuid4().hex[:8]
-    logger.error("unhandled error ref=%s", ref, exc_info=error)
+    logger.error("unhandled error ref=%s", ref, exc_info=error, extra={"ref": ref})
     return APOLOGY.format(ref=ref)
 
 

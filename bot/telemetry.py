@@ -1,0 +1,166 @@
+"""What an operator watches databot by: Prometheus metrics (`GET /metrics`, prometheus-client)
+and the readiness checks behind `GET /readyz`.
+
+One `Telemetry` per process (a field of `Deps`), with its own registry, so two apps in one
+test process do not add up. Counters are incremented where the thing happens (the HTTP
+gate, the warehouse wrapper); state that lives in the database (the intake outbox, the
+record of scheduled runs, the clock's heartbeat) is read at scrape time by a collector, so
+every replica reports the same numbers and nothing has to be kept in step.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any
+
+import sqlalchemy as sa
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from bot import tables
+from bot.settings import utc_now
+from bot.store import Store
+
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+# kv key the clock process writes on every sweep (once a minute); `/readyz` of `serve` and
+# `databot posts` show its age, so a dead scheduler is visible from the web process.
+CLOCK_HEARTBEAT_KEY = "clock:heartbeat"
+# Ack latency buckets around Slack's 3-second limit.
+ACK_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 3.0, 5.0)
+
+
+class Telemetry:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        self.slack_requests = Counter(
+            "databot_slack_requests",
+            "Requests to /slack/events by surface and outcome (HTTP status).",
+            ["surface", "outcome"],
+            registry=self.registry,
+        )
+        self.ack_seconds = Histogram(
+            "databot_slack_ack_seconds",
+            "Time from receiving a Slack request to the ack going back.",
+            ["surface"],
+            buckets=ACK_BUCKETS,
+            registry=self.registry,
+        )
+        self.warehouse_queries = Counter(
+            "databot_warehouse_queries",
+            "Warehouse queries by backend and outcome.",
+            ["backend", "outcome"],
+            registry=self.registry,
+        )
+        self.warehouse_seconds = Histogram(
+            "databot_warehouse_query_seconds",
+            "Warehouse query duration.",
+            ["backend"],
+            registry=self.registry,
+        )
+        self._state: StateCollector | None = None
+
+    def watch_state(self, store: Store) -> None:
+        """Report the database-held state (outbox, scheduled runs, clock) at scrape time."""
+        if self._state is None:
+            self._state = StateCollector(store)
+            self.registry.register(self._state)
+
+    def exposition(self) -> bytes:
+        return generate_latest(self.registry)
+
+
+def surface_of(parsed: Mapping[str, Any]) -> str:
+    """The Slack surface a request came from, for labels: a small fixed set."""
+    if "command" in parsed:
+        return "command"
+    kind = parsed.get("type")
+    return {
+        "block_actions": "action",
+        "shortcut": "shortcut",
+        "message_action": "shortcut",
+        "view_submission": "view",
+        "view_closed": "view",
+        "event_callback": "event",
+        "url_verification": "url_verification",
+    }.get(str(kind), "other")
+
+
+class StateCollector(Collector):
+    """Gauges read from the state database when Prometheus scrapes."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    def collect(self) -> Iterator[Metric]:
+        now = utc_now()
+        r = tables.requests.c
+        runs = tables.scheduled_runs.c
+        with self.store.engine.connect() as connection:
+            queued = connection.execute(
+                sa.select(sa.func.count(), sa.func.min(r.created_at)).where(r.status == "queued")
+            ).one()
+            by_status = connection.execute(
+                sa.select(runs.job, runs.status, sa.func.count()).group_by(runs.job, runs.status)
+            ).all()
+            beat = connection.execute(
+                sa.select(tables.kv.c.value).where(tables.kv.c.key == CLOCK_HEARTBEAT_KEY)
+            ).scalar()
+        depth = GaugeMetricFamily(
+            "databot_outbox_depth", "Data requests stored but not on GitHub yet."
+        )
+        depth.add_metric([], queued[0])
+        yield depth
+        oldest = GaugeMetricFamily(
+            "databot_outbox_oldest_age_seconds",
+            "Age of the oldest data request not on GitHub yet (0 when none).",
+        )
+        oldest.add_metric([], (now - queued[1]).total_seconds() if queued[1] else 0.0)
+        yield oldest
+        scheduled = GaugeMetricFamily(
+            "databot_scheduled_runs",
+            "Scheduled runs recorded, by job and status (posted, waiting, skipped, failed...).",
+            labels=["job", "status"],
+        )
+        for job, status, count in by_status:
+            scheduled.add_metric([job, status], count)
+        yield scheduled
+        age = GaugeMetricFamily(
+            "databot_clock_heartbeat_age_seconds",
+            "Seconds since the clock process last swept (absent: no clock has run).",
+        )
+        if beat:
+            age.add_metric([], (now - dt.datetime.fromisoformat(beat)).total_seconds())
+        yield age
+
+
+class InstrumentedWarehouse:
+    """The warehouse, counting and timing every query (the Warehouse protocol)."""
+
+    def __init__(self, inner: Any, telemetry: Telemetry) -> None:
+        self._inner = inner
+        self._telemetry = telemetry
+
+    @property
+    def name(self) -> str:
+        return str(self._inner.name)
+
+    def query(self, sql: str, params: Any = None, **kwargs: Any) -> list[dict[str, Any]]:
+        backend = self.name
+        started = time.monotonic()
+        outcome = "error"
+        try:
+            rows: list[dict[str, Any]] = self._inner.query(sql, params, **kwargs)
+            outcome = "ok"
+            return rows
+        finally:
+            self._telemetry.warehouse_queries.labels(backend, outcome).inc()
+            self._telemetry.warehouse_seconds.labels(backend).observe(time.monotonic() - started)
+
+    def close(self) -> None:
+        self._inner.close()
+
+
+ReadinessCheck = Callable[[], str | None]  # None when fine, else what is wrong

@@ -1,0 +1,108 @@
+"""What an operator watches: `/readyz` goes unready when a dependency breaks, `/metrics`
+is scraped like Prometheus does, `databot posts` shows whether the clock is alive."""
+
+from __future__ import annotations
+
+import json
+import urllib.error
+import urllib.request
+
+from prometheus_client.parser import text_string_to_metric_families
+
+from bot.cli import clock_line
+from bot.features import beat
+from bot.telemetry import CLOCK_HEARTBEAT_KEY
+
+
+def get(url: str) -> tuple[int, str]:
+    try:
+        with urllib.request.urlopen(url, timeout=10) as response:
+            return response.status, response.read().decode()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read().decode()
+
+
+def samples(text: str) -> dict[tuple[str, tuple], float]:
+    found = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            found[(sample.name, tuple(sorted(sample.labels.items())))] = sample.value
+    return found
+
+
+def test_ready_when_every_dependency_answers(bot):
+    status, body = get(bot.url + "/readyz")
+    assert status == 200
+    report = json.loads(body)
+    assert report["ok"] is True
+    assert report["checks"] == {"state_database": "ok", "warehouse": "ok", "slack": "ok"}
+
+
+def test_unready_when_slack_refuses_the_token(bot):
+    bot.slack.fail_next("auth.test", "invalid_auth")
+    status, body = get(bot.url + "/readyz")
+    assert status == 503
+    assert json.loads(body)["checks"]["slack"] == "SlackApiError: invalid_auth"
+
+
+def test_unready_when_the_state_database_is_gone(bot):
+    bot.deps.store.engine.dispose()
+    original = bot.deps.store.engine.connect
+
+    def refuse(*args, **kwargs):
+        raise ConnectionError("state database down")
+
+    bot.deps.store.engine.connect = refuse  # type: ignore[method-assign]
+    try:
+        status, body = get(bot.url + "/readyz")
+    finally:
+        bot.deps.store.engine.connect = original  # type: ignore[method-assign]
+    assert status == 503
+    assert json.loads(body)["checks"]["state_database"] == "ConnectionError"
+
+
+def test_unready_when_the_warehouse_fails(make_bot, sqlite_store):
+    class Broken:
+        name = "duckdb"
+
+        def query(self, *args, **kwargs):
+            raise OSError("warehouse file gone")
+
+        def close(self):
+            pass
+
+    with make_bot(sqlite_store) as harness:
+        harness.deps.warehouse._inner = Broken()
+        status, body = get(harness.url + "/readyz")
+    assert status == 503
+    assert json.loads(body)["checks"]["warehouse"] == "OSError"
+
+
+def test_metrics_count_slack_requests_and_warehouse_queries_and_show_the_outbox(bot):
+    assert bot.slash("/metric", "help")[0].status == 200
+    assert bot.slash("/metric", "dau 7d")[0].status == 200
+    bot.wait_idle()
+    bot.post_slack("token=x", headers={"X-Slack-Signature": "v0=bad"})  # unsigned: 401
+    status, text = get(bot.url + "/metrics")
+    assert status == 200
+    found = samples(text)
+    assert (
+        found[("databot_slack_requests_total", (("outcome", "200"), ("surface", "command")))] == 2
+    )
+    assert (
+        found[("databot_slack_requests_total", (("outcome", "401"), ("surface", "unverified")))]
+        == 1
+    )
+    assert found[("databot_slack_ack_seconds_count", (("surface", "command"),))] == 2
+    queries = sum(v for (name, _), v in found.items() if name == "databot_warehouse_queries_total")
+    assert queries >= 1
+    assert found[("databot_outbox_depth", ())] == 0
+
+
+def test_the_clock_heartbeat_shows_in_metrics_and_posts(bot, clock):
+    assert "no clock process" in clock_line(None, clock())
+    beat(bot.deps)
+    assert bot.deps.store.kv_get(CLOCK_HEARTBEAT_KEY) == clock().isoformat()
+    clock.advance(minutes=5)
+    line = clock_line(bot.deps.store.kv_get(CLOCK_HEARTBEAT_KEY), clock())
+    assert line == "clock: last swept 5 min 0 s ago (is `databot clock` running?)"
