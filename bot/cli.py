@@ -292,8 +292,15 @@ def add_schedule_commands(sub) -> None:
 
 def cmd_check(args: argparse.Namespace, settings: Settings) -> int:
     from bot.checks import run_checks
+    from bot.deps import make_slack_client
+    from bot.github import make_github
+    from bot.online_checks import run_online_checks
 
     report = run_checks(settings)
+    if args.online:
+        run_online_checks(
+            settings, report, slack=make_slack_client(settings), github=make_github(settings)
+        )
     print(report.render())
     return 0 if report.ok else 1
 
@@ -395,6 +402,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("clock", help="run the scheduler process (one per deployment)")
     p.set_defaults(func=cmd_clock)
     p = sub.add_parser("check", help="validate settings, manifest and catalog")
+    p.add_argument(
+        "--online", action="store_true", help="also ask Slack and GitHub (token, scopes, access)"
+    )
     p.set_defaults(func=cmd_check)
     p = sub.add_parser("demo", help="run the real app on loopback with stand-in Slack/GitHub")
     p.add_argument("-i", "--interactive", action="store_true", help="type slash commands")

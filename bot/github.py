@@ -196,6 +196,10 @@ class GitHubGateway:
             self._repo = self.gh.get_repo(self.repo_name)
         return self._repo
 
+    def repo_permissions(self) -> dict[str, bool]:
+        """What the token may do on the repo (GitHub's `permissions`: pull, push, ...)."""
+        return dict(self.repo.raw_data.get("permissions") or {})
+
     def issue(self, number: int) -> GitHubIssue:
         """One issue as GitHub's REST API shows it (single-issue answers name `closed_by`)."""
         return GitHubIssue.model_validate(self.repo.get_issue(number).raw_data)

@@ -57,6 +57,11 @@ def required_scopes() -> set[str]:
     return {s for m in methods_used() if (s := METHOD_SCOPES[m])} | {"commands"}
 
 
+def manifest_bot_scopes(manifest: dict) -> set[str]:
+    """The bot scopes manifest.yml asks Slack for."""
+    return set(manifest.get("oauth_config", {}).get("scopes", {}).get("bot", []))
+
+
 def manifest_problems(path: Path) -> list[str]:
     if not path.exists():
         return [f"{path.name} not found"]

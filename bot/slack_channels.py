@@ -40,16 +40,17 @@ def channel_id(deps: Deps, channel: str) -> str | None:
         entry = json.loads(cached)
         if dt.datetime.fromisoformat(entry["at"]) + CHANNEL_CACHE_TTL > now:
             return entry["id"]
-    found = _list_channel(deps, name)
+    found = list_channel_id(deps.slack, name)
     if found:
         deps.store.kv_set(key, json.dumps({"id": found, "at": now.isoformat()}))
     return found
 
 
-def _list_channel(deps: Deps, name: str) -> str | None:
+def list_channel_id(slack: WebClient, name: str) -> str | None:
+    """The id of channel `name` (without #) as conversations.list shows it; no cache."""
     cursor = None
     for _ in range(CHANNEL_LIST_MAX_PAGES):
-        response = deps.slack.conversations_list(
+        response = slack.conversations_list(
             types="public_channel,private_channel",
             exclude_archived=True,
             limit=1000,

@@ -33,6 +33,8 @@ from flask import Flask, Response, request
 from slack_sdk.models.blocks import Block
 from slack_sdk.models.views import View
 
+from bot.checks import MANIFEST
+from bot.manifest import load_manifest, manifest_bot_scopes
 from sandbox import LoopbackServer
 
 if TYPE_CHECKING:
@@ -252,6 +254,7 @@ class FakeSlack(LoopbackServer):
         self.token = token or "xoxb-sandbox-token"
         self.tokens: set[str] | None = {token} if token else None
         self.team_id = team_id
+        self._revoked_scopes: set[str] = set()
         self.team_domain = team_domain
         self.bot_user_id = bot_user_id
         self.bot_id = bot_id
@@ -291,6 +294,16 @@ class FakeSlack(LoopbackServer):
         return f"{self.url}/api/"
 
     # --- seeding -----------------------------------------------------------------------
+
+    def granted_scopes(self) -> list[str]:
+        """The scopes the installed app holds: everything manifest.yml asks for, unless a
+        test took some away (`revoke_scopes`)."""
+        asked = manifest_bot_scopes(load_manifest(MANIFEST))
+        return sorted(asked - self._revoked_scopes)
+
+    def revoke_scopes(self, *scopes: str) -> None:
+        with self._lock:
+            self._revoked_scopes.update(scopes)
 
     def add_channel(
         self,
@@ -1091,6 +1104,9 @@ class FakeSlack(LoopbackServer):
             time.sleep(delay)
         with self._lock:
             status, body, headers = self._dispatch(method, args, token, decode_error)
+            if token and not token.startswith("xapp-") and body.get("error") != "invalid_auth":
+                # Like Slack: every answer to a bot token names the scopes it was granted.
+                headers = {**headers, "x-oauth-scopes": ",".join(self.granted_scopes())}
             error = None if body.get("ok") else body.get("error")
             self._calls.append(SlackCall(method, args, dt.datetime.now(dt.UTC), error))
             self._changed.notify_all()
