@@ -104,6 +104,7 @@ PLATFORM = {
     "bot.github",
     "bot.slack_channels",
     "bot.slack_gate",
+    "bot.slack_post",
     "bot.slack_text",
     "bot.sparkline",
     "bot.sql",
