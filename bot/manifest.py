@@ -21,6 +21,7 @@ METHOD_SCOPES: dict[str, str | None] = {
     "chat_getPermalink": None,
     "conversations_replies": "channels:history",  # groups:history for private channels
     "conversations_history": "channels:history",
+    # A DM's conversation ID, to look for a DM whose answer was lost (bot/slack_post.py).
     "conversations_open": "im:write",
     # Scheduled posts resolve a configured #name to the ID history needs (bot/scheduling/runner.py).
     "conversations_list": "channels:read",  # groups:read for private channels
@@ -37,6 +38,7 @@ IMPLIED_SCOPES = {
     "chat:write.public": "posting to #analytics without being invited first",
     "groups:history": "turning threads in private channels into requests",
     "groups:read": "finding a private channel a scheduled post goes to by its #name",
+    "im:history": "finding its own DM whose answer was lost before sending it again",
 }
 
 

@@ -91,23 +91,37 @@ def find_message_by_metadata(
     event_type: str,
     payload: Mapping[str, Any],
     oldest: float,
+    thread_ts: str | None = None,
     max_pages: int = HISTORY_MAX_PAGES,
 ) -> str | None:
-    """The ts of the newest message in `channel` (a conversation ID) since `oldest` (epoch
-    seconds) whose metadata has `event_type` and every key/value of `payload`; None when
-    the history shows there is none. Slack errors (SlackApiError, OSError) propagate: the
+    """The ts of the newest message in `channel` (a conversation ID: channel, private
+    channel or DM) since `oldest` (epoch seconds) whose metadata has `event_type` and every
+    key/value of `payload`; None when Slack shows there is none. With `thread_ts`, the
+    thread's replies are searched (conversations.replies) instead of the channel's top
+    level (conversations.history). Slack errors (SlackApiError, OSError) propagate: the
     caller knows whether not being able to look is transient for it."""
     cursor = None
     for _ in range(max_pages):
-        response = slack.conversations_history(
-            channel=channel,
-            oldest=f"{oldest:.6f}",
-            include_all_metadata=True,
-            limit=HISTORY_PAGE,
-            cursor=cursor,
-        )
+        if thread_ts is None:
+            response = slack.conversations_history(
+                channel=channel,
+                oldest=f"{oldest:.6f}",
+                include_all_metadata=True,
+                limit=HISTORY_PAGE,
+                cursor=cursor,
+            )
+        else:
+            response = slack.conversations_replies(
+                channel=channel,
+                ts=thread_ts,
+                oldest=f"{oldest:.6f}",
+                include_all_metadata=True,
+                limit=HISTORY_PAGE,
+                cursor=cursor,
+            )
         messages: list[dict[str, Any]] = response.get("messages", [])
-        for message in messages:
+        newest_first = sorted(messages, key=lambda m: float(m.get("ts", 0)), reverse=True)
+        for message in newest_first:
             meta = message.get("metadata") or {}
             found = meta.get("event_payload") or {}
             if meta.get("event_type") == event_type and all(

@@ -25,6 +25,8 @@ import json
 import logging
 import re
 import secrets
+import socket
+import struct
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -107,6 +109,18 @@ class SlackError(Exception):
         self.error = error
         self.status = status
         self.extra = extra
+
+
+# How an answer is lost after Slack acted (`FakeSlack.lose_answer_next`).
+LOST_ANSWERS = ("reset", "500", "hang")
+
+
+@dataclasses.dataclass
+class _LostAnswer:
+    method: str
+    how: str
+    seconds: float
+    times: int
 
 
 @dataclasses.dataclass
@@ -268,6 +282,7 @@ class FakeSlack(LoopbackServer):
         self.violations: list[Violation] = []
         self._failures: list[_Failure] = []
         self._delays: list[list[Any]] = []  # [method, seconds, times left]
+        self._lost: list[_LostAnswer] = []
         self._channels: dict[str, dict[str, Any]] = {}
         self._channel_names: dict[str, str] = {}
         self._users: dict[str, dict[str, Any]] = {}
@@ -465,6 +480,22 @@ class FakeSlack(LoopbackServer):
         Other calls are answered meanwhile: the wait holds no lock."""
         with self._lock:
             self._delays.append([method, seconds, times])
+
+    def lose_answer_next(
+        self, method: str, how: str = "reset", *, seconds: float = 15.0, times: int = 1
+    ) -> None:
+        """Act on the next `times` calls of `method` (the message is posted, the state
+        changes) but lose the answer, the way a caller cannot tell from not acting:
+
+        - "reset": the connection is reset instead of answered;
+        - "500": HTTP 500 `internal_error`, as when Slack fails after acting;
+        - "hang": the answer comes only after `seconds` (a client with a shorter timeout
+          has given up by then).
+        """
+        if how not in LOST_ANSWERS:
+            raise ValueError(f"how must be one of {LOST_ANSWERS}, not {how!r}")
+        with self._lock:
+            self._lost.append(_LostAnswer(method, how, seconds, times))
 
     # --- recorded state ----------------------------------------------------------------
 
@@ -775,7 +806,7 @@ class FakeSlack(LoopbackServer):
             if m["ts"] == root or m.get("thread_ts") == root
         ]
         thread = self._time_window(thread, args)
-        page, next_cursor = self._page(thread, args, 1000)
+        page, next_cursor = self._page(self._with_metadata(thread, args), args, 1000)
         return {
             "messages": page,
             "has_more": bool(next_cursor),
@@ -791,13 +822,20 @@ class FakeSlack(LoopbackServer):
         ]
         top = self._time_window(top, args)
         top.sort(key=lambda m: float(m["ts"]), reverse=True)
-        page, next_cursor = self._page(top, args, 100)
+        page, next_cursor = self._page(self._with_metadata(top, args), args, 100)
         return {
             "messages": page,
             "has_more": bool(next_cursor),
             "pin_count": 0,
             "response_metadata": {"next_cursor": next_cursor},
         }
+
+    @staticmethod
+    def _with_metadata(messages: list[dict], args: dict[str, Any]) -> list[dict]:
+        """Like Slack: a message's metadata is returned only when asked for."""
+        if _as_bool(args.get("include_all_metadata", False)):
+            return messages
+        return [{k: v for k, v in m.items() if k != "metadata"} for m in messages]
 
     @staticmethod
     def _time_window(messages: list[dict], args: dict[str, Any]) -> list[dict]:
@@ -1109,8 +1147,38 @@ class FakeSlack(LoopbackServer):
                 headers = {**headers, "x-oauth-scopes": ",".join(self.granted_scopes())}
             error = None if body.get("ok") else body.get("error")
             self._calls.append(SlackCall(method, args, dt.datetime.now(dt.UTC), error))
+            lost = self._take_lost(method) if body.get("ok") else None
             self._changed.notify_all()
+        if lost is not None:
+            return self._lose(lost, status, body, headers)
         return self._answer(status, body, headers)
+
+    def _take_lost(self, method: str) -> _LostAnswer | None:
+        for lost in self._lost:
+            if lost.method == method and lost.times > 0:
+                lost.times -= 1
+                return lost
+        return None
+
+    def _lose(
+        self, lost: _LostAnswer, status: int, body: dict[str, Any], headers: dict[str, str]
+    ) -> Response:
+        """The call was acted on; now lose its answer (outside the lock)."""
+        if lost.how == "500":
+            return self._answer(500, {"ok": False, "error": "internal_error"})
+        if lost.how == "hang":
+            time.sleep(lost.seconds)
+            return self._answer(status, body, headers)
+        # "reset": an RST instead of an answer (SO_LINGER 0 makes close() reset).
+        sock = request.environ.get("werkzeug.socket")
+        if sock is not None:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            sock.close()
+        return Response(b"", status=500)
 
     def _dispatch(
         self, method: str, args: dict[str, Any], token: str | None, decode_error: str | None

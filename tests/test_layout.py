@@ -105,6 +105,7 @@ PLATFORM = {
     "bot.slack_channels",
     "bot.slack_gate",
     "bot.telemetry",
+    "bot.slack_post",
     "bot.slack_text",
     "bot.sparkline",
     "bot.sql",

@@ -693,3 +693,29 @@ def test_bolt_verifies_and_routes_every_payload_the_builders_make(slack):
     assert app.dispatch(BoltRequest(body=bodies[0], headers=forged)).status == 401
     assert seen == {"command": "dau", "shortcut": "t-1", "title": "DAU", "button": "7"}
     assert [c.method for c in slack.calls()] == ["auth.test"]
+
+
+@pytest.mark.parametrize(
+    ("how", "raised"),
+    [("reset", ConnectionError), ("500", SlackApiError), ("hang", TimeoutError)],
+)
+def test_an_answer_lost_after_posting_leaves_the_message_posted(slack, how, raised):
+    client = WebClient(token=slack.token, base_url=slack.api_url, timeout=0.5, retry_handlers=[])
+    slack.lose_answer_next("chat.postMessage", how, seconds=1.0)
+    with pytest.raises(raised):
+        client.chat_postMessage(channel="C0GENERAL", text="once")
+    assert [m["text"] for m in slack.messages("C0GENERAL")] == ["once"]  # Slack acted
+    assert client.chat_postMessage(channel="C0GENERAL", text="twice")["ok"]  # next is answered
+
+
+def test_history_and_replies_return_metadata_only_when_asked_like_slack(slack, client):
+    meta = {"event_type": "databot_message", "event_payload": {"key": "k"}}
+    root = client.chat_postMessage(channel="C0GENERAL", text="root", metadata=meta)["ts"]
+    client.chat_postMessage(channel="C0GENERAL", text="reply", thread_ts=root, metadata=meta)
+    assert "metadata" not in client.conversations_history(channel="C0GENERAL")["messages"][0]
+    [top] = client.conversations_history(channel="C0GENERAL", include_all_metadata=True)["messages"]
+    assert top["metadata"] == meta
+    replies = client.conversations_replies(channel="C0GENERAL", ts=root, include_all_metadata=True)
+    assert [m["metadata"] for m in replies["messages"]] == [meta, meta]
+    plain = client.conversations_replies(channel="C0GENERAL", ts=root)["messages"]
+    assert all("metadata" not in m for m in plain)

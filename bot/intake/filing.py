@@ -4,7 +4,9 @@ Only the holder of the row's lease (bot/intake/outbox.py) files. Before creating
 again, the filer looks for the request's hidden marker in the repo, so a create whose
 response was lost is not filed twice. A failure GitHub may get over is retried with backoff;
 any other marks the request failed. The requester hears once that a request is queued or
-failed, and at least once where its issue is. The outbox worker drains what is due.
+failed, and once where its issue is: each message is posted under a key (bot/slack_post.py),
+so a retry after a lost answer finds the earlier message instead of posting another. The
+outbox worker drains what is due, notices whose post may not have gone out included.
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ from bot.intake.outbox import (
     take_lease,
     update_request,
 )
+from bot.slack_post import attempted, deliver, post_once, redeliver_due
 from bot.urgent.alerts import announce_issue
 
 if TYPE_CHECKING:
@@ -53,6 +56,11 @@ NOTIFY_MAX_TRIES = 10
 GAVE_UP = "gave up telling the requester"
 # Slack errors that a retry will not fix: the thread's channel is gone or closed to us.
 UNREACHABLE = {"channel_not_found", "is_archived", "not_in_channel", "thread_not_found"}
+# Keys of the messages to the requester (bot/slack_post.py): each is posted once, also
+# when Slack's answer to a post was lost. The notices' keys are their dedupe keys.
+FILED_KEY = "intake:filed:{id}"
+FILED_DM_KEY = "intake:filed-dm:{id}"
+NOTICE_KEY = "intake:{kind}-notice:{id}"
 
 
 def backoff_seconds(attempts: int) -> float:
@@ -241,8 +249,10 @@ def _not_configured(deps: Deps, row: RequestRow) -> None:
 
 
 def _notify_once(deps: Deps, row: RequestRow, kind: str, *, ref: str | None = None) -> None:
-    # At most once: a lost "queued" courtesy note is better than the same note every retry.
-    if not deps.store.claim(f"intake:{kind}-notice:{row.id}"):
+    # Once: claimed once per request and kind; a post whose outcome is unknown is retried by
+    # the outbox worker (redeliver_due in drain_outbox), looking for it in Slack first.
+    key = NOTICE_KEY.format(kind=kind, id=row.id)
+    if not deps.store.claim(key):
         return
     row = get_request(deps, row.id) or row  # with the error just recorded
     if kind == "queued":
@@ -250,33 +260,45 @@ def _notify_once(deps: Deps, row: RequestRow, kind: str, *, ref: str | None = No
     else:
         message = build_request_failed_message(row)
     target = reply_target(row.submission)
-    try:
-        deps.slack.chat_postMessage(
-            channel=target.channel, thread_ts=target.thread_ts, **message.send_kwargs()
+    if (
+        deliver(
+            deps, key, channel=target.channel, thread_ts=target.thread_ts, **message.send_kwargs()
         )
-    except Exception:  # noqa: BLE001 - the request itself is safe in the outbox
-        logger.warning("request %s: could not post the %s notice", row.id, kind)
+        is None
+    ):
+        logger.warning("request %s: the %s notice is not out yet", row.id, kind)
 
 
 def _notify_filed(deps: Deps, row: RequestRow) -> None:
     """The reply with the issue link. At least once: notified_at is set only after Slack
-    accepted it, and the outbox worker retries replies that have not gone out. When the
-    thread cannot be reached any more, the requester gets the link by DM instead."""
+    accepted it (or it was found in Slack), and the outbox worker retries replies that have
+    not gone out. At most once too: each post is under a key (bot/slack_post.py), so a retry
+    after a lost answer finds the earlier reply instead of posting another. When the thread
+    cannot be reached any more, the requester gets the link by DM instead."""
     if take_lease(deps, row.id, status=Status.FILED, count_attempt=False) is None:
         return
-    message = build_request_filed_message(row).send_kwargs()
+    # No unfurl: the link is the issue itself, its preview would only repeat it.
+    message = {**build_request_filed_message(row).send_kwargs(), "unfurl_links": False}
     target = reply_target(row.submission)
+    dm_key = FILED_DM_KEY.format(id=row.id)
     try:
-        try:
-            # No unfurl: the link is the issue itself, its preview would only repeat it.
-            deps.slack.chat_postMessage(
-                channel=target.channel, thread_ts=target.thread_ts, unfurl_links=False, **message
-            )
-        except SlackApiError as exc:
-            if exc.response.get("error") not in UNREACHABLE or target.thread_ts is None:
-                raise
-            logger.info("request %s: thread unreachable, sending the link by DM", row.id)
-            deps.slack.chat_postMessage(channel=row.requester_id, unfurl_links=False, **message)
+        if target.thread_ts is not None and attempted(deps, dm_key):
+            # The thread was unreachable on an earlier try: the link goes (went) by DM.
+            post_once(deps, dm_key, channel=row.requester_id, **message)
+        else:
+            try:
+                post_once(
+                    deps,
+                    FILED_KEY.format(id=row.id),
+                    channel=target.channel,
+                    thread_ts=target.thread_ts,
+                    **message,
+                )
+            except SlackApiError as exc:
+                if exc.response.get("error") not in UNREACHABLE or target.thread_ts is None:
+                    raise
+                logger.info("request %s: thread unreachable, sending the link by DM", row.id)
+                post_once(deps, dm_key, channel=row.requester_id, **message)
     except Exception as exc:  # noqa: BLE001 - retried by the outbox worker, with backoff
         _reply_failed(deps, row, exc)
         return
@@ -335,8 +357,10 @@ class DrainReport(BaseModel):
 
 
 def drain_outbox(deps: Deps) -> DrainReport:
-    """One pass over everything due: file queued requests, send replies not yet sent."""
+    """One pass over everything due: file queued requests, send replies not yet sent (and
+    notices whose post may not have gone out)."""
     report = DrainReport()
+    redeliver_due(deps, "intake:")
     for request_id in due_request_ids(deps):
         before = get_request(deps, request_id)
         after = file_request(deps, request_id)

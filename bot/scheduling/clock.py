@@ -121,9 +121,11 @@ def run_due(deps: Deps, entry: Entry) -> list[RunRecord]:
 
 
 def sweep(deps: Deps, jobs: list[ScheduledJob]) -> list[RunRecord]:
-    """Retry runs whose retry time has come or whose process died (lease expired)."""
+    """Retry runs whose retry time has come or whose process died (lease expired), and
+    owner notices whose post may not have gone out."""
     by_name = {str(j.id): j for j in jobs}
     done = []
+    runner.redeliver_owner_notices(deps)
     for name, period in runs.due_retries(deps.store, deps.now()):
         job = by_name.get(name)
         if job is None:

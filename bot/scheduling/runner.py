@@ -41,6 +41,7 @@ from bot.slack_channels import (
     channel_id,
     find_message_by_metadata,
 )
+from bot.slack_post import deliver, outcome_unknown, post_once, redeliver_due, slack_error
 
 if TYPE_CHECKING:
     from bot.deps import Deps
@@ -48,6 +49,11 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 METADATA_EVENT = "databot_scheduled_post"
+# Keys of the runner's other messages (bot/slack_post.py: posted once, also when Slack's
+# answer is lost). Owner notices are redelivered by the clock's sweep.
+NOTICE_KEY = "scheduled-notice:{job}:{period}"
+OWNER_KEY = "scheduled-owner:{job}:{period}:{what}"
+OWNER_PREFIX = "scheduled-owner:"
 # Slack errors after which a later check may succeed: keep the run and check again.
 _TRANSIENT_ERRORS = frozenset(
     {"ratelimited", "internal_error", "fatal_error", "service_unavailable"}
@@ -183,6 +189,7 @@ def _not_ready(deps, job, opts, record, result: NotReady, *, manual) -> RunRecor
             deps,
             f"{opts.title} for {period} was not posted: the data was not ready "
             f"by the end of the day ({result.reason}).",
+            key=OWNER_KEY.format(job=name, period=period, what="not-ready"),
         )
         return rec
     # Recorded before the notice: a run taken over meanwhile may have posted the numbers,
@@ -226,9 +233,25 @@ def _post_notice_once(deps, job, opts, period: str, result: NotReady) -> None:
         "It will be posted here as soon as the data is complete."
     )
     try:
-        response = deps.slack.chat_postMessage(channel=channel, text=text, unfurl_links=False)
-    except SlackApiError as exc:
-        error = exc.response.get("error", "error")
+        sent = post_once(
+            deps,
+            NOTICE_KEY.format(job=name, period=period),
+            channel=channel,
+            text=text,
+            unfurl_links=False,
+        )
+    except Exception as exc:  # noqa: BLE001 - unknown outcomes are retried, refusals reported
+        if outcome_unknown(exc):
+            # It may be out: the notice row keeps its lease, and whichever run takes it over
+            # after that looks for the notice in Slack before posting it.
+            logger.warning(
+                "%s %s: the 'late' notice may have been posted (%s); checking later",
+                name,
+                period,
+                slack_error(exc),
+            )
+            return
+        error = slack_error(exc)
         runs.record(
             deps.store,
             name,
@@ -238,7 +261,11 @@ def _post_notice_once(deps, job, opts, period: str, result: NotReady) -> None:
             lease_until=None,
             detail=f"Slack said {error}",
         )
-        tell_owner(deps, f"The 'late' notice for {opts.title} {period} failed: Slack said {error}.")
+        tell_owner(
+            deps,
+            f"The 'late' notice for {opts.title} {period} failed: Slack said {error}.",
+            key=OWNER_KEY.format(job=name, period=period, what="notice-failed"),
+        )
         return
     runs.record(
         deps.store,
@@ -246,9 +273,9 @@ def _post_notice_once(deps, job, opts, period: str, result: NotReady) -> None:
         notice_period,
         now,
         status=RunStatus.POSTED,
-        channel=response["channel"],
-        ts=response["ts"],
-        permalink=_permalink(deps, response["channel"], response["ts"]),
+        channel=sent.channel,
+        ts=sent.ts,
+        permalink=_permalink(deps, sent.channel, sent.ts),
         lease_until=None,
         detail=f"not ready: {result.reason}",
     )
@@ -308,7 +335,11 @@ def _post(deps, job, opts, record, post: Post, *, manual) -> RunRecord:
                 else type(exc).__name__
             )
             detail = f"posted, but attaching the files failed ({error})"
-            tell_owner(deps, f"{opts.title} for {period}: {detail}.")
+            tell_owner(
+                deps,
+                f"{opts.title} for {period}: {detail}.",
+                key=OWNER_KEY.format(job=name, period=period, what=f"files-{record.attempts}"),
+            )
     rec = runs.record(
         deps.store,
         name,
@@ -358,7 +389,11 @@ def _fail(
         return runs.read_run(deps.store, record.job, record.period)
     if manual:
         raise DatabotError(f"{opts.title} for {record.period} {manual_text}") from cause
-    tell_owner(deps, f"{opts.title} for {record.period} {owner_text}")
+    tell_owner(
+        deps,
+        f"{opts.title} for {record.period} {owner_text}",
+        key=OWNER_KEY.format(job=record.job, period=record.period, what=f"failed-{rec.attempts}"),
+    )
     return rec
 
 
@@ -480,14 +515,19 @@ def _find_posted(deps, record: RunRecord, recorded: str) -> tuple[str, str] | No
     return (channel, ts) if ts is not None else None
 
 
-def tell_owner(deps: Deps, text: str) -> None:
-    """Report a scheduled post that did not go out: never fail silently."""
+def tell_owner(deps: Deps, text: str, *, key: str) -> None:
+    """Report a scheduled post that did not go out: never fail silently. Posted once under
+    `key` (OWNER_KEY): a notice whose post may not have gone out is tried again by the
+    clock's sweep (`redeliver_owner_notices`), which looks for it in Slack first."""
     owner = deps.settings.owner_channel
     logger.warning("owner notice: %s", text)
     if not owner:
         logger.error("OWNER_CHANNEL is not set, so nobody was told: %s", text)
         return
-    try:
-        deps.slack.chat_postMessage(channel=owner, text=f":warning: {text}", unfurl_links=False)
-    except Exception as exc:  # noqa: BLE001 - last resort is the log
-        logger.error("could not tell the owner (%s): %s", type(exc).__name__, text)
+    if deliver(deps, key, channel=owner, text=f":warning: {text}", unfurl_links=False) is None:
+        logger.error("could not tell the owner yet (retried by the sweep): %s", text)
+
+
+def redeliver_owner_notices(deps: Deps) -> int:
+    """Owner notices whose post may not have gone out, tried again (after looking)."""
+    return redeliver_due(deps, OWNER_PREFIX)
