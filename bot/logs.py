@@ -43,9 +43,6 @@ class RedactSecrets(logging.Filter):
         record.args = None
         if record.exc_text:
             record.exc_text = self.redact(record.exc_text)
-            # Formatters (the JSON one too) print the redacted exc_text only when exc_info
-            # is gone; left in place it would be formatted again, unredacted.
-            record.exc_info = None
         return True
 
 
@@ -57,11 +54,25 @@ def secret_values(settings: Settings) -> list[str]:
     ]
 
 
+class RedactedJsonFormatter(JsonFormatter):
+    """JSON lines whose traceback is the one the filter redacted (`exc_text`): the base
+    class would format `exc_info` afresh, secrets and all."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        if not record.exc_text:
+            return super().format(record)
+        exc_info, record.exc_info = record.exc_info, None
+        try:
+            return super().format(record)
+        finally:
+            record.exc_info = exc_info
+
+
 def formatter(log_format: str) -> logging.Formatter:
     """`text` for a terminal; `json`: one object per line (time, level, logger, message, and
     extras such as the correlation id `ref` of an unexpected error)."""
     if log_format == "json":
-        return JsonFormatter(
+        return RedactedJsonFormatter(
             "%(asctime)s %(levelname)s %(name)s %(message)s",
             rename_fields={"asctime": "time", "levelname": "level", "name": "logger"},
         )

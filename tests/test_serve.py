@@ -20,7 +20,8 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def wait_healthy(url: str, process: subprocess.Popen, timeout: float = 30) -> None:
+def wait_healthy(url: str, process: subprocess.Popen, timeout: float = 120) -> None:
+    # Generous: the first start builds the demo warehouse, slow on a loaded 2-core machine.
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:

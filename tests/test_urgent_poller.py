@@ -397,7 +397,7 @@ def test_clock_process_polls_for_urgent_issues(github, slack, clock, tmp_path):
         text=True,
     )
     try:
-        slack.wait_for("chat.postMessage", timeout=30)
+        slack.wait_for("chat.postMessage", timeout=120)
     finally:
         process.send_signal(signal.SIGTERM)
         _, stderr = process.communicate(timeout=30)

@@ -199,5 +199,6 @@ def test_post_dry_run_prints_the_reminder_and_posts_nothing(
     assert main(["post", "urgent-reminder"]) == 0
     assert "urgent-reminder 2026-11-23: posted https://" in capsys.readouterr().out
     assert main(["posts"]) == 0
-    [header, row] = capsys.readouterr().out.splitlines()
+    [header, row, clock_line] = capsys.readouterr().out.splitlines()
     assert row.split()[2:5] == ["urgent-reminder", "2026-11-23", "posted"]
+    assert clock_line.startswith("clock: ")
