@@ -208,6 +208,15 @@ class GitHubGateway:
         issue = self.repo.create_issue(title=title, body=body, labels=labels)
         return IssueRef(issue.number, issue.html_url, issue.title)
 
+    def issue_comments(self, number: int) -> list[str]:
+        """The bodies of an issue's comments, oldest first (GETs, one per page)."""
+        # get_issue is lazy (see make_github): the listing is the only request.
+        return [c.body or "" for c in self.repo.get_issue(number).get_comments()]
+
+    def add_issue_comment(self, number: int, body: str) -> None:
+        """Comment on an issue: a POST, so never retried by the client (see CappedRetry)."""
+        self.repo.get_issue(number).create_comment(body)
+
     def find_issue_with_marker(self, marker: str, since: dt.datetime) -> IssueRef | None:
         """The issue whose body contains `marker`, created at or after `since`.
 

@@ -517,10 +517,13 @@ class FakeGitHub(LoopbackServer):
     def lose_response_next_create(self, times: int = 1) -> None:
         """The next issue creation succeeds but is answered 502, as when the response is
         lost on the way back: a client that retries creates a duplicate."""
+        self.lose_response_next("POST", r"^/repos/[^/]+/[^/]+/issues$", times)
+
+    def lose_response_next(self, method: str, path_regex: str, times: int = 1) -> None:
+        """The next matching request that creates something (201: an issue, a comment)
+        succeeds but is answered 502, as when the response is lost on the way back."""
         with self._lock:
-            self._rules.append(
-                _Rule("lose_create", "POST", r"^/repos/[^/]+/[^/]+/issues$", times, status=502)
-            )
+            self._rules.append(_Rule("lose_create", method, path_regex, times, status=502))
 
     def _take_rule(self, kind: str, method: str, path: str) -> _Rule | None:
         with self._lock:

@@ -53,6 +53,7 @@ TRIGGER_TTL_SECONDS = 3.0
 # A response_url may be used 5 times within 30 minutes.
 RESPONSE_URL_MAX_USES = 5
 VIEW_STACK_MAX = 3
+REPLIES_PAGE_MAX = 200  # messages per conversations.replies page
 
 # Fields Slack accepts as JSON strings inside form-encoded bodies.
 _JSON_FIELDS = ("blocks", "attachments", "view", "files", "metadata")
@@ -806,7 +807,13 @@ class FakeSlack(LoopbackServer):
             if m["ts"] == root or m.get("thread_ts") == root
         ]
         thread = self._time_window(thread, args)
-        page, next_cursor = self._page(self._with_metadata(thread, args), args, 1000)
+        # Slack's default limit is 1000, but it may return fewer than asked ("we recommend no
+        # more than 200 results at a time"): like a large workspace, at most 200 a page, so a
+        # client that does not follow next_cursor misses the rest.
+        limit = min(int(args.get("limit") or 1000), REPLIES_PAGE_MAX)
+        page, next_cursor = self._page(
+            self._with_metadata(thread, args), {**args, "limit": limit}, REPLIES_PAGE_MAX
+        )
         return {
             "messages": page,
             "has_more": bool(next_cursor),

@@ -14,11 +14,14 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import requests
+import sqlalchemy as sa
 from github import GithubException
 from slack_sdk import WebClient
 
+from bot import tables
 from bot.deps import Deps
 from bot.github import IssueRef
+from bot.intake import outbox
 from bot.intake.filing import drain_outbox, file_request
 from bot.intake.forms import builtin_forms, parse_issue_form
 from bot.intake.issue import render_issue
@@ -37,6 +40,7 @@ from bot.intake.outbox import (
     request_for_thread,
     requeue,
     submit_request,
+    take_lease,
 )
 from bot.settings import Settings
 from sandbox.slack_api import FakeSlack
@@ -800,3 +804,125 @@ def test_a_quoted_message_that_starts_with_a_code_fence_stays_a_code_block():
     sub = submission(source=Source.MESSAGE, channel_id="C1", thread_ts="1.1", thread=thread)
     body = render_issue(sub, "r", permalink=None, user_name=NAMES.get).body
     assert "> **Bob Ortiz:**\n> ```\n> @data-team SELECT 1\n> ```" in body
+
+
+# --- a worker that dies while preparing (tracker issue 16, part 3) ----------------------------
+
+
+def lease_left(deps, request_id: str) -> float:
+    """Seconds the request's lease still runs by deps.now (negative: free)."""
+    with deps.store.engine.connect() as connection:
+        until = connection.execute(
+            sa.select(tables.requests.c.lease_until).where(tables.requests.c.id == request_id)
+        ).scalar_one()
+    return (until - deps.now()).total_seconds()
+
+
+def test_a_worker_that_dies_before_the_create_is_taken_over_within_two_minutes_and_told_queued(
+    deps, slack, github, clock
+):
+    row = submit_request(deps, submission(), "view:V1").row
+    # A worker leased it and was killed while preparing (say, during users.info).
+    assert take_lease(deps, row.id, status=Status.QUEUED, count_attempt=True) == 1
+    clock.advance(seconds=30)
+    assert drain_outbox(deps).filed == 0  # its lease still holds
+    assert slack.messages("U0ALICE") == []  # under a minute: nothing to say yet
+    clock.advance(seconds=31)
+    assert drain_outbox(deps).filed == 0
+    [note] = slack.messages("U0ALICE")
+    assert note["text"].startswith("Request queued:")
+    shown = note["blocks"][0]["text"]["text"]
+    assert "taking longer than usual" in shown and "GitHub" not in shown  # GitHub is fine
+    clock.advance(seconds=59)  # two minutes after the crash
+    assert drain_outbox(deps).filed == 1
+    assert github.creates == 1 and len(github.issues) == 1
+    clock.advance(minutes=10)
+    drain_outbox(deps)
+    texts = [m["text"] for m in slack.messages("U0ALICE")]
+    assert len(texts) == 2 and texts[1].startswith("Filed #1:")  # told queued once, then filed
+
+
+def test_the_lease_is_short_while_preparing_and_long_only_around_the_create(deps, github, clock):
+    row = submit_request(deps, submission(), "view:V1").row
+    assert take_lease(deps, row.id, status=Status.QUEUED, count_attempt=True) == 1
+    preparing = lease_left(deps, row.id)
+    assert 60 <= preparing <= 120
+    clock.advance(seconds=preparing + 1)  # as if that worker died
+    during_create = []
+    create = github.create_issue
+
+    def watched(title, body, labels):
+        during_create.append(lease_left(deps, row.id))
+        return create(title, body, labels)
+
+    github.create_issue = watched
+    assert file_request(deps, row.id).status is Status.FILED
+    post = deps.settings.github_timeout_seconds + deps.settings.github_seconds_between_writes
+    assert during_create and during_create[0] >= post + 30  # the POST's worst case, a margin
+
+
+def test_a_live_worker_renews_its_short_lease_and_is_not_taken_over(
+    deps, slack, github, clock, monkeypatch
+):
+    monkeypatch.setattr(outbox, "HEARTBEAT_SECONDS", 0.05)
+    row = submit_request(deps, submission(), "view:V1").row
+    slack.delay_next("users.info", 1.5)  # worker A is slow while rendering, but alive
+    worker_a = ThreadPoolExecutor(1).submit(file_request, deps, row.id)
+    deadline = time.monotonic() + 5
+    while get_request(deps, row.id).attempts == 0:
+        assert time.monotonic() < deadline
+    clock.advance(seconds=outbox.PREPARE_LEASE.total_seconds() + 1)  # its first lease ran out
+    time.sleep(0.5)  # ... and its heartbeat renewed it
+    assert lease_left(deps, row.id) > 0
+    assert file_request(deps, row.id).status is Status.QUEUED  # worker B does not take it
+    assert get_request(deps, row.id).attempts == 1
+    assert worker_a.result(timeout=10).status is Status.FILED
+    assert github.creates == 1
+
+
+# --- big inputs (tracker issue 16, part 6) ----------------------------------------------------
+
+LONG_FORM = "name: Long request\ndescription: Many questions.\nbody:\n" + "".join(
+    f"  - type: textarea\n    id: q{i}\n    attributes:\n      label: Question {i}\n"
+    for i in range(1, 26)
+)
+
+
+def long_answers() -> dict[str, str]:
+    """25 answers of 3,000 characters (Slack's maximum), with text GitHub needs escaped."""
+    answers = {}
+    for i in range(1, 26):
+        start = f"Answer {i}: "
+        answers[f"q{i}"] = (start + "a & b < c @team " * 200)[:3000]
+    return answers
+
+
+def test_answers_too_long_for_the_body_continue_in_comments_nothing_lost_same_on_retry():
+    form = parse_issue_form("long", LONG_FORM)
+    sub = submission(form=form, answers=long_answers())
+    draft = render_issue(sub, "r1", permalink=None, user_name=NAMES.get)
+    assert len(draft.body) <= 65_536
+    assert draft.comments and all(len(c) <= 65_536 for c in draft.comments)
+    everything = draft.body + "".join(draft.comments)
+    for answer in long_answers().values():
+        assert everything.count(github_markdown(answer)) == 1
+    n = len(draft.comments)
+    assert f"they continue in the {n} comments below" in draft.body
+    assert [c.split("\n", 1)[0] for c in draft.comments] == [
+        f"<!-- databot-request-part: r1 {k}/{n} -->" for k in range(1, n + 1)
+    ]
+    assert "databot-request: r1" not in "".join(draft.comments)  # only the body has MARKER
+    # A retry renders the same comments, whatever Slack says the names are by then.
+    again = render_issue(sub, "r1", permalink=None, user_name=lambda uid: uid * 40)
+    assert again.comments == draft.comments
+
+
+def test_a_thread_longer_than_was_read_says_how_many_messages_are_included_and_links_it():
+    thread = [ThreadMessage(user="U0BOB", ts=f"1.{i}", text=f"message {i}") for i in range(4)]
+    sub = submission(
+        source=Source.MESSAGE, channel_id="C1", thread_ts="1.0", thread=thread, thread_total=1002
+    )
+    body = render_issue(sub, "r", permalink="https://x.slack.com/p1", user_name=NAMES.get).body
+    assert "4 of 1,002 messages included; the rest is in the thread: https://x.slack.com/p1" in body
+    whole = submission(source=Source.MESSAGE, channel_id="C1", thread_ts="1.0", thread=thread)
+    assert "included" not in render_issue(whole, "r", permalink="https://x.slack.com/p1").body

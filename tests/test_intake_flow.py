@@ -11,11 +11,14 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
+import handlers.intake
 from bot.deps import build_deps
 from bot.ids import Action, Command, RequestBlock, Shortcut
 from bot.intake import outbox as intake
 from bot.intake.filing import drain_outbox
+from bot.intake.markdown import github_markdown
 from bot.intake.model import Status
+from bot.intake.outbox import take_lease
 from sandbox.slack_requests import (
     block_actions,
     global_shortcut,
@@ -560,3 +563,113 @@ def test_an_urgent_request_appears_in_the_analytics_channel_at_once_with_the_con
             if not m.get("thread_ts") and issue["html_url"] in json.dumps(m.get("blocks", []))
         ]
         assert len(alerts) == 1
+
+
+# --- tracker issue 16, part 3: a crash while a request is being prepared ---------------------
+
+
+def test_a_filer_killed_before_the_create_is_taken_over_within_two_minutes_of_a_restart(
+    bot, clock, monkeypatch
+):
+    def killed_while_preparing(deps, request_id):
+        # It took the request, then the process died (kill -9) before the GitHub create.
+        take_lease(deps, request_id, status=Status.QUEUED, count_attempt=True)
+
+    monkeypatch.setattr(handlers.intake, "file_request", killed_while_preparing)
+    view = new_request_modal(bot)
+    values = {RequestBlock.TITLE: "Seats", "q:problem": "p", "q:end_state": "e", "q:why": "w"}
+    submit(bot, view_submission(view, answer(**values)))
+    assert bot.github.issues() == [] and bot.slack.messages("U0ALICE") == []
+
+    after_restart = restarted(bot, clock)
+    clock.advance(seconds=61)
+    assert drain_outbox(after_restart).filed == 0  # the dead filer's short lease still holds
+    [note] = bot.slack.messages("U0ALICE")
+    assert "queued" in note["text"]  # delayed past a minute: the requester is told
+    clock.advance(seconds=60)
+    assert drain_outbox(after_restart).filed == 1
+    [issue] = bot.github.issues()
+    assert bot.github.count("POST", r"/issues$") == 1
+    dms = bot.slack.messages("U0ALICE")
+    assert len(dms) == 2 and f"#{issue['number']}" in dms[1]["text"]
+
+
+# --- tracker issue 16, part 6: big inputs ----------------------------------------------------
+
+
+def test_a_thread_of_1002_messages_is_read_in_pages_and_modal_and_issue_say_what_is_included(
+    bot,
+):
+    messages = [{"user": "U0BOB", "text": "Weekly searches by deployment type?"}]
+    messages += [{"user": "U0CAROL", "text": f"reply {i}"} for i in range(1, 1002)]
+    root_ts = bot.slack.seed_thread("C0ANALYTICS", messages)
+    root = next(m for m in bot.slack.messages("C0ANALYTICS") if m["ts"] == root_ts)
+    permalink = f"https://sandbox.slack.com/archives/C0ANALYTICS/p{root_ts.replace('.', '')}"
+    view = open_from_thread(bot, root)
+    shown = json.dumps(view["blocks"])
+    assert "1,000 of 1,002 messages included" in shown and f"<{permalink}>" in shown
+    pages = bot.slack.calls("conversations.replies")
+    assert len(pages) == 5 and all(int(c.args["limit"]) <= 200 for c in pages)
+
+    submit(bot, view_submission(view, answer(**{"q:end_state": "e", "q:why": "w"})))
+    [issue] = bot.github.issues()
+    body = issue["body"]
+    assert f"1,000 of 1,002 messages included; the rest is in the thread: {permalink}" in body
+    assert "> **Carol Diaz:** reply 999\n" in body and "reply 1000" not in body
+    assert len(body) <= 65_536
+
+
+LONG_FORM = "name: Long request\ndescription: Many questions.\nbody:\n" + "".join(
+    f"  - type: textarea\n    id: q{i}\n    attributes:\n      label: Question {i}\n"
+    for i in range(1, 26)
+)
+
+
+def long_request_values() -> dict[str, str]:
+    """25 answers of 3,000 characters (Slack's maximum), with text GitHub needs escaped."""
+    values = {RequestBlock.TITLE: "Everything about seats"}
+    for i in range(1, 26):
+        values[f"q:q{i}"] = (f"Answer {i}: " + "a & b < c @team " * 200)[:3000]
+    return values
+
+
+def submit_long_request(bot) -> dict[str, str]:
+    bot.github.seed_file(ISSUE_TEMPLATES + "long.yml", LONG_FORM)
+    intake.refresh_forms(bot.deps)
+    view = new_request_modal(bot)
+    values = long_request_values()
+    submit(bot, view_submission(view, answer(**values)))
+    return values
+
+
+def assert_filed_whole(bot, values: dict[str, str]) -> None:
+    [row] = intake.list_requests(bot.deps)
+    assert row.status is Status.FILED, row.last_error
+    [issue] = bot.github.issues()
+    comments = [c["body"] for c in bot.github.comments(issue["number"])]
+    assert len(issue["body"]) <= 65_536 and all(len(c) <= 65_536 for c in comments)
+    assert f"they continue in the {len(comments)} comments below" in issue["body"]
+    everything = issue["body"] + "".join(comments)
+    for block_id, text in values.items():
+        if block_id.startswith("q:"):
+            assert everything.count(github_markdown(text)) == 1, block_id
+    assert bot.github.count("POST", r"/issues$") == 1
+    assert f"#{issue['number']}" in bot.slack.messages("U0ALICE")[-1]["text"]
+
+
+def test_25_answers_of_3000_characters_are_filed_whole_the_rest_in_comments(bot):
+    values = submit_long_request(bot)
+    assert_filed_whole(bot, values)
+    assert bot.github.count("POST", r"/comments$") == len(bot.github.comments(1)) >= 2
+    assert len(bot.slack.messages("U0ALICE")) == 1  # the link, nothing else
+
+
+def test_a_lost_comment_response_is_not_posted_twice_on_the_retry(bot, clock):
+    bot.github.lose_response_next("POST", r"/comments$")  # GitHub posts it, the bot hears 502
+    values = submit_long_request(bot)
+    [row] = intake.list_requests(bot.deps)
+    assert row.status is Status.QUEUED and row.issue_number == 1
+    clock.advance(minutes=1)
+    drain_outbox(bot.deps)
+    assert_filed_whole(bot, values)
+    assert bot.github.count("POST", r"/comments$") == len(bot.github.comments(1))

@@ -117,6 +117,28 @@ def test_invalid_issues_are_refused_with_422(github, repo):
     assert github.issues() == []
 
 
+def test_bodies_and_comments_up_to_65536_characters_are_taken_longer_ones_refused_with_422(
+    github, repo
+):
+    issue = repo.create_issue("x", body="y" * 65536)
+    issue.create_comment("z" * 65536)
+    with pytest.raises(GithubException) as long_comment:
+        issue.create_comment("z" * 65537)
+    with pytest.raises(GithubException) as long_edit:
+        issue.edit(body="y" * 65537)
+    assert [long_comment.value.status, long_edit.value.status] == [422, 422]
+    assert [len(c["body"]) for c in github.comments(1)] == [65536]
+
+
+def test_a_lost_comment_response_still_posts_the_comment(github):
+    issue = client(github, retry=None).get_repo(REPO).create_issue("x")
+    github.lose_response_next("POST", r"/comments$")
+    with pytest.raises(GithubException) as lost:
+        issue.create_comment("once")
+    assert lost.value.status == 502
+    assert [c["body"] for c in github.comments(1)] == ["once"]
+
+
 def test_writes_need_a_token_and_a_configured_token_must_match():
     with FakeGitHub(token="ghp_right") as fake:
         fake.create_issue("seeded")

@@ -176,6 +176,21 @@ def test_seeded_thread_and_bot_replies_are_served_by_conversations_replies(slack
     assert error.value.response["error"] == "thread_not_found"
 
 
+def test_long_thread_replies_come_at_most_200_a_page_and_page_with_next_cursor(slack, client):
+    root = slack.seed_thread("C1", [f"m{i}" for i in range(450)])
+    first = client.conversations_replies(channel="C1", ts=root, limit=1000)
+    assert len(first["messages"]) == 200 and first["has_more"] is True
+    assert first["messages"][0]["reply_count"] == 449
+    seen, cursor = [], None
+    while True:
+        page = client.conversations_replies(channel="C1", ts=root, limit=200, cursor=cursor)
+        seen += [m["text"] for m in page["messages"]]
+        cursor = page["response_metadata"]["next_cursor"]
+        if not cursor:
+            break
+    assert seen == [f"m{i}" for i in range(450)]
+
+
 def test_history_is_newest_first_and_pages_with_cursors(slack, client):
     for i in range(5):
         client.chat_postMessage(channel="C1", text=f"m{i}")

@@ -66,6 +66,8 @@ class ModalState(BaseModel):
     channel_id: str | None = None
     thread_ts: str | None = None
     thread_messages: int = 0  # the transcript itself waits in the state store (kv)
+    thread_total: int | None = None  # the thread's length when longer than what was read
+    thread_link: str | None = None  # its permalink, shown when not all of it was read
 
 
 class Prefill(BaseModel):
@@ -185,17 +187,7 @@ def build_request_modal(
     state = state.model_copy(update={"form_key": form.key})
     blocks: list[Any] = []
     if state.thread_messages:
-        count = state.thread_messages
-        blocks.append(
-            ContextBlock(
-                elements=[
-                    MarkdownTextObject(
-                        text=f"From a thread in <#{state.channel_id}>: its {count} "
-                        f"message{'s' if count != 1 else ''} and link go into the issue."
-                    )
-                ]
-            )
-        )
+        blocks.append(ContextBlock(elements=[MarkdownTextObject(text=_thread_note(state))]))
     type_options = [
         Option(value=f.key, text=truncate(f.name, OPTION_TEXT_MAX)) for f in forms[:100]
     ]
@@ -246,6 +238,26 @@ def build_request_modal(
         close="Cancel",
         private_metadata=state.model_dump_json(exclude_none=True),
         blocks=blocks,
+    )
+
+
+def _thread_note(state: ModalState) -> str:
+    count = state.thread_messages
+    total = state.thread_total or count
+    if total <= count:
+        return (
+            f"From a thread in <#{state.channel_id}>: its {count} "
+            f"message{'s' if count != 1 else ''} and link go into the issue."
+        )
+    # Slack permalinks are plain https URLs (no "|" or ">"), safe inside <...>.
+    where = (
+        f"the rest is in the thread: <{state.thread_link}>"
+        if state.thread_link
+        else ("the rest stays in the thread")
+    )
+    return (
+        f"From a thread in <#{state.channel_id}>: {count:,} of {total:,} messages included "
+        f"in the issue, with its link; {where}"
     )
 
 
@@ -368,6 +380,7 @@ def submission_from_modal(
         channel_id=state.channel_id,
         thread_ts=state.thread_ts,
         thread=thread,
+        thread_total=state.thread_total if thread else None,
     )
 
 
@@ -450,7 +463,10 @@ def build_request_filed_message(row: RequestRow) -> Message:
 def build_request_queued_message(row: RequestRow, *, ref: str | None = None) -> Message:
     """The once-only note that a request waits in the queue. `ref` is set when the cause is a
     bug of ours, not GitHub: the wording then says so, with the reference in the log."""
-    if ref is None:
+    if ref is None and row.last_error is None:
+        # Nothing failed: filing is just late (e.g. the bot restarted while filing it).
+        why = "but filing it is taking longer than usual, so it's queued"
+    elif ref is None:
         why = "but GitHub isn't available right now, so it's queued"
     else:
         why = (

@@ -2,11 +2,13 @@
 
 Only the holder of the row's lease (bot/intake/outbox.py) files. Before creating an issue
 again, the filer looks for the request's hidden marker in the repo, so a create whose
-response was lost is not filed twice. A failure GitHub may get over is retried with backoff;
-any other marks the request failed. The requester hears once that a request is queued or
-failed, and once where its issue is: each message is posted under a key (bot/slack_post.py),
-so a retry after a lost answer finds the earlier message instead of posting another. The
-outbox worker drains what is due, notices whose post may not have gone out included.
+response was lost is not filed twice; answers too long for the body continue in comments,
+each posted once (a retry lists the issue's comments first). A failure GitHub may get over
+is retried with backoff; any other marks the request failed. The requester hears once that
+a request is queued (GitHub failed, or it is not filed a minute after submission) or failed,
+and once where its issue is: each message is posted under a key (bot/slack_post.py), so a
+retry after a lost answer finds the earlier message instead of posting another. The outbox
+worker drains what is due, notices whose post may not have gone out included.
 """
 
 from __future__ import annotations
@@ -28,15 +30,24 @@ from bot.intake.blocks import (
     build_request_queued_message,
 )
 from bot.intake.issue import render_issue
-from bot.intake.model import MARKER, RequestRow, Source, Status, Submission, reply_target
+from bot.intake.model import (
+    MARKER,
+    IssueDraft,
+    RequestRow,
+    Source,
+    Status,
+    Submission,
+    reply_target,
+)
 from bot.intake.outbox import (
     REPLY_TRIES_KEY,
+    FilingLease,
     LeaseLost,
+    delayed_request_ids,
     due_request_ids,
     fenced_update,
     get_request,
     refresh_forms,
-    renew_lease,
     take_lease,
     update_request,
 )
@@ -83,16 +94,19 @@ def file_request(deps: Deps, request_id: str) -> RequestRow | None:
         row = get_request(deps, request_id)
         assert row is not None
         try:
-            issue = _create_once(deps, row, attempt)
+            with FilingLease(deps, request_id, attempt) as lease:
+                issue = _file_on_github(deps, row, lease)
         except LeaseLost:
             logger.warning(
-                "request %s: attempt %s ran past its lease and was taken over; it created nothing",
+                "request %s: attempt %s lost its lease to a takeover; it wrote nothing more",
                 request_id,
                 attempt,
             )
             return get_request(deps, request_id)
         except Exception as exc:  # noqa: BLE001 - classified: retried, or failed for a person
             _record_failure(deps, row, _classify(exc), attempt)
+            return get_request(deps, request_id)
+        if issue is None:
             return get_request(deps, request_id)
         filed = fenced_update(
             deps,
@@ -107,18 +121,7 @@ def file_request(deps: Deps, request_id: str) -> RequestRow | None:
             lease_until=None,
         )
         if not filed:
-            # Only when the POST itself outlasted the lease: a person has to close one.
-            current = get_request(deps, request_id)
-            logger.error(
-                "request %s: attempt %s created #%s after its lease ran out; the request is "
-                "now #%s: close #%s as a duplicate if they differ",
-                request_id,
-                attempt,
-                issue.number,
-                current.issue_number if current else None,
-                issue.number,
-            )
-            return current
+            return _created_after_takeover(deps, row, attempt, issue)
         logger.info("request %s filed as #%s", request_id, issue.number)
         row = get_request(deps, request_id)
         assert row is not None
@@ -127,6 +130,23 @@ def file_request(deps: Deps, request_id: str) -> RequestRow | None:
     if row.status is Status.FILED and row.notified_at is None:
         _notify_filed(deps, row)
     return get_request(deps, request_id)
+
+
+def _created_after_takeover(
+    deps: Deps, row: RequestRow, attempt: int, issue: IssueRef
+) -> RequestRow | None:
+    # Only when the POST itself outlasted its fence: a person has to close one.
+    current = get_request(deps, row.id)
+    logger.error(
+        "request %s: attempt %s created #%s after its lease ran out; the request is "
+        "now #%s: close #%s as a duplicate if they differ",
+        row.id,
+        attempt,
+        issue.number,
+        current.issue_number if current else None,
+        issue.number,
+    )
+    return current
 
 
 def _classify(exc: Exception) -> GitHubFailure:
@@ -138,21 +158,56 @@ def _classify(exc: Exception) -> GitHubFailure:
         return GitHubFailure(True, f"unexpected error ({type(exc).__name__}), ref {ref}", ref=ref)
 
 
-def _create_once(deps: Deps, row: RequestRow, attempt: int) -> IssueRef:
+def _file_on_github(deps: Deps, row: RequestRow, lease: FilingLease) -> IssueRef | None:
+    """The request's issue with all of its continuation comments: found or created, then
+    completed. None when this attempt created the issue after it was taken over (logged)."""
+    assert deps.github is not None
+    issue, draft = _create_once(deps, row, lease)
+    if not draft.comments:
+        return issue
+    if row.issue_number != issue.number:
+        # Remember the issue before its comments: a retry completes it, never re-creates it.
+        remembered = fenced_update(
+            deps,
+            row.id,
+            lease.attempt,
+            issue_number=issue.number,
+            issue_url=issue.url,
+            title=issue.title,
+        )
+        if not remembered:
+            _created_after_takeover(deps, row, lease.attempt, issue)
+            return None
+    posted = deps.github.issue_comments(issue.number)
+    lease.checkpoint()
+    for comment in draft.comments:
+        marker = comment.split("\n", 1)[0]  # its PART_MARKER
+        if any(marker in body for body in posted):
+            continue  # an earlier attempt posted it
+        with lease.fence():
+            deps.github.add_issue_comment(issue.number, comment)
+    return issue
+
+
+def _create_once(deps: Deps, row: RequestRow, lease: FilingLease) -> tuple[IssueRef, IssueDraft]:
+    """The issue (created now, or found from an earlier attempt) and its draft."""
     assert deps.github is not None
     sub = row.submission
     marker = MARKER.format(id=row.id)
-    if row.attempts > 1:
+    # An earlier attempt created it and recorded it, but did not post all its comments.
+    issue = row.issue
+    if issue is None and row.attempts > 1:
         # An earlier attempt may have created the issue and lost the response.
         # A margin for clock skew between us and GitHub.
         since = row.created_at - dt.timedelta(minutes=10)
-        found = deps.github.find_issue_with_marker(marker, since=since)
-        if found is not None:
+        issue = deps.github.find_issue_with_marker(marker, since=since)
+        lease.checkpoint()
+        if issue is not None:
             logger.info("request %s: found the issue an earlier attempt made", row.id)
-            return found
     permalink = row.permalink or _permalink(deps, sub)
     if permalink and not row.permalink:
-        update_request(deps, row.id, permalink=permalink)
+        if not fenced_update(deps, row.id, lease.attempt, permalink=permalink):
+            raise LeaseLost(row.id)
     draft = render_issue(
         sub,
         row.id,
@@ -160,8 +215,10 @@ def _create_once(deps: Deps, row: RequestRow, attempt: int) -> IssueRef:
         user_name=user_namer(deps),
         urgent_label=deps.settings.urgent_label,
     )
-    renew_lease(deps, row.id, attempt)
-    return deps.github.create_issue(draft.title, draft.body, draft.labels)
+    if issue is None:
+        with lease.fence():
+            issue = deps.github.create_issue(draft.title, draft.body, draft.labels)
+    return issue, draft
 
 
 def _permalink(deps: Deps, sub: Submission) -> str | None:
@@ -358,7 +415,8 @@ class DrainReport(BaseModel):
 
 def drain_outbox(deps: Deps) -> DrainReport:
     """One pass over everything due: file queued requests, send replies not yet sent (and
-    notices whose post may not have gone out)."""
+    notices whose post may not have gone out), tell requesters whose request is delayed
+    that it is queued."""
     report = DrainReport()
     redeliver_due(deps, "intake:")
     for request_id in due_request_ids(deps):
@@ -374,6 +432,12 @@ def drain_outbox(deps: Deps) -> DrainReport:
             report.still_queued += 1
         if after.status is Status.FAILED:
             report.failed += 1
+    # Still not filed a minute after it was submitted (GitHub slow or down, a worker that
+    # died holding it): the requester hears it is queued, once.
+    for request_id in delayed_request_ids(deps):
+        row = get_request(deps, request_id)
+        if row is not None and row.status is Status.QUEUED:
+            _notify_once(deps, row, "queued")
     return report
 
 

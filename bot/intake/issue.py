@@ -15,10 +15,21 @@ from bot.intake.markdown import (
     slack_to_plain,
     starts_with_fence,
 )
-from bot.intake.model import MARKER, IssueDraft, Submission, ThreadMessage
+from bot.intake.model import MARKER, PART_MARKER, IssueDraft, Submission, ThreadMessage
 
 NO_RESPONSE = "_No response_"
-BODY_MAX = 65_536  # GitHub's limit on an issue body, in characters
+BODY_MAX = 65_536  # GitHub's limit on an issue body and on a comment, in characters
+# Every valid submission is filed. Answers that do not fit the body continue in comments on
+# the same issue rather than being cut: what was typed into the modal exists nowhere else,
+# so a cut would lose it. The Slack thread is different: it stays in Slack, so it is quoted
+# in the space left and linked (see _thread).
+# The answers get this much of the body; the rest is for the standard questions, the thread
+# and the footer. The split depends on the stored answers only (not on user names, which
+# Slack tells at render time), so a retry renders the same comments and posts only the
+# ones missing (each is found by its PART_MARKER).
+ANSWERS_IN_BODY = 32_768
+PART_MAX = BODY_MAX - 1_000  # a comment's answers, leaving room for its marker and heading
+PEOPLE_MAX = 10_000  # "People involved" beyond this is summed up, keeping the body in limit
 
 
 def render_issue(
@@ -36,13 +47,24 @@ def render_issue(
     if prefix and not title.lower().startswith(prefix.strip().lower()):
         title = prefix + title
     parts = [f"<!-- {MARKER.format(id=request_id)} -->"]
-    for field in sub.form.questions:
-        parts.append(_section(field.label, _answer(field, sub.answers.get(field.id))))
+    answers = [
+        _section(field.label, _answer(field, sub.answers.get(field.id)))
+        for field in sub.form.questions
+    ]
+    in_body, comments = _split_answers(answers, request_id)
+    parts.extend(in_body)
+    if comments:
+        left = len(answers) - len(in_body)
+        parts.append(
+            f"_The answers to the {left} remaining question{'s' if left != 1 else ''} are too "
+            f"long for the issue body: they continue in the {len(comments)} comment"
+            f"{'s' if len(comments) != 1 else ''} below._"
+        )
     timeline = "Urgent" if sub.urgent else "Not urgent"
     parts.append(_section("Timeline", timeline))
     parts.append(_section("Needed by", sub.due_date.isoformat() if sub.due_date else ""))
     people = [_person(user_name, uid) for uid in sub.people]
-    parts.append(_section("People involved", "\n".join(f"- {p}" for p in people)))
+    parts.append(_section("People involved", _people(people)))
     parts.append(_section("Frequency", sub.frequency.label))
     requester = _person(user_name, sub.requester_id)
     footer = f"Requested by {requester} in Slack"
@@ -51,11 +73,66 @@ def render_issue(
     footer = f"---\n<sub>{footer}, via databot.</sub>"
     if permalink or sub.thread:
         budget = BODY_MAX - sum(len(p) + 2 for p in [*parts, footer]) - 200
-        thread = _thread(sub.thread, permalink, user_name, budget)
+        total = max(sub.thread_total or 0, len(sub.thread))
+        thread = _thread(sub.thread, permalink, user_name, budget, total)
         parts.append(_section("Slack thread", thread))
     parts.append(footer)
     labels = list(dict.fromkeys([*sub.form.labels, *([urgent_label] if sub.urgent else [])]))
-    return IssueDraft(title=github_title(title), body="\n\n".join(parts) + "\n", labels=labels)
+    return IssueDraft(
+        title=github_title(title),
+        body="\n\n".join(parts) + "\n",
+        labels=labels,
+        comments=comments,
+    )
+
+
+def _split_answers(sections: list[str], request_id: str) -> tuple[list[str], list[str]]:
+    """The answer sections that go in the body (the first ones, up to ANSWERS_IN_BODY), and
+    the comments the others continue in, in order, each within GitHub's limit."""
+    used, cut = 0, len(sections)
+    for index, section in enumerate(sections):
+        used += len(section) + 2
+        if used > ANSWERS_IN_BODY:
+            cut = index
+            break
+    packed: list[str] = []
+    for section in sections[cut:]:
+        for piece in _pieces(section, PART_MAX):
+            if packed and len(packed[-1]) + 2 + len(piece) <= PART_MAX:
+                packed[-1] += "\n\n" + piece
+            else:
+                packed.append(piece)
+    total = len(packed)
+    comments = [
+        f"<!-- {PART_MARKER.format(id=request_id, n=n, total=total)} -->\n\n"
+        f"_The request's answers, continued ({n} of {total})._\n\n{text}\n"
+        for n, text in enumerate(packed, start=1)
+    ]
+    return sections[:cut], comments
+
+
+def _pieces(text: str, size: int) -> list[str]:
+    """`text` in pieces of at most `size` characters, cut at line ends where possible. Slack's
+    input limits keep any one answer far below a comment's size; this only guarantees it."""
+    pieces: list[str] = []
+    while len(text) > size:
+        cut = text.rfind("\n", 0, size)
+        cut = cut if cut > 0 else size
+        pieces.append(text[:cut])
+        text = text[cut:].lstrip("\n")
+    return [*pieces, text]
+
+
+def _people(names: list[str]) -> str:
+    lines: list[str] = []
+    used = 0
+    for index, name in enumerate(names):
+        used += len(name) + 3
+        if used > PEOPLE_MAX:
+            lines.append(f"- … and {len(names) - index} more")
+            break
+        lines.append(f"- {name}")
+    return "\n".join(lines)
 
 
 def _section(label: str, answer: str) -> str:
@@ -87,11 +164,16 @@ def _thread(
     permalink: str | None,
     user_name: Callable[[str], str],
     budget: int,
+    total: int,
 ) -> str:
+    """The thread's link, then its messages quoted while they fit `budget`; when not all of
+    the thread's `total` messages are quoted, a line says how many are and where the rest
+    is."""
     lines = [permalink] if permalink else []
     if messages:
         quotes: list[str] = []
-        used = len(permalink or "") + 200
+        # the link twice (above and in the count line), the count line, the <details> wrapper
+        used = 2 * len(permalink or "") + 400
         for m in messages:
             text = github_markdown(slack_to_plain(m.text, user_name))
             # A fence must start its line: after "**Name:** " it would be text, and the code
@@ -107,6 +189,12 @@ def _thread(
                 break
             quotes.append(one)
             used += len(one) + 3
+        included = sum(not q.startswith("> _… ") for q in quotes)
+        if included < total:
+            where = (
+                f"the rest is in the thread: {permalink}" if permalink else "the rest is in Slack"
+            )
+            lines.append(f"{included:,} of {total:,} messages included; {where}")
         quoted = "\n>\n".join(quotes)
         count = f"{len(messages)} message{'s' if len(messages) != 1 else ''}"
         if len(messages) > 3:

@@ -42,7 +42,11 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-THREAD_FETCH_LIMIT = 200
+# The most messages of one thread a request quotes (read in pages; the rest stays in the
+# thread, and the modal and the issue say how many are included and link it).
+THREAD_MESSAGES_MAX = 1_000
+# conversations.replies: Slack recommends no more than 200 messages a page.
+THREAD_PAGE_SIZE = 200
 
 
 # --- what the listeners hand over, parsed from Slack's payloads ---------------------------
@@ -187,16 +191,19 @@ def fill_from_thread(
     if existing is not None:
         replace_view(client, placeholder, build_request_exists_view(existing))
         return
-    thread = _read_thread(client, shortcut)
+    thread, total = _read_thread(client, shortcut)
     outbox.save_thread_draft(deps, channel, root, thread)
     # Mentions in the first message become names (users.info, cached per process).
     plain = slack_to_plain(thread[0].text, user_namer(deps))
+    longer = total > len(thread)
     state = ModalState(
         source=Source.MESSAGE,
         submitted_by=shortcut.user_id,
         channel_id=channel,
         thread_ts=root,
         thread_messages=len(thread),
+        thread_total=total if longer else None,
+        thread_link=_thread_link(client, channel, root) if longer else None,
     )
     forms = outbox.request_forms(deps)
     modal = build_request_modal(forms, forms[0], state, prefill_from_thread(thread, plain=plain))
@@ -220,20 +227,55 @@ def replace_view(client: WebClient, placeholder: Placeholder, view: ModalView) -
         logger.info("request modal %s not updated: %s", placeholder.view_id, error)
 
 
-def _read_thread(client: WebClient, shortcut: ThreadShortcut) -> list[ThreadMessage]:
+def _read_thread(client: WebClient, shortcut: ThreadShortcut) -> tuple[list[ThreadMessage], int]:
+    """The thread's first THREAD_MESSAGES_MAX messages (page by page, following Slack's
+    next_cursor), and how many messages the thread has in all (at least as many)."""
     channel, root, message = shortcut.channel_id, shortcut.root, shortcut.message
-    try:
-        found = client.conversations_replies(channel=channel, ts=root, limit=THREAD_FETCH_LIMIT)
-        messages = found.get("messages") or []
-    except SlackApiError as exc:
-        # e.g. not_in_channel: the shortcut's own message is still worth a request
-        logger.info("could not read thread %s/%s: %s", channel, root, exc.response.get("error"))
-        messages = [message.model_dump()]
-    return [
+    messages: list[dict[str, Any]] = []
+    seen: set[str] = set()
+    total = 0
+    cursor: str | None = None
+    while len(messages) < THREAD_MESSAGES_MAX:
+        page_size = min(THREAD_PAGE_SIZE, THREAD_MESSAGES_MAX - len(messages))
+        try:
+            # slack_sdk leaves out arguments that are None (the first page has no cursor).
+            found = client.conversations_replies(
+                channel=channel, ts=root, limit=page_size, cursor=cursor
+            )
+        except SlackApiError as exc:
+            # e.g. not_in_channel: the shortcut's own message is still worth a request; a
+            # later page that fails leaves what was read (the issue says how much).
+            logger.info("could not read thread %s/%s: %s", channel, root, exc.response.get("error"))
+            if not messages:
+                messages = [message.model_dump()]
+            cursor = None
+            break
+        for m in found.get("messages") or []:
+            ts = m.get("ts")
+            if ts == root:  # the parent says how many replies the thread has
+                total = max(total, int(m.get("reply_count") or 0) + 1)
+            if ts and ts not in seen:  # the parent may head every page: keep it once
+                seen.add(ts)
+                messages.append(m)
+        cursor = (found.get("response_metadata") or {}).get("next_cursor") or None
+        if not cursor:
+            break
+    thread = [
         ThreadMessage(user=m.get("user"), ts=m["ts"], text=m.get("text") or "")
-        for m in messages
+        for m in messages[:THREAD_MESSAGES_MAX]
         if m.get("ts")
     ] or [ThreadMessage(user=message.user, ts=root, text=message.text or "")]
+    more = 1 if cursor or len(messages) > len(thread) else 0  # more, but not counted by Slack
+    return thread, max(total, len(thread) + more)
+
+
+def _thread_link(client: WebClient, channel: str, root: str) -> str | None:
+    """The thread's permalink, for the modal's "the rest is in the thread"."""
+    try:
+        return client.chat_getPermalink(channel=channel, message_ts=root)["permalink"]
+    except SlackApiError as exc:
+        logger.info("no permalink for %s/%s: %s", channel, root, exc.response.get("error"))
+        return None
 
 
 # --- inside the modal -------------------------------------------------------------------

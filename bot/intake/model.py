@@ -20,6 +20,10 @@ from bot.intake.forms import FieldKind, IssueForm
 # The hidden comment every issue body starts with: how a retry finds the issue an earlier
 # attempt created (its response lost) instead of filing the request twice.
 MARKER = "databot-request: {id}"
+# The hidden comment each continuation comment starts with (answers too long for the issue
+# body continue in comments): how a retry sees which parts are posted already. Worded so
+# that it never contains MARKER, which only the issue body has.
+PART_MARKER = "databot-request-part: {id} {n}/{total}"
 
 
 class Status(StrEnum):
@@ -69,6 +73,9 @@ class Submission(BaseModel):
     channel_id: str | None = None
     thread_ts: str | None = None
     thread: list[ThreadMessage] = Field(default_factory=list)
+    # How many messages the Slack thread had when it was read, when more than `thread` holds
+    # (reading stops at a cap); None: `thread` is all of it.
+    thread_total: int | None = None
 
     @property
     def thread_key(self) -> str | None:
@@ -108,11 +115,13 @@ class RequestRow(BaseModel):
 
 
 class IssueDraft(BaseModel):
-    """The issue as it will appear on GitHub."""
+    """The issue as it will appear on GitHub: its body, then `comments` posted on it in
+    order (the answers that did not fit the body; each starts with its PART_MARKER)."""
 
     title: str
     body: str
     labels: list[str]
+    comments: list[str] = Field(default_factory=list)
 
 
 def validate_submission(sub: Submission, today: dt.date) -> dict[str, str]:

@@ -6,7 +6,10 @@ one row; its unique `thread_key` makes one request per Slack thread), then filed
 (bot/intake/filing.py) by whoever holds the row's lease: the listener's background task
 right away, or the outbox worker later (after a GitHub failure, a missing token, or a
 restart). A lease is fenced on the attempt number, so a worker whose lease ran out can no
-longer change the row.
+longer change the row. While an attempt prepares (marker lookup, users.info, rendering) its
+lease is short and renewed as the work proceeds (FilingLease); only around a non-idempotent
+POST is it long enough for that POST's worst case (the fence). A worker that dies therefore
+holds its request for about PREPARE_LEASE, not for the worst case of a whole attempt.
 
 Also kept in the state store: the repo's issue forms (cached, refreshed off the request
 path) and a thread's transcript while its modal is open.
@@ -18,7 +21,10 @@ import datetime as dt
 import json
 import logging
 import threading
+import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
@@ -41,6 +47,15 @@ NOTIFY_LEASE = dt.timedelta(minutes=5)
 # PyGithub's 30 per page (see GitHubGateway.find_issue_with_marker).
 LOOKUP_REQUESTS = 1 + 7
 LEASE_MARGIN_SECONDS = 60.0  # clock skew between workers, the database, Slack calls
+# A filing attempt that is alive renews its lease this often (seconds, real time) while it
+# prepares; the lease outlives two missed renewals plus the margin. A worker that died is
+# taken over PREPARE_LEASE after its last renewal, plus one outbox poll.
+HEARTBEAT_SECONDS = 15.0
+PREPARE_LEASE = dt.timedelta(seconds=2 * HEARTBEAT_SECONDS + LEASE_MARGIN_SECONDS)
+# A request not filed this long after its submission: the requester is told it is queued.
+QUEUED_NOTICE_AFTER = dt.timedelta(minutes=1)
+# The claim bot/intake/filing.py makes for the once-only "queued" note (dedupe_keys).
+QUEUED_NOTICE_KEY = "intake:queued-notice:{id}"
 DRAIN_BATCH = 20
 REPLY_TRIES_KEY = "intake:reply-tries:{id}"
 FORMS_KEY = "intake:forms"
@@ -129,10 +144,10 @@ def _existing(deps: Deps, dedupe_key: str, thread_key: str | None) -> RequestRow
 
 
 def filing_lease(settings: Settings) -> dt.timedelta:
-    """How long one filing attempt holds a request: the worst case of its GitHub calls under
-    `settings` (each idempotent GET: every try times out, with the longest allowed wait
-    between tries; the POST is never retried). A lease that ran out anyway is caught by the
-    fence (see renew_lease), so this only has to make that rare."""
+    """The worst case of one filing attempt's GitHub calls under `settings` (each idempotent
+    GET: every try times out, with the longest allowed wait between tries; the POST is never
+    retried). Not the lease itself (that is PREPARE_LEASE, renewed): the longest a live
+    attempt's heartbeat keeps renewing it, so a wedged worker cannot hold a request forever."""
     tries = settings.github_retries + 1
     between = max(
         settings.github_max_wait_seconds,
@@ -167,7 +182,7 @@ def take_lease(deps: Deps, request_id: str, *, status: Status, count_attempt: bo
     ]
     if status is Status.QUEUED:
         conditions.append(sa.or_(r.next_attempt_at.is_(None), r.next_attempt_at <= now))
-        lease = filing_lease(deps.settings)
+        lease = PREPARE_LEASE  # renewed while the attempt proceeds: see FilingLease
     else:
         conditions.append(_reply_due(now))
         lease = NOTIFY_LEASE
@@ -212,11 +227,98 @@ def fenced_update(deps: Deps, request_id: str, attempt: int, **values: Any) -> b
 
 
 def renew_lease(deps: Deps, request_id: str, attempt: int) -> None:
-    """Right before the create: confirm this attempt still owns the request (nobody took it
-    over while the lookup or rendering ran long) and hold it for the POST's worst case."""
+    """Right before a POST (the create, a continuation comment): confirm this attempt still
+    owns the request (nobody took it over while the lookup or rendering ran long) and hold it
+    for the POST's worst case (the fence)."""
     until = deps.now() + dt.timedelta(seconds=_post_seconds(deps.settings) + LEASE_MARGIN_SECONDS)
     if not fenced_update(deps, request_id, attempt, lease_until=until):
         raise LeaseLost(request_id)
+
+
+class FilingLease:
+    """One attempt's hold on a queued request, from take_lease until the attempt ends.
+
+    Short while the attempt prepares: `checkpoint()` renews it between steps, and a
+    heartbeat thread renews it every HEARTBEAT_SECONDS while a step (a slow GitHub GET with
+    its retries, users.info) runs, for at most filing_lease(settings) in all. Long only inside
+    `fence()`, around one non-idempotent POST: there the heartbeat pauses, so nothing shortens
+    the fence. Every renewal is fenced on the attempt number: once another worker took the
+    request over, `checkpoint()` and `fence()` raise LeaseLost and this attempt writes
+    nothing more. Use as a context manager (the heartbeat stops on exit)."""
+
+    def __init__(self, deps: Deps, request_id: str, attempt: int) -> None:
+        self.deps = deps
+        self.request_id = request_id
+        self.attempt = attempt
+        self.lost = False
+        self._fenced = False
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def __enter__(self) -> FilingLease:
+        self._thread = threading.Thread(
+            target=self._beat, name=f"databot-lease-{self.request_id[:8]}", daemon=True
+        )
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+
+    def checkpoint(self) -> None:
+        """Renew the short lease now; LeaseLost when the request was taken over."""
+        with self._lock:
+            if self.lost or not self._renew():
+                self.lost = True
+                raise LeaseLost(self.request_id)
+
+    @contextmanager
+    def fence(self) -> Iterator[None]:
+        """Hold the request for one POST's worst case while the block runs."""
+        with self._lock:
+            if self.lost:
+                raise LeaseLost(self.request_id)
+            try:
+                renew_lease(self.deps, self.request_id, self.attempt)
+            except LeaseLost:
+                self.lost = True
+                raise
+            self._fenced = True
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._fenced = False
+
+    def _renew(self) -> bool:
+        until = self.deps.now() + PREPARE_LEASE
+        return fenced_update(self.deps, self.request_id, self.attempt, lease_until=until)
+
+    def _beat(self) -> None:
+        give_up = time.monotonic() + filing_lease(self.deps.settings).total_seconds()
+        while not self._stop.wait(HEARTBEAT_SECONDS):
+            if time.monotonic() > give_up:
+                logger.warning(
+                    "request %s: attempt %s is still running after the worst case of its "
+                    "GitHub calls; no longer renewing its lease",
+                    self.request_id,
+                    self.attempt,
+                )
+                return
+            with self._lock:
+                if self._fenced or self.lost:
+                    continue
+                try:
+                    renewed = self._renew()
+                except Exception:  # noqa: BLE001 - the next beat or checkpoint tries again
+                    logger.warning("request %s: lease renewal failed", self.request_id)
+                    continue
+                if not renewed:
+                    self.lost = True
+                    return
 
 
 def update_request(deps: Deps, request_id: str, **values: Any) -> None:
@@ -251,6 +353,27 @@ def due_request_ids(deps: Deps, limit: int = DRAIN_BATCH) -> list[str]:
             .limit(limit)
         ).scalars()
         return [*filings, *replies]
+
+
+def delayed_request_ids(deps: Deps, limit: int = DRAIN_BATCH) -> list[str]:
+    """Queued requests submitted more than QUEUED_NOTICE_AFTER ago whose requester has not
+    been told they are queued, whoever holds their lease (a worker that died keeps its lease
+    for a while; the requester hears meanwhile)."""
+    r, claims = tables.requests.c, tables.dedupe_keys
+    claim_key = sa.literal(QUEUED_NOTICE_KEY.split("{", 1)[0]) + r.id
+    query = (
+        sa.select(r.id)
+        .select_from(tables.requests.outerjoin(claims, claims.c.key == claim_key))
+        .where(
+            r.status == Status.QUEUED.value,
+            r.created_at <= deps.now() - QUEUED_NOTICE_AFTER,
+            claims.c.key.is_(None),
+        )
+        .order_by(r.created_at)
+        .limit(limit)
+    )
+    with deps.store.engine.connect() as connection:
+        return list(connection.execute(query).scalars())
 
 
 def list_requests(deps: Deps, statuses: list[Status] | None = None) -> list[RequestRow]:
