@@ -4,21 +4,21 @@ words, what is wrong and what to set. Also the start-up guard of `databot serve`
 from __future__ import annotations
 
 import logging
+import os
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Literal
 
 import sqlalchemy as sa
 
 from bot.errors import ConfigError
-from bot.manifest import manifest_problems
+from bot.manifest import manifest_problems, packaged_manifest
 from bot.metric.catalog import check_catalog
 from bot.settings import Settings
-from bot.store import Store
+from bot.store import open_read_only, sqlite_file, unreachable_reason
 
 logger = logging.getLogger(__name__)
 
-MANIFEST = Path(__file__).resolve().parent.parent / "manifest.yml"
+REAL_SLACK_API = "https://slack.com/api/"
 
 
 def require_serve_settings(settings: Settings) -> Literal["socket", "http"]:
@@ -34,6 +34,22 @@ def require_serve_settings(settings: Settings) -> Literal["socket", "http"]:
     if missing:
         raise ConfigError("Cannot start: " + "; ".join(missing) + ".")
     return "socket" if settings.slack_app_token is not None else "http"
+
+
+def require_warehouse_settings(settings: Settings) -> None:
+    """`serve` and `clock` answer from invented numbers only when asked to, explicitly."""
+    if settings.uses_demo_warehouse and not settings.demo_warehouse:
+        raise ConfigError(
+            "Cannot start: GCP_PROJECT is not set: set it to the BigQuery project, or set "
+            "DEMO_WAREHOUSE=true to run on the embedded demo data (invented numbers)."
+        )
+
+
+def looks_like_production(settings: Settings) -> bool:
+    """A bot token for the real Slack: whatever it posts, people read."""
+    return settings.slack_bot_token is not None and settings.slack_api_url.rstrip(
+        "/"
+    ) == REAL_SLACK_API.rstrip("/")
 
 
 @dataclass
@@ -92,7 +108,7 @@ def _check_slack(settings: Settings, report: CheckReport) -> None:
 
 
 def _check_manifest(report: CheckReport) -> None:
-    problems = manifest_problems(MANIFEST)
+    problems = manifest_problems(packaged_manifest())
     if problems:
         report.add(False, "manifest.yml", "; ".join(problems))
     else:
@@ -100,7 +116,26 @@ def _check_manifest(report: CheckReport) -> None:
 
 
 def _check_state(settings: Settings, report: CheckReport) -> None:
-    store = Store(settings.state_url)
+    # Read-only: `check` creates no file, no folder and no table.
+    store = open_read_only(settings.state_url)
+    if store is None:
+        path = sqlite_file(settings.state_url)
+        assert path is not None  # open_read_only returns None only for a missing SQLite file
+        folder = next(p for p in path.parents if p.exists())
+        if os.access(folder, os.W_OK | os.X_OK):
+            report.add(
+                True,
+                "state database reachable (sqlite), schema revision none",
+                f"{path} does not exist yet: it is created on first start (migrations run "
+                "at start-up).",
+            )
+        else:
+            report.add(
+                False,
+                f"state database unreachable (cannot create {path}: {folder} is not writable)",
+                "Set DATA_DIR to a writable folder, or DATABASE_URL to the state database.",
+            )
+        return
     try:
         with store.engine.connect() as connection:
             connection.execute(sa.text("SELECT 1"))
@@ -109,6 +144,13 @@ def _check_state(settings: Settings, report: CheckReport) -> None:
             True,
             f"state database reachable ({store.dialect}), schema revision {revision or 'none'}",
             "" if revision else "It will be created on first start (migrations run at start-up).",
+        )
+    except sa.exc.DBAPIError as exc:
+        report.add(
+            False,
+            f"state database unreachable ({unreachable_reason(exc)})",
+            "Check DATABASE_URL (e.g. postgresql://user:pass@host:5432/db), or unset it for "
+            "the default SQLite file in DATA_DIR.",
         )
     except Exception as exc:  # noqa: BLE001 - reported in plain words below
         report.add(
@@ -124,6 +166,14 @@ def _check_state(settings: Settings, report: CheckReport) -> None:
 def _check_warehouse(settings: Settings, report: CheckReport) -> None:
     if settings.gcp_project:
         report.add(True, f"warehouse: BigQuery project {settings.gcp_project}")
+    elif looks_like_production(settings):
+        report.add(
+            False,
+            "warehouse: embedded demo data (invented numbers) with a real Slack workspace "
+            "configured (SLACK_BOT_TOKEN)",
+            "Set GCP_PROJECT to the BigQuery project. DEMO_WAREHOUSE=true is for trying the bot "
+            "out: every answer and post then says 'demo data'.",
+        )
     else:
         report.add(
             True,

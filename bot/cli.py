@@ -5,13 +5,17 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import importlib.metadata
 import logging
+import re
 import signal
 import sys
 import threading
+import typing
 from collections.abc import Callable
 
 from pydantic import ValidationError
+from pydantic_settings import SettingsError
 
 from bot.errors import ConfigError, DatabotError
 from bot.settings import Settings
@@ -20,13 +24,36 @@ logger = logging.getLogger(__name__)
 
 
 def load_settings() -> Settings:
+    """Settings from the environment; a bad one is a ConfigError whose one line names each
+    variable and what is wrong with it (never its value: it may be a secret)."""
     try:
         return Settings()
+    except SettingsError as exc:
+        # pydantic-settings parses JSON settings before validation and stops at the first.
+        raise ConfigError(f"Invalid settings: {_unparsable_setting(exc)}") from None
     except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc']).upper()}: {err['msg']}" for err in exc.errors()
-        )
+        problems = "; ".join(_setting_problem(err) for err in exc.errors())
         raise ConfigError(f"Invalid settings: {problems}") from None
+
+
+JSON_KINDS = {list: ("list", '["C0123ABCD"]'), dict: ("object", '{"sprint-digest": "0 9 * * mon"}')}
+
+
+def _unparsable_setting(exc: SettingsError) -> str:
+    match = re.search(r'field "(\w+)"', str(exc))
+    if match is None:
+        return str(exc).splitlines()[0]
+    name = match.group(1)
+    field = Settings.model_fields.get(name)
+    kind = typing.get_origin(field.annotation) if field else None
+    what, example = JSON_KINDS.get(kind, ("value", ""))  # type: ignore[arg-type]
+    return f"{name.upper()}: not valid JSON (give a JSON {what}{example and ', e.g. ' + example})"
+
+
+def _setting_problem(err) -> str:
+    name = ".".join(str(p) for p in err["loc"]).upper()
+    message = " ".join(str(err["msg"]).removeprefix("Value error, ").split())
+    return f"{name}: {message}" if name else message
 
 
 # --- serve ---------------------------------------------------------------------------
@@ -34,12 +61,13 @@ def load_settings() -> Settings:
 
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     from bot.app import build_app
-    from bot.checks import require_serve_settings
+    from bot.checks import require_serve_settings, require_warehouse_settings
     from bot.deps import build_deps
     from bot.features import start_web_workers
     from bot.web import WebServer, build_web
 
     mode = require_serve_settings(settings)
+    require_warehouse_settings(settings)
     deps = build_deps(settings)
     logger.info("opening the warehouse")
     deps.warehouse.query("SELECT 1 AS ok")
@@ -118,10 +146,12 @@ def connect_socket_mode(handler) -> None:
 
 
 def cmd_clock(args: argparse.Namespace, settings: Settings) -> int:
+    from bot.checks import require_warehouse_settings
     from bot.deps import build_deps
     from bot.features import build_jobs, schedule_clock_extras
     from bot.scheduling.clock import Clock
 
+    require_warehouse_settings(settings)
     deps = build_deps(settings)
     clock = Clock(deps, build_jobs(deps))
     stop = threading.Event()
@@ -390,11 +420,19 @@ def cmd_requests(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def installed_version() -> str:
+    try:
+        return importlib.metadata.version("databot")
+    except importlib.metadata.PackageNotFoundError:  # a checkout on PYTHONPATH, not installed
+        return "(not installed)"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="databot", description="Slack bot for the Data & Analytics team."
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    parser.add_argument("--version", action="version", version=f"databot {installed_version()}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser("serve", help="run the bot (Socket Mode if SLACK_APP_TOKEN, else HTTP)")

@@ -4,6 +4,8 @@ code uses is in the manifest, and nothing more."""
 from __future__ import annotations
 
 import re
+from importlib import resources
+from importlib.abc import Traversable
 from pathlib import Path
 
 import yaml
@@ -42,7 +44,13 @@ IMPLIED_SCOPES = {
 }
 
 
-def load_manifest(path: Path) -> dict:
+def packaged_manifest() -> Traversable:
+    """bot/manifest.yml, the copy of the top-level manifest.yml that ships in the package
+    (tests/test_manifest.py keeps the two identical)."""
+    return resources.files("bot").joinpath("manifest.yml")
+
+
+def load_manifest(path: Path | Traversable) -> dict:
     return yaml.safe_load(path.read_text())
 
 
@@ -64,8 +72,8 @@ def manifest_bot_scopes(manifest: dict) -> set[str]:
     return set(manifest.get("oauth_config", {}).get("scopes", {}).get("bot", []))
 
 
-def manifest_problems(path: Path) -> list[str]:
-    if not path.exists():
+def manifest_problems(path: Path | Traversable) -> list[str]:
+    if not path.is_file():
         return [f"{path.name} not found"]
     try:
         manifest = load_manifest(path)

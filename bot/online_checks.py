@@ -11,9 +11,9 @@ from __future__ import annotations
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
-from bot.checks import MANIFEST, CheckReport
+from bot.checks import CheckReport
 from bot.github import GitHubFailure, GitHubGateway, classify_failure
-from bot.manifest import load_manifest, manifest_bot_scopes
+from bot.manifest import load_manifest, manifest_bot_scopes, packaged_manifest
 from bot.settings import Settings
 from bot.slack_channels import CONVERSATION_ID, list_channel_id
 
@@ -59,7 +59,7 @@ def _check_slack_token(settings: Settings, slack: WebClient, report: CheckReport
         report.add(False, "Slack did not list the granted scopes", "", warning=True)
         return bot_name
     granted = {s.strip() for s in str(header).split(",") if s.strip()}
-    asked = manifest_bot_scopes(load_manifest(MANIFEST))
+    asked = manifest_bot_scopes(load_manifest(packaged_manifest()))
     if missing := sorted(asked - granted):
         report.add(
             False,

@@ -9,12 +9,17 @@ where a client is built. Nothing here reads the environment at import time: `__m
 from __future__ import annotations
 
 import datetime as dt
+import re
 from pathlib import Path
 from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
+
+from bot.ids import Job
 
 # Every reported day is a Pacific calendar date (DOMAIN.md), whatever TIMEZONE says:
 # TIMEZONE only moves schedules. One constant, used by every feature that reports a day.
@@ -33,6 +38,29 @@ DEFAULT_JOB_SCHEDULES: dict[str, str] = {
     "sprint-checkin": "0 10 * * fri",
     "urgent-reminder": "0 9 * * *",
 }
+
+
+# Slack ids (api.slack.com/types): public/private channels C/G, DMs D; users U/W. A channel
+# may also be given as #name (resolved to its id where Slack needs one).
+SLACK_CHANNEL_ID = re.compile(r"^([CGD][A-Z0-9]+|#[a-z0-9][a-z0-9._-]*)$")
+SLACK_USER_ID = re.compile(r"^[UW][A-Z0-9]+$")
+# State database URLs `Settings.state_url` can open (psycopg is the installed driver).
+SUPPORTED_DATABASE_DRIVERS = {
+    "sqlite",
+    "sqlite+pysqlite",
+    "postgres",
+    "postgresql",
+    "postgresql+psycopg",
+}
+DATABASE_URL_EXAMPLES = "postgresql://user:pass@host:5432/db or sqlite:///path/state.db"
+
+
+def _slack_ids(value: list[str], pattern: re.Pattern[str], what: str) -> list[str]:
+    ids = [item.strip() for item in value]
+    if bad := [item for item in ids if not pattern.match(item)]:
+        listed = ", ".join(map(repr, bad))
+        raise ValueError(f"{listed} is not a Slack id; give a JSON list of {what}")
+    return ids
 
 
 class Settings(BaseSettings):
@@ -84,6 +112,12 @@ class Settings(BaseSettings):
     # --- Warehouse -------------------------------------------------------------------
     gcp_project: str | None = Field(
         None, description="BigQuery project. Unset: the embedded DuckDB demo warehouse."
+    )
+    demo_warehouse: bool = Field(
+        False,
+        description="Let `serve` and `clock` run on the embedded demo warehouse (invented "
+        "numbers) when GCP_PROJECT is unset; every answer and post then says 'demo data'. "
+        "`databot demo`, `databot metric` and tests need no flag.",
     )
     bigquery_api_endpoint: str | None = Field(
         None, description="Override the BigQuery API endpoint (e.g. a local emulator)."
@@ -349,6 +383,59 @@ class Settings(BaseSettings):
         except (ZoneInfoNotFoundError, ValueError) as exc:
             raise ValueError(f"unknown time zone {value!r}") from exc
         return value
+
+    @field_validator("revenue_channels")
+    @classmethod
+    def _channel_ids(cls, value: list[str]) -> list[str]:
+        return _slack_ids(value, SLACK_CHANNEL_ID, "channel ids like C0123ABCD (or #names)")
+
+    @field_validator("revenue_users")
+    @classmethod
+    def _user_ids(cls, value: list[str]) -> list[str]:
+        return _slack_ids(value, SLACK_USER_ID, "user ids like U0123ABCD")
+
+    @field_validator("job_schedules")
+    @classmethod
+    def _known_jobs(cls, value: dict[str, str]) -> dict[str, str]:
+        known = {str(job) for job in Job}
+        if unknown := sorted(set(value) - known):
+            raise ValueError(
+                f"unknown job id {', '.join(map(repr, unknown))}; jobs: {', '.join(sorted(known))}"
+            )
+        return value
+
+    @field_validator("slack_app_token")
+    @classmethod
+    def _app_token(cls, value: SecretStr | None) -> SecretStr | None:
+        # The value is a secret: the message never repeats it.
+        if value is not None and not value.get_secret_value().startswith("xapp-"):
+            raise ValueError(
+                "must be the app-level token starting with xapp- (the bot token, xoxb-, "
+                "goes in SLACK_BOT_TOKEN)"
+            )
+        return value
+
+    @field_validator("database_url")
+    @classmethod
+    def _supported_database(cls, value: str | None) -> str | None:
+        # The URL may hold a password: the messages never repeat it.
+        if value is None or not value.strip():
+            return None
+        try:
+            url = make_url(value.strip())
+        except ArgumentError:
+            raise ValueError(f"not a database URL (expected {DATABASE_URL_EXAMPLES})") from None
+        if url.drivername not in SUPPORTED_DATABASE_DRIVERS:
+            raise ValueError(
+                f"{url.drivername} is not a supported database (use {DATABASE_URL_EXAMPLES})"
+            )
+        return value.strip()
+
+    @property
+    def uses_demo_warehouse(self) -> bool:
+        """Whether the warehouse is the embedded demo data (invented numbers): every
+        answer and post built from it says so."""
+        return not self.gcp_project
 
     @property
     def tz(self) -> ZoneInfo:

@@ -70,3 +70,14 @@ class Message(BaseModel):
     def send_kwargs(self) -> dict[str, Any]:
         """Keyword arguments for chat.postMessage / chat.update / respond()."""
         return {"text": self.text, "blocks": self.blocks or None}
+
+
+# Said on every /metric answer and scheduled post built from the embedded demo warehouse
+# (settings.uses_demo_warehouse): its numbers are invented, and nobody may take them for real.
+DEMO_DATA_TEXT = "demo data: invented numbers from the embedded demo warehouse"
+DEMO_DATA_NOTE = f":test_tube: *demo data*{DEMO_DATA_TEXT.removeprefix('demo data')}"
+
+
+def demo_data_block() -> dict[str, Any]:
+    """The context line that marks an answer or post as demo data (a Block Kit dict)."""
+    return {"type": "context", "elements": [{"type": "mrkdwn", "text": DEMO_DATA_NOTE}]}

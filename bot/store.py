@@ -8,6 +8,7 @@ migrations (bot/migrations); `migrate()` brings any older database up to date in
 from __future__ import annotations
 
 import logging
+import re
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -16,6 +17,7 @@ from alembic.config import Config
 from sqlalchemy.exc import IntegrityError
 
 from bot import tables
+from bot.errors import ConfigError
 from bot.settings import utc_now
 
 logger = logging.getLogger(__name__)
@@ -43,13 +45,23 @@ class Store:
         the same tables and types. SQLite serialises writers by itself (BEGIN IMMEDIATE)."""
         config = Config()
         config.set_main_option("script_location", str(MIGRATIONS))
-        with self.engine.begin() as connection:
+        with self.connect_or_explain() as connection, connection.begin():
             if connection.dialect.name == "postgresql":
                 connection.execute(
                     sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK}
                 )
             config.attributes["connection"] = connection
             command.upgrade(config, "head")
+
+    def connect_or_explain(self) -> sa.Connection:
+        """A connection, or a ConfigError saying in one line why there is none (the first
+        thing `serve`, `clock` and the other commands do with the state database)."""
+        try:
+            return self.engine.connect()
+        except sa.exc.DBAPIError as exc:
+            raise ConfigError(
+                f"DATABASE_URL: cannot reach the state database: {unreachable_reason(exc)}."
+            ) from None
 
     def schema_revision(self) -> str | None:
         with self.engine.connect() as connection:
@@ -97,6 +109,53 @@ class Store:
 
     def close(self) -> None:
         self.engine.dispose()
+
+
+# Driver messages (psycopg, sqlite3) -> the reason in plain words. Never the URL: it may
+# hold a password.
+_REASONS: list[tuple[str, str]] = [
+    (r"Connection refused", "connection refused (is the server running, on that host and port?)"),
+    (r"password authentication failed", "authentication failed (wrong user or password)"),
+    (r'role "[^"]*" does not exist', "authentication failed (no such user)"),
+    (r"authentication failed|no password supplied|no pg_hba.conf entry", "authentication failed"),
+    (r'database ("[^"]*") does not exist', "the database {} does not exist"),
+    (r"failed to resolve host|could not translate host name", "unknown host"),
+    (r"timeout expired|timed out", "the connection timed out"),
+    (r"unable to open database file", "cannot open the SQLite file (does its folder exist?)"),
+]
+
+
+def unreachable_reason(exc: sa.exc.DBAPIError) -> str:
+    text = str(exc.orig)
+    for pattern, reason in _REASONS:
+        if match := re.search(pattern, text):
+            return reason.format(*match.groups())
+    first = next((line.strip() for line in text.splitlines() if line.strip()), "")
+    return f"{type(exc.orig).__name__}: {first}" if first else type(exc.orig).__name__
+
+
+def sqlite_file(url: str) -> Path | None:
+    """The file of a SQLite URL (None for other databases and in-memory SQLite)."""
+    if not url.startswith("sqlite"):
+        return None
+    path = sa.engine.make_url(url).database
+    return Path(path) if path and path != ":memory:" else None
+
+
+def open_read_only(url: str) -> Store | None:
+    """A Store for looking only (`databot check`): SQLite is opened read-only and never
+    created; None when its file does not exist yet. PostgreSQL opens as usual."""
+    path = sqlite_file(url)
+    if path is None:
+        return Store(url)
+    if not path.exists():
+        return None
+    # A WAL database opened read-only still creates its -wal/-shm companions. They exist
+    # while a process has the database open; otherwise nobody writes it and its file is
+    # complete, so it is read as immutable, which creates nothing.
+    wal = path.with_name(path.name + "-wal")
+    mode = "mode=ro" if wal.exists() else "mode=ro&immutable=1"
+    return Store(url, engine=sa.create_engine(f"sqlite:///file:{path}?{mode}&uri=true"))
 
 
 def create_engine(url: str) -> sa.Engine:

@@ -119,6 +119,8 @@ class BotHarness:
             # PyGithub paces requests for the real API; the stand-in needs no pacing.
             "github_seconds_between_requests": 0,
             "github_seconds_between_writes": 0,
+            # The stand-in bot runs on the embedded demo warehouse unless told otherwise.
+            "demo_warehouse": True,
         }
         values.update(self._overrides)
         self.settings = Settings(_env_file=None, **values)

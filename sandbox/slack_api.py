@@ -35,8 +35,7 @@ from flask import Flask, Response, request
 from slack_sdk.models.blocks import Block
 from slack_sdk.models.views import View
 
-from bot.checks import MANIFEST
-from bot.manifest import load_manifest, manifest_bot_scopes
+from bot.manifest import load_manifest, manifest_bot_scopes, packaged_manifest
 from sandbox import LoopbackServer
 
 if TYPE_CHECKING:
@@ -314,7 +313,7 @@ class FakeSlack(LoopbackServer):
     def granted_scopes(self) -> list[str]:
         """The scopes the installed app holds: everything manifest.yml asks for, unless a
         test took some away (`revoke_scopes`)."""
-        asked = manifest_bot_scopes(load_manifest(MANIFEST))
+        asked = manifest_bot_scopes(load_manifest(packaged_manifest()))
         return sorted(asked - self._revoked_scopes)
 
     def revoke_scopes(self, *scopes: str) -> None:

@@ -31,6 +31,8 @@ def spawn_serve(data_dir: Path, port: int, **settings: str):
     import subprocess
     import sys
 
+    # No GCP_PROJECT here: serve runs on the demo warehouse only when told to.
+    settings = {"DEMO_WAREHOUSE": "true", **settings}
     env = clean_env(HOST="127.0.0.1", PORT=str(port), DATA_DIR=str(data_dir), **settings)
     return subprocess.Popen(
         [sys.executable, "-m", "bot.cli", "serve"],

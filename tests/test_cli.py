@@ -5,6 +5,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from tests.checkout import CHECKOUT, checkout_env
 
 
@@ -83,3 +85,113 @@ def test_check_warns_that_the_cody_post_hides_revenue_outside_revenue_channels(t
         cwd=tmp_path,
     )
     assert "is not in REVENUE_CHANNELS" not in allowed.stdout
+
+
+BAD_SETTINGS = [
+    # (variable, value, what the one line says)
+    ("REVENUE_CHANNELS", "C123", 'REVENUE_CHANNELS: not valid JSON (give a JSON list, e.g. ["'),
+    ("REVENUE_USERS", '["alice"]', "REVENUE_USERS: 'alice' is not a Slack id"),
+    ("REVENUE_CHANNELS", '["finance"]', "REVENUE_CHANNELS: 'finance' is not a Slack id"),
+    ("JOB_SCHEDULES", "{sprint-digest: off}", "JOB_SCHEDULES: not valid JSON (give a JSON object"),
+    ("JOB_SCHEDULES", '{"sprint-digst": "off"}', "JOB_SCHEDULES: unknown job id 'sprint-digst'"),
+    ("SLACK_RESPONSE_URL_HOSTS", "hooks.slack.com", "SLACK_RESPONSE_URL_HOSTS: not valid JSON"),
+    ("SLACK_APP_TOKEN", "xoxb-secret-1", "SLACK_APP_TOKEN: must be the app-level token"),
+    ("DATABASE_URL", "db.example.com:5432", "DATABASE_URL: not a database URL"),
+    ("DATABASE_URL", "mysql://u:secret@h/db", "DATABASE_URL: mysql is not a supported database"),
+]
+
+
+@pytest.mark.parametrize(("name", "value", "says"), BAD_SETTINGS)
+@pytest.mark.parametrize("command", ["check", "serve"])
+def test_a_bad_setting_is_one_plain_line_and_exit_2(tmp_path, command, name, value, says):
+    result = run_cli(command, env={"DATA_DIR": str(tmp_path), name: value}, cwd=tmp_path)
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("databot: Invalid settings: "), lines
+    assert says in lines[0]
+    assert "secret" not in lines[0]  # a token or password is never repeated
+
+
+UNREACHABLE = [
+    ("postgresql://postgres@127.0.0.1:1/test", "connection refused"),
+    ("postgresql://nobody_databot@127.0.0.1:5432/test", "authentication failed"),
+    (
+        "postgresql://postgres@127.0.0.1:5432/no_such_db_databot",
+        'the database "no_such_db_databot" does not exist',
+    ),
+]
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize(("url", "reason"), UNREACHABLE)
+@pytest.mark.parametrize("command", ["serve", "clock"])
+def test_an_unreachable_state_database_stops_start_up_with_the_reason(
+    tmp_path, postgres_engine, command, url, reason
+):
+    env = {"DATABASE_URL": url, "DEMO_WAREHOUSE": "true", "SLACK_BOT_TOKEN": "xoxb-1"}
+    result = run_cli(command, env={**env, "SLACK_SIGNING_SECRET": "s"}, cwd=tmp_path)
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, lines
+    assert lines[0].startswith("databot: DATABASE_URL: cannot reach the state database: ")
+    assert reason in lines[0]
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize(("url", "reason"), UNREACHABLE)
+def test_check_says_why_the_state_database_is_unreachable(tmp_path, postgres_engine, url, reason):
+    result = run_cli("check", env={"DATABASE_URL": url}, cwd=tmp_path)
+    assert result.returncode == 1
+    assert f"[FAIL] state database unreachable ({reason}" in result.stdout
+
+
+@pytest.mark.parametrize("command", ["serve", "clock"])
+def test_serve_and_clock_need_gcp_project_or_the_demo_asked_for(tmp_path, command):
+    env = {"DATA_DIR": str(tmp_path), "SLACK_BOT_TOKEN": "xoxb-1", "SLACK_SIGNING_SECRET": "s"}
+    result = run_cli(command, env=env, cwd=tmp_path)
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        "databot: Cannot start: GCP_PROJECT is not set: set it to the BigQuery project, or set "
+        "DEMO_WAREHOUSE=true to run on the embedded demo data (invented numbers)."
+    ]
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_check_fails_the_demo_warehouse_for_a_real_slack_workspace(tmp_path):
+    env = {"DATA_DIR": str(tmp_path), "SLACK_BOT_TOKEN": "xoxb-1", "SLACK_SIGNING_SECRET": "s"}
+    for demo in ("false", "true"):
+        result = run_cli("check", env={**env, "DEMO_WAREHOUSE": demo}, cwd=tmp_path)
+        assert result.returncode == 1
+        assert "[FAIL] warehouse: embedded demo data (invented numbers)" in result.stdout
+    # Pointed at a stand-in Slack, the demo warehouse is only a warning.
+    local = run_cli("check", env={**env, "SLACK_API_URL": "http://127.0.0.1:9/api/"}, cwd=tmp_path)
+    assert "[ok  ] warehouse: embedded DuckDB demo data" in local.stdout
+
+
+def test_check_in_an_empty_folder_creates_no_file(tmp_path):
+    result = run_cli("check", cwd=tmp_path)
+    assert result.returncode == 1  # no Slack credentials
+    assert "manifest.yml matches the commands" in result.stdout
+    assert "state database reachable (sqlite), schema revision none" in result.stdout
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_check_reads_an_existing_sqlite_state_without_writing(tmp_path):
+    from bot.store import Store
+
+    store = Store(f"sqlite:///{tmp_path / '.databot' / 'state.db'}")
+    store.migrate()
+    store.close()
+    before = {p: p.stat().st_mtime_ns for p in tmp_path.rglob("*")}
+    result = run_cli("check", cwd=tmp_path)
+    assert "state database reachable (sqlite), schema revision " in result.stdout
+    assert "schema revision none" not in result.stdout
+    assert {p: p.stat().st_mtime_ns for p in tmp_path.rglob("*")} == before
+
+
+def test_version():
+    result = run_cli("--version")
+    assert result.returncode == 0
+    assert result.stdout.startswith("databot ")

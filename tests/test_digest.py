@@ -521,6 +521,7 @@ def test_the_clock_process_posts_what_is_due_once_and_stops_on_sigterm(
     today = dt.datetime.now(PT).date()
     monkeypatch.setenv("SPRINT_ANCHOR", (today - dt.timedelta(days=today.weekday())).isoformat())
     monkeypatch.setenv("JOB_SCHEDULES", '{"sprint-digest": "* * * * *"}')
+    monkeypatch.setenv("DEMO_WAREHOUSE", "true")  # no GCP_PROJECT: clock needs the demo asked for
 
     def stop_when_posted():
         deadline = time.monotonic() + 20

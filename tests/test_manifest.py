@@ -48,3 +48,13 @@ def test_drift_is_reported_in_plain_words(tmp_path):
     assert "commands handled in code but not in the manifest" in problems
     assert "'admin'" in problems
     assert set(IMPLIED_SCOPES) <= set(load_manifest(MANIFEST)["oauth_config"]["scopes"]["bot"])
+
+
+def test_the_packaged_manifest_is_the_top_level_manifest():
+    # Users paste the top-level manifest.yml into Slack; the installed bot reads the copy in
+    # the package (bot/manifest.yml). Edit one, copy it over the other.
+    from bot.manifest import packaged_manifest
+
+    assert packaged_manifest().read_bytes() == MANIFEST.read_bytes(), (
+        "manifest.yml and bot/manifest.yml differ: cp manifest.yml bot/manifest.yml"
+    )

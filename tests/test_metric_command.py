@@ -367,3 +367,10 @@ def test_cody_pro_summary_is_refused_outside_revenue_channels(cody_bot):
     assert "revenue" in text and f"<#{REVENUE}>" in text
     assert "$" not in text
     assert cody_bot.demo.queries == 0
+
+
+def test_every_answer_from_the_demo_warehouse_says_demo_data(bot):
+    _, url = bot.slash("/metric", "dau 7d")
+    payload = reply(bot, url)
+    contexts = [b for b in payload["blocks"] if b["type"] == "context"]
+    assert any("*demo data*" in e["text"] for b in contexts for e in b["elements"])

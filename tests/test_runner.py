@@ -5,6 +5,7 @@ Runs on SQLite and PostgreSQL (the `store` fixture) against the loopback Slack A
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -538,3 +539,34 @@ def test_racing_retries_of_a_waiting_run_post_once(deps, slack, clock):
     assert len(channel_posts(slack)) == 1
     assert [r.status for r in results if r is not None] == [RunStatus.POSTED]
     assert job.builds == 2
+
+
+class WarehouseJob(ScriptedJob):
+    reads_warehouse = True
+
+    @staticmethod
+    def post():
+        return Post(
+            channel="#cody-numbers",
+            text="Cody Pro: 120 active subscribers",
+            blocks=[{"type": "section", "text": {"type": "mrkdwn", "text": "*120* active"}}],
+        )
+
+
+def test_a_post_built_from_the_demo_warehouse_says_demo_data(deps, slack):
+    runner.run_period(deps, WarehouseJob(), "2026-11-22")
+    preview = runner.preview(deps, WarehouseJob(), "2026-11-22")
+
+    [post] = channel_posts(slack)
+    for blocks in (post["blocks"], preview.blocks):
+        assert blocks[-1]["type"] == "context" and "*demo data*" in str(blocks[-1])
+        assert len(blocks) == 2
+
+
+def test_a_post_from_bigquery_or_from_github_has_no_demo_data_mark(deps):
+    bigquery = dataclasses.replace(
+        deps, settings=deps.settings.model_copy(update={"gcp_project": "acme-analytics"})
+    )
+    assert "demo data" not in str(runner.preview(bigquery, WarehouseJob(), "2026-11-22"))
+    # A job that does not read the warehouse (sprints, urgent: GitHub) needs no mark.
+    assert "demo data" not in str(runner.preview(deps, ScriptedJob(), "2026-11-22"))

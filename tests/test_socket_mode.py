@@ -89,11 +89,30 @@ def test_serve_with_an_app_token_slack_refuses_says_so_without_a_traceback(tmp_p
             tmp_path,
             free_port(),
             SLACK_BOT_TOKEN="xoxb-socket-test",
+            # Shaped like an app-level token, but not one Slack issued.
+            SLACK_APP_TOKEN="xapp-revoked_token",
+            SLACK_API_URL=slack.api_url,
+        )
+        _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 2
+    assert "invalid_auth" in stderr and "SLACK_APP_TOKEN" in stderr
+    assert "Traceback" not in stderr and "xapp-revoked_token" not in stderr
+
+
+def test_serve_with_a_bot_token_as_the_app_token_stops_before_calling_slack(tmp_path):
+    with FakeSlack() as slack:
+        process = spawn_serve(
+            tmp_path,
+            free_port(),
+            SLACK_BOT_TOKEN="xoxb-socket-test",
             # A bot token pasted where the app-level token belongs.
             SLACK_APP_TOKEN="xoxb-pasted-by-mistake",
             SLACK_API_URL=slack.api_url,
         )
         _, stderr = process.communicate(timeout=60)
     assert process.returncode == 2
-    assert "not_allowed_token_type" in stderr and "SLACK_APP_TOKEN" in stderr
-    assert "Traceback" not in stderr and "xoxb-pasted-by-mistake" not in stderr
+    assert stderr.strip().splitlines() == [
+        "databot: SLACK_APP_TOKEN: must be the app-level token starting with xapp- (the bot "
+        "token, xoxb-, goes in SLACK_BOT_TOKEN)"
+    ]
+    assert slack.calls() == []

@@ -387,6 +387,7 @@ def test_clock_process_polls_for_urgent_issues(github, slack, clock, tmp_path):
         "SLACK_BOT_TOKEN": "xoxb-clock-test",
         "SLACK_API_URL": slack.api_url,
         "ANALYTICS_CHANNEL": "#analytics",
+        "DEMO_WAREHOUSE": "true",  # no GCP_PROJECT: clock needs the demo asked for
     }
     process = subprocess.Popen(
         [sys.executable, "-m", "bot.cli", "clock"],

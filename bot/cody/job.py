@@ -83,6 +83,7 @@ class CodyDailyJob:
 
     id = Job.CODY_DAILY
     title = "The Cody Pro daily post"
+    reads_warehouse = True  # on the demo warehouse, every post says "demo data"
 
     def __init__(self, settings: Settings | None = None) -> None:
         self.settings = settings

@@ -22,7 +22,7 @@ from bot.metric.catalog import Catalog, Sensitivity, Unit
 from bot.metric.model import Answer, DataRequestPrefill, format_through
 from bot.metric.periods import ACCEPTED_FORMS
 from bot.settings import Settings
-from bot.slack_text import Message, escape_mrkdwn, truncate
+from bot.slack_text import DEMO_DATA_NOTE, DEMO_DATA_TEXT, Message, escape_mrkdwn, truncate
 from bot.sparkline import sparkline
 
 SECTION_LIMIT = 3000  # Slack's limit on a section's text
@@ -102,6 +102,8 @@ def build_metric_text(answer: Answer, settings: Settings) -> str:
     if answer.metric.note:
         lines.append(f"  note: {answer.metric.note}")
     lines.append(f"  dashboard: {answer.metric.dashboard}")
+    if settings.uses_demo_warehouse:
+        lines.append(f"  {DEMO_DATA_TEXT}")
     return "\n".join(lines)
 
 
@@ -159,6 +161,8 @@ def build_metric_message(
             elements=[MarkdownTextObject(text=truncate(" · ".join(context), SECTION_LIMIT))]
         )
     )
+    if settings.uses_demo_warehouse:
+        blocks.append(ContextBlock(elements=[MarkdownTextObject(text=DEMO_DATA_NOTE)]))
     if not shared_by:
         blocks.append(
             ActionsBlock(

@@ -84,7 +84,9 @@ class JobOptions:
     - retry_every: after NotReady or a failed build, try again this much later;
     - give_up_after: from the first attempt, when the NotReady notice is posted instead
       (the runner then keeps trying until the end of that local day), and when a build
-      that keeps raising is recorded as failed and reported to the owner.
+      that keeps raising is recorded as failed and reported to the owner;
+    - reads_warehouse: True = its numbers come from the warehouse, so on the embedded demo
+      warehouse the runner marks every post "demo data" (posts from GitHub need no mark).
     """
 
     title: str
@@ -92,6 +94,7 @@ class JobOptions:
     grace: dt.timedelta
     retry_every: dt.timedelta
     give_up_after: dt.timedelta
+    reads_warehouse: bool = False
 
     @classmethod
     def of(cls, job: ScheduledJob, settings) -> JobOptions:
@@ -107,4 +110,5 @@ class JobOptions:
             grace=minutes("grace", settings.schedule_grace_minutes),
             retry_every=minutes("retry_every", settings.not_ready_retry_minutes),
             give_up_after=minutes("give_up_after", settings.not_ready_give_up_minutes),
+            reads_warehouse=bool(getattr(job, "reads_warehouse", False)),
         )

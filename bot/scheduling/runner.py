@@ -42,6 +42,7 @@ from bot.slack_channels import (
     find_message_by_metadata,
 )
 from bot.slack_post import deliver, outcome_unknown, post_once, redeliver_due, slack_error
+from bot.slack_text import DEMO_DATA_NOTE, demo_data_block
 
 if TYPE_CHECKING:
     from bot.deps import Deps
@@ -103,7 +104,7 @@ def run_period(
             )
 
     try:
-        result = job.build(deps, period)
+        result = _build(deps, job, period)
     except Exception as exc:  # noqa: BLE001 - every failure is recorded and reported
         return _build_failed(deps, job, opts, record, exc, manual=manual)
 
@@ -126,7 +127,18 @@ def run_period(
 
 def preview(deps: Deps, job: ScheduledJob, period: str) -> Post | NotReady | Skip:
     """`--dry-run`: build only; nothing is claimed, posted or recorded."""
-    return job.build(deps, period)
+    return _build(deps, job, period)
+
+
+def _build(deps: Deps, job: ScheduledJob, period: str) -> Post | NotReady | Skip:
+    """The job's post; one built from the demo warehouse is marked as demo data."""
+    result = job.build(deps, period)
+    reads_warehouse = JobOptions.of(job, deps.settings).reads_warehouse
+    if isinstance(result, Post) and reads_warehouse and deps.settings.uses_demo_warehouse:
+        if result.blocks:
+            return result.model_copy(update={"blocks": [*result.blocks, demo_data_block()]})
+        return result.model_copy(update={"text": f"{result.text}\n{DEMO_DATA_NOTE}"})
+    return result
 
 
 def _end_of_day(deps: Deps, when: dt.datetime) -> dt.datetime:
