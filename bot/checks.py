@@ -3,6 +3,7 @@ words, what is wrong and what to set. Also the start-up guard of `databot serve`
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import os
 from dataclasses import dataclass, field
@@ -10,9 +11,12 @@ from typing import Literal
 
 import sqlalchemy as sa
 
+from bot.deps import build_deps
 from bot.errors import ConfigError
+from bot.features import build_jobs
 from bot.manifest import manifest_problems, packaged_manifest
 from bot.metric.catalog import check_catalog
+from bot.scheduling.clock import schedule_lines
 from bot.settings import Settings
 from bot.store import open_read_only, sqlite_file, unreachable_reason
 
@@ -80,7 +84,8 @@ class CheckReport:
         return "\n".join([*lines, summary])
 
 
-def run_checks(settings: Settings) -> CheckReport:
+def run_checks(settings: Settings, *, now: dt.datetime | None = None) -> CheckReport:
+    """`now` (default: the wall clock) is when the schedules' next fire times start."""
     report = CheckReport()
     _check_slack(settings, report)
     _check_manifest(report)
@@ -88,8 +93,29 @@ def run_checks(settings: Settings) -> CheckReport:
     _check_warehouse(settings, report)
     _check_github(settings, report)
     _check_revenue_channels(settings, report)
+    _check_schedules(settings, report, now)
     check_catalog(settings, report)
     return report
+
+
+def _check_schedules(settings: Settings, report: CheckReport, now: dt.datetime | None) -> None:
+    # Each enabled job's cron in words with its next fire times, as the clock logs them at
+    # start-up: "0 9 * * 1" is checked by reading "on Monday", not by waiting for Monday.
+    # Building the jobs opens nothing (no database, Slack or GitHub connection).
+    deps = build_deps(settings, migrate=False, now=(lambda: now) if now else None)
+    try:
+        lines = schedule_lines(deps, build_jobs(deps))
+    finally:
+        deps.close()
+    for line in lines:
+        report.add(True, line)
+    if not lines:
+        report.add(
+            False,
+            "no scheduled job is enabled: `databot clock` will post nothing",
+            "See JOB_SCHEDULES and the *_ENABLED settings.",
+            warning=True,
+        )
 
 
 def _check_slack(settings: Settings, report: CheckReport) -> None:

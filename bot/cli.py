@@ -158,8 +158,8 @@ def cmd_clock(args: argparse.Namespace, settings: Settings) -> int:
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     if not clock.entries:
         logger.warning("clock: no job is enabled and scheduled (see JOB_SCHEDULES)")
-    for name, when in clock.next_runs():
-        logger.info("clock: next %s at %s", name, when and when.astimezone(settings.tz))
+    for line in clock.schedule_lines():  # the lines `databot check` prints
+        logger.info("clock: %s", line)
     clock.start()
     schedule_clock_extras(clock.scheduler, deps)
     try:
@@ -213,10 +213,9 @@ def cmd_post(args: argparse.Namespace, settings: Settings) -> int:
             return 0
         record = runner.run_period(deps, job, period, manual=True)
         if record is None:
+            # Not ours: said at once, never waited for (claims do not block).
             record = runs.get_run(deps.store, str(job.id), period)
-            where = f": {record.permalink}" if record and record.permalink else ""
-            status = record.status if record else "taken"
-            print(f"{job.id} {period} is already {status}{where}; nothing posted.")
+            print(held_line(str(job.id), period, record, settings.tz))
             return 0
         link = f" {record.permalink}" if record.permalink else ""
         print(f"{job.id} {period}: {record.status}{link}")
@@ -225,6 +224,27 @@ def cmd_post(args: argparse.Namespace, settings: Settings) -> int:
         return 0 if record.status in (RunStatus.POSTED, RunStatus.WAITING) else 1
     finally:
         deps.close()
+
+
+def held_line(job: str, period: str, record, tz) -> str:
+    """What `databot post` says when the period is not its to run: done, or held by another
+    run (a clock, another `databot post`) until its lease ends (shown in `tz`)."""
+    from bot.scheduling.runs import RunStatus
+
+    if record is None:
+        return f"{job} {period} is already taken; nothing posted."
+    until = f"{record.lease_until.astimezone(tz):%H:%M %Z}" if record.lease_until else "?"
+    if record.status == RunStatus.RUNNING:
+        return (
+            f"{job} {period} is already running in another process (its lease ends {until}); "
+            "nothing posted. `databot posts` shows how it ends."
+        )
+    if record.status == RunStatus.WAITING:
+        return (
+            f"{job} {period} is already waiting: another run retries it at {until}; nothing posted."
+        )
+    where = f": {record.permalink}" if record.permalink else ""
+    return f"{job} {period} is already {record.status}{where}; nothing posted."
 
 
 def render_post(post, title: str) -> str:

@@ -19,6 +19,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
+from bot.cron import check_cron
 from bot.ids import Job
 
 # Every reported day is a Pacific calendar date (DOMAIN.md), whatever TIMEZONE says:
@@ -226,7 +227,8 @@ class Settings(BaseSettings):
         default_factory=dict,
         description="Cron strings (minute hour day month weekday, in TIMEZONE) per job id, "
         'JSON, e.g. {"sprint-digest": "0 9 * * mon"}; merged over the defaults; "off" '
-        "disables a job. Use weekday names: APScheduler numbers Monday 0.",
+        "disables a job. Standard cron: weekday 0 and 7 are Sunday, 1 is Monday; names "
+        "(mon, mon-fri) work too.",
     )
     schedule_grace_minutes: int = Field(
         240,
@@ -277,16 +279,12 @@ class Settings(BaseSettings):
     @field_validator("job_schedules")
     @classmethod
     def _merge_schedules(cls, value: dict[str, str]) -> dict[str, str]:
-        from apscheduler.triggers.cron import CronTrigger
-
         merged = {**DEFAULT_JOB_SCHEDULES, **{k.strip(): v.strip() for k, v in value.items()}}
         for job, cron in merged.items():
-            if cron.lower() == "off":
-                continue
             try:
-                CronTrigger.from_crontab(cron)
+                check_cron(cron)
             except ValueError as exc:
-                raise ValueError(f"bad cron string for {job}: {cron!r} ({exc})") from exc
+                raise ValueError(f"bad cron string for {job}: {exc}") from None
         return merged
 
     @field_validator("sprint_anchor")
@@ -313,7 +311,8 @@ class Settings(BaseSettings):
     cody_price_usd: float = Field(9.0, gt=0, description="Cody Pro price per seat per month, USD.")
     cody_daily_enabled: bool = Field(True, description="Post the Cody Pro numbers every day.")
     cody_post_cron: str = Field(
-        "0 9 * * *", description="When the daily Cody Pro post goes out (cron, in TIMEZONE)."
+        "0 9 * * *",
+        description='When the daily Cody Pro post goes out (cron, in TIMEZONE; "off" disables).',
     )
     cody_retry_minutes: int = Field(
         30, ge=1, description="While SSC data for yesterday is incomplete, check again this often."
@@ -345,18 +344,20 @@ class Settings(BaseSettings):
         "fewer than this percentage of active subscribers.",
     )
 
+    @field_validator("cody_post_cron")
+    @classmethod
+    def _cody_cron(cls, value: str) -> str:
+        try:
+            return check_cron(value.strip())
+        except ValueError as exc:
+            raise ValueError(f"bad CODY_POST_CRON: {exc}") from None
+
     @model_validator(mode="after")
     def _cody_schedule(self) -> Settings:
         # CODY_POST_CRON is the Cody post's schedule unless JOB_SCHEDULES names cody-daily
         # itself (e.g. "off"); the scheduler reads only job_schedules.
         explicit = "cody_post_cron" in self.model_fields_set
         if explicit or "cody-daily" not in self.job_schedules:
-            from apscheduler.triggers.cron import CronTrigger
-
-            try:
-                CronTrigger.from_crontab(self.cody_post_cron)
-            except ValueError as exc:
-                raise ValueError(f"bad CODY_POST_CRON {self.cody_post_cron!r} ({exc})") from exc
             self.job_schedules = {**self.job_schedules, "cody-daily": self.cody_post_cron}
         return self
 

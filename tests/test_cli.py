@@ -195,3 +195,17 @@ def test_version():
     result = run_cli("--version")
     assert result.returncode == 0
     assert result.stdout.startswith("databot ")
+
+
+def test_check_prints_the_schedules_in_words(tmp_path):
+    env = {"DATA_DIR": str(tmp_path), "JOB_SCHEDULES": '{"sprint-digest": "0 9 * * 1"}'}
+    result = run_cli("check", env=env, cwd=tmp_path)
+    assert "sprint-digest: at 09:00 on Monday (America/Los_Angeles); next: Mon " in result.stdout
+    assert "cody-daily: at 09:00 every day (America/Los_Angeles); next: " in result.stdout
+
+
+def test_a_bad_cron_is_a_settings_error_naming_the_variable(tmp_path):
+    result = run_cli("check", env={"JOB_SCHEDULES": '{"sprint-digest": "0 9 * * 8"}'}, cwd=tmp_path)
+    assert result.returncode == 2
+    assert "JOB_SCHEDULES: " in result.stderr and "day of week 8 is out of range" in result.stderr
+    assert "Traceback" not in result.stderr

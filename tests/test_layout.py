@@ -92,6 +92,7 @@ def test_one_slack_mrkdwn_escaper():
 
 PLATFORM = {
     "bot.settings",
+    "bot.cron",
     "bot.deps",
     "bot.errors",
     "bot.ids",

@@ -3,6 +3,7 @@ after it, retries, and exactly-once with two clock processes and restarts."""
 
 from __future__ import annotations
 
+import argparse
 import datetime as dt
 import logging
 import threading
@@ -11,14 +12,16 @@ from concurrent.futures import ThreadPoolExecutor
 from zoneinfo import ZoneInfo
 
 import pytest
-from apscheduler.triggers.cron import CronTrigger
+import sqlalchemy as sa
 from slack_sdk import WebClient
 
-from bot import tables
+from bot import cli, tables
+from bot.cron import build_schedule
 from bot.deps import Deps
+from bot.features import build_jobs, find_job
 from bot.ids import Job
 from bot.scheduling import runs
-from bot.scheduling.clock import Clock, fire_times, scheduled_entries
+from bot.scheduling.clock import Clock, fire_times, manual_period, run_due, scheduled_entries
 from bot.scheduling.job import NotReady, Post
 from bot.scheduling.runs import RunStatus
 from bot.settings import Settings, utc_now
@@ -96,7 +99,7 @@ def posts(slack) -> list[str]:
 
 
 def test_cron_fires_at_local_time_on_both_sides_of_a_dst_change():
-    trigger = CronTrigger.from_crontab("0 9 * * mon", timezone=PT)
+    trigger = build_schedule("0 9 * * mon", PT)
     fires = list(fire_times(trigger, pacific(2026, 2, 28), pacific(2026, 3, 20)))
     # DST starts Sunday March 8, 2026: 09:00 PST is 17:00 UTC, 09:00 PDT is 16:00 UTC.
     assert [(f.astimezone(PT).day, f.astimezone(PT).hour) for f in fires] == [
@@ -300,3 +303,226 @@ def test_a_manual_run_picks_the_latest_due_period_or_the_given_day(deps, clock):
     # A job without a schedule is asked about the moment it is run.
     deps.settings = deps.settings.model_copy(update={"job_schedules": {}})
     assert manual_period(deps, MinuteReport()) == "2026-11-25T15:00"
+
+
+# --- daylight-saving changes (tracker issue 16, part 9) ------------------------------------
+#
+# America/Los_Angeles, 2026: DST starts Sunday March 8 at 02:00 PST (10:00 UTC; 02:00-02:59
+# does not exist) and ends Sunday November 1 at 02:00 PDT (09:00 UTC; 01:00-01:59 happens
+# twice, first PDT then PST). Expected instants below are worked out by hand in UTC.
+
+SPRING, FALL = dt.date(2026, 3, 8), dt.date(2026, 11, 1)
+DST_CRONS = {
+    "hourly": "0 * * * *",
+    "daily 01:30": "30 1 * * *",  # the repeated hour in the fall
+    "daily 02:30": "30 2 * * *",  # the skipped hour in the spring
+    "weekly": "30 2 * * 0",  # Sundays, the day of both changes
+}
+# First fire naming the DST day's period, for the jobs whose period is one day.
+FIRST_FIRE_UTC = {
+    (SPRING, "hourly"): dt.datetime(2026, 3, 8, 8, 0, tzinfo=dt.UTC),  # 00:00 PST
+    (SPRING, "daily 01:30"): dt.datetime(2026, 3, 8, 9, 30, tzinfo=dt.UTC),  # 01:30 PST
+    (SPRING, "daily 02:30"): dt.datetime(2026, 3, 8, 10, 0, tzinfo=dt.UTC),  # gap end, 03:00 PDT
+    (SPRING, "weekly"): dt.datetime(2026, 3, 8, 10, 0, tzinfo=dt.UTC),
+    (FALL, "hourly"): dt.datetime(2026, 11, 1, 7, 0, tzinfo=dt.UTC),  # 00:00 PDT
+    (FALL, "daily 01:30"): dt.datetime(2026, 11, 1, 8, 30, tzinfo=dt.UTC),  # 01:30 PDT
+    (FALL, "daily 02:30"): dt.datetime(2026, 11, 1, 10, 30, tzinfo=dt.UTC),  # 02:30 PST
+    (FALL, "weekly"): dt.datetime(2026, 11, 1, 10, 30, tzinfo=dt.UTC),
+}
+# The period each job runs for on the DST day. Sprints (14 days) from the anchor Jan 5:
+# Mar 2 and Oct 26 start sprints whose first week holds the DST Sunday (digest, check-in).
+# The planning reminder uses the anchor Jan 12 (sprints from Mar 9 and Nov 2), so the DST
+# Sunday is in the week before a sprint. Cody: yesterday (Pacific); the reminder: the day.
+DST_PERIODS = {
+    ("sprint-digest", SPRING): "2026-03-02",
+    ("sprint-digest", FALL): "2026-10-26",
+    ("sprint-checkin", SPRING): "2026-03-02",
+    ("sprint-checkin", FALL): "2026-10-26",
+    ("sprint-planning", SPRING): "2026-03-09",
+    ("sprint-planning", FALL): "2026-11-02",
+    ("cody-daily", SPRING): "2026-03-07",
+    ("cody-daily", FALL): "2026-10-31",
+    ("urgent-reminder", SPRING): "2026-03-08",
+    ("urgent-reminder", FALL): "2026-11-01",
+}
+DST_CASES = [
+    pytest.param(job, cron, day, id=f"{job}-{label}-{'spring' if day == SPRING else 'fall'}")
+    for job in (
+        "sprint-digest",
+        "sprint-planning",
+        "sprint-checkin",
+        "cody-daily",
+        "urgent-reminder",
+    )
+    for label, cron in DST_CRONS.items()
+    for day in (SPRING, FALL)
+]
+
+
+class Probe:
+    """A real job's period computation with a stand-in message (no GitHub, no warehouse)."""
+
+    enabled = True
+
+    def __init__(self, job) -> None:
+        self.job, self.id, self.title = job, job.id, job.title
+
+    def period_for(self, run_at, tz):
+        return self.job.period_for(run_at, tz)
+
+    def build(self, deps, period):
+        return Post(channel="#analytics", text=f"{self.id} {period}")
+
+
+def dst_deps(store, slack, clock, job: str, cron: str, **settings) -> Deps:
+    anchor = dt.date(2026, 1, 12) if job == "sprint-planning" else dt.date(2026, 1, 5)
+    return make_deps(
+        store,
+        slack,
+        clock,
+        job_schedules={job: cron},
+        sprint_anchor=anchor,
+        **settings,
+    )
+
+
+def real_job(deps, name):
+    job = find_job(build_jobs(deps), name)
+    assert job is not None
+    return job
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize(("job", "cron", "day"), DST_CASES)
+def test_a_manual_run_on_a_dst_day_returns_the_days_period(
+    sqlite_store, slack, clock, job, cron, day
+):
+    deps = dst_deps(sqlite_store, slack, clock, job, cron)
+    clock.set(dt.datetime.combine(day, dt.time(12), tzinfo=PT))
+    expected = DST_PERIODS[job, day]
+    assert manual_period(deps, real_job(deps, job), day) == expected
+    assert manual_period(deps, real_job(deps, job)) == expected  # the latest due, up to now
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize(("job", "cron", "day"), DST_CASES)
+def test_the_clock_runs_each_jobs_dst_day_period_once_at_its_time(
+    sqlite_store, slack, clock, job, cron, day
+):
+    # A long grace: a sprint period whose last fire was yesterday is caught up at once.
+    deps = dst_deps(sqlite_store, slack, clock, job, cron, schedule_grace_minutes=25 * 60)
+    clock_ = Clock(deps, [Probe(real_job(deps, job))])
+    [entry] = clock_.entries
+    expected = f"{job} {DST_PERIODS[job, day]}"
+    posted_at = None
+    clock.set(dt.datetime.combine(day, dt.time(0, 5), tzinfo=PT))
+    end = dt.datetime.combine(day, dt.time(6), tzinfo=PT)
+    while clock() <= end:  # every 10 minutes, through the changed hour
+        run_due(deps, entry)
+        if posted_at is None and expected in posts(slack):
+            posted_at = clock()
+        clock.advance(minutes=10)
+    texts = posts(slack)
+    assert texts.count(expected) == 1
+    assert len(texts) == len(set(texts))  # no period twice
+    if job in ("cody-daily", "urgent-reminder"):  # one period per day: posted at its time
+        label = next(k for k, v in DST_CRONS.items() if v == cron)
+        fire = FIRST_FIRE_UTC[day, label]
+        assert fire <= posted_at < fire + dt.timedelta(minutes=10)
+
+
+def test_dst_day_fire_times_are_each_wall_clock_time_once():
+    def fires(cron, day):
+        start = dt.datetime.combine(day, dt.time(0), tzinfo=PT)
+        found = list(fire_times(build_schedule(cron, PT), start, start + dt.timedelta(hours=25)))
+        return [f.astimezone(dt.UTC) for f in found if f.astimezone(PT).date() == day]
+
+    # Spring: 23 hours, 02:00 does not exist and fires at 03:00 PDT with 03:00 itself, once.
+    assert [f.hour for f in fires("0 * * * *", SPRING)] == [8, 9, *range(10, 24), *range(7)]
+    assert fires("30 2 * * *", SPRING) == [dt.datetime(2026, 3, 8, 10, 0, tzinfo=dt.UTC)]
+    assert fires("30 1 * * *", SPRING) == [dt.datetime(2026, 3, 8, 9, 30, tzinfo=dt.UTC)]
+    # Fall: 25 hours; each wall-clock hour fires once, 01:00 at its first occurrence (PDT).
+    hourly = fires("0 * * * *", FALL)
+    assert len(hourly) == 24 and hourly[:3] == [
+        dt.datetime(2026, 11, 1, 7, 0, tzinfo=dt.UTC),
+        dt.datetime(2026, 11, 1, 8, 0, tzinfo=dt.UTC),
+        dt.datetime(2026, 11, 1, 10, 0, tzinfo=dt.UTC),  # 02:00 PST; 01:00 PST is not a fire
+    ]
+    assert fires("30 1 * * *", FALL) == [dt.datetime(2026, 11, 1, 8, 30, tzinfo=dt.UTC)]
+    assert fires("30 2 * * *", FALL) == [dt.datetime(2026, 11, 1, 10, 30, tzinfo=dt.UTC)]
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("cron", DST_CRONS.values())
+@pytest.mark.parametrize("day", [SPRING, FALL])
+def test_the_trigger_apscheduler_runs_always_moves_forward_across_a_dst_change(cron, day):
+    # APScheduler's scheduler thread loops `while next_run_time <= now: next_run_time =
+    # trigger.get_next_fire_time(next_run_time, now)`: a trigger that answers the same time
+    # again hangs the clock process.
+    trigger = build_schedule(cron, PT)
+    now = dt.datetime.combine(day, dt.time(4), tzinfo=PT)
+    fire = trigger.get_next_fire_time(None, dt.datetime.combine(day, dt.time(0), tzinfo=PT))
+    seen = []
+    while fire is not None and fire.astimezone(dt.UTC) <= now.astimezone(dt.UTC):
+        seen.append(fire.astimezone(dt.UTC))
+        following = trigger.get_next_fire_time(fire, now)
+        assert following is not None and following.astimezone(dt.UTC) > seen[-1]
+        fire = following
+    assert 1 <= len(seen) <= 5  # at most 00:00-04:00 hourly, each wall-clock hour once
+
+
+class EachFire(WeeklyReport):
+    """A period per fire (its UTC instant): shows how many times the clock fires."""
+
+    id = Job.URGENT_REMINDER
+
+    def period_for(self, run_at, tz):
+        return run_at.astimezone(dt.UTC).isoformat()
+
+
+@pytest.mark.timeout(60)
+def test_a_0130_run_on_the_fall_back_day_fires_once_not_twice(sqlite_store, slack, clock):
+    deps = make_deps(sqlite_store, slack, clock, job_schedules={"urgent-reminder": "30 1 * * *"})
+    job = EachFire()
+    job.enabled = True
+    clock_ = Clock(deps, [job])
+    clock.set(pacific(2026, 11, 1, 0, 0))
+    while clock() <= pacific(2026, 11, 1, 4, 0):  # 01:30 PDT, then 01:30 PST an hour later
+        clock_.tick()
+        clock.advance(minutes=5)
+    assert job.builds == 1
+    assert posts(slack) == ["Weekly report 2026-11-01T08:30:00+00:00"]
+
+
+def _state_url(store) -> str:
+    if store.dialect == "sqlite":
+        return str(store.engine.url)
+    with store.engine.connect() as connection:
+        schema = connection.execute(sa.text("SELECT current_schema()")).scalar_one()
+    return f"{store.url}?options=-csearch_path%3D{schema}"
+
+
+@pytest.mark.timeout(60)
+def test_a_manual_post_says_at_once_that_another_run_holds_the_period(store, tmp_path, capsys):
+    # The tracker's case: `databot post sprint-planning` with an hourly cron beside a clock
+    # that holds the period. It must not wait: it says who has it and returns.
+    settings = Settings(
+        _env_file=None,
+        data_dir=tmp_path,
+        database_url=_state_url(store),
+        job_schedules={"sprint-planning": "0 * * * *"},
+        sprint_planning_enabled=True,
+        sprint_anchor=dt.date(2026, 1, 12),
+    )
+    held, _ = runs.claim(store, "sprint-planning", "2026-11-02", utc_now())
+    args = argparse.Namespace(job="sprint-planning", date=FALL, dry_run=False)
+
+    assert cli.cmd_post(args, settings) == 0
+
+    until = held.lease_until.astimezone(PT)
+    assert capsys.readouterr().out == (
+        f"sprint-planning 2026-11-02 is already running in another process (its lease ends "
+        f"{until:%H:%M %Z}); nothing posted. `databot posts` shows how it ends.\n"
+    )
+    record = runs.get_run(store, "sprint-planning", "2026-11-02")
+    assert record.status == RunStatus.RUNNING and record.attempts == 1  # left alone

@@ -13,6 +13,7 @@ from slack_sdk.errors import SlackClientError
 from bot.cody.blocks import build_cody_daily_message
 from bot.cody.chart import render_trend_png
 from bot.cody.report import TREND_DAYS, check_readiness, fmt_day, load_report
+from bot.cron import is_off, parse_cron
 from bot.errors import InputError
 from bot.ids import Job
 from bot.scheduling.job import NotReady, Post, PostFile
@@ -41,12 +42,14 @@ def reference_date(run_at: dt.datetime) -> dt.date:
 
 
 def cron_time(cron: str) -> dt.time | None:
-    """The time of day of a daily cron string ("0 9 * * *" -> 09:00); None if not one."""
-    fields = cron.split()
-    if len(fields) != 5 or not (fields[0].isdigit() and fields[1].isdigit()):
+    """The one time of day a cron string fires at ("0 9 * * *" -> 09:00); None when it
+    fires at several times of day, or is "off"."""
+    if is_off(cron):
         return None
-    minute, hour = int(fields[0]), int(fields[1])
-    return dt.time(hour, minute) if hour < 24 and minute < 60 else None
+    try:
+        return parse_cron(cron).time_of_day()
+    except ValueError:
+        return None  # settings validated it; a hand-built one falls back to the default
 
 
 def revenue_allowed(deps: Deps, channel: str) -> bool:

@@ -28,9 +28,10 @@ from typing import TYPE_CHECKING
 from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.jobstores.memory import MemoryJobStore
 from apscheduler.schedulers.background import BackgroundScheduler
-from apscheduler.triggers.cron import CronTrigger
+from apscheduler.triggers.base import BaseTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
+from bot.cron import CronSchedule, build_schedule, is_off, schedule_line
 from bot.errors import InputError
 from bot.scheduling import runner, runs
 from bot.scheduling.job import JobOptions, ScheduledJob
@@ -52,7 +53,7 @@ class Entry:
 
     job: ScheduledJob
     cron: str
-    trigger: CronTrigger
+    trigger: CronSchedule
     opts: JobOptions
 
     @property
@@ -67,20 +68,38 @@ def scheduled_entries(deps: Deps, jobs: list[ScheduledJob]) -> list[Entry]:
         name = str(job.id)
         opts = JobOptions.of(job, deps.settings)
         cron = deps.settings.job_schedules.get(name, "off")
-        if not opts.enabled or cron.lower() == "off":
+        if not opts.enabled or is_off(cron):
             logger.debug("%s: not scheduled (%s)", name, "disabled" if not opts.enabled else "off")
             continue
-        trigger = CronTrigger.from_crontab(cron, timezone=deps.settings.tz)
+        trigger = build_schedule(cron, deps.settings.tz)
         entries.append(Entry(job, cron, trigger, opts))
     return entries
 
 
-def fire_times(trigger: CronTrigger, start: dt.datetime, end: dt.datetime) -> Iterator[dt.datetime]:
-    """Fire times of `trigger` in [start, end], oldest first (aware datetimes)."""
+def schedule_lines(deps: Deps, jobs: list[ScheduledJob]) -> list[str]:
+    """Each scheduled job's cron in words with its next three fire times (team's zone), as
+    `databot check` prints them and the clock logs them at start-up."""
+    tz, now = deps.settings.tz, deps.now()
+    return [schedule_line(e.name, e.cron, tz, now) for e in scheduled_entries(deps, jobs)]
+
+
+def fire_times(trigger: BaseTrigger, start: dt.datetime, end: dt.datetime) -> Iterator[dt.datetime]:
+    """Fire times of `trigger` in [start, end], oldest first (aware datetimes).
+
+    Each is strictly later than the last, so the loop ends: a CronSchedule guarantees it
+    across daylight-saving changes; any other trigger that stands still (APScheduler's own
+    cron in a repeated hour) is stopped here rather than looping."""
+    if isinstance(trigger, CronSchedule):
+        yield from trigger.fire_times(start, end)
+        return
     fire = trigger.get_next_fire_time(None, start)
-    while fire is not None and fire <= end:
+    while fire is not None and fire.astimezone(dt.UTC) <= end.astimezone(dt.UTC):
         yield fire
-        fire = trigger.get_next_fire_time(fire, fire + dt.timedelta(seconds=1))
+        following = trigger.get_next_fire_time(fire, fire + dt.timedelta(seconds=1))
+        if following is not None and following <= fire:
+            logger.warning("%s stood still at %s; fire times stop there", trigger, fire)
+            return
+        fire = following
 
 
 def run_due(deps: Deps, entry: Entry) -> list[RunRecord]:
@@ -188,7 +207,7 @@ class Clock:
                 name=entry.name,
                 misfire_grace_time=int(entry.opts.grace.total_seconds()) or None,
             )
-            logger.info("scheduled %s: %s (%s)", entry.name, entry.cron, entry.trigger.timezone)
+            logger.info("scheduled %s: %s (%s)", entry.name, entry.cron, entry.trigger.timezone.key)
         # The sweep also catches up at start (next_run_time=now) and after a suspend.
         self.scheduler.add_job(
             self.tick,
@@ -206,6 +225,10 @@ class Clock:
     def next_runs(self) -> list[tuple[str, dt.datetime | None]]:
         now = self.deps.now()
         return [(e.name, e.trigger.get_next_fire_time(None, now)) for e in self.entries]
+
+    def schedule_lines(self) -> list[str]:
+        """What `databot check` prints for this clock's jobs (logged at start-up)."""
+        return schedule_lines(self.deps, self.jobs)
 
 
 # How far back `databot post JOB` (no --date) looks for the latest due period.
@@ -225,17 +248,16 @@ def manual_period(deps: Deps, job: ScheduledJob, day: dt.date | None = None) -> 
         end = start + dt.timedelta(days=1) - dt.timedelta(microseconds=1)
     else:
         start, end = now - MANUAL_LOOKBACK, now
-    if cron.lower() == "off":
+    if is_off(cron):
         candidates = [dt.datetime.combine(day, dt.time(12), tzinfo=tz) if day else now]
     else:
-        trigger = CronTrigger.from_crontab(cron, timezone=tz)
-        candidates = list(fire_times(trigger, start, end))
+        candidates = list(build_schedule(cron, tz).fire_times(start, end))
     for run_at in reversed(candidates):
         period = job.period_for(run_at, tz)
         if period is not None:
             return period
     when = f"on {day:%a %b %d, %Y}" if day else "in the last weeks"
-    schedule = f" (its schedule: {cron!r} in {deps.settings.timezone})" if cron != "off" else ""
+    schedule = f" (its schedule: {cron!r} in {deps.settings.timezone})" if not is_off(cron) else ""
     raise InputError(
         f"{name} has nothing due {when}{schedule}. Pass --date with a day it runs, "
         "e.g. the first Monday of a sprint for sprint-digest."
