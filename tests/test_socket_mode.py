@@ -112,7 +112,8 @@ def test_serve_with_a_bot_token_as_the_app_token_stops_before_calling_slack(tmp_
         _, stderr = process.communicate(timeout=60)
     assert process.returncode == 2
     assert stderr.strip().splitlines() == [
-        "databot: SLACK_APP_TOKEN: must be the app-level token starting with xapp- (the bot "
+        "databot: Invalid settings: SLACK_APP_TOKEN: must be the app-level token starting "
+        "with xapp- (the bot "
         "token, xoxb-, goes in SLACK_BOT_TOKEN)"
     ]
     assert slack.calls() == []
