@@ -161,14 +161,19 @@ def open_read_only(url: str) -> Store | None:
 def create_engine(url: str) -> sa.Engine:
     if url.startswith("sqlite"):
         path = url.removeprefix("sqlite:///")
-        if path and path != ":memory:":
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
         engine = sa.create_engine(
             url,
             # Several threads (listeners, the outbox worker) share the file; wait for locks
             # instead of failing with "database is locked".
             connect_args={"check_same_thread": False, "timeout": 30},
         )
+
+        @sa.event.listens_for(engine, "do_connect")
+        def _make_the_folder(*_args) -> None:
+            # On first use, not when the engine is built: `databot check` builds one (to
+            # list the jobs) and must create nothing.
+            if path and path != ":memory:":
+                Path(path).parent.mkdir(parents=True, exist_ok=True)
 
         @sa.event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_connection, _record) -> None:

@@ -34,7 +34,7 @@ ACK_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 3.0, 5.0)
 
 class Telemetry:
     def __init__(self) -> None:
-        self.registry = CollectorRegistry(auto_describe=True)
+        self.registry = CollectorRegistry()
         self.slack_requests = Counter(
             "databot_slack_requests",
             "Requests to /slack/events by surface and outcome (HTTP status).",
