@@ -52,4 +52,4 @@ wheel-check: $(STAMP)
 	rm -rf build $(WHEEL_DIR) *.egg-info
 	$(PY) -m pip wheel --quiet --no-deps --wheel-dir $(WHEEL_DIR) .
 	rm -rf build *.egg-info
-	$(PY) tests/wheel_check.py $(WHEEL_DIR)/databot-*.whl
+	$(PY) tests/support/wheel_check.py $(WHEEL_DIR)/databot-*.whl

@@ -18,7 +18,7 @@ import sqlalchemy as sa
 
 from bot.store import Store
 
-pytest_plugins = ["tests.plugins.bigquery"]
+pytest_plugins = ["tests.support.bigquery"]
 
 POSTGRES_URL = os.environ.get(
     "DATABOT_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
@@ -159,3 +159,21 @@ def make_bot(tmp_path, warehouse, clock):
         return _harness(tmp_path, store, warehouse, clock, **overrides)
 
     return factory
+
+
+# Tests that start databot as a process (or several): `make test-fast` leaves them out for
+# the inner loop; CI runs everything.
+SLOW_MODULES = {"test_cli.py", "test_demo.py", "test_serve.py", "test_socket_mode.py"}
+SLOW_TESTS = {
+    "test_the_clock_process_posts_what_is_due_once_and_stops_on_sigterm",
+    "test_clock_process_polls_for_urgent_issues",
+    "test_replicas_starting_together_on_an_empty_postgres_database_all_migrate",
+    "test_terminal_help_and_typos_need_no_warehouse",
+}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        name = getattr(item, "originalname", item.name)
+        if item.path.name in SLOW_MODULES or name in SLOW_TESTS:
+            item.add_marker(pytest.mark.slow)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.checkout import CHECKOUT, checkout_env
+from tests.support.checkout import CHECKOUT, checkout_env
 
 
 def run_python(*args: str, env: dict[str, str] | None = None, cwd=None):

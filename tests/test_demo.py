@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from tests.checkout import checkout_env
+from tests.support.checkout import checkout_env
 
 
 @pytest.fixture(scope="module")

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from packaging.requirements import Requirement
 
-from tests.checkout import CHECKOUT
+from tests.support.checkout import CHECKOUT
 
 PYPROJECT = tomllib.loads((CHECKOUT / "pyproject.toml").read_text())
 SHIPPED = ("bot", "handlers", "sandbox")

@@ -11,7 +11,7 @@ import urllib.request
 
 from sandbox.slack_api import FakeSlack
 from sandbox.slack_requests import send, slash_command
-from tests.checkout import spawn_serve
+from tests.support.checkout import spawn_serve
 
 
 def free_port() -> int:

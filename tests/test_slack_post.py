@@ -22,7 +22,7 @@ from bot.scheduling.job import NotReady, Post
 from bot.scheduling.runs import RunStatus
 from bot.slack_post import DUE_KEY, EVENT_TYPE, sent_message
 from sandbox.slack_requests import view_submission
-from tests.test_intake_flow import answer, open_from_thread, submit
+from tests.intake.test_intake_flow import answer, open_from_thread, submit
 
 SHAPES = ["reset", "500", "hang"]
 OWNER = "U0OWNER"

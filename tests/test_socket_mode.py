@@ -18,7 +18,7 @@ from websockets.sync.client import connect
 from sandbox.slack_api import FakeSlack
 from sandbox.slack_requests import slash_command
 from sandbox.socket_mode import FakeSocketMode
-from tests.checkout import spawn_serve
+from tests.support.checkout import spawn_serve
 from tests.test_serve import free_port, wait_healthy
 
 APP_TOKEN = "xapp-1-ADATABOT-1-socket-test"

@@ -14,8 +14,8 @@ from alembic.migration import MigrationContext
 
 from bot import tables
 from bot.store import Store
-from tests.checkout import checkout_env
 from tests.conftest import POSTGRES_URL
+from tests.support.checkout import checkout_env
 
 
 def test_migrations_create_every_table_and_rerun_safely(store):

@@ -24,7 +24,7 @@ from bot.errors import WarehouseError, WarehouseTimeout
 from bot.settings import Settings
 from bot.sql import load_sql
 from bot.warehouse import BigQueryWarehouse, DuckDBWarehouse, make_warehouse
-from tests.plugins.bigquery import (
+from tests.support.bigquery import (
     EMULATOR_PROJECT,
     copy_demo_slice,
     load_into_bigquery,

@@ -10,7 +10,7 @@ from bot.intake.forms import (
     parse_issue_form,
     parse_issue_forms,
 )
-from tests.forms import BUG_FORM, DASHBOARD_FORM, REPO_FORMS
+from tests.support.forms import BUG_FORM, DASHBOARD_FORM, REPO_FORMS
 
 
 def test_dashboard_form_keeps_every_field_kind_with_required_flags():

@@ -19,7 +19,7 @@ from bot.warehouse_demo import (
     demo_warehouse_path,
     ensure_demo_warehouse,
 )
-from tests.plugins.bigquery import DEMO_AS_OF
+from tests.support.bigquery import DEMO_AS_OF
 
 PACIFIC = ZoneInfo("America/Los_Angeles")
 TABLES = [

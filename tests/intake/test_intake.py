@@ -44,7 +44,7 @@ from bot.intake.outbox import (
 )
 from bot.settings import Settings
 from sandbox.slack_api import FakeSlack
-from tests.forms import DASHBOARD_FORM
+from tests.support.forms import DASHBOARD_FORM
 
 ANALYSIS = next(f for f in builtin_forms() if f.key == "builtin-analysis")
 DASHBOARD = parse_issue_form("dashboard", DASHBOARD_FORM)

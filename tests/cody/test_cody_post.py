@@ -18,7 +18,13 @@ from bot.scheduling.job import NotReady, Post
 from bot.settings import Settings
 from bot.store import Store
 from bot.warehouse import DuckDBWarehouse
-from tests.cody_warehouse import PT, RawSSC, ReopeningWarehouse, copy_ssc, set_synced_through
+from tests.support.cody_warehouse import (
+    PT,
+    RawSSC,
+    ReopeningWarehouse,
+    copy_ssc,
+    set_synced_through,
+)
 
 DAY = dt.date(2026, 11, 22)
 PERIOD = DAY.isoformat()

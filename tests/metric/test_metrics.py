@@ -495,7 +495,7 @@ def test_terminal_help_and_typos_need_no_warehouse():
         text=True,
         timeout=60,
         env={"PATH": "", "DATA_DIR": "/nonexistent", "HOME": "/tmp"},
-        cwd=Path(__file__).resolve().parents[1],
+        cwd=Path(__file__).resolve().parents[2],
     )
     assert run.returncode == 0, run.stderr
     assert "dau" in run.stdout and "mrr" in run.stdout
@@ -505,7 +505,7 @@ def test_terminal_help_and_typos_need_no_warehouse():
         text=True,
         timeout=60,
         env={"PATH": "", "DATA_DIR": "/nonexistent", "HOME": "/tmp"},
-        cwd=Path(__file__).resolve().parents[1],
+        cwd=Path(__file__).resolve().parents[2],
     )
     assert run.returncode == 1 and "Traceback" not in run.stderr
     assert "I don't know a metric called" in run.stdout

@@ -151,7 +151,7 @@ def test_a_failed_create_is_sent_once_and_reported_with_its_status(fake_github):
 
 
 def test_reads_are_retried_through_errors_and_timeouts(fake_github):
-    from tests.forms import REPO_FORMS
+    from tests.support.forms import REPO_FORMS
 
     for name, text in REPO_FORMS.items():
         fake_github.seed_file(".github/ISSUE_TEMPLATE/" + name, text)

@@ -14,7 +14,7 @@ from bot.ids import Action
 from bot.warehouse import DuckDBWarehouse
 from sandbox.harness import BotHarness
 from sandbox.slack_requests import block_actions
-from tests.cody_warehouse import RawSSC
+from tests.support.cody_warehouse import RawSSC
 
 NOW = dt.datetime(2026, 11, 23, 18, 0, tzinfo=dt.UTC)  # Mon Nov 23, 10:00 PT
 REVENUE = "C0FINANCE"

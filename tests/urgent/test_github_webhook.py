@@ -14,7 +14,7 @@ from sandbox import github_webhooks as hooks
 from sandbox.harness import ANALYTICS_CHANNEL
 from sandbox.slack_api import FakeSlack
 from tests.conftest import TEST_NOW
-from tests.urgent_support import CHANNEL_NAME, issue_json, make_deps, signed, webhook
+from tests.support.urgent import CHANNEL_NAME, issue_json, make_deps, signed, webhook
 
 OPENED = TEST_NOW - dt.timedelta(hours=3)
 
@@ -297,7 +297,7 @@ def _resign(headers: dict, body: bytes) -> tuple[dict, bytes]:
     import hashlib
     import hmac
 
-    from tests.urgent_support import SECRET
+    from tests.support.urgent import SECRET
 
     headers = dict(headers)
     digest = hmac.new(SECRET.encode(), body, hashlib.sha256).hexdigest()

@@ -25,7 +25,7 @@ from sandbox.slack_requests import (
     message_shortcut,
     view_submission,
 )
-from tests.forms import REPO_FORMS
+from tests.support.forms import REPO_FORMS
 
 INPUT = Action.REQUEST_INPUT.value
 ISSUE_TEMPLATES = ".github/ISSUE_TEMPLATE/"

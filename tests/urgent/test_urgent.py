@@ -34,7 +34,7 @@ from sandbox.demo import DemoHarness
 from sandbox.scenes import urgent as scene
 from sandbox.slack_api import FakeSlack
 from tests.conftest import TEST_NOW
-from tests.urgent_support import CHANNEL_NAME, REPO, issue_json, make_deps
+from tests.support.urgent import CHANNEL_NAME, REPO, issue_json, make_deps
 
 OPENED = TEST_NOW - dt.timedelta(hours=5)
 

@@ -26,7 +26,13 @@ from bot.cody.report import (
 )
 from bot.settings import Settings
 from bot.warehouse import DuckDBWarehouse
-from tests.cody_warehouse import RawSSC, ReopeningWarehouse, add_subscriber, copy_ssc, execute
+from tests.support.cody_warehouse import (
+    RawSSC,
+    ReopeningWarehouse,
+    add_subscriber,
+    copy_ssc,
+    execute,
+)
 
 PT = ZoneInfo("America/Los_Angeles")
 
@@ -500,8 +506,8 @@ def test_job_options_come_from_the_cody_settings():
 @pytest.mark.bigquery
 def test_bigquery_and_duckdb_agree_with_the_independent_computation(bigquery_emulator, tmp_path):
     from bot.warehouse import BigQueryWarehouse
-    from tests.cody_warehouse import SCHEMAS, small_dataset, write_duckdb
-    from tests.plugins.bigquery import EMULATOR_PROJECT, load_into_bigquery
+    from tests.support.bigquery import EMULATOR_PROJECT, load_into_bigquery
+    from tests.support.cody_warehouse import SCHEMAS, small_dataset, write_duckdb
 
     synced = pacific(2026, 11, 23, 3, 0)
     data = small_dataset(synced)

@@ -275,7 +275,7 @@ SLICE_TO = "TIMESTAMPTZ '2026-11-03 08:00:00+00'"  # Oct 25 .. Nov 2 in Pacific 
 def bigquery_pair(bigquery_emulator, demo_warehouse_path, tmp_path_factory):
     """The same slice of demo rows in the BigQuery emulator and in a DuckDB file."""
     from bot.warehouse import BigQueryWarehouse
-    from tests.plugins.bigquery import EMULATOR_PROJECT, copy_demo_slice
+    from tests.support.bigquery import EMULATOR_PROJECT, copy_demo_slice
 
     slices = {
         "dotcom_events.events": (

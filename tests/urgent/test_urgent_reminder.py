@@ -19,7 +19,7 @@ from bot.urgent.alerts import handle_issue
 from bot.urgent.reminder import UrgentReminderJob
 from sandbox.slack_api import FakeSlack
 from tests.conftest import TEST_NOW, Clock
-from tests.urgent_support import CHANNEL_NAME, REPO, issue_json, make_deps
+from tests.support.urgent import CHANNEL_NAME, REPO, issue_json, make_deps
 
 DIGEST_TEXT = "⏰ 1 urgent issue still unassigned after more than 4h"
 

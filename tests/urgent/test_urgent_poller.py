@@ -21,8 +21,8 @@ from bot.urgent.webhook import receive
 from sandbox.github_api import FakeGitHub
 from sandbox.slack_api import FakeSlack
 from tests.conftest import Clock
+from tests.support.urgent import CHANNEL_NAME, REPO, make_deps, signed, webhook
 from tests.test_cli import run_cli
-from tests.urgent_support import CHANNEL_NAME, REPO, make_deps, signed, webhook
 
 TOKEN = "ghp_poller_test_token"
 # The CLI runs in a subprocess: make it import this checkout, not an installed copy.
