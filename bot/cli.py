@@ -4,8 +4,10 @@ subcommand. Errors a user can fix are printed in plain words, never as a traceba
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime as dt
 import importlib.metadata
+import json
 import logging
 import re
 import signal
@@ -270,12 +272,20 @@ def cmd_posts(args: argparse.Namespace, settings: Settings) -> int:
         beat = store.kv_get(CLOCK_HEARTBEAT_KEY)
     finally:
         store.close()
+    if args.json:
+        print_json({"runs": [dataclasses.asdict(r) for r in records], "clock_heartbeat": beat})
+        return 0
     if not records:
         print("No scheduled runs recorded yet.")
     else:
         print(render_runs(records, settings.tz))
     print(clock_line(beat, utc_now()))
     return 0
+
+
+def print_json(value: object) -> None:
+    """`--json`: one JSON document on stdout (dates and enums as strings)."""
+    print(json.dumps(value, default=str, indent=2, ensure_ascii=False))
 
 
 def clock_line(beat: str | None, now) -> str:
@@ -316,7 +326,26 @@ def cmd_sprint(args: argparse.Namespace, settings: Settings) -> int:
     deps = build_deps(settings)
     try:
         day = args.date or deps.today()
-        print(render_sprints(load_calendar(deps), day))
+        calendar = load_calendar(deps)
+        if args.json:
+            sprints = dict(zip(("previous", "current", "next"), calendar.around(day), strict=True))
+            print_json(
+                {
+                    "as_of": day,
+                    "source": calendar.source,
+                    **{
+                        name: {
+                            "name": s.name,
+                            "start": s.start,
+                            "end": s.end,
+                            "milestone": s.milestone,
+                        }
+                        for name, s in sprints.items()
+                    },
+                }
+            )
+        else:
+            print(render_sprints(calendar, day))
     finally:
         deps.close()
     return 0
@@ -331,9 +360,11 @@ def add_schedule_commands(sub) -> None:
     p = sub.add_parser("posts", help="list scheduled runs: did it go out?")
     p.add_argument("--job", help="only this job")
     p.add_argument("--limit", type=int, default=30)
+    p.add_argument("--json", action="store_true", help="print JSON instead of text")
     p.set_defaults(func=cmd_posts)
     p = sub.add_parser("sprint", help="print the current, previous and next sprint")
     p.add_argument("--date", type=_day, help="as of this day (default: today)")
+    p.add_argument("--json", action="store_true", help="print JSON instead of text")
     p.set_defaults(func=cmd_sprint)
 
 
@@ -375,7 +406,7 @@ def cmd_metric(args: argparse.Namespace, settings: Settings) -> int:
     so revenue metrics are not refused here."""
     from bot.metric.cli import print_metric_lookup
 
-    return print_metric_lookup(settings, " ".join(args.words))
+    return print_metric_lookup(settings, " ".join(args.words), as_json=args.json)
 
 
 # --- urgent-poll ---------------------------------------------------------------------
@@ -434,7 +465,11 @@ def cmd_requests(args: argparse.Namespace, settings: Settings) -> int:
                 f"still queued {report.still_queued}, failed {report.failed}"
             )
         statuses = None if args.all else [Status.QUEUED, Status.FAILED]
-        print(intake.render_request_list(intake.list_requests(deps, statuses), deps.now()))
+        rows = intake.list_requests(deps, statuses)
+        if args.json:
+            print_json({"requests": [r.model_dump(mode="json", exclude={"payload"}) for r in rows]})
+        else:
+            print(intake.render_request_list(rows, deps.now()))
     finally:
         deps.close()
     return 0
@@ -470,6 +505,7 @@ def build_parser() -> argparse.ArgumentParser:
     # Feature subcommands are added below this line.
     p = sub.add_parser("metric", help="look up a metric, e.g. `databot metric dau 30d`")
     p.add_argument("words", nargs="*", help="NAME [PERIOD] [for ACCOUNT], or `help`")
+    p.add_argument("--json", action="store_true", help="print JSON instead of text")
     p.set_defaults(func=cmd_metric)
     p = sub.add_parser(
         "urgent-poll", help="poll GitHub for urgent issues (what `clock` does without webhooks)"
@@ -480,6 +516,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--all", action="store_true", help="include requests already filed")
     p.add_argument("--retry", metavar="ID", help="queue a failed request again and file it now")
     p.add_argument("--drain", action="store_true", help="file every request that is due now")
+    p.add_argument("--json", action="store_true", help="print JSON instead of text")
     p.set_defaults(func=cmd_requests)
     add_schedule_commands(sub)
     return parser

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -209,3 +210,18 @@ def test_a_bad_cron_is_a_settings_error_naming_the_variable(tmp_path):
     assert result.returncode == 2
     assert "JOB_SCHEDULES: " in result.stderr and "day of week 8 is out of range" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_posts_sprint_and_requests_speak_json_for_scripts(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("DATA_DIR", str(tmp_path))
+    from bot.cli import main
+
+    assert main(["sprint", "--date", "2026-11-25", "--json"]) == 0
+    sprint = json.loads(capsys.readouterr().out)
+    assert sprint["current"]["start"] == "2026-11-23"  # SPRINT_ANCHOR 2026-01-05 + 23 sprints
+    assert sprint["next"]["start"] == "2026-12-07"
+    assert main(["posts", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out) == {"runs": [], "clock_heartbeat": None}
+    assert main(["requests", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out) == {"requests": []}

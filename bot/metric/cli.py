@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 import sys
 from collections.abc import Callable
 from typing import Any, TextIO
@@ -10,7 +11,7 @@ from typing import Any, TextIO
 from bot.metric.blocks import build_metric_text
 from bot.metric.catalog import Catalog, Sensitivity, load_catalog
 from bot.metric.lookup import MetricService
-from bot.metric.model import HelpRequest, NoData, UnknownAccount, UnknownMetric
+from bot.metric.model import Answer, HelpRequest, NoData, UnknownAccount, UnknownMetric
 from bot.settings import Settings, utc_now
 from bot.warehouse import make_warehouse
 
@@ -22,6 +23,7 @@ def print_metric_lookup(
     *,
     warehouse: Any = None,
     now: Callable[[], dt.datetime] | None = None,
+    as_json: bool = False,
 ) -> int:
     """The same lookup as /metric, printed. Exit status 0 on an answer, 1 when the catalog
     has no answer (unknown name or account, no data)."""
@@ -46,8 +48,34 @@ def print_metric_lookup(
     finally:
         if own:
             service.warehouse.close()
-    print(build_metric_text(answer, settings), file=out)
+    if as_json:
+        print(json.dumps(answer_json(answer), default=str, indent=2), file=out)
+    else:
+        print(build_metric_text(answer, settings), file=out)
     return 0
+
+
+def answer_json(answer: Answer) -> dict[str, Any]:
+    """`databot metric --json`: the numbers of an answer, for scripts (Pacific dates)."""
+    return {
+        "metric": answer.metric.name,
+        "account": answer.account,
+        "period": {"start": answer.period.start, "end": answer.period.end},
+        "previous_period": {
+            "start": answer.previous_period.start,
+            "end": answer.previous_period.end,
+        },
+        "values": [
+            {"label": f.label, "unit": f.unit, "value": value, "previous": previous}
+            for f, value, previous in answer.values
+        ],
+        "breakdown": [
+            {"label": r.label, "value": r.value, "previous": r.previous} for r in answer.breakdown
+        ],
+        "trend": answer.trend,
+        "data_through": answer.data_through,
+        "complete": answer.complete,
+    }
 
 
 def catalog_text(catalog: Catalog) -> str:

@@ -609,3 +609,28 @@ def test_notification_text_of_an_answer_escapes_the_account_name():
     text = build_metric_message(answer, Settings(_env_file=None)).text
     assert "<" not in text and ">" not in text
     assert "&lt;!channel&gt; &amp; Co" in text
+
+
+def test_terminal_json_gives_the_same_numbers_as_the_text_answer(warehouse):
+    import io
+    import json
+
+    from bot.metric.cli import print_metric_lookup
+    from tests.conftest import TEST_NOW
+
+    settings = Settings(_env_file=None)
+    text, data = io.StringIO(), io.StringIO()
+
+    def now():
+        return TEST_NOW
+
+    assert print_metric_lookup(settings, "dau 7d", text, warehouse=warehouse, now=now) == 0
+    assert (
+        print_metric_lookup(settings, "dau 7d", data, warehouse=warehouse, now=now, as_json=True)
+        == 0
+    )
+    answer = json.loads(data.getvalue())
+    assert answer["metric"] == "dau"
+    assert answer["period"] == {"start": "2026-11-16", "end": "2026-11-22"}
+    [headline, *_] = answer["values"]
+    assert f"{headline['value']:,.0f}" in text.getvalue()
