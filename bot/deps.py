@@ -16,7 +16,7 @@ from slack_sdk.http_retry.builtin_handlers import RateLimitErrorRetryHandler
 from bot.github import GitHubGateway, make_github
 from bot.settings import Settings, utc_now
 from bot.store import Store
-from bot.telemetry import InstrumentedWarehouse, Telemetry
+from bot.telemetry import InstrumentedWarehouse, SlackErrorCounter, Telemetry
 from bot.warehouse import Warehouse, make_warehouse
 
 logger = logging.getLogger(__name__)
@@ -58,16 +58,18 @@ class Deps:
         self.store.close()
 
 
-def make_slack_client(settings: Settings) -> WebClient:
+def make_slack_client(settings: Settings, telemetry: Telemetry | None = None) -> WebClient:
     token = settings.slack_bot_token.get_secret_value() if settings.slack_bot_token else None
     # Only 429s are retried (Slack did not act on them). The SDK's default also re-sends
     # on connection errors, after the request may have reached Slack: for chat.postMessage
     # that is a duplicate post, so callers decide (the scheduled-post runner checks first).
+    # With telemetry, a first handler counts every failed attempt (it never retries).
+    counter = [SlackErrorCounter(telemetry)] if telemetry is not None else []
     return WebClient(
         token=token,
         base_url=settings.slack_api_url,
         timeout=10,
-        retry_handlers=[RateLimitErrorRetryHandler(max_retry_count=2)],
+        retry_handlers=[*counter, RateLimitErrorRetryHandler(max_retry_count=2)],
     )
 
 
@@ -120,8 +122,8 @@ def build_deps(
         store=store,
         warehouse=InstrumentedWarehouse(inner, telemetry),
         telemetry=telemetry,
-        slack=make_slack_client(settings),
-        github=make_github(settings),
+        slack=make_slack_client(settings, telemetry),
+        github=make_github(settings, on_error=telemetry.github_error),
         work=ThreadPoolExecutor(settings.worker_threads, thread_name_prefix="databot-work"),
         now=now or utc_now,
     )

@@ -13,10 +13,12 @@ from __future__ import annotations
 
 import datetime as dt
 import email.utils
+import functools
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Concatenate, ParamSpec, TypeVar
 
 import requests
 from github import Auth, Github, GithubException, GithubRetry, RateLimitExceededExceedsMaxWait
@@ -183,11 +185,49 @@ def _message(exc: GithubException) -> str:
     return str(data.get("message") or exc.message or "")[:200]
 
 
+# (operation, status): told about every failed GitHub call, for the API-error metric.
+ErrorListener = Callable[[str, str], None]
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def error_status(exc: BaseException) -> str:
+    """A failed call's label: GitHub's HTTP status, else the transport error's type."""
+    cause = exc.__cause__ if isinstance(exc, GitHubUnavailable) and exc.__cause__ else exc
+    if isinstance(cause, GithubException):
+        return str(cause.status)
+    return type(cause).__name__
+
+
+def _observed(
+    method: Callable[Concatenate[GitHubGateway, P], R],
+) -> Callable[Concatenate[GitHubGateway, P], R]:
+    """Tell the gateway's error listener about a call that raised (after PyGithub's own
+    retries), labelled with the method's name as the operation."""
+
+    @functools.wraps(method)
+    def wrapper(self: GitHubGateway, *args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return method(self, *args, **kwargs)
+        except Exception as exc:
+            self.record_error(method.__name__, exc)
+            raise
+
+    return wrapper
+
+
 class GitHubGateway:
-    def __init__(self, gh: Github, repo_name: str) -> None:
+    def __init__(
+        self, gh: Github, repo_name: str, *, on_error: ErrorListener | None = None
+    ) -> None:
         self.gh = gh
         self.repo_name = repo_name
         self._repo: Repository | None = None
+        self.on_error = on_error
+
+    def record_error(self, operation: str, exc: BaseException) -> None:
+        if self.on_error is not None:
+            self.on_error(operation, error_status(exc))
 
     @property
     def repo(self) -> Repository:
@@ -196,27 +236,33 @@ class GitHubGateway:
             self._repo = self.gh.get_repo(self.repo_name)
         return self._repo
 
+    @_observed
     def repo_permissions(self) -> dict[str, bool]:
         """What the token may do on the repo (GitHub's `permissions`: pull, push, ...)."""
         return dict(self.repo.raw_data.get("permissions") or {})
 
+    @_observed
     def issue(self, number: int) -> GitHubIssue:
         """One issue as GitHub's REST API shows it (single-issue answers name `closed_by`)."""
         return GitHubIssue.model_validate(self.repo.get_issue(number).raw_data)
 
+    @_observed
     def create_issue(self, title: str, body: str, labels: list[str]) -> IssueRef:
         issue = self.repo.create_issue(title=title, body=body, labels=labels)
         return IssueRef(issue.number, issue.html_url, issue.title)
 
+    @_observed
     def issue_comments(self, number: int) -> list[str]:
         """The bodies of an issue's comments, oldest first (GETs, one per page)."""
         # get_issue is lazy (see make_github): the listing is the only request.
         return [c.body or "" for c in self.repo.get_issue(number).get_comments()]
 
+    @_observed
     def add_issue_comment(self, number: int, body: str) -> None:
         """Comment on an issue: a POST, so never retried by the client (see CappedRetry)."""
         self.repo.get_issue(number).create_comment(body)
 
+    @_observed
     def find_issue_with_marker(self, marker: str, since: dt.datetime) -> IssueRef | None:
         """The issue whose body contains `marker`, created at or after `since`.
 
@@ -234,6 +280,7 @@ class GitHubGateway:
                 if marker in (result.body or ""):
                     return IssueRef(result.number, result.html_url, result.title)
         except GithubException as exc:  # search has its own, smaller rate limit
+            self.record_error("search_issues", exc)
             logger.info("issue search failed (HTTP %s); reading recent issues instead", exc.status)
         listing = self.repo.get_issues(state="all", since=since, sort="created", direction="desc")
         for index, issue in enumerate(listing):
@@ -243,6 +290,7 @@ class GitHubGateway:
                 return IssueRef(issue.number, issue.html_url, issue.title)
         return None
 
+    @_observed
     def read_issue_forms(self) -> dict[str, str]:
         """File name -> text of every file in .github/ISSUE_TEMPLATE (empty when absent)."""
         try:
@@ -268,6 +316,7 @@ class GitHubGateway:
         """Results per page of a listing or search (the client's `per_page`)."""
         return self.gh.per_page
 
+    @_observed
     def search_issues(
         self, query: str, *, limit: int, sort: str = "created", order: str = "asc"
     ) -> tuple[list[GitHubIssue], int]:
@@ -293,12 +342,15 @@ class GitHubGateway:
         items = [GitHubIssue.model_validate(item) for item in data.get("items") or []]
         return items[:limit], int(data.get("total_count") or 0)
 
+    @_observed
     def milestones(self) -> list[tuple[str, dt.datetime]]:
         """(title, due date) of every milestone of the repo, open or closed, that has one."""
         return [(m.title, m.due_on) for m in self.repo.get_milestones(state="all") if m.due_on]
 
 
-def make_github(settings: Settings) -> GitHubGateway | None:
+def make_github(
+    settings: Settings, *, on_error: ErrorListener | None = None
+) -> GitHubGateway | None:
     """The gateway, or None when no token is configured (requests then wait in the outbox)."""
     if settings.github_token is None:
         return None
@@ -316,7 +368,7 @@ def make_github(settings: Settings) -> GitHubGateway | None:
         seconds_between_writes=settings.github_seconds_between_writes,
         lazy=True,  # get_repo() costs no request; the first real call shows any problem
     )
-    return GitHubGateway(gh, settings.github_repo)
+    return GitHubGateway(gh, settings.github_repo, on_error=on_error)
 
 
 # --- conditional issue listings (the urgent poller) ---------------------------------------
@@ -346,9 +398,15 @@ class IssuesClient:
     (`If-None-Match`), GitHub's rate limits honoured, and a count of requests made."""
 
     def __init__(
-        self, base_url: str, token: str | None, *, session: requests.Session | None = None
+        self,
+        base_url: str,
+        token: str | None,
+        *,
+        session: requests.Session | None = None,
+        on_error: ErrorListener | None = None,
     ):
         self.base_url = base_url.rstrip("/")
+        self.on_error = on_error
         self.session = session or requests.Session()
         self.session.headers.update(
             {"Accept": "application/vnd.github+json", "X-GitHub-Api-Version": "2022-11-28"}
@@ -372,14 +430,19 @@ class IssuesClient:
 
     def issue(self, repo: str, number: int) -> dict[str, Any]:
         """`GET /repos/{repo}/issues/{number}`: the one answer that names `closed_by`."""
-        return self._get(f"/repos/{repo}/issues/{number}").json() or {}
+        return self._get(f"/repos/{repo}/issues/{number}", operation="issue").json() or {}
 
     def waiting(self) -> float:
         """Seconds GitHub asked us to wait before the next request (0 = go ahead)."""
         return max(0.0, self.resume_at - time.time())
 
     def _get(
-        self, url: str, params: dict[str, Any] | None = None, *, etag: str | None = None
+        self,
+        url: str,
+        params: dict[str, Any] | None = None,
+        *,
+        etag: str | None = None,
+        operation: str = "list_issues",
     ) -> requests.Response:
         if not url.startswith("http"):
             url = self.base_url + url
@@ -390,6 +453,8 @@ class IssuesClient:
                 url, params=params, headers=headers, timeout=ISSUES_TIMEOUT_SECONDS
             )
         except requests.RequestException as exc:
+            if self.on_error is not None:
+                self.on_error(operation, type(exc).__name__)
             raise GitHubUnavailable(
                 "GitHub could not be reached; urgent issues are checked again on the next poll.",
                 detail=f"GET {url}: {type(exc).__name__}",
@@ -397,6 +462,8 @@ class IssuesClient:
         status = response.status_code
         if status in (200, 304):
             return response
+        if self.on_error is not None:
+            self.on_error(operation, str(status))
         wait = _rate_limit_wait(response)
         if wait is not None:
             self.resume_at = time.time() + wait

@@ -11,14 +11,20 @@ every replica reports the same numbers and nothing has to be kept in step.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import time
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
+from urllib.parse import urlparse
 
 import sqlalchemy as sa
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
+from slack_sdk.http_retry.handler import RetryHandler
+from slack_sdk.http_retry.request import HttpRequest
+from slack_sdk.http_retry.response import HttpResponse
+from slack_sdk.http_retry.state import RetryState
 
 from bot import tables
 from bot.settings import utc_now
@@ -48,6 +54,20 @@ class Telemetry:
             buckets=ACK_BUCKETS,
             registry=self.registry,
         )
+        self.slack_api_errors = Counter(
+            "databot_slack_api_errors",
+            "Failed Slack Web API attempts by method and Slack's error code (`channel_not_found`,"
+            " `ratelimited`, `http_503`) or the transport error (`TimeoutError`, `URLError`).",
+            ["method", "error"],
+            registry=self.registry,
+        )
+        self.github_api_errors = Counter(
+            "databot_github_api_errors",
+            "Failed GitHub calls by gateway operation and HTTP status (`404`, `502`) or the "
+            "transport error (`ConnectionError`, `ReadTimeout`).",
+            ["operation", "status"],
+            registry=self.registry,
+        )
         self.warehouse_queries = Counter(
             "databot_warehouse_queries",
             "Warehouse queries by backend and outcome.",
@@ -67,6 +87,12 @@ class Telemetry:
         if self._state is None:
             self._state = StateCollector(store)
             self.registry.register(self._state)
+
+    def slack_error(self, method: str, error: str) -> None:
+        self.slack_api_errors.labels(method, error).inc()
+
+    def github_error(self, operation: str, status: str) -> None:
+        self.github_api_errors.labels(operation, status).inc()
 
     def exposition(self) -> bytes:
         return generate_latest(self.registry)
@@ -134,6 +160,53 @@ class StateCollector(Collector):
         if beat:
             age.add_metric([], (now - dt.datetime.fromisoformat(beat)).total_seconds())
         yield age
+
+
+class SlackErrorCounter(RetryHandler):
+    """Counts every failed Slack Web API attempt; never asks for a retry itself.
+
+    A retry handler because slack_sdk consults its retry handlers on every answer (an HTTP
+    200 with `ok: false` too) and on every transport error, and because Bolt copies the
+    client's retry handlers into the WebClient it builds per request: listeners' calls are
+    counted as well as `deps.slack`'s. First in the list, so a handler that retries (a 429)
+    cannot hide the attempt from it; each retried attempt counts once.
+    """
+
+    def __init__(self, telemetry: Telemetry) -> None:
+        super().__init__(max_retry_count=0)
+        self._telemetry = telemetry
+
+    def can_retry(
+        self,
+        *,
+        state: RetryState,
+        request: HttpRequest,
+        response: HttpResponse | None = None,
+        error: Exception | None = None,
+    ) -> bool:
+        code = slack_error_code(response, error)
+        if code is not None:
+            method = urlparse(request.url).path.rsplit("/", 1)[-1] or "unknown"
+            self._telemetry.slack_error(method, code)
+        return False
+
+
+def slack_error_code(response: HttpResponse | None, error: Exception | None) -> str | None:
+    """Slack's `error` field of a failed answer, `http_<status>` when it names none, the
+    exception's type when Slack did not answer; None for a successful answer."""
+    if response is None:
+        return type(error).__name__ if error is not None else None
+    body = response.body
+    if not body and response.data:
+        try:
+            body = json.loads(response.data)
+        except ValueError:
+            body = None
+    if isinstance(body, dict) and body.get("ok") is False:
+        return str(body.get("error") or f"http_{response.status_code}")
+    if response.status_code >= 400:
+        return f"http_{response.status_code}"
+    return None
 
 
 class InstrumentedWarehouse:

@@ -4,6 +4,7 @@ is scraped like Prometheus does, `databot posts` shows whether the clock is aliv
 from __future__ import annotations
 
 import json
+import time
 import urllib.error
 import urllib.request
 
@@ -106,3 +107,57 @@ def test_the_clock_heartbeat_shows_in_metrics_and_posts(bot, clock):
     clock.advance(minutes=5)
     line = clock_line(bot.deps.store.kv_get(CLOCK_HEARTBEAT_KEY), clock())
     assert line == "clock: last swept 5 min 0 s ago (is `databot clock` running?)"
+
+
+def api_errors(bot, name: str) -> dict[tuple, float]:
+    """`name`'s samples scraped over HTTP, by their labels."""
+    status, text = get(bot.url + "/metrics")
+    assert status == 200
+    return {labels: v for (sample, labels), v in samples(text).items() if sample == name}
+
+
+def test_slack_api_errors_are_counted_by_method_and_slack_error_code(bot):
+    bot.slack.fail_next("auth.test", "invalid_auth")
+    assert get(bot.url + "/readyz")[0] == 503
+    # A 429 the client retried (and then got through) still counts: Slack refused once.
+    bot.slack.fail_next("auth.test", "ratelimited", retry_after=0)
+    assert get(bot.url + "/readyz")[0] == 200
+    # A listener's call goes through the client Bolt builds per request: counted too.
+    bot.slack.fail_next("views.open", "expired_trigger_id")
+    assert bot.slash("/data-request", "churn by plan")[0].status == 200
+    bot.wait_idle()
+    assert [c.error for c in bot.slack.calls("views.open")] == ["expired_trigger_id"]
+    errors = api_errors(bot, "databot_slack_api_errors_total")
+    assert errors == {
+        (("error", "invalid_auth"), ("method", "auth.test")): 1,
+        (("error", "ratelimited"), ("method", "auth.test")): 1,
+        (("error", "expired_trigger_id"), ("method", "views.open")): 1,
+    }
+
+
+def test_a_slack_server_error_counts_by_its_http_status(bot):
+    bot.slack.fail_next("auth.test", "internal_error", status=503)
+    assert get(bot.url + "/readyz")[0] == 503
+    errors = api_errors(bot, "databot_slack_api_errors_total")
+    assert errors == {(("error", "internal_error"), ("method", "auth.test")): 1}
+
+
+def test_github_api_errors_are_counted_by_operation_and_status(make_bot, sqlite_store):
+    from bot.ids import Action, RequestBlock, Shortcut
+    from sandbox.slack_requests import global_shortcut, view_submission
+
+    with make_bot(sqlite_store, github_retry_backoff_seconds=0) as bot:
+        bot.github.fail_next("POST", r"/issues$", status=503)
+        bot.interact(global_shortcut(Shortcut.NEW_REQUEST, trigger_id=bot.slack.issue_trigger_id()))
+        bot.slack.wait_for("views.open")
+        view = bot.slack.views()[-1]
+        typed = {RequestBlock.TITLE: "Churn", "q:problem": "p", "q:end_state": "e", "q:why": "w"}
+        values = {block: {Action.REQUEST_INPUT.value: v} for block, v in typed.items()}
+        assert bot.interact(view_submission(view, values)).status == 200
+        deadline = time.monotonic() + 10  # filing runs after the ack
+        while not bot.github.count("POST", r"/issues$") and time.monotonic() < deadline:
+            time.sleep(0.01)
+        bot.wait_idle()
+        assert bot.github.count("POST", r"/issues$") == 1  # refused with 503, not re-sent
+        errors = api_errors(bot, "databot_github_api_errors_total")
+    assert errors == {(("operation", "create_issue"), ("status", "503")): 1}

@@ -89,7 +89,10 @@ class PollResult:
 def make_client(deps: Deps) -> IssuesClient:
     settings = deps.settings
     token = settings.github_token.get_secret_value() if settings.github_token else None
-    return deps.service(IssuesClient, lambda: IssuesClient(settings.github_api_url, token))
+    return deps.service(
+        IssuesClient,
+        lambda: IssuesClient(settings.github_api_url, token, on_error=deps.telemetry.github_error),
+    )
 
 
 def _iso(when: dt.datetime) -> str:
