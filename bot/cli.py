@@ -396,10 +396,10 @@ def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     if "demo" not in plugins:
         raise ConfigError("The demo is not installed: reinstall databot (it ships sandbox/).")
     run_demo = plugins["demo"].load()
-    if not args.verbose:
-        # The demo prints what the bot sends; log lines would bury it.
-        logging.getLogger().setLevel(logging.WARNING)
-    return run_demo(settings, interactive=args.interactive)
+    # The demo prints what the bot sends; it sends log lines to a file it names.
+    return run_demo(
+        settings, interactive=args.interactive, scenes=args.scene, list_scenes=args.list
+    )
 
 
 # --- metric --------------------------------------------------------------------------
@@ -504,7 +504,19 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.set_defaults(func=cmd_check)
     p = sub.add_parser("demo", help="run the real app on loopback with stand-in Slack/GitHub")
-    p.add_argument("-i", "--interactive", action="store_true", help="type slash commands")
+    p.add_argument(
+        "-i",
+        "--interactive",
+        action="store_true",
+        help="type slash commands, click buttons, fill in modals yourself",
+    )
+    p.add_argument(
+        "--scene",
+        action="append",
+        metavar="NAME",
+        help="play only this scene (repeatable); --list names them",
+    )
+    p.add_argument("--list", action="store_true", help="list the scenes and exit")
     p.set_defaults(func=cmd_demo)
     # Feature subcommands are added below this line.
     p = sub.add_parser("metric", help="look up a metric, e.g. `databot metric dau 30d`")

@@ -30,6 +30,7 @@ import os
 import random
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 import duckdb
@@ -43,6 +44,10 @@ GENERATOR_VERSION = 1
 PIPELINE_LAG = dt.timedelta(hours=3)
 HISTORY_DAYS = 455  # a bit over 15 months, so year-over-year questions have data
 SEED = 20231214  # Cody Pro's launch date, as good a seed as any
+
+# Told each generation step as it starts: (step, number, of how many). The demo prints it.
+Progress = Callable[[str, int, int], None]
+STEPS = ("accounts and instances", "daily activity", "update checks", "events", "Cody Pro (SSC)")
 
 DATASETS = ("dotcom_events", "sourcegraph_analytics", "salesforce_data", "ssc", "stripe")
 TELEMETRY_EVENTS = "full pings + event data"
@@ -139,8 +144,11 @@ def demo_warehouse_path(data_dir: Path, as_of: dt.datetime) -> Path:
     return Path(data_dir) / f"demo-warehouse-v{GENERATOR_VERSION}-{day:%Y%m%d}.duckdb"
 
 
-def ensure_demo_warehouse(data_dir: Path, *, as_of: dt.datetime | None = None) -> Path:
-    """Return the demo DuckDB file for as_of's Pacific date, generating it if missing."""
+def ensure_demo_warehouse(
+    data_dir: Path, *, as_of: dt.datetime | None = None, progress: Progress | None = None
+) -> Path:
+    """Return the demo DuckDB file for as_of's Pacific date, generating it if missing
+    (`progress` hears each step of a generation; nothing when the file is there)."""
     as_of = as_of or dt.datetime.now(dt.UTC)
     if as_of.tzinfo is None:
         raise ValueError("as_of must be timezone-aware")
@@ -159,7 +167,7 @@ def ensure_demo_warehouse(data_dir: Path, *, as_of: dt.datetime | None = None) -
             tmp = data_dir / f".{target.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp"
             started = time.monotonic()
             try:
-                _generate(tmp, as_of)
+                _generate(tmp, as_of, progress or _no_progress)
                 os.replace(tmp, target)
             finally:
                 for leftover in (tmp, tmp.with_name(tmp.name + ".wal")):
@@ -281,7 +289,15 @@ def _instances(
     return rows
 
 
-def _generate(path: Path, as_of: dt.datetime) -> None:
+def _no_progress(step: str, number: int, total: int) -> None:
+    pass
+
+
+def _generate(path: Path, as_of: dt.datetime, progress: Progress) -> None:
+    def step(number: int) -> None:
+        progress(STEPS[number - 1], number, len(STEPS))
+
+    step(1)
     end_ts = as_of.astimezone(dt.UTC) - PIPELINE_LAG
     end_day = end_ts.astimezone(REPORTING_TZ).date()
     first_day = end_day - dt.timedelta(days=HISTORY_DAYS)
@@ -313,9 +329,13 @@ def _generate(path: Path, as_of: dt.datetime) -> None:
         con.executemany(f"INSERT INTO inst VALUES ({', '.join(['?'] * 13)})", instances)
         con.execute("CREATE TEMP TABLE releases (version VARCHAR, released DATE)")
         con.executemany("INSERT INTO releases VALUES (?, ?)", releases)
+        step(2)
         _generate_activity(con, params)
+        step(3)
         _generate_update_checks(con, params)
+        step(4)
         _generate_events(con, params)
+        step(5)
         _generate_ssc(con, params)
         con.execute("DROP MACRO rnd")
         con.execute("CHECKPOINT")

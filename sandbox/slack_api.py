@@ -518,6 +518,11 @@ class FakeSlack(LoopbackServer):
             found = [{**m, "channel": c} for c in channels for m in self._messages.get(c, [])]
         return sorted(found, key=lambda m: float(m["ts"]))
 
+    def users(self) -> list[dict[str, Any]]:
+        """Every user the workspace knows (users.info answers for these)."""
+        with self._lock:
+            return [json.loads(json.dumps(u)) for u in self._users.values()]
+
     def thread(self, channel: str, ts: str) -> list[dict[str, Any]]:
         """Parent and replies of the thread rooted at ts."""
         return [m for m in self.messages(channel) if m["ts"] == ts or m.get("thread_ts") == ts]
