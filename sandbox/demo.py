@@ -16,6 +16,7 @@ import datetime as dt
 import importlib
 import logging
 import sys
+import textwrap
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -129,7 +130,8 @@ def scene_titles() -> dict[str, str]:
     for name in SCENES:
         doc = (importlib.import_module(f"sandbox.scenes.{name}").__doc__ or "").strip()
         first = " ".join(doc.split("\n\n")[0].split())  # the first paragraph, on one line
-        titles[name] = first.removeprefix("Demo scene:").strip()
+        title = first.removeprefix("Demo scene:").strip()
+        titles[name] = textwrap.shorten(title, 90, placeholder="…")
     return titles
 
 
