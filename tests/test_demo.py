@@ -266,3 +266,24 @@ def test_interactive_demo_fills_in_and_submits_the_request_modal(session):
     filed = re.search(r"^Filed #(\d+) Churn by plan ", after_error, flags=re.M)
     assert filed, after_error[-2000:]
     assert "It's marked *urgent*" in after_error
+
+
+def test_interactive_demo_keeps_what_was_typed_when_the_request_type_changes(demo_run, data_dir):
+    typed = [
+        "/data-request Churn by plan",
+        "2",  # another request type: Slack tells the app at once, the modal is redrawn
+        "",  # Title: still what the command typed
+        "Which plans churn fastest?",
+        "",
+        "!cancel",
+        "/data-request Second one",
+        "",  # the input ends in the middle of the modal
+    ]
+    result = run_demo(data_dir, "-i", stdin="\n".join(typed) + "\n")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "Traceback" not in result.stdout + result.stderr
+    redrawn = result.stdout[result.stdout.index("--- modal (views.update) ---") :]
+    assert "[ Ad-hoc analysis v ]" in redrawn.split("\n\n")[0]
+    assert "now: Churn by plan" in redrawn
+    assert "(modal closed; nothing was sent)" in redrawn
+    assert "Filed #" not in result.stdout

@@ -8,6 +8,7 @@ import time
 import urllib.error
 import urllib.request
 
+import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from bot.cli import clock_line
@@ -161,3 +162,14 @@ def test_github_api_errors_are_counted_by_operation_and_status(make_bot, sqlite_
         assert bot.github.count("POST", r"/issues$") == 1  # refused with 503, not re-sent
         errors = api_errors(bot, "databot_github_api_errors_total")
     assert errors == {(("operation", "create_issue"), ("status", "503")): 1}
+
+
+def test_the_urgent_pollers_github_errors_are_counted_too(bot):
+    from bot.errors import GitHubUnavailable
+    from bot.urgent.poller import poll_once
+
+    bot.github.fail_next("GET", r"/issues$", status=502)
+    with pytest.raises(GitHubUnavailable):
+        poll_once(bot.deps)
+    errors = api_errors(bot, "databot_github_api_errors_total")
+    assert errors == {(("operation", "list_issues"), ("status", "502")): 1}
