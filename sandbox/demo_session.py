@@ -58,6 +58,7 @@ class Button:
     action_id: str
     block_id: str | None
     shown: Shown
+    url: str | None = None  # a link button: Slack opens it, and still tells the app
 
 
 def _readline() -> ModuleType | None:
@@ -194,12 +195,15 @@ class DemoSession:
                 **common,
             )
         self.say(f"(you click “{button.text}”)")
-        self._answer(self.h.interact(payload))
+        if button.url:
+            self.say(f"(Slack opens {button.url} in your browser)")
+        self._answer(self.h.interact(payload), link=button.url is not None)
 
-    def _answer(self, response: Any) -> None:
+    def _answer(self, response: Any, *, link: bool = False) -> None:
         """What the ack said, then everything the bot sent after it; then any modal."""
         if response.status == 404:
-            self.say("(the bot has nothing for that)")
+            if not link:  # a link button needs no listener: the link is what it does
+                self.say("(the bot has nothing for that)")
         elif response.status != 200:
             self.say(f"(the bot answered HTTP {response.status})")
         elif response.body and response.headers.get("Content-Type", "").startswith(
@@ -223,7 +227,9 @@ class DemoSession:
         for block_id, element in buttons_in(shown.payload.get("blocks") or []):
             number = len(self.buttons) + 1
             text = mrkdwn(str((element.get("text") or {}).get("text", "")))
-            self.buttons[number] = Button(text, str(element.get("action_id")), block_id, shown)
+            self.buttons[number] = Button(
+                text, str(element.get("action_id")), block_id, shown, element.get("url")
+            )
             listed.append(f"[{number}] {text}")
         if listed:
             self.say("buttons: " + "   ".join(listed) + "   (`click N`)")
