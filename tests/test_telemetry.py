@@ -4,6 +4,7 @@ is scraped like Prometheus does, `databot posts` shows whether the clock is aliv
 from __future__ import annotations
 
 import json
+import re
 import time
 import urllib.error
 import urllib.request
@@ -173,3 +174,13 @@ def test_the_urgent_pollers_github_errors_are_counted_too(bot):
         poll_once(bot.deps)
     errors = api_errors(bot, "databot_github_api_errors_total")
     assert errors == {(("operation", "list_issues"), ("status", "502")): 1}
+
+
+def test_a_slack_answer_that_never_came_counts_as_its_transport_error(bot):
+    bot.slack.lose_answer_next("auth.test", "reset")
+    assert get(bot.url + "/readyz")[0] == 503
+    errors = api_errors(bot, "databot_slack_api_errors_total")
+    [(labels, count)] = errors.items()
+    assert dict(labels)["method"] == "auth.test" and count == 1
+    # The exception's type (the kind of failure), never a message with addresses in it.
+    assert re.fullmatch(r"[A-Za-z]+(Error|Disconnected|Exception)", dict(labels)["error"])
