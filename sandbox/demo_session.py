@@ -25,10 +25,18 @@ from types import ModuleType
 from typing import Any, TextIO
 
 from bot.ids import Command
+from bot.manifest import load_manifest, packaged_manifest
 from bot.render import mrkdwn, render_message, render_view
 from sandbox.demo import SCENES, DemoHarness, Shown, play_scene, scene_titles
 from sandbox.harness import ANALYTICS_CHANNEL
-from sandbox.slack_requests import USER_ID, _initial, block_actions, state_values, view_submission
+from sandbox.slack_requests import (
+    USER_ID,
+    _initial,
+    block_actions,
+    global_shortcut,
+    state_values,
+    view_submission,
+)
 
 CANCEL = "!cancel"
 CLEAR = "-"
@@ -42,7 +50,8 @@ def help_text() -> str:
     commands = ", ".join(c.value for c in Command)
     return (
         f"Slash commands: {commands} (e.g. `/metric dau 7d`, `/metric help`).\n"
-        "Also: `click N` (the button numbered [N]), `scenes`, `play NAME`, `help`, `quit`.\n"
+        "Also: `click N` (the button numbered [N]), `shortcut [N]` (the ⚡ shortcuts menu), "
+        "`scenes`, `play NAME`, `help`, `quit`.\n"
         "In a modal each field is asked in turn: Enter keeps what is shown, "
         f"`{CLEAR}` clears it, `{CANCEL}` closes the modal."
     )
@@ -140,6 +149,8 @@ class DemoSession:
             self.slash(word, rest.strip())
         elif word == "click":
             self.click(rest.strip())
+        elif word == "shortcut":
+            self.shortcut(rest.strip())
         elif word == "help":
             self.say(help_text())
         elif word == "scenes":
@@ -166,6 +177,25 @@ class DemoSession:
             return
         response, _ = self.h.slash(command, text, user=self.user, channel=self.channel)
         self._answer(response)
+
+    def shortcut(self, which: str) -> None:
+        """The global shortcuts of the manifest (Slack's ⚡ menu): list them, or run one."""
+        shortcuts = [
+            s
+            for s in load_manifest(packaged_manifest()).get("features", {}).get("shortcuts", [])
+            if s.get("type") == "global"
+        ]
+        number = int(which) if which.isdigit() else None
+        if number is None or not 1 <= number <= len(shortcuts):
+            listed = "   ".join(f"[{n}] {s['name']}" for n, s in enumerate(shortcuts, start=1))
+            self.say(f"shortcuts: {listed}   (`shortcut N`)")
+            return
+        chosen = shortcuts[number - 1]
+        self.say(f"(you pick “{chosen['name']}” from the shortcuts menu)")
+        payload = global_shortcut(
+            chosen["callback_id"], user_id=self.user, trigger_id=self.h.slack.issue_trigger_id()
+        )
+        self._answer(self.h.interact(payload))
 
     def click(self, which: str) -> None:
         number = int(which) if which.isdigit() else None

@@ -270,6 +270,9 @@ def test_interactive_demo_fills_in_and_submits_the_request_modal(session):
 
 def test_interactive_demo_keeps_what_was_typed_when_the_request_type_changes(demo_run, data_dir):
     typed = [
+        "shortcut",  # Slack's shortcuts menu
+        "shortcut 1",
+        "!cancel",
         "/data-request Churn by plan",
         "2",  # another request type: Slack tells the app at once, the modal is redrawn
         "",  # Title: still what the command typed
@@ -282,6 +285,10 @@ def test_interactive_demo_keeps_what_was_typed_when_the_request_type_changes(dem
     result = run_demo(data_dir, "-i", stdin="\n".join(typed) + "\n")
     assert result.returncode == 0, result.stderr[-3000:]
     assert "Traceback" not in result.stdout + result.stderr
+    menu = result.stdout[result.stdout.index("slack> shortcut\n") :].splitlines()[1]
+    assert menu.startswith("shortcuts: [1] New data request")
+    picked = result.stdout[result.stdout.index("slack> shortcut 1") :]
+    assert "Filling in “New data request”" in picked.split("slack> ")[1]
     redrawn = result.stdout[result.stdout.index("--- modal (views.update) ---") :]
     assert "[ Ad-hoc analysis v ]" in redrawn.split("\n\n")[0]
     assert "now: Churn by plan" in redrawn
