@@ -204,8 +204,16 @@ class GitHubGateway:
         """One issue as GitHub's REST API shows it (single-issue answers name `closed_by`)."""
         return GitHubIssue.model_validate(self.repo.get_issue(number).raw_data)
 
-    def create_issue(self, title: str, body: str, labels: list[str]) -> IssueRef:
-        issue = self.repo.create_issue(title=title, body=body, labels=labels)
+    def create_issue(
+        self, title: str, body: str, labels: list[str], assignees: list[str] | None = None
+    ) -> IssueRef:
+        """One POST (never retried by the client): labels and assignees set with the issue."""
+        if assignees:
+            issue = self.repo.create_issue(
+                title=title, body=body, labels=labels, assignees=assignees
+            )
+        else:
+            issue = self.repo.create_issue(title=title, body=body, labels=labels)
         return IssueRef(issue.number, issue.html_url, issue.title)
 
     def issue_comments(self, number: int) -> list[str]:
