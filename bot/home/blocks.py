@@ -77,12 +77,16 @@ def build_home_view(data: HomeData, tz: ZoneInfo) -> View:
     )
     if data.support_next:
         who += f"; next week {escape_mrkdwn(data.support_next.display)}"
-    sprint = (
-        f"*This sprint:* {escape_mrkdwn(data.sprint.name)}, "
-        f"{data.sprint.start:%a %b %-d} – {data.sprint.end:%a %b %-d}"
-        if data.sprint
-        else "*This sprint:* unknown"
-    )
+    if data.sprint is None:
+        sprint = "*This sprint:* unknown (GitHub did not answer)"
+    else:
+        dates = f"{data.sprint.start:%a %b %-d} – {data.sprint.end:%a %b %-d}"
+        named = (
+            f"{escape_mrkdwn(truncate(data.sprint.milestone, 100))}, "
+            if data.sprint.milestone
+            else ""
+        )
+        sprint = f"*This sprint:* {named}{dates}"
     blocks.append(_section(f"{sprint}\n{who}"))
     blocks.append(DividerBlock())
     blocks.append(_section("*Your requests*"))

@@ -35,6 +35,7 @@ class UrgentIssue(BaseModel):
 
 class HomeSprint(BaseModel):
     name: str
+    milestone: str | None = None  # set when the sprint is a milestone (its name is then shown)
     start: dt.date
     end: dt.date  # the sprint's last day
 

@@ -133,4 +133,6 @@ def _sprint(deps: Deps, today: dt.date) -> HomeSprint | None:
     except Exception:  # noqa: BLE001 - the tab says the sprint is unknown
         logger.warning("home: could not read the sprint calendar")
         return None
-    return HomeSprint(name=sprint.name, start=sprint.start, end=sprint.end)
+    return HomeSprint(
+        name=sprint.name, milestone=sprint.milestone, start=sprint.start, end=sprint.end
+    )
