@@ -488,6 +488,7 @@ def cmd_requests(args: argparse.Namespace, settings: Settings) -> int:
     from bot.deps import build_deps
     from bot.intake import outbox as intake
     from bot.intake.filing import drain_outbox
+    from bot.intake.mirror import drain_replies
     from bot.intake.model import Status
 
     deps = build_deps(settings)
@@ -504,6 +505,8 @@ def cmd_requests(args: argparse.Namespace, settings: Settings) -> int:
                 f"filed {report.filed}, replies sent {report.notified}, "
                 f"still queued {report.still_queued}, failed {report.failed}"
             )
+            if args.drain and (mirrored := drain_replies(deps)):
+                print(f"thread replies mirrored to GitHub: {mirrored}")
         statuses = None if args.all else [Status.QUEUED, Status.FAILED]
         rows = intake.list_requests(deps, statuses)
         if args.json:

@@ -8,6 +8,7 @@ import threading
 
 import pytest
 
+from bot.app import build_socket_mode_handler
 from bot.deps import build_deps
 from bot.intake import outbox
 from bot.intake.filing import drain_outbox
@@ -15,11 +16,13 @@ from bot.intake.markdown import github_markdown
 from bot.intake.mirror import drain_replies, mirror_status
 from bot.intake.model import REPLY_MARKER
 from sandbox.slack_requests import (
+    event_callback,
     message_changed_event,
     message_deleted_event,
     message_event,
     view_submission,
 )
+from sandbox.socket_mode import FakeSocketMode
 from tests.intake.test_intake_flow import answer, open_from_thread, seed_request_thread, submit
 
 CHANNEL = "C0ANALYTICS"
@@ -243,3 +246,32 @@ def test_a_reply_that_outgrows_a_comment_once_escaped_is_cut_with_a_pointer_to_s
     [body] = mirrored(bot, issue["number"])
     assert len(body) <= 65_536
     assert "the whole message is in Slack" in body
+
+
+def test_over_socket_mode_the_same_listener_mirrors_a_reply_once_despite_retries(bot):
+    """Socket Mode has no HTTP gate: Slack's retried envelope (retry_attempt 1) reaches the
+    listener again, and the state database keeps it to one comment."""
+    root, issue = file_from_thread(bot)
+    with FakeSocketMode() as socket_mode:
+        bot.slack.socket_mode = socket_mode
+        handler = build_socket_mode_handler(bot.app, "xapp-1-ADATABOT-1-thread-test")
+        handler.connect()
+        try:
+            socket_mode.wait_connected()
+            message = reply(bot, root, "Over the socket: add Q4 too.")
+            envelope = event_callback(message_event(message), event_id="Ev0SOCKET")
+            first = socket_mode.send_event(envelope)
+            socket_mode.wait_ack(first)
+            retry = socket_mode.send(
+                "events_api",
+                envelope,
+                accepts_response_payload=False,
+                retry_attempt=1,
+                retry_reason="timeout",
+            )
+            socket_mode.wait_ack(retry)
+            bot.wait_idle()
+        finally:
+            handler.close()
+    [body] = mirrored(bot, issue["number"])
+    assert "Over the socket: add Q4 too." in body
