@@ -197,6 +197,12 @@ def mirror_reply(deps: Deps, channel: str, ts: str) -> str | None:
             body = render_reply_comment(
                 reply, marker, _permalink(deps, channel, ts), user_namer(deps)
             )
+            # Still ours right before the POST (nobody took a slow attempt over), and held
+            # for the POST's worst case.
+            hold = deps.now() + filing_lease(deps.settings)
+            if not _fenced(deps, channel, ts, attempt, lease_until=hold):
+                logger.warning("thread reply %s/%s: taken over; not posting", channel, ts)
+                return mirror_status(deps, channel, ts)
             deps.github.add_issue_comment(request.issue_number, body)
     except Exception as exc:  # noqa: BLE001 - classified: retried, or failed for a person
         return _failed(deps, channel, ts, attempt, exc)
