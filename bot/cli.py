@@ -351,6 +351,42 @@ def cmd_sprint(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_support(args: argparse.Namespace, settings: Settings) -> int:
+    """This week's and next week's support analyst (weeks Monday to Sunday in TIMEZONE)."""
+    import datetime as dt
+
+    from bot.support.model import render_support, support_week
+
+    day = args.date or settings.today()
+    this = support_week(settings, day)
+    upcoming = support_week(settings, this.end + dt.timedelta(days=1))
+    if args.json:
+        print_json(
+            {
+                "as_of": day,
+                "timezone": settings.timezone,
+                **{
+                    name: {
+                        "start": week.start,
+                        "end": week.end,
+                        "analyst": week.analyst.model_dump() if week.analyst else None,
+                    }
+                    for name, week in (("this_week", this), ("next_week", upcoming))
+                },
+            }
+        )
+    else:
+        print(render_support(this, upcoming))
+    return 0
+
+
+def add_support_commands(sub) -> None:
+    p = sub.add_parser("support", help="print who is on support this week and next week")
+    p.add_argument("--date", type=_day, help="as of this day (default: today)")
+    p.add_argument("--json", action="store_true", help="print JSON instead of text")
+    p.set_defaults(func=cmd_support)
+
+
 def add_schedule_commands(sub) -> None:
     p = sub.add_parser("post", help="run a scheduled job now (once per period), or preview it")
     p.add_argument("job", help="job id, e.g. sprint-digest")
@@ -452,6 +488,7 @@ def cmd_requests(args: argparse.Namespace, settings: Settings) -> int:
     from bot.deps import build_deps
     from bot.intake import outbox as intake
     from bot.intake.filing import drain_outbox
+    from bot.intake.mirror import drain_replies
     from bot.intake.model import Status
 
     deps = build_deps(settings)
@@ -468,6 +505,8 @@ def cmd_requests(args: argparse.Namespace, settings: Settings) -> int:
                 f"filed {report.filed}, replies sent {report.notified}, "
                 f"still queued {report.still_queued}, failed {report.failed}"
             )
+            if args.drain and (mirrored := drain_replies(deps)):
+                print(f"thread replies mirrored to GitHub: {mirrored}")
         statuses = None if args.all else [Status.QUEUED, Status.FAILED]
         rows = intake.list_requests(deps, statuses)
         if args.json:
@@ -535,6 +574,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print JSON instead of text")
     p.set_defaults(func=cmd_requests)
     add_schedule_commands(sub)
+    add_support_commands(sub)
     return parser
 
 

@@ -6,6 +6,12 @@ Seams (where one feature hands something to another, in one direction only):
 - intake -> urgent: a request filed as urgent is shown in the analytics channel at once
   (`urgent.alerts.announce_issue`), instead of at the next poll or webhook, with the Slack
   thread it was filed from (urgent reads no intake table).
+- intake -> support: a new request goes to the analyst its business unit is aligned with,
+  else to the one on support that week (`support.model.route`); urgent ones ping them.
+- intake -> home: filing a request redraws the requester's Home tab
+  (`home.tab.refresh_home(deps, slack_user_id)`; only for people who opened it).
+- home -> intake: the Home tab lists a person's requests (`intake.outbox.requests_by`).
+- home -> sprints, home -> support: the tab shows this sprint's dates and who is on support.
 """
 
 from __future__ import annotations
@@ -17,6 +23,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 
 from bot.cody.job import CodyDailyJob
 from bot.intake.filing import start_outbox_worker
+from bot.intake.mirror import start_mirror_worker
 from bot.scheduling.job import ScheduledJob
 from bot.settings import utc_now
 from bot.sprints.jobs import build_sprint_jobs
@@ -46,8 +53,9 @@ def find_job(jobs: list[ScheduledJob], name: str) -> ScheduledJob | None:
 
 
 def start_web_workers(deps: Deps) -> list[Callable[[], None]]:
-    """Workers that run beside `serve` (the intake outbox); returns their stoppers."""
-    return [start_outbox_worker(deps)]
+    """Workers that run beside `serve` (the intake outbox, the thread mirror's retries);
+    returns their stoppers."""
+    return [start_outbox_worker(deps), start_mirror_worker(deps)]
 
 
 def receive_github_webhook(deps: Deps, headers: Mapping[str, str], body: bytes) -> tuple[int, str]:

@@ -247,8 +247,16 @@ class GitHubGateway:
         return GitHubIssue.model_validate(self.repo.get_issue(number).raw_data)
 
     @_observed
-    def create_issue(self, title: str, body: str, labels: list[str]) -> IssueRef:
-        issue = self.repo.create_issue(title=title, body=body, labels=labels)
+    def create_issue(
+        self, title: str, body: str, labels: list[str], assignees: list[str] | None = None
+    ) -> IssueRef:
+        """One POST (never retried by the client): labels and assignees set with the issue."""
+        if assignees:
+            issue = self.repo.create_issue(
+                title=title, body=body, labels=labels, assignees=assignees
+            )
+        else:
+            issue = self.repo.create_issue(title=title, body=body, labels=labels)
         return IssueRef(issue.number, issue.html_url, issue.title)
 
     @_observed

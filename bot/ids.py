@@ -33,6 +33,15 @@ class Action(StrEnum):
     METRIC_OPEN_REQUEST = "metric_open_request"
     REQUEST_TYPE_SELECT = "request_type_select"  # switches the modal to another form
     REQUEST_INPUT = "request_input"  # every other input in the request modal
+    HOME_NEW_REQUEST = "home_new_request"  # the Home tab's "New data request" button
+
+
+class Event(StrEnum):
+    """Events API subscriptions (manifest.yml settings.event_subscriptions.bot_events)."""
+
+    APP_HOME_OPENED = "app_home_opened"
+    MESSAGE_CHANNELS = "message.channels"  # replies in request threads, public channels
+    MESSAGE_GROUPS = "message.groups"  # the same in private channels
 
 
 class Job(StrEnum):
@@ -56,3 +65,4 @@ class RequestBlock(StrEnum):
     DUE_DATE = "request_due_date"
     PEOPLE = "request_people"
     FREQUENCY = "request_frequency"
+    BUSINESS_UNIT = "request_business_unit"

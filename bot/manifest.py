@@ -10,7 +10,7 @@ from pathlib import Path
 
 import yaml
 
-from bot.ids import Command, Shortcut
+from bot.ids import Command, Event, Shortcut
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -33,12 +33,14 @@ METHOD_SCOPES: dict[str, str | None] = {
     "views_open": None,
     "views_update": None,
     "views_push": None,
+    "views_publish": None,
 }
 # Scopes that follow from features rather than from one method call.
 IMPLIED_SCOPES = {
     "commands": "slash commands and shortcuts",
     "chat:write.public": "posting to #analytics without being invited first",
-    "groups:history": "turning threads in private channels into requests",
+    "groups:history": "turning threads in private channels into requests, and the "
+    "message.groups event (replies in their threads)",
     "groups:read": "finding a private channel a scheduled post goes to by its #name",
     "im:history": "finding its own DM whose answer was lost before sending it again",
 }
@@ -101,6 +103,18 @@ def manifest_problems(path: Path | Traversable) -> list[str]:
         problems.append(f"scopes the code needs but the manifest lacks: {sorted(missing)}")
     if extra := scopes - required_scopes() - set(IMPLIED_SCOPES):
         problems.append(f"scopes in the manifest that no code uses: {sorted(extra)}")
+
+    subscribed = set(
+        (manifest.get("settings", {}).get("event_subscriptions") or {}).get("bot_events") or []
+    )
+    code_events = {e.value for e in Event}
+    if missing := code_events - subscribed:
+        problems.append(f"events handled in code but not in the manifest: {sorted(missing)}")
+    if extra := subscribed - code_events:
+        problems.append(f"events in the manifest that no code handles: {sorted(extra)}")
+    app_home = features.get("app_home") or {}
+    if Event.APP_HOME_OPENED.value in code_events and not app_home.get("home_tab_enabled"):
+        problems.append("app_home.home_tab_enabled must be true for the Home tab")
 
     interactivity = manifest.get("settings", {}).get("interactivity", {})
     if (shortcuts or code_shortcuts) and not interactivity.get("is_enabled"):

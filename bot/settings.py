@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
@@ -54,6 +54,34 @@ SUPPORTED_DATABASE_DRIVERS = {
     "postgresql+psycopg",
 }
 DATABASE_URL_EXAMPLES = "postgresql://user:pass@host:5432/db or sqlite:///path/state.db"
+
+
+# The groups of the team's support model (DOMAIN.md, "Who handles a request").
+DEFAULT_BUSINESS_UNITS = [
+    "Product/Engineering",
+    "Customer Engineering",
+    "Sales and Ops",
+    "Marketing",
+    "Customer Support",
+    "People/Recruiting",
+    "Finance",
+]
+# THREAD_MIRROR_CHANNELS value meaning every channel.
+ALL_CHANNELS = "*"
+
+
+class Analyst(BaseModel):
+    """An analyst as the settings name them: who to assign on GitHub, who to ping on Slack."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    github: str = Field(pattern=r"^[A-Za-z0-9](?:[A-Za-z0-9-]{0,38})$")
+    slack: str = Field(pattern=r"^[UW][A-Z0-9]+$")
+    name: str | None = None
+
+    @property
+    def display(self) -> str:
+        return self.name or f"@{self.github}"
 
 
 def _slack_ids(value: list[str], pattern: re.Pattern[str], what: str) -> list[str]:
@@ -275,6 +303,85 @@ class Settings(BaseSettings):
     sprint_checkin_enabled: bool = Field(
         False, description="Post a mid-sprint check-in on the sprint's first Friday."
     )
+
+    # --- Who handles a request (bot/support/) -------------------------------------------
+    support_analysts: list[Analyst] = Field(
+        default_factory=list,
+        description='The support rotation, in order, JSON: [{"github": "ana", "slack": '
+        '"U0ANA", "name": "Ana Lopez"}, ...]; one analyst a week from SUPPORT_ROTATION_START.',
+    )
+    support_rotation_start: dt.date = Field(
+        dt.date(2026, 1, 5),
+        description="A Monday on which the first analyst of SUPPORT_ANALYSTS was on support; "
+        "weeks run Monday to Sunday in TIMEZONE.",
+    )
+    support_routing: Literal["assign", "mention", "off"] = Field(
+        "assign",
+        description="What a new request does with its analyst: assign them on GitHub, mention "
+        "them in the issue, or neither.",
+    )
+    business_units: list[str] = Field(
+        default_factory=lambda: list(DEFAULT_BUSINESS_UNITS),
+        description="The groups the request modal offers (JSON list); empty: no question.",
+    )
+    business_unit_analysts: dict[str, Analyst] = Field(
+        default_factory=dict,
+        description="Each group's aligned analyst, JSON: "
+        '{"Finance": {"github": "dana", "slack": "U0DANA"}}; a group without one goes to the '
+        "support rotation.",
+    )
+    business_unit_label_prefix: str = Field(
+        "unit: ", description="The issue label of a group is this prefix and its name."
+    )
+    thread_mirror_channels: list[str] = Field(
+        default_factory=list,
+        description="Channel ids whose request threads are mirrored to GitHub (replies become "
+        'issue comments), JSON; ["*"] for every channel; empty (default): off.',
+    )
+
+    @field_validator("support_rotation_start")
+    @classmethod
+    def _rotation_starts_on_monday(cls, value: dt.date) -> dt.date:
+        if value.weekday() != 0:
+            raise ValueError(f"{value} is a {value:%A}; the rotation starts on a Monday")
+        return value
+
+    @field_validator("business_units")
+    @classmethod
+    def _unit_names(cls, value: list[str]) -> list[str]:
+        names = [v.strip() for v in value]
+        if bad := [n for n in names if not n or len(n) > 75]:
+            raise ValueError(f"{bad!r}: a group name is 1 to 75 characters")
+        if len(set(names)) != len(names) or len(names) > 100:
+            raise ValueError("group names must be unique, at most 100")
+        return names
+
+    @model_validator(mode="after")
+    def _aligned_units_exist(self) -> Settings:
+        if unknown := sorted(set(self.business_unit_analysts) - set(self.business_units)):
+            raise ValueError(
+                f"BUSINESS_UNIT_ANALYSTS names {', '.join(map(repr, unknown))}, not in "
+                "BUSINESS_UNITS"
+            )
+        return self
+
+    @field_validator("thread_mirror_channels")
+    @classmethod
+    def _mirror_channels(cls, value: list[str]) -> list[str]:
+        if [v.strip() for v in value] == [ALL_CHANNELS]:
+            return [ALL_CHANNELS]
+        ids = [v.strip() for v in value]
+        if bad := [v for v in ids if not re.match(r"^[CG][A-Z0-9]+$", v)]:
+            raise ValueError(
+                f"{', '.join(map(repr, bad))} is not a channel id; give a JSON list of ids "
+                'like C0123ABCD, or ["*"] for every channel'
+            )
+        return ids
+
+    def mirrors_channel(self, channel_id: str) -> bool:
+        return self.thread_mirror_channels == [ALL_CHANNELS] or (
+            channel_id in self.thread_mirror_channels
+        )
 
     @field_validator("job_schedules")
     @classmethod

@@ -108,3 +108,23 @@ scheduled_runs = sa.Table(
     sa.Column("created_at", UtcDateTime(), nullable=False),
     sa.Column("updated_at", UtcDateTime(), nullable=False),
 )
+
+# Replies in a request's Slack thread, mirrored to its GitHub issue as comments: one row per
+# Slack message (channel, ts), stored before GitHub is called, posted once (an outbox).
+thread_mirrors = sa.Table(
+    "thread_mirrors",
+    metadata,
+    sa.Column("channel_id", sa.String(50), primary_key=True),
+    sa.Column("ts", sa.String(50), primary_key=True),
+    sa.Column("request_id", sa.String(36), nullable=False, index=True),
+    sa.Column("event_id", sa.String(100), nullable=True),
+    sa.Column("user_id", sa.String(50), nullable=True),
+    sa.Column("payload", sa.JSON, nullable=False),
+    sa.Column("status", sa.String(20), nullable=False, index=True),
+    sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("next_attempt_at", UtcDateTime(), nullable=True),
+    sa.Column("lease_until", UtcDateTime(), nullable=True),
+    sa.Column("last_error", sa.Text, nullable=True),
+    sa.Column("created_at", UtcDateTime(), nullable=False),
+    sa.Column("updated_at", UtcDateTime(), nullable=False),
+)

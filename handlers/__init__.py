@@ -7,6 +7,7 @@ from slack_bolt import App
 
 from bot.deps import Deps
 from handlers import errors
+from handlers import home as home_handlers
 from handlers import intake as intake_handlers
 from handlers import metric as metric_handlers
 
@@ -16,3 +17,4 @@ def register_all(app: App, deps: Deps) -> None:
     # Feature modules register here, in this order:
     metric_handlers.register(app, deps)
     intake_handlers.register(app, deps)
+    home_handlers.register(app, deps)

@@ -12,6 +12,7 @@ from bot.deps import Deps
 from bot.ids import Action, Command, Shortcut, View
 from bot.intake import modal
 from bot.intake.filing import file_request
+from bot.intake.mirror import take_thread_reply
 from bot.intake.modal import (
     MetricButton,
     Placeholder,
@@ -21,6 +22,7 @@ from bot.intake.modal import (
     Trigger,
     TypeChange,
 )
+from bot.intake.model import ThreadReply
 from handlers.errors import run_after_ack, user_message_for
 
 
@@ -32,6 +34,9 @@ def register(app: App, deps: Deps) -> None:
     app.action(Action.METRIC_OPEN_REQUEST)(listeners.handle_request_metric_button)
     app.action(Action.REQUEST_TYPE_SELECT)(listeners.handle_request_type_change)
     app.view(View.REQUEST)(listeners.handle_request_submission)
+    # message.channels / message.groups: replies in a request's thread (Bolt acks events
+    # itself, before the listener runs).
+    app.event("message")(listeners.handle_thread_reply)
 
 
 class IntakeListeners:
@@ -81,3 +86,15 @@ class IntakeListeners:
         ack(response_action="update", view=answer.view)
         if answer.file_id is not None:
             run_after_ack(self.deps, body, None, file_request, self.deps, answer.file_id)
+
+    # --- the request's thread -------------------------------------------------------------
+
+    def handle_thread_reply(self, body: dict, event: dict) -> None:
+        if "channel" not in event or "ts" not in event:
+            return  # not a message in a conversation (nothing of ours)
+        reply = ThreadReply.model_validate(event)
+        if not reply.is_person_reply:
+            return  # edits, deletions, bot posts, top-level messages
+        run_after_ack(
+            self.deps, body, None, take_thread_reply, self.deps, reply, body.get("event_id")
+        )

@@ -36,6 +36,7 @@ SCENES: list[str] = [
     "urgent",
     "sprint",
     "cody",
+    "loop",
 ]
 
 

@@ -275,6 +275,24 @@ class BotHarness:
             )
         )
 
+    def event(
+        self,
+        event: dict[str, Any],
+        *,
+        event_id: str | None = None,
+        retry_num: int | None = None,
+        retry_reason: str = "http_timeout",
+    ) -> Response:
+        """Deliver an Events API event (signed JSON, as Slack sends it). Slack resends an
+        event it got no 200 for with the same event_id and `X-Slack-Retry-Num`."""
+        envelope = slack_requests.event_callback(event, event_id=event_id)
+        headers = {}
+        if retry_num is not None:
+            headers = {"X-Slack-Retry-Num": str(retry_num), "X-Slack-Retry-Reason": retry_reason}
+        return self.post_slack(
+            json.dumps(envelope), content_type=slack_requests.JSON, headers=headers
+        )
+
     def github_webhook(
         self,
         event: str,

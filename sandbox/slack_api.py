@@ -430,6 +430,49 @@ class FakeSlack(LoopbackServer):
                 raise ValueError("seed_thread needs at least one message")
             return parent_ts
 
+    def user_posts(
+        self,
+        channel: str,
+        user: str,
+        text: str = "",
+        *,
+        thread_ts: str | None = None,
+        files: list[dict[str, Any]] | None = None,
+    ) -> dict[str, Any]:
+        """A person posts in `channel` (in the thread `thread_ts`), as the Slack client would;
+        returns the message with its `channel`, for `slack_requests.message_event`. `files`:
+        [{"name": ...}] for a file share (subtype file_share, Slack's file objects)."""
+        with self._lock:
+            channel_id = self._resolve_channel(channel)
+            message: dict[str, Any] = {
+                "type": "message",
+                "user": user,
+                "text": text,
+                "ts": self._next_ts(),
+                "team": self.team_id,
+            }
+            if files:
+                message["subtype"] = "file_share"
+                message["upload"] = False
+                message["files"] = [
+                    {
+                        "id": f"F{next(self._ids):08d}",
+                        "name": f.get("name", "file"),
+                        "title": f.get("title", f.get("name", "file")),
+                        "mimetype": f.get("mimetype", "application/octet-stream"),
+                        "permalink": f"https://{self.team_domain}.slack.com/files/{user}/"
+                        f"F{next(self._ids):08d}/{f.get('name', 'file')}",
+                    }
+                    for f in files
+                ]
+            if thread_ts:
+                message["thread_ts"] = thread_ts
+                message["parent_user_id"] = self._find(channel_id, thread_ts)["user"]
+            self._messages.setdefault(channel_id, []).append(message)
+            if thread_ts:
+                self._note_reply(channel_id, thread_ts, message)
+            return {**json.loads(json.dumps(message)), "channel": channel_id}
+
     def issue_trigger_id(self, valid_for: float = TRIGGER_TTL_SECONDS) -> str:
         """A trigger_id that views.open/push accept once, within `valid_for` seconds."""
         trigger = f"{next(self._ids)}{secrets.randbelow(10**9)}.{time.time_ns() % 10**9}."

@@ -6,6 +6,9 @@
   `slash_command` (form body), and the interactivity payloads `global_shortcut`,
   `message_shortcut`, `block_actions`, `view_submission`, `view_closed` (dicts; send them
   with `interactive_body(payload)`, which form-encodes `payload=<json>` like Slack).
+- Events API: `event_callback(event)` (the envelope, sent as JSON), with the events
+  `message_event(message)` (a message as `FakeSlack.user_posts` or `messages()` holds it),
+  `message_changed_event`, `message_deleted_event` and `app_home_opened_event`.
 
 Builders take the message or view the app really sent (from `FakeSlack.messages()` /
 `FakeSlack.views()`) and fill in what Slack would: the element's block_id, its type and
@@ -591,4 +594,55 @@ def event_callback(
             }
         ],
         "is_ext_shared_channel": False,
+    }
+
+
+def message_event(message: dict[str, Any], *, channel_type: str = "channel") -> dict[str, Any]:
+    """The `message` event Slack sends for `message` (which carries its `channel`), as
+    message.channels (channel_type "channel") or message.groups ("group") deliver it."""
+    event = {k: v for k, v in message.items() if k not in ("reply_count", "reply_users")}
+    event.setdefault("type", "message")
+    event["event_ts"] = message["ts"]
+    event["channel_type"] = channel_type
+    return event
+
+
+def message_changed_event(message: dict[str, Any], new_text: str) -> dict[str, Any]:
+    """An edit: Slack sends subtype message_changed with the old and new message."""
+    edited = {**{k: v for k, v in message.items() if k != "channel"}, "text": new_text}
+    edited["edited"] = {"user": message.get("user"), "ts": f"{time.time():.6f}"}
+    return {
+        "type": "message",
+        "subtype": "message_changed",
+        "hidden": True,
+        "channel": message["channel"],
+        "ts": f"{time.time():.6f}",
+        "event_ts": f"{time.time():.6f}",
+        "message": edited,
+        "previous_message": {k: v for k, v in message.items() if k != "channel"},
+        "channel_type": "channel",
+    }
+
+
+def message_deleted_event(message: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "type": "message",
+        "subtype": "message_deleted",
+        "hidden": True,
+        "channel": message["channel"],
+        "ts": f"{time.time():.6f}",
+        "deleted_ts": message["ts"],
+        "event_ts": f"{time.time():.6f}",
+        "previous_message": {k: v for k, v in message.items() if k != "channel"},
+        "channel_type": "channel",
+    }
+
+
+def app_home_opened_event(user_id: str = USER_ID, *, tab: str = "home") -> dict[str, Any]:
+    return {
+        "type": "app_home_opened",
+        "user": user_id,
+        "channel": "D0" + user_id[1:],
+        "tab": tab,
+        "event_ts": f"{time.time():.6f}",
     }

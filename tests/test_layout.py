@@ -113,9 +113,16 @@ PLATFORM = {
     "bot.render",
     "bot.manifest",
 }
-FEATURES = ("metric", "intake", "urgent", "sprints", "cody")
+FEATURES = ("metric", "intake", "urgent", "sprints", "cody", "support", "home")
 # Where one feature may use another (named in bot/features.py), as (importer, imported).
-SEAMS = {("intake", "urgent")}
+SEAMS = {
+    ("intake", "urgent"),
+    ("intake", "support"),
+    ("intake", "home"),
+    ("home", "intake"),
+    ("home", "sprints"),
+    ("home", "support"),
+}
 # Inside each feature, lowest first: a module may import its own layer or lower ones.
 # The first layer is the model tier (types and rules, no I/O); blocks are pure builders.
 FEATURE_LAYERS: dict[str, list[set[str]]] = {
@@ -125,11 +132,13 @@ FEATURE_LAYERS: dict[str, list[set[str]]] = {
         {"blocks", "issue"},
         {"outbox"},
         {"filing"},
-        {"modal"},
+        {"modal", "mirror"},
     ],
     "urgent": [{"model"}, {"blocks"}, {"alerts"}, {"webhook", "poller", "reminder"}],
     "sprints": [{"calendar", "content"}, {"blocks"}, {"search"}, {"jobs"}],
     "cody": [{"report"}, {"blocks", "chart"}, {"job"}],
+    "support": [{"model"}],
+    "home": [{"model"}, {"blocks"}, {"tab"}],
 }
 # Outside libraries and the one module (or package) of bot/ that may import each.
 GATEWAYS = {

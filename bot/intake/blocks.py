@@ -81,6 +81,7 @@ class Prefill(BaseModel):
     urgent: bool = False
     due_date: dt.date | None = None
     frequency: Frequency = Frequency.ONE_TIME
+    business_unit: str | None = None
 
 
 def problem_field(form: IssueForm) -> FormField | None:
@@ -182,8 +183,10 @@ def build_request_modal(
     form: IssueForm,
     state: ModalState,
     prefill: Prefill,
+    units: list[str] | None = None,
 ) -> ModalView:
-    """The request modal for `form`; the type select re-renders it for another form."""
+    """The request modal for `form`; the type select re-renders it for another form.
+    `units`: the business units it asks about (settings.business_units; none: no question)."""
     state = state.model_copy(update={"form_key": form.key})
     blocks: list[Any] = []
     if state.thread_messages:
@@ -230,6 +233,8 @@ def build_request_modal(
             continue
         blocks.append(_question_block(field, initial))
     blocks.extend(_standard_blocks(state, prefill))
+    if units:
+        blocks.append(_unit_block(units, prefill.business_unit))
     return ModalView(
         type="modal",
         callback_id=View.REQUEST,
@@ -313,6 +318,21 @@ def _standard_blocks(state: ModalState, prefill: Prefill) -> list[Any]:
     ]
 
 
+def _unit_block(units: list[str], chosen: str | None) -> InputBlock:
+    # The option's value is the group's name (settings: at most 75 characters, unique).
+    options = [Option(value=u, text=truncate(u, OPTION_TEXT_MAX)) for u in units[:100]]
+    initial = next((o for o in options if o.value == chosen), None)
+    return InputBlock(
+        block_id=RequestBlock.BUSINESS_UNIT,
+        label="Which group is it for?",
+        hint="It goes to that group's analyst, when it has one.",
+        optional=True,
+        element=StaticSelectElement(
+            action_id=Action.REQUEST_INPUT, options=options, initial_option=initial
+        ),
+    )
+
+
 # --- reading the modal back -------------------------------------------------------------
 
 
@@ -321,8 +341,9 @@ def _value(values: dict, block_id: str) -> dict:
     return next(iter(block.values()), {}) if block else {}
 
 
-def read_modal_values(values: dict, form: IssueForm) -> Prefill:
-    """view.state.values -> answers keyed by field id (option texts, not indexes)."""
+def read_modal_values(values: dict, form: IssueForm, units: list[str] | None = None) -> Prefill:
+    """view.state.values -> answers keyed by field id (option texts, not indexes). A
+    business unit counts only when it is one of `units`."""
     answers: dict[str, str | list[str]] = {}
     for field in form.questions:
         element = _value(values, QUESTION_PREFIX + field.id)
@@ -345,7 +366,9 @@ def read_modal_values(values: dict, form: IssueForm) -> Prefill:
             answers[field.id] = [t for t in picked if t is not None]
     due = _value(values, RequestBlock.DUE_DATE).get("selected_date")
     frequency = (_value(values, RequestBlock.FREQUENCY).get("selected_option") or {}).get("value")
+    unit = (_value(values, RequestBlock.BUSINESS_UNIT).get("selected_option") or {}).get("value")
     return Prefill(
+        business_unit=unit if unit in (units or []) else None,
         title=_value(values, RequestBlock.TITLE).get("value") or "",
         answers=answers,
         requester_id=_value(values, RequestBlock.REQUESTER).get("selected_user"),
@@ -363,10 +386,15 @@ def _by_index(items: list[str], value: str | None) -> str | None:
 
 
 def submission_from_modal(
-    values: dict, form: IssueForm, state: ModalState, thread: list[ThreadMessage]
+    values: dict,
+    form: IssueForm,
+    state: ModalState,
+    thread: list[ThreadMessage],
+    units: list[str] | None = None,
 ) -> Submission:
-    read = read_modal_values(values, form)
+    read = read_modal_values(values, form, units)
     return Submission(
+        business_unit=read.business_unit,
         form=form,
         title=read.title,
         answers=read.answers,
@@ -449,13 +477,29 @@ def build_request_exists_view(row: RequestRow) -> ModalView:
     return build_notice_view(text)
 
 
-def build_request_filed_message(row: RequestRow) -> Message:
+def build_request_filed_message(row: RequestRow, handler: str | None = None) -> Message:
+    """`handler`: who has it and why, plain text ("Ana Lopez, on support this week")."""
     text = f"Filed {_issue_link(row)} for the D&amp;A team."
     if row.submission.urgent:
         text += " It's marked *urgent*, so it shows up in #analytics."
+    if handler:
+        text += f" {escape_mrkdwn(handler)} has it."
     return Message(
         # The notification text is mrkdwn too: a typed "<!channel>" would ping everyone.
         text=f"Filed #{row.issue_number}: {_title(row)} {row.issue_url}",
+        blocks=[SectionBlock(text=MarkdownTextObject(text=text)).to_dict()],
+    )
+
+
+def build_support_ping_message(row: RequestRow, why: str) -> Message:
+    """The DM to an analyst about a new urgent request (`why`: plain text, e.g. "on support
+    this week")."""
+    text = (
+        f":rotating_light: New *urgent* request {_issue_link(row)}, from <@{row.requester_id}>. "
+        f"You're {escape_mrkdwn(why)}."
+    )
+    return Message(
+        text=f"Urgent request #{row.issue_number}: {_title(row)}",
         blocks=[SectionBlock(text=MarkdownTextObject(text=text)).to_dict()],
     )
 

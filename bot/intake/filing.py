@@ -24,12 +24,15 @@ from pydantic import BaseModel
 from slack_sdk.errors import SlackApiError
 
 from bot.github import GitHubFailure, IssueRef, classify_failure
+from bot.home.tab import refresh_home
 from bot.intake.blocks import (
     build_request_failed_message,
     build_request_filed_message,
     build_request_queued_message,
+    build_support_ping_message,
 )
 from bot.intake.issue import render_issue
+from bot.intake.markdown import github_markdown
 from bot.intake.model import (
     MARKER,
     IssueDraft,
@@ -52,6 +55,7 @@ from bot.intake.outbox import (
     update_request,
 )
 from bot.slack_post import attempted, deliver, post_once, redeliver_due
+from bot.support.model import Route, route, unit_label
 from bot.urgent.alerts import announce_issue
 
 if TYPE_CHECKING:
@@ -72,6 +76,7 @@ UNREACHABLE = {"channel_not_found", "is_archived", "not_in_channel", "thread_not
 FILED_KEY = "intake:filed:{id}"
 FILED_DM_KEY = "intake:filed-dm:{id}"
 NOTICE_KEY = "intake:{kind}-notice:{id}"
+PING_KEY = "intake:support-ping:{id}:{user}"
 
 
 def backoff_seconds(attempts: int) -> float:
@@ -127,9 +132,43 @@ def file_request(deps: Deps, request_id: str) -> RequestRow | None:
         assert row is not None
         if row.submission.urgent:
             announce_issue(deps, issue.number, slack_thread=row.permalink)  # seam to urgent
+            _ping_analysts(deps, row)
+        _refresh_home(deps, row.requester_id)  # seam to home
     if row.status is Status.FILED and row.notified_at is None:
         _notify_filed(deps, row)
     return get_request(deps, request_id)
+
+
+def request_route(deps: Deps, row: RequestRow) -> Route:
+    """Who handles the request (seam to support): decided by its submission time, so every
+    retry, and the reply, name the same analyst."""
+    return route(deps.settings, row.submission.business_unit, row.created_at)
+
+
+def _ping_analysts(deps: Deps, row: RequestRow) -> None:
+    """An urgent request: the analyst it goes to and the one on support hear at once, by DM,
+    once each (a post whose answer was lost is looked for before it is sent again)."""
+    if deps.settings.support_routing == "off":
+        return
+    routed = request_route(deps, row)
+    for analyst in routed.to_ping:
+        key = PING_KEY.format(id=row.id, user=analyst.slack)
+        if not deps.store.claim(key):
+            continue
+        message = build_support_ping_message(
+            row, routed.describe() if analyst == routed.analyst else "on support this week"
+        )
+        if deliver(deps, key, channel=analyst.slack, **message.send_kwargs()) is None:
+            logger.warning(
+                "request %s: the urgent ping to %s is not out yet", row.id, analyst.slack
+            )
+
+
+def _refresh_home(deps: Deps, user_id: str) -> None:
+    try:
+        refresh_home(deps, user_id)
+    except Exception:  # the Home tab is redrawn when it is next opened
+        logger.warning("could not refresh the Home tab of %s", user_id, exc_info=True)
 
 
 def _created_after_takeover(
@@ -208,16 +247,34 @@ def _create_once(deps: Deps, row: RequestRow, lease: FilingLease) -> tuple[Issue
     if permalink and not row.permalink:
         if not fenced_update(deps, row.id, lease.attempt, permalink=permalink):
             raise LeaseLost(row.id)
+    settings = deps.settings
+    routed = request_route(deps, row)
+    assignees: list[str] = []
+    routed_line: str | None = None
+    if routed.analyst is not None and settings.support_routing == "assign":
+        assignees = [routed.analyst.github]
+        routed_line = (
+            f"_Assigned to {github_markdown(routed.analyst.display)} "
+            f"({github_markdown(routed.describe())})._"
+        )
+    elif routed.analyst is not None and settings.support_routing == "mention":
+        # A deliberate mention: the login comes from settings (validated), not from Slack.
+        routed_line = f"@{routed.analyst.github}: this one is yours ({routed.describe()})."
     draft = render_issue(
         sub,
         row.id,
         permalink=permalink,
         user_name=user_namer(deps),
-        urgent_label=deps.settings.urgent_label,
+        urgent_label=settings.urgent_label,
+        labels=[unit_label(settings, sub.business_unit)] if sub.business_unit else [],
+        assignees=assignees,
+        routed=routed_line,
     )
     if issue is None:
         with lease.fence():
-            issue = deps.github.create_issue(draft.title, draft.body, draft.labels)
+            # Assignees only when routed: a request nobody is set up for is created as before.
+            extra = {"assignees": draft.assignees} if draft.assignees else {}
+            issue = deps.github.create_issue(draft.title, draft.body, draft.labels, **extra)
     return issue, draft
 
 
@@ -335,7 +392,12 @@ def _notify_filed(deps: Deps, row: RequestRow) -> None:
     if take_lease(deps, row.id, status=Status.FILED, count_attempt=False) is None:
         return
     # No unfurl: the link is the issue itself, its preview would only repeat it.
-    message = {**build_request_filed_message(row).send_kwargs(), "unfurl_links": False}
+    routed = request_route(deps, row)
+    handler = None
+    if routed.analyst is not None and deps.settings.support_routing != "off":
+        handler = f"{routed.analyst.display}, {routed.describe()},"
+    filed = build_request_filed_message(row, handler)
+    message = {**filed.send_kwargs(), "unfurl_links": False}
     target = reply_target(row.submission)
     dm_key = FILED_DM_KEY.format(id=row.id)
     try:

@@ -39,9 +39,15 @@ def render_issue(
     permalink: str | None,
     user_name: Callable[[str], str] = lambda uid: uid,
     urgent_label: str = "urgent",
+    labels: list[str] | None = None,
+    assignees: list[str] | None = None,
+    routed: str | None = None,
 ) -> IssueDraft:
     """The issue: body laid out like GitHub's own rendering of the form, then the standard
-    questions, the Slack thread, and who asked. All Slack text is escaped for GitHub."""
+    questions, the Slack thread, and who asked. All Slack text is escaped for GitHub.
+    `labels` are added to the form's (the business unit's); `assignees` are GitHub logins;
+    `routed` is a line of our own Markdown above the footer (the analyst it goes to, with a
+    deliberate @mention when SUPPORT_ROUTING=mention)."""
     title = sub.title.strip()
     prefix = sub.form.title_prefix
     if prefix and not title.lower().startswith(prefix.strip().lower()):
@@ -66,6 +72,8 @@ def render_issue(
     people = [_person(user_name, uid) for uid in sub.people]
     parts.append(_section("People involved", _people(people)))
     parts.append(_section("Frequency", sub.frequency.label))
+    if sub.business_unit:
+        parts.append(_section("Business unit", github_markdown(sub.business_unit)))
     requester = _person(user_name, sub.requester_id)
     footer = f"Requested by {requester} in Slack"
     if sub.submitted_by != sub.requester_id:
@@ -76,12 +84,15 @@ def render_issue(
         total = max(sub.thread_total or 0, len(sub.thread))
         thread = _thread(sub.thread, permalink, user_name, budget, total)
         parts.append(_section("Slack thread", thread))
+    if routed:
+        parts.append(routed)
     parts.append(footer)
-    labels = list(dict.fromkeys([*sub.form.labels, *([urgent_label] if sub.urgent else [])]))
+    all_labels = [*sub.form.labels, *([urgent_label] if sub.urgent else []), *(labels or [])]
     return IssueDraft(
         title=github_title(title),
         body="\n\n".join(parts) + "\n",
-        labels=labels,
+        labels=list(dict.fromkeys(all_labels)),
+        assignees=list(assignees or []),
         comments=comments,
     )
 

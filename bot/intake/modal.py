@@ -166,7 +166,7 @@ def _open(
     deps: Deps, client: WebClient, trigger_id: str, state: ModalState, prefill: Prefill
 ) -> None:
     forms = outbox.request_forms(deps)
-    view = build_request_modal(forms, forms[0], state, prefill)
+    view = build_request_modal(forms, forms[0], state, prefill, deps.settings.business_units)
     client.views_open(trigger_id=trigger_id, view=view)
 
 
@@ -206,7 +206,13 @@ def fill_from_thread(
         thread_link=_thread_link(client, channel, root) if longer else None,
     )
     forms = outbox.request_forms(deps)
-    modal = build_request_modal(forms, forms[0], state, prefill_from_thread(thread, plain=plain))
+    modal = build_request_modal(
+        forms,
+        forms[0],
+        state,
+        prefill_from_thread(thread, plain=plain),
+        deps.settings.business_units,
+    )
     replace_view(client, placeholder, modal)
 
 
@@ -291,9 +297,12 @@ def switch_request_type(deps: Deps, client: WebClient, change: TypeChange) -> No
     if chosen is None:
         chosen = forms[0]
     # Keep what was typed: Slack resets inputs whose initial values change on update.
-    prefill = read_modal_values(view.state_values, current) if current else Prefill()
+    units = deps.settings.business_units
+    prefill = read_modal_values(view.state_values, current, units) if current else Prefill()
     client.views_update(
-        view_id=view.id, hash=view.hash, view=build_request_modal(forms, chosen, state, prefill)
+        view_id=view.id,
+        hash=view.hash,
+        view=build_request_modal(forms, chosen, state, prefill, units),
     )
 
 
@@ -309,7 +318,9 @@ def submit_modal(deps: Deps, view: ShownModal) -> SubmissionAck:
         if state.source is Source.MESSAGE and state.channel_id and state.thread_ts
         else []
     )
-    submission = submission_from_modal(view.state_values, form, state, thread)
+    submission = submission_from_modal(
+        view.state_values, form, state, thread, deps.settings.business_units
+    )
     errors = validate_submission(submission, deps.today())
     if errors:
         return SubmissionAck(errors=modal_errors(errors))

@@ -9,6 +9,7 @@ the requester has been told), `failed` (GitHub refused it for a reason a retry w
 from __future__ import annotations
 
 import datetime as dt
+import re
 from enum import StrEnum
 from typing import Any
 
@@ -67,6 +68,7 @@ class Submission(BaseModel):
     due_date: dt.date | None = None
     people: list[str] = Field(default_factory=list)  # Slack user ids
     frequency: Frequency = Frequency.ONE_TIME
+    business_unit: str | None = None  # one of settings.business_units
     requester_id: str
     submitted_by: str
     source: Source
@@ -121,6 +123,7 @@ class IssueDraft(BaseModel):
     title: str
     body: str
     labels: list[str]
+    assignees: list[str] = Field(default_factory=list)  # GitHub logins
     comments: list[str] = Field(default_factory=list)
 
 
@@ -155,3 +158,47 @@ def reply_target(sub: Submission) -> ReplyTarget:
     if sub.source is Source.MESSAGE and sub.channel_id and sub.thread_ts:
         return ReplyTarget(channel=sub.channel_id, thread_ts=sub.thread_ts)
     return ReplyTarget(channel=sub.requester_id)
+
+
+# --- replies in a request's thread, mirrored to its issue (bot/intake/mirror.py) -----------
+
+# The hidden comment a mirrored reply's GitHub comment starts with: how a retry whose POST
+# answer was lost sees that the comment is there.
+REPLY_MARKER = "databot-slack-reply: {channel} {ts}"
+# Message subtypes that are a person's reply (a plain message has none).
+REPLY_SUBTYPES = {None, "file_share", "thread_broadcast"}
+_EMOJI_ONLY = re.compile(r"^(\s*:[a-z0-9_+'\-]+:\s*)+$")
+
+
+class SlackFile(BaseModel):
+    name: str | None = None
+    title: str | None = None
+    permalink: str | None = None
+
+
+class ThreadReply(BaseModel):
+    """A `message` event (Events API: message.channels, message.groups) as databot reads
+    it. Edits (`message_changed`), deletions and the bot's own posts are not replies."""
+
+    channel: str
+    ts: str
+    thread_ts: str | None = None
+    user: str | None = None
+    text: str = ""
+    subtype: str | None = None
+    bot_id: str | None = None
+    files: list[SlackFile] = Field(default_factory=list)
+
+    @property
+    def is_person_reply(self) -> bool:
+        return (
+            self.subtype in REPLY_SUBTYPES
+            and self.bot_id is None
+            and self.user is not None
+            and self.thread_ts is not None
+            and self.thread_ts != self.ts
+        )
+
+    @property
+    def only_emoji(self) -> bool:
+        return bool(_EMOJI_ONLY.match(self.text))

@@ -384,6 +384,19 @@ def list_requests(deps: Deps, statuses: list[Status] | None = None) -> list[Requ
         return [_row(m) for m in connection.execute(query).mappings()]
 
 
+def requests_by(deps: Deps, requester_id: str, limit: int = 10) -> list[RequestRow]:
+    """A person's latest requests, newest first (the Home tab reads them through this)."""
+    r = tables.requests.c
+    query = (
+        sa.select(tables.requests)
+        .where(r.requester_id == requester_id)
+        .order_by(r.created_at.desc())
+        .limit(limit)
+    )
+    with deps.store.engine.connect() as connection:
+        return [_row(m) for m in connection.execute(query).mappings()]
+
+
 def requeue(deps: Deps, request_id: str) -> RequestRow | None:
     """Put a failed (or waiting) request back in the queue, due now; for a filed request
     whose link reply was given up, try the reply again."""

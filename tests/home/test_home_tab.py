@@ -1,0 +1,142 @@
+"""The Home tab through the real app: a signed `app_home_opened` event draws it with
+views.publish; it lists the person's own requests, the urgent issues open now, this sprint
+and who is on support; its button opens the request modal; filing redraws it."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+
+import pytest
+import requests
+
+from bot.ids import Action, RequestBlock, View
+from sandbox.slack_requests import app_home_opened_event, view_submission
+from tests.conftest import TEST_NOW
+from tests.intake.test_intake_flow import answer, new_request_modal, submit
+
+ANA = {"github": "ana-lopez", "slack": "U0ANA", "name": "Ana Lopez"}
+BEN = {"github": "ben-k", "slack": "U0BEN", "name": "Ben Kim"}
+
+
+@pytest.fixture
+def bot(make_bot, sqlite_store):
+    with make_bot(
+        sqlite_store, support_analysts=[ANA, BEN], support_rotation_start=dt.date(2026, 1, 5)
+    ) as h:
+        h.slack.add_channel("C0ANALYTICS", "analytics")
+        h.slack.add_user("U0ALICE", real_name="Alice Chen")
+        h.slack.add_user("U0CAROL", real_name="Carol Diaz")
+        yield h
+
+
+def file_request(bot, title: str, user: str) -> dict:
+    view = new_request_modal(bot, user=user)
+    values = answer(
+        **{RequestBlock.TITLE: title, "q:problem": "p", "q:end_state": "e", "q:why": "w"}
+    )
+    submit(bot, view_submission(view, values, user_id=user))
+    return next(i for i in bot.github.issues() if i["title"] == title)
+
+
+def on_github(bot, method: str, path: str, body: dict) -> None:
+    """A person changes the issue on github.com (here: the stand-in)."""
+    response = requests.request(
+        method,
+        f"{bot.github.url}/repos/{bot.settings.github_repo}{path}",
+        json=body,
+        headers={"Authorization": f"Bearer {bot.settings.github_token.get_secret_value()}"},
+        timeout=10,
+    )
+    response.raise_for_status()
+
+
+def open_home(bot, user: str) -> dict:
+    before = len(bot.slack.calls("views.publish"))
+    assert bot.event(app_home_opened_event(user)).status == 200
+    bot.wait_idle()
+    calls = bot.slack.calls("views.publish")
+    assert len(calls) == before + 1
+    call = calls[-1]
+    assert call.error is None, call.error
+    assert call.args["user_id"] == user
+    view = call.args["view"]
+    return json.loads(view) if isinstance(view, str) else view
+
+
+def text_of(view: dict) -> str:
+    parts = []
+    for block in view["blocks"]:
+        parts.append((block.get("text") or {}).get("text", ""))
+        parts.extend(
+            e.get("text", "") for e in block.get("elements") or [] if isinstance(e.get("text"), str)
+        )
+    return "\n".join(parts)
+
+
+def test_the_home_tab_lists_the_persons_requests_urgent_issues_sprint_and_support(bot):
+    mine = file_request(bot, "Seats by plan", "U0ALICE")
+    done = file_request(bot, "Churn by cohort", "U0ALICE")
+    theirs = file_request(bot, "Carol's dashboard", "U0CAROL")
+    on_github(bot, "POST", f"/issues/{mine['number']}/assignees", {"assignees": ["ana-lopez"]})
+    on_github(
+        bot, "PATCH", f"/issues/{done['number']}", {"state": "closed", "state_reason": "completed"}
+    )
+    urgent = bot.github.create_issue(
+        "<!channel> pipeline *down*", labels=["urgent"], user="mallory"
+    )
+
+    view = open_home(bot, "U0ALICE")
+    assert view["type"] == "home"
+    shown = text_of(view)
+    assert f"#{mine['number']} Seats by plan" in shown and mine["html_url"] in shown
+    assert f"#{done['number']} Churn by cohort" in shown
+    assert "Carol" not in shown and theirs["html_url"] not in shown
+    line = next(b["text"]["text"] for b in view["blocks"] if mine["html_url"] in json.dumps(b))
+    assert "Open, in progress" in line and "@ana-lopez" in line
+    done_line = next(b["text"]["text"] for b in view["blocks"] if done["html_url"] in json.dumps(b))
+    assert "Delivered" in done_line
+    # The urgent issue, escaped: its title pings nobody.
+    assert urgent["html_url"] in shown
+    assert "<!channel>" not in shown and "&lt;!channel&gt;" in shown
+    # This sprint, computed from the anchor independently: 14-day sprints from 2026-01-05.
+    today = TEST_NOW.astimezone(bot.settings.tz).date()
+    start = dt.date(2026, 1, 5) + dt.timedelta(days=((today - dt.date(2026, 1, 5)).days // 14) * 14)
+    end = start + dt.timedelta(days=11)  # the Friday of its second week
+    assert f"{start:%a %b %-d} – {end:%a %b %-d}" in shown
+    weeks = (today - dt.timedelta(days=today.weekday()) - dt.date(2026, 1, 5)).days // 7
+    assert [ANA, BEN][weeks % 2]["name"] in shown
+    assert bot.slack.violations == []
+
+
+def test_the_new_request_button_opens_the_request_modal(bot):
+    view = open_home(bot, "U0ALICE")
+    before = len(bot.slack.calls("views.open"))
+    assert bot.click(Action.HOME_NEW_REQUEST, "home", view=view, user="U0ALICE").status == 200
+    [call] = bot.slack.wait_for("views.open", before + 1)[before:]
+    assert call.error is None
+    assert bot.slack.views()[-1]["callback_id"] == View.REQUEST
+
+
+def test_filing_a_request_redraws_the_home_tab_of_someone_who_opened_it(bot):
+    open_home(bot, "U0ALICE")
+    before = len(bot.slack.calls("views.publish"))
+    issue = file_request(bot, "Seats by plan", "U0ALICE")
+    calls = bot.slack.calls("views.publish")[before:]
+    assert [c.args["user_id"] for c in calls] == ["U0ALICE"]
+    view = calls[-1].args["view"]
+    view = json.loads(view) if isinstance(view, str) else view
+    assert issue["html_url"] in text_of(view)
+    # Carol never opened her Home tab: filing for her publishes nothing.
+    file_request(bot, "Carol's request", "U0CAROL")
+    assert [c.args["user_id"] for c in bot.slack.calls("views.publish")[before:]] == ["U0ALICE"]
+
+
+def test_the_messages_tab_draws_nothing_and_github_down_still_draws_the_tab(bot):
+    assert bot.event(app_home_opened_event("U0ALICE", tab="messages")).status == 200
+    bot.wait_idle()
+    assert bot.slack.calls("views.publish") == []
+    file_request(bot, "Seats by plan", "U0ALICE")
+    bot.github.fail_next(status=503, times=50)
+    shown = text_of(open_home(bot, "U0ALICE"))
+    assert "Seats by plan" in shown and "GitHub did not answer" in shown
