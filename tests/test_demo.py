@@ -222,6 +222,7 @@ def session(demo_run, data_dir) -> str:
         "2020-01-01",  # a date in the past: the bot refuses it
         "@bob",  # People involved
         "3",  # Frequency: weekly
+        "7",  # Which group is it for: Finance
         in_a_month(),  # only the refused field is asked again
         "quit",
     ]
