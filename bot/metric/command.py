@@ -18,6 +18,7 @@ from bot.deps import Deps
 from bot.errors import DatabotError, InputError
 from bot.metric.blocks import (
     build_metric_help,
+    build_metric_help_one,
     build_metric_message,
     build_metric_shared,
     build_metric_working,
@@ -81,6 +82,10 @@ def metric_command(
     except DatabotError as exc:
         return CommandReply(ack=Message(text=exc.user_message))
     if isinstance(parsed, HelpRequest):
+        if parsed.metric is not None:
+            return CommandReply(
+                ack=build_metric_help_one(parsed.metric, service.catalog, deps.settings)
+            )
         return CommandReply(ack=build_metric_help(service.catalog))
     if not may_see(parsed.metric, deps.settings, user=user, channel=channel):
         return CommandReply(ack=Message(text=refusal(parsed.metric, deps.settings)))
