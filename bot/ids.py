@@ -35,6 +35,12 @@ class Action(StrEnum):
     REQUEST_INPUT = "request_input"  # every other input in the request modal
 
 
+class Event(StrEnum):
+    """Events API event types the bot subscribes to (manifest `event_subscriptions`)."""
+
+    APP_MENTION = "app_mention"  # `@databot dau 7d` in a channel or thread
+
+
 class Job(StrEnum):
     """Scheduled job ids (also the JOB argument of `databot post`)."""
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import yaml
 
-from bot.ids import Command, Shortcut
+from bot.ids import Command, Event, Shortcut
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -41,6 +41,7 @@ IMPLIED_SCOPES = {
     "groups:history": "turning threads in private channels into requests",
     "groups:read": "finding a private channel a scheduled post goes to by its #name",
     "im:history": "finding its own DM whose answer was lost before sending it again",
+    "app_mentions:read": "answering `@databot dau 7d` (the app_mention event)",
 }
 
 
@@ -101,6 +102,18 @@ def manifest_problems(path: Path | Traversable) -> list[str]:
         problems.append(f"scopes the code needs but the manifest lacks: {sorted(missing)}")
     if extra := scopes - required_scopes() - set(IMPLIED_SCOPES):
         problems.append(f"scopes in the manifest that no code uses: {sorted(extra)}")
+
+    subscriptions = manifest.get("settings", {}).get("event_subscriptions") or {}
+    events = set(subscriptions.get("bot_events") or [])
+    code_events = {e.value for e in Event}
+    if missing := code_events - events:
+        problems.append(
+            f"events handled in code but not subscribed in the manifest: {sorted(missing)}"
+        )
+    if extra := events - code_events:
+        problems.append(f"events subscribed in the manifest that no code handles: {sorted(extra)}")
+    if Event.APP_MENTION.value in events and "app_mentions:read" not in scopes:
+        problems.append("the app_mention event needs the app_mentions:read scope")
 
     interactivity = manifest.get("settings", {}).get("interactivity", {})
     if (shortcuts or code_shortcuts) and not interactivity.get("is_enabled"):

@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
+from pydantic import BaseModel
 from slack_sdk.models.blocks import (
     ActionsBlock,
     Block,
@@ -35,6 +36,7 @@ SECTION_LIMIT = 3000  # Slack's limit on a section's text
 BUTTON_VALUE_LIMIT = 2000
 BREAKDOWN_ROWS = 10
 CELL_LIMIT = 200  # characters shown in one table cell
+ALT_TEXT_LIMIT = 1000  # Slack's limit on a file's alt_txt
 
 USAGE = (
     "`/metric NAME [PERIOD] [for ACCOUNT]`, "
@@ -262,6 +264,48 @@ def build_trend_chart(answer: Answer) -> DataVisualizationBlock | None:
         {answer.metric.title: [v for _, v in points]},
         x_label=_trend_kind(answer),
         y_label=_unit_label(field.unit, field.label),
+    )
+
+
+class ChartPicture(BaseModel):
+    """What the PNG of an answer's trend shows: points, title, and the alt text read to
+    people who cannot see it (Slack's `alt_txt`, at most 1,000 characters)."""
+
+    labels: list[str]
+    values: list[float | None]
+    title: str
+    y_label: str
+    alt_text: str
+    filename: str
+
+
+def build_metric_picture(answer: Answer) -> ChartPicture | None:
+    """The trend as a picture (PNG, for "Share in channel" and @databot answers), or None
+    when there is no trend to draw. Every point, not only the last 20 of the block chart."""
+    points = [(p, v) for p, v in zip(answer.trend_periods, answer.trend, strict=False)]
+    known = [(p, v) for p, v in points if v is not None]
+    if len(known) < 2:
+        return None
+    field = answer.headline[0]
+    unit = field.unit
+    low = min(known, key=lambda pv: pv[1])
+    high = max(known, key=lambda pv: pv[1])
+    span = Period(points[0][0].start, points[-1][0].end).label()
+    title = f"{answer.metric.title}{_for(answer, plain=True)} · {span}"
+    alt = (
+        f"Line chart of {answer.metric.title}{_for(answer, plain=True)}, "
+        f"{answer.trend_label} ({span}): lowest {format_value(low[1], unit)} "
+        f"({point_label(low[0])}), highest {format_value(high[1], unit)} "
+        f"({point_label(high[0])}), latest {format_value(known[-1][1], unit)} "
+        f"({point_label(known[-1][0])})."
+    )
+    return ChartPicture(
+        labels=[point_label(p) for p, _ in points],
+        values=[v for _, v in points],
+        title=title,
+        y_label=_unit_label(unit, field.label),
+        alt_text=truncate(alt, ALT_TEXT_LIMIT),
+        filename=f"{answer.metric.name}-{answer.period.end.isoformat()}.png",
     )
 
 
