@@ -397,7 +397,9 @@ def build_metric_help(catalog: Catalog) -> Message:
             text=MarkdownTextObject(
                 text=f"*Look up a number* with {USAGE}.\nPERIOD is one of "
                 + ", ".join(ACCEPTED_FORMS)
-                + ". Names are case-insensitive; periods are Pacific time."
+                + ". Names are case-insensitive; periods are Pacific time. "
+                "`/metric help NAME` explains one metric; `@databot dau 7d` in a channel "
+                "or thread answers there, in the thread."
             )
         )
     ]
