@@ -42,6 +42,7 @@ class Event(StrEnum):
     APP_HOME_OPENED = "app_home_opened"
     MESSAGE_CHANNELS = "message.channels"  # replies in request threads, public channels
     MESSAGE_GROUPS = "message.groups"  # the same in private channels
+    APP_MENTION = "app_mention"  # `@databot dau 7d` in a channel or thread
 
 
 class Job(StrEnum):

@@ -43,6 +43,7 @@ IMPLIED_SCOPES = {
     "message.groups event (replies in their threads)",
     "groups:read": "finding a private channel a scheduled post goes to by its #name",
     "im:history": "finding its own DM whose answer was lost before sending it again",
+    "app_mentions:read": "answering `@databot dau 7d` (the app_mention event)",
 }
 
 
@@ -115,6 +116,8 @@ def manifest_problems(path: Path | Traversable) -> list[str]:
     app_home = features.get("app_home") or {}
     if Event.APP_HOME_OPENED.value in code_events and not app_home.get("home_tab_enabled"):
         problems.append("app_home.home_tab_enabled must be true for the Home tab")
+    if Event.APP_MENTION.value in subscribed and "app_mentions:read" not in scopes:
+        problems.append("the app_mention event needs the app_mentions:read scope")
 
     interactivity = manifest.get("settings", {}).get("interactivity", {})
     if (shortcuts or code_shortcuts) and not interactivity.get("is_enabled"):

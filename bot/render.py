@@ -213,11 +213,54 @@ def render_block(block: dict[str, Any]) -> str:
                     cells.append(_rich_text(cell.get("elements", [])))
             rows.append(" | ".join(cells))
         return "\n".join(rows)
+    if kind == "data_visualization":
+        return _chart(block)
     if kind == "file":
         return f"[file {block.get('external_id', '')}]"
     if kind == "video":
         return f"[video: {_text(block.get('title'))}]"
     return f"[{kind} block]"
+
+
+CHART_WIDTH = 30  # characters of the longest bar
+
+
+def _chart(block: dict[str, Any]) -> str:
+    """A chart as text: its title, then one row per category with a bar per series
+    (scaled to the largest value) and the values."""
+    chart = block.get("chart") or {}
+    title = f"[{chart.get('type', 'chart')} chart] {block.get('title', '')}"
+    if chart.get("type") == "pie":
+        rows = [(s.get("label", ""), [s.get("value")]) for s in chart.get("segments", [])]
+        names: list[str] = []
+    else:
+        series = chart.get("series") or []
+        names = [s.get("name", "") for s in series]
+        by_label = [{p.get("label"): p.get("value") for p in s.get("data", [])} for s in series]
+        categories = (chart.get("axis_config") or {}).get("categories") or []
+        rows = [(c, [values.get(c) for values in by_label]) for c in categories]
+    numbers = [abs(v) for _, vs in rows for v in vs if isinstance(v, int | float)]
+    top = max(numbers, default=0) or 1
+    width = max((len(str(label)) for label, _ in rows), default=0)
+    lines = [title]
+    if len(names) > 1:
+        lines.append(
+            "  " + "  ".join(f"{BAR_MARKS[i % len(BAR_MARKS)]} {n}" for i, n in enumerate(names))
+        )
+    for label, values in rows:
+        for i, v in enumerate(values):
+            shown = "" if v is None else f"{v:,.2f}".rstrip("0").rstrip(".")
+            bar = (
+                ""
+                if v is None
+                else BAR_MARKS[i % len(BAR_MARKS)] * round(abs(v) / top * CHART_WIDTH)
+            )
+            head = str(label) if i == 0 else ""
+            lines.append(f"  {head:<{width}} {bar} {shown}".rstrip())
+    return "\n".join(lines)
+
+
+BAR_MARKS = "█░▒▓"
 
 
 def render_blocks(blocks: list[dict[str, Any]]) -> str:

@@ -1,5 +1,6 @@
-"""`/metric` in Slack: the command and its "Share in channel" button. What each replies is
-decided in bot/metric/command.py; slow work runs after the ack (run_after_ack)."""
+"""`/metric` in Slack: the command, its "Share in channel" button and `@databot NAME
+[PERIOD]` mentions. What each replies is decided in bot/metric/command.py; slow work runs
+after the ack (run_after_ack). The same listeners serve HTTP and Socket Mode."""
 
 from __future__ import annotations
 
@@ -8,8 +9,8 @@ from slack_bolt import Ack, App
 from slack_bolt.context.respond import Respond
 
 from bot.deps import Deps
-from bot.ids import Action, Command
-from bot.metric.command import Reply, Send, metric_command, share_metric_answer
+from bot.ids import Action, Command, Event
+from bot.metric.command import Reply, Send, metric_command, metric_mention, share_metric_answer
 from bot.metric.lookup import metric_service
 from bot.metric.model import ShareValue
 from handlers.errors import run_after_ack
@@ -20,6 +21,7 @@ def register(app: App, deps: Deps) -> None:
     listeners = MetricListeners(deps)
     app.command(Command.METRIC)(listeners.handle_metric_command)
     app.action(Action.METRIC_SHARE)(listeners.handle_metric_share)
+    app.event(Event.APP_MENTION)(listeners.handle_metric_mention)
 
 
 class MetricCommandBody(BaseModel):
@@ -28,6 +30,21 @@ class MetricCommandBody(BaseModel):
     text: str = ""
     user_id: str | None = None
     channel_id: str | None = None
+
+
+class MentionEvent(BaseModel):
+    """The fields of an `app_mention` event that a lookup reads."""
+
+    text: str = ""
+    user: str | None = None
+    channel: str
+    ts: str
+    thread_ts: str | None = None
+
+
+class EventEnvelope(BaseModel):
+    event_id: str
+    event: MentionEvent
 
 
 def sender(respond: Respond) -> Send:
@@ -76,4 +93,25 @@ class MetricListeners:
             user=(body.get("user") or {}).get("id"),
             channel=(body.get("channel") or {}).get("id"),
             send=sender(respond),
+        )
+
+    def handle_metric_mention(self, ack: Ack, body: dict) -> None:
+        ack()
+        envelope = EventEnvelope.model_validate(body)
+        event = envelope.event
+        # Errors reach the asker ephemerally in the channel (the one error path).
+        where = {"user_id": event.user, "channel_id": event.channel}
+        run_after_ack(
+            self.deps,
+            where,
+            None,
+            lambda: metric_mention(
+                self.deps,
+                event.text,
+                user=event.user,
+                channel=event.channel,
+                ts=event.ts,
+                thread_ts=event.thread_ts,
+                event_id=envelope.event_id,
+            ),
         )

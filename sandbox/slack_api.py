@@ -97,6 +97,7 @@ class UploadedFile:
     length: int
     title: str | None = None
     content: bytes | None = None
+    alt_txt: str | None = None
     channels: list[str] = dataclasses.field(default_factory=list)
     initial_comment: str | None = None
     thread_ts: str | None = None
@@ -132,8 +133,130 @@ class _Failure:
     times: int
 
 
+# Block types slack_sdk has no model for (or whose model checks too little), with the limits
+# Slack documents for them. Written from the documentation, not from our builders, so a
+# builder that gets a limit wrong fails a test.
+# docs.slack.dev/reference/block-kit/blocks/data-visualization-block
+CHARTS_PER_MESSAGE = 2
+CHART_TITLE_MAX = 50
+CHART_LABEL_MAX = 20
+CHART_AXIS_LABEL_MAX = 50
+CHART_SERIES = (1, 12)
+CHART_CATEGORIES = (1, 20)
+PIE_SEGMENTS = (1, 12)
+# docs.slack.dev/reference/block-kit/blocks/table-block
+TABLE_MAX_ROWS = 100
+TABLE_MAX_CELLS = 20
+TABLES_PER_MESSAGE = 1
+TABLE_CELL_TYPES = ("raw_text", "rich_text")
+
 # ---------------------------------------------------------------------------------------
 # Payload checks (usable on their own, e.g. on a builder's output)
+
+
+def _text_problem(where: str, value: Any, limit: int, *, required: bool = True) -> list[str]:
+    if value is None and not required:
+        return []
+    if not isinstance(value, str) or not value:
+        return [f"{where}: must be a non-empty string"]
+    if len(value) > limit:
+        return [f"{where}: must be at most {limit} characters (is {len(value)})"]
+    return []
+
+
+def _count_problem(where: str, items: Any, bounds: tuple[int, int]) -> list[str]:
+    low, high = bounds
+    if not isinstance(items, list):
+        return [f"{where}: must be an array"]
+    if not low <= len(items) <= high:
+        return [f"{where}: must hold {low}-{high} items (holds {len(items)})"]
+    return []
+
+
+def chart_problems(block: dict[str, Any], where: str = "block") -> list[str]:
+    """What Slack rejects in a data_visualization block."""
+    known = {"type", "title", "chart", "block_id"}
+    problems = [f"{where}: unknown field {k!r}" for k in block if k not in known]
+    problems += _text_problem(f"{where}.title", block.get("title"), CHART_TITLE_MAX)
+    chart = block.get("chart")
+    if not isinstance(chart, dict):
+        return [*problems, f"{where}.chart: required object"]
+    kind = chart.get("type")
+    if kind == "pie":
+        segments = chart.get("segments")
+        problems += _count_problem(f"{where}.chart.segments", segments, PIE_SEGMENTS)
+        for i, seg in enumerate(segments if isinstance(segments, list) else []):
+            seg = seg if isinstance(seg, dict) else {}
+            problems += _text_problem(
+                f"{where}.chart.segments[{i}].label", seg.get("label"), CHART_LABEL_MAX
+            )
+            if not _number(seg.get("value")) or seg["value"] <= 0:
+                problems.append(f"{where}.chart.segments[{i}].value: a positive number")
+        return problems
+    if kind not in ("line", "bar", "area"):
+        return [*problems, f"{where}.chart.type: one of pie, bar, area, line (got {kind!r})"]
+    axis = chart.get("axis_config")
+    if not isinstance(axis, dict):
+        return [*problems, f"{where}.chart.axis_config: required object"]
+    categories = axis.get("categories")
+    problems += _count_problem(
+        f"{where}.chart.axis_config.categories", categories, CHART_CATEGORIES
+    )
+    categories = categories if isinstance(categories, list) else []
+    for i, c in enumerate(categories):
+        problems += _text_problem(f"{where}.chart.axis_config.categories[{i}]", c, CHART_LABEL_MAX)
+    for key in ("x_label", "y_label"):
+        problems += _text_problem(
+            f"{where}.chart.axis_config.{key}", axis.get(key), CHART_AXIS_LABEL_MAX, required=False
+        )
+    series = chart.get("series")
+    problems += _count_problem(f"{where}.chart.series", series, CHART_SERIES)
+    names = []
+    for i, s in enumerate(series if isinstance(series, list) else []):
+        s = s if isinstance(s, dict) else {}
+        names.append(s.get("name"))
+        problems += _text_problem(f"{where}.chart.series[{i}].name", s.get("name"), CHART_LABEL_MAX)
+        data = s.get("data")
+        problems += _count_problem(f"{where}.chart.series[{i}].data", data, CHART_CATEGORIES)
+        for j, point in enumerate(data if isinstance(data, list) else []):
+            point = point if isinstance(point, dict) else {}
+            at = f"{where}.chart.series[{i}].data[{j}]"
+            problems += _text_problem(f"{at}.label", point.get("label"), CHART_LABEL_MAX)
+            if point.get("label") not in categories:
+                problems.append(f"{at}.label: {point.get('label')!r} is not an axis category")
+            if not _number(point.get("value")):
+                problems.append(f"{at}.value: must be a finite number")
+    if len(set(map(str, names))) != len(names):
+        problems.append(f"{where}.chart.series: names must be unique")
+    return problems
+
+
+def _number(value: Any) -> bool:
+    return (
+        isinstance(value, int | float)
+        and not isinstance(value, bool)
+        and value == value
+        and abs(value) != float("inf")
+    )
+
+
+def table_problems(block: dict[str, Any], where: str = "block") -> list[str]:
+    """What Slack rejects in a table block beyond slack_sdk's own check (rows present)."""
+    problems: list[str] = []
+    rows = block.get("rows")
+    problems += _count_problem(f"{where}.rows", rows, (1, TABLE_MAX_ROWS))
+    for i, row in enumerate(rows if isinstance(rows, list) else []):
+        problems += _count_problem(f"{where}.rows[{i}]", row, (1, TABLE_MAX_CELLS))
+        for j, cell in enumerate(row if isinstance(row, list) else []):
+            kind = cell.get("type") if isinstance(cell, dict) else None
+            if kind not in TABLE_CELL_TYPES:
+                problems.append(f"{where}.rows[{i}][{j}]: cell type {kind!r} not allowed")
+            elif kind == "raw_text" and not (isinstance(cell.get("text"), str) and cell["text"]):
+                problems.append(f"{where}.rows[{i}][{j}]: raw_text needs text")
+    settings = block.get("column_settings")
+    if settings is not None:
+        problems += _count_problem(f"{where}.column_settings", settings, (0, TABLE_MAX_CELLS))
+    return problems
 
 
 def _duplicate_ids(blocks: list[dict]) -> list[str]:
@@ -165,6 +288,11 @@ def block_problems(blocks: Any, *, max_blocks: int = MESSAGE_MAX_BLOCKS) -> list
         if not isinstance(block, dict):
             problems.append(f"blocks[{index}]: must be an object")
             continue
+        if block.get("type") == "data_visualization":
+            problems.extend(chart_problems(block, f"blocks[{index}]"))
+            continue
+        if block.get("type") == "table":
+            problems.extend(table_problems(block, f"blocks[{index}]"))
         try:
             parsed = Block.parse(block)
             if parsed is None:
@@ -174,6 +302,11 @@ def block_problems(blocks: Any, *, max_blocks: int = MESSAGE_MAX_BLOCKS) -> list
         except Exception as exc:  # noqa: BLE001 - any model failure is a rejected block
             problems.append(f"blocks[{index}] ({block.get('type')}): {exc}")
     problems.extend(_duplicate_ids([b for b in blocks if isinstance(b, dict)]))
+    kinds = [b.get("type") for b in blocks if isinstance(b, dict)]
+    if kinds.count("data_visualization") > CHARTS_PER_MESSAGE:
+        problems.append(f"no more than {CHARTS_PER_MESSAGE} data_visualization blocks allowed")
+    if kinds.count("table") > TABLES_PER_MESSAGE:
+        problems.append(f"no more than {TABLES_PER_MESSAGE} table block allowed")
     return problems
 
 
@@ -1051,7 +1184,9 @@ class FakeSlack(LoopbackServer):
             raise SlackError("invalid_arguments")
         file_id = f"F{next(self._ids):010d}"
         upload_token = secrets.token_urlsafe(16)
-        self._files[file_id] = UploadedFile(file_id, filename, int(length))
+        self._files[file_id] = UploadedFile(
+            file_id, filename, int(length), alt_txt=args.get("alt_txt") or None
+        )
         self._upload_tokens[upload_token] = file_id
         return {"upload_url": f"{self.url}/upload/v1/{upload_token}", "file_id": file_id}
 

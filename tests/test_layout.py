@@ -109,6 +109,7 @@ PLATFORM = {
     "bot.slack_post",
     "bot.slack_text",
     "bot.sparkline",
+    "bot.charts",
     "bot.sql",
     "bot.render",
     "bot.manifest",

@@ -1,5 +1,6 @@
-"""Charts uploaded with scheduled posts (PNG). The text sparkline that stands in for them
-where a Slack client shows no images is bot/sparkline.py (shared with /metric).
+"""The Cody Pro daily chart (PNG, uploaded with the post), drawn and encoded through the
+project's one chart module, bot/charts.py. The text sparkline that stands in for it where a
+Slack client shows no images is bot/sparkline.py (shared with /metric).
 
 Figures are built with `matplotlib.figure.Figure` and the Agg canvas directly, never
 `pyplot`: pyplot keeps global state and picks a GUI backend, and jobs run in worker threads.
@@ -7,7 +8,6 @@ Figures are built with `matplotlib.figure.Figure` and the Agg canvas directly, n
 
 from __future__ import annotations
 
-import io
 from collections.abc import Sequence
 
 from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -15,6 +15,7 @@ from matplotlib.dates import DateFormatter
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator, StrMethodFormatter
 
+from bot.charts import render_png
 from bot.cody.report import CodyDay
 
 
@@ -55,11 +56,24 @@ def build_trend_figure(days: Sequence[CodyDay], *, price_usd: float | None) -> F
     return fig
 
 
-def render_png(fig: Figure) -> bytes:
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", metadata={"Software": "databot"})
-    return buffer.getvalue()
-
-
 def render_trend_png(days: Sequence[CodyDay], *, price_usd: float | None) -> bytes:
     return render_png(build_trend_figure(days, price_usd=price_usd))
+
+
+def trend_alt_text(days: Sequence[CodyDay], *, show_revenue: bool) -> str:
+    """What the chart shows, for screen readers and clients without images."""
+    if not days:
+        return "Cody Pro chart: no days to show."
+    first, last = days[0], days[-1]
+    new = sum(d.new_subscribers for d in days)
+    canceled = sum(d.canceled_subscribers for d in days)
+    text = (
+        f"Cody Pro active subscribers from {first.date:%b} {first.date.day} to "
+        f"{last.date:%b} {last.date.day}, {last.date.year}: {first.active_subscribers:,} to "
+        f"{last.active_subscribers:,} (lowest {min(d.active_subscribers for d in days):,}, "
+        f"highest {max(d.active_subscribers for d in days):,}); {new:,} new and "
+        f"{canceled:,} canceled over the {len(days)} days."
+    )
+    if show_revenue:
+        text += " The right axis shows MRR."
+    return text

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 from slack_sdk.errors import SlackClientError
 
 from bot.cody.blocks import build_cody_daily_message
-from bot.cody.chart import render_trend_png
+from bot.cody.chart import render_trend_png, trend_alt_text
 from bot.cody.report import TREND_DAYS, check_readiness, fmt_day, load_report
 from bot.cron import is_off, parse_cron
 from bot.errors import InputError
@@ -158,6 +158,7 @@ class CodyDailyJob:
                     filename=f"cody-pro-{day.isoformat()}.png",
                     content=png,
                     title=f"Cody Pro, {TREND_DAYS} days to {fmt_day(day)}",
+                    alt_text=trend_alt_text(report.trend, show_revenue=show_revenue),
                 )
             ],
         )

@@ -8,10 +8,16 @@ import sys
 from collections.abc import Callable
 from typing import Any, TextIO
 
-from bot.metric.blocks import build_metric_text
+from bot.metric.blocks import (
+    build_breakdown_chart,
+    build_metric_help_text,
+    build_metric_text,
+    build_trend_chart,
+)
 from bot.metric.catalog import Catalog, Sensitivity, load_catalog
 from bot.metric.lookup import MetricService
 from bot.metric.model import Answer, HelpRequest, NoData, UnknownAccount, UnknownMetric
+from bot.render import render_block
 from bot.settings import Settings, utc_now
 from bot.warehouse import make_warehouse
 
@@ -35,7 +41,11 @@ def print_metric_lookup(
         print(_plain(exc.user_message), file=out)
         return 1
     if isinstance(parsed, HelpRequest):
-        print(_plain(catalog_text(service.catalog)), file=out)
+        if parsed.metric is not None:
+            about = build_metric_help_text(parsed.metric, service.catalog, settings)
+            print(_plain(about), file=out)
+        else:
+            print(_plain(catalog_text(service.catalog)), file=out)
         return 0
     own = warehouse is None
     if own:  # only now: help and typos need no warehouse
@@ -52,6 +62,10 @@ def print_metric_lookup(
         print(json.dumps(answer_json(answer), default=str, indent=2), file=out)
     else:
         print(build_metric_text(answer, settings), file=out)
+        # The charts the Slack answer carries, drawn as text (bot/render.py).
+        for chart in (build_trend_chart(answer), build_breakdown_chart(answer)):
+            if chart is not None:
+                print(render_block(chart.to_dict()), file=out)
     return 0
 
 

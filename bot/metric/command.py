@@ -10,21 +10,29 @@ URL.
 
 from __future__ import annotations
 
+import logging
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
+from slack_sdk.errors import SlackApiError
+
+from bot.charts import render_line_png
 from bot.deps import Deps
 from bot.errors import DatabotError, InputError
 from bot.metric.blocks import (
     build_metric_help,
+    build_metric_help_one,
     build_metric_message,
+    build_metric_picture,
     build_metric_shared,
     build_metric_working,
     build_request_offer,
 )
 from bot.metric.lookup import StillWorking, metric_service
 from bot.metric.model import (
+    Answer,
     HelpRequest,
     MetricQuery,
     NoData,
@@ -35,7 +43,10 @@ from bot.metric.model import (
     prefill_for,
     refusal,
 )
+from bot.slack_post import post_once, slack_error
 from bot.slack_text import Message
+
+logger = logging.getLogger(__name__)
 
 # Misses the catalog has no answer for: the reply offers a data request, prefilled with what
 # was asked and why nothing came back. Any other error takes the one error path.
@@ -81,6 +92,10 @@ def metric_command(
     except DatabotError as exc:
         return CommandReply(ack=Message(text=exc.user_message))
     if isinstance(parsed, HelpRequest):
+        if parsed.metric is not None:
+            return CommandReply(
+                ack=build_metric_help_one(parsed.metric, service.catalog, deps.settings)
+            )
         return CommandReply(ack=build_metric_help(service.catalog))
     if not may_see(parsed.metric, deps.settings, user=user, channel=channel):
         return CommandReply(ack=Message(text=refusal(parsed.metric, deps.settings)))
@@ -133,3 +148,114 @@ def share_metric_answer(
     shared = build_metric_message(answer, deps.settings, shared_by=user)
     send(Reply(shared, response_type="in_channel", replace_original=False))
     send(Reply(build_metric_shared(), replace_original=True))
+    if channel is not None:
+        # The public copy is posted by response URL, which gives no ts to thread under:
+        # the picture follows it in the channel.
+        upload_picture(deps, answer, channel=channel, thread_ts=None)
+
+
+def upload_picture(deps: Deps, answer: Answer, *, channel: str, thread_ts: str | None) -> None:
+    """The answer's trend as a PNG (with alt text) where a picture is wanted: beside a
+    public answer. The answer is out already, so a failed upload is logged, not raised."""
+    picture = build_metric_picture(answer)
+    if picture is None:
+        return
+    png = render_line_png(
+        picture.labels, picture.values, title=picture.title, y_label=picture.y_label
+    )
+    try:
+        deps.slack.files_upload_v2(
+            channel=channel,
+            thread_ts=thread_ts,
+            file_uploads=[
+                {
+                    "content": png,
+                    "filename": picture.filename,
+                    "title": picture.title,
+                    "alt_txt": picture.alt_text,
+                }
+            ],
+        )
+    except (SlackApiError, OSError) as exc:
+        logger.warning(
+            "metric %s: the chart was not uploaded to %s (%s)",
+            answer.metric.name,
+            channel,
+            slack_error(exc),
+        )
+
+
+# --------------------------------------------------------------------------- @databot
+
+
+MENTION_KEY = "metric:mention:{event_id}"
+_USER_MENTION = re.compile(r"<@[UW][A-Z0-9]+(?:\|[^>]*)?>")
+
+
+def mention_text(text: str) -> str:
+    """`<@UDATABOT> dau 7d` -> `dau 7d`: every user mention dropped (the bot's own and any
+    other: they are not part of a lookup)."""
+    return " ".join(_USER_MENTION.sub(" ", text or "").split())
+
+
+def metric_mention(
+    deps: Deps,
+    text: str,
+    *,
+    user: str | None,
+    channel: str,
+    ts: str,
+    thread_ts: str | None,
+    event_id: str,
+) -> None:
+    """`@databot NAME [PERIOD] [for ACCOUNT]` in a channel or thread: answered in the
+    thread (the mention's own thread, or one started on the mention). The answer is public,
+    so a revenue metric is answered only in a revenue channel, whoever asks (as "Share in
+    channel"). Once per event: Slack's retried deliveries (and Socket Mode's) are claimed
+    under the event id, and the reply is posted once under the same key
+    (bot/slack_post.py)."""
+    if not deps.store.claim(MENTION_KEY.format(event_id=event_id)):
+        logger.info("app_mention %s: already answered", event_id)
+        return
+    key = MENTION_KEY.format(event_id=event_id)
+    thread = thread_ts or ts
+    asked = mention_text(text)
+
+    def post(message: Message) -> None:
+        post_once(
+            deps,
+            key,
+            channel=channel,
+            thread_ts=thread,
+            unfurl_links=False,
+            **message.send_kwargs(),
+        )
+
+    service = metric_service(deps)
+    try:
+        parsed = service.parse(asked)
+    except tuple(OFFER_REASONS) as exc:
+        post(_offer(exc, asked))
+        return
+    except DatabotError as exc:
+        post(Message(text=exc.user_message))
+        return
+    if isinstance(parsed, HelpRequest):
+        if parsed.metric is not None:
+            post(build_metric_help_one(parsed.metric, service.catalog, deps.settings))
+        else:
+            post(build_metric_help(service.catalog))
+        return
+    if not may_see(parsed.metric, deps.settings, user=None, channel=channel):
+        post(Message(text=refusal(parsed.metric, deps.settings, sharing=True)))
+        return
+    try:
+        answer = service.answer(parsed)
+    except tuple(OFFER_REASONS) as exc:
+        post(_offer(exc, asked))
+        return
+    except DatabotError as exc:
+        post(Message(text=exc.user_message))
+        return
+    post(build_metric_message(answer, deps.settings, shared_by=user))
+    upload_picture(deps, answer, channel=channel, thread_ts=thread)

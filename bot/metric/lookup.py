@@ -177,7 +177,7 @@ class MetricService:
 
     def _compute(self, metric: Metric, asked: Period, account: str | None) -> Answer:
         period = asked if asked.days >= metric.min_days else asked.ending_window(metric.min_days)
-        previous = period.previous()
+        previous = compared_period(metric, period)
         if metric.shape == "buckets":
             buckets = max(2, min(TREND_BUCKETS, MAX_SCAN_DAYS // period.days))
             scan = Period(period.end - dt.timedelta(days=buckets * period.days - 1), period.end)
@@ -294,7 +294,7 @@ def summarise(
     data_through = _latest(r.get("data_through") for r in rows)
     key_col = "bucket" if metric.shape == "buckets" else metric.day_column
     rows = [r for r in rows if r.get(key_col) is not None]
-    previous = period.previous()
+    previous = compared_period(metric, period)
     fields = metric.all_fields
 
     # series[dim][key] -> row; dim None for plain metrics
@@ -332,8 +332,15 @@ def summarise(
         n = (scan.days + period.days - 1) // period.days
         trend = [total(head, period, b) for b in range(n - 1, -1, -1)]
         trend_label = f"last {n} periods of {period.days} day{'s' if period.days > 1 else ''}"
+        span = dt.timedelta(days=period.days)
+        trend_periods = [
+            Period(period.start - b * span, period.end - b * span) for b in range(n - 1, -1, -1)
+        ]
     else:
-        trend, trend_label = _daily_trend(series, head, period, metric.rollup)
+        trend, trend_label, trend_periods = _daily_trend(series, head, period, metric.rollup)
+    # One day: also the same weekday a week earlier (bucket 7 of one-day buckets).
+    week = period.week_before()
+    week_ago = total(head, week, 7) if week is not None and scan.start <= week.start else None
 
     breakdown: list[Row] = []
     if metric.dimension:
@@ -362,7 +369,16 @@ def summarise(
         data_through=data_through,
         complete=complete,
         recent=recent,
+        trend_periods=trend_periods,
+        week_ago=week_ago,
     )
+
+
+def compared_period(metric: Metric, period: Period) -> Period:
+    """What a change is measured against. Daily metrics roll days up, so a calendar month
+    compares with the calendar month before; bucket metrics (distinct counts) can only
+    compare with the equal-length bucket before."""
+    return period.compared_with() if metric.shape == "daily" else period.previous()
 
 
 def _rollup(rows: dict[Any, dict], f: ValueField, p: Period, default: str) -> float | None:
@@ -383,7 +399,7 @@ def _rollup(rows: dict[Any, dict], f: ValueField, p: Period, default: str) -> fl
 
 def _daily_trend(
     series: dict[str | None, dict[Any, dict]], f: ValueField, period: Period, how: str
-) -> tuple[list[float | None], str]:
+) -> tuple[list[float | None], str, list[Period]]:
     if period.days <= 31:
         days = max(period.days, MIN_DAILY_TREND)
         start = period.end - dt.timedelta(days=days - 1)
@@ -393,6 +409,7 @@ def _daily_trend(
         start = period.start
         label = f"{'weekly' if chunk == 7 else '30-day'} over the period"
     points: list[float | None] = []
+    spans: list[Period] = []
     day = start
     while day <= period.end:
         end = min(day + dt.timedelta(days=chunk - 1), period.end)
@@ -400,8 +417,9 @@ def _daily_trend(
         found = [_rollup(rows, f, p, how) for rows in series.values()]
         vals = [v for v in found if v is not None]
         points.append(sum(vals) if vals else None)
+        spans.append(p)
         day = end + dt.timedelta(days=1)
-    return points, label
+    return points, label, spans
 
 
 def _num(v: Any) -> float | None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from pydantic import BaseModel
 
@@ -57,7 +57,7 @@ class MetricQuery:
 
 @dataclass(frozen=True)
 class HelpRequest:
-    pass
+    metric: Metric | None = None  # `help NAME`: explain this one metric
 
 
 @dataclass
@@ -82,6 +82,12 @@ class Answer:
     complete: bool
     recent: bool = True  # data_through is the source's newest data, not a lower bound
     from_cache: bool = False
+    trend_periods: list[Period] = field(default_factory=list)  # the dates of each trend point
+    week_ago: float | None = None  # one day asked: the headline on the same weekday before
+
+    @property
+    def week_ago_period(self) -> Period | None:
+        return self.period.week_before()
 
     @property
     def headline(self) -> tuple[ValueField, float | None, float | None]:
@@ -106,6 +112,12 @@ def parse_command(text: str | None, catalog: Catalog, today: dt.date) -> MetricQ
     raw = " ".join((text or "").split())
     if raw.lower() in ("", "help", "?", "list", "catalog"):
         return HelpRequest()
+    if raw.lower().startswith(("help ", "? ")):
+        name = raw.split(maxsplit=1)[1]
+        found = catalog.get(name) or catalog.match_prefix(name)
+        if found is None:
+            raise UnknownMetric(name.split()[0][:40], catalog.suggest(name.split()[0]))
+        return HelpRequest(found if isinstance(found, Metric) else found[0])
     if len(raw) > MAX_COMMAND:
         raise InputError(
             f"That is {len(raw)} characters; a lookup is `/metric NAME [PERIOD] [for ACCOUNT]`."
@@ -223,3 +235,13 @@ def format_through(ts: dt.datetime | None, settings: Settings) -> str:
         return "an unknown time"
     local = ts.astimezone(REPORTING_TZ)
     return f"{local:%b} {local.day}, {local:%H:%M} PT"
+
+
+_TABLE = re.compile(r"\b(?:FROM|JOIN)\s+`?([A-Za-z_][A-Za-z0-9_]*\.[A-Za-z_][A-Za-z0-9_]*)`?", re.I)
+
+
+def tables_read(metric: Metric, catalog: Catalog) -> list[str]:
+    """The warehouse tables a metric's SQL (and its source's freshness query) reads, in
+    order of first mention: what `/metric help NAME` names as its tables."""
+    sql = metric.query_text() + "\n" + catalog.sources[metric.source].data_through_sql
+    return list(dict.fromkeys(_TABLE.findall(sql)))

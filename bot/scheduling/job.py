@@ -35,6 +35,7 @@ class PostFile(BaseModel):
     filename: str
     content: bytes
     title: str
+    alt_text: str | None = None  # what an image shows, for screen readers (Slack's alt_txt)
 
 
 class Post(BaseModel):

@@ -336,7 +336,12 @@ def _post(deps, job, opts, record, post: Post, *, manual) -> RunRecord:
                 channel=channel,
                 thread_ts=ts,
                 file_uploads=[
-                    {"content": f.content, "filename": f.filename, "title": f.title}
+                    {
+                        "content": f.content,
+                        "filename": f.filename,
+                        "title": f.title,
+                        **({"alt_txt": f.alt_text} if f.alt_text else {}),
+                    }
                     for f in post.files
                 ],
             )

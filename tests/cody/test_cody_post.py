@@ -370,6 +370,9 @@ def test_late_data_retries_then_one_notice_then_the_numbers_once(
     (chart,) = [f for f in slack.files() if f.filename == "cody-pro-2026-11-22.png"]
     assert chart.content.startswith(b"\x89PNG")
     assert chart.thread_ts == numbers["ts"]
+    # Alt text says what the picture shows, for screen readers.
+    assert chart.alt_txt and "Cody Pro active subscribers" in chart.alt_txt
+    assert f"to {expected['active_subscribers']:,}" in chart.alt_txt
 
     # later retries, a second clock, a restart: the period is done
     assert run_at(13, 30) is None

@@ -116,3 +116,183 @@ def test_unparseable_period_lists_every_accepted_form():
     for form in ("yesterday", "today", "7d", "last week", "last month", "this month"):
         assert form in err.value.user_message
     assert "2026-10-01..2026-10-31" in err.value.user_message
+
+
+# --------------------------------------------------------------------------- the wider grammar
+# Expected dates are worked out here from the calendar, independently of the parser: a few
+# fixed "today"s (Pacific dates) that sit on week, month, quarter and year edges.
+
+import calendar  # noqa: E402
+
+TODAYS = [
+    D(2026, 11, 23),  # a Monday
+    D(2026, 11, 22),  # a Sunday
+    D(2026, 10, 1),  # first day of a month and of Q4
+    D(2026, 1, 1),  # first day of the year
+    D(2026, 3, 8),  # DST starts
+    D(2026, 7, 15),  # mid Q3
+]
+
+
+def _days_back(today, n):
+    end = today - dt.timedelta(days=1)
+    return Period(end - dt.timedelta(days=n - 1), end)
+
+
+def _upto(start, today):
+    if start == today:
+        return Period(today, today, partial=True)
+    return Period(start, today - dt.timedelta(days=1))
+
+
+def _monday(today):
+    return today - dt.timedelta(days=calendar.weekday(today.year, today.month, today.day))
+
+
+def _quarter_of(day):
+    return (day.month - 1) // 3 + 1
+
+
+def _quarter(year, q):
+    first = D(year, 3 * q - 2, 1)
+    last_month = 3 * q
+    return first, D(year, last_month, calendar.monthrange(year, last_month)[1])
+
+
+def _calendar_span(first, last, today):
+    return _upto(first, today) if last >= today else Period(first, last)
+
+
+def _latest_month(month, today):
+    year = today.year if D(today.year, month, 1) <= today else today.year - 1
+    return _calendar_span(
+        D(year, month, 1), D(year, month, calendar.monthrange(year, month)[1]), today
+    )
+
+
+def _latest_quarter(q, today):
+    first, last = _quarter(today.year, q)
+    if first > today:
+        first, last = _quarter(today.year - 1, q)
+    return _calendar_span(first, last, today)
+
+
+def _last_quarter(today):
+    q, year = _quarter_of(today) - 1, today.year
+    if q == 0:
+        q, year = 4, year - 1
+    return Period(*_quarter(year, q))
+
+
+EXPECTED = {
+    "last 7 days": lambda t: _days_back(t, 7),
+    "Past 30 Days": lambda t: _days_back(t, 30),
+    "past 90 days": lambda t: _days_back(t, 90),
+    "last 1 day": lambda t: _days_back(t, 1),
+    "14 days": lambda t: _days_back(t, 14),
+    "this week": lambda t: _upto(_monday(t), t),
+    "last week": lambda t: Period(
+        _monday(t) - dt.timedelta(days=7), _monday(t) - dt.timedelta(days=1)
+    ),
+    "this quarter": lambda t: _upto(_quarter(t.year, _quarter_of(t))[0], t),
+    "last quarter": _last_quarter,
+    "Q3": lambda t: _latest_quarter(3, t),
+    "q4": lambda t: _latest_quarter(4, t),
+    "Q1": lambda t: _latest_quarter(1, t),
+    "2026-Q3": lambda t: _calendar_span(*_quarter(2026, 3), t),
+    "2025-q4": lambda t: Period(*_quarter(2025, 4)),
+    "Q2 2025": lambda t: Period(*_quarter(2025, 2)),
+    "ytd": lambda t: _upto(D(t.year, 1, 1), t),
+    "YTD": lambda t: _upto(D(t.year, 1, 1), t),
+    "mtd": lambda t: _upto(t.replace(day=1), t),
+    "this month": lambda t: _upto(t.replace(day=1), t),
+    "Oct 2025": lambda t: Period(D(2025, 10, 1), D(2025, 10, 31)),
+    "october 2025": lambda t: Period(D(2025, 10, 1), D(2025, 10, 31)),
+    "Feb 2024": lambda t: Period(D(2024, 2, 1), D(2024, 2, 29)),
+    "October": lambda t: _latest_month(10, t),
+    "oct": lambda t: _latest_month(10, t),
+    "March": lambda t: _latest_month(3, t),
+    "sept": lambda t: _latest_month(9, t),
+    "December": lambda t: _latest_month(12, t),
+}
+
+
+@pytest.mark.parametrize("today", TODAYS, ids=str)
+@pytest.mark.parametrize("text", list(EXPECTED))
+def test_every_period_form_gives_the_calendar_dates(text, today):
+    expected = EXPECTED[text](today)
+    if expected.start > today:  # e.g. 2026-Q3 asked on Jan 1, 2026
+        with pytest.raises(InputError):
+            parse_period(text, today)
+        return
+    assert parse_period(text, today) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "today", "start", "end", "partial"),
+    [
+        # Spelled out, for a reader: the same answers as the table above.
+        ("this week", MONDAY, MONDAY, MONDAY, True),
+        ("this week", D(2026, 11, 22), D(2026, 11, 16), D(2026, 11, 21), False),
+        ("Q3", MONDAY, D(2026, 7, 1), D(2026, 9, 30), False),
+        ("Q4", MONDAY, D(2026, 10, 1), D(2026, 11, 22), False),
+        ("Q4", D(2026, 5, 1), D(2025, 10, 1), D(2025, 12, 31), False),
+        ("last quarter", D(2026, 1, 10), D(2025, 10, 1), D(2025, 12, 31), False),
+        ("ytd", MONDAY, D(2026, 1, 1), D(2026, 11, 22), False),
+        ("ytd", D(2026, 1, 1), D(2026, 1, 1), D(2026, 1, 1), True),
+        ("October", MONDAY, D(2026, 10, 1), D(2026, 10, 31), False),
+        ("October", D(2026, 5, 1), D(2025, 10, 1), D(2025, 10, 31), False),
+        ("Oct 2026", MONDAY, D(2026, 10, 1), D(2026, 10, 31), False),
+    ],
+)
+def test_named_periods_read_as_people_mean_them(text, today, start, end, partial):
+    assert parse_period(text, today) == Period(start, end, partial)
+
+
+@pytest.mark.parametrize(
+    ("text", "meant"),
+    [
+        ("7 dyas", "7d"),
+        ("7dys", "7d"),
+        ("last 30 dyas", "30d"),
+        ("yesterdy", "yesterday"),
+        ("lst week", "last week"),
+        ("this quartr", "this quarter"),
+        ("Octobr", "October"),
+    ],
+)
+def test_a_near_miss_gets_one_suggestion_not_the_whole_list(text, meant):
+    with pytest.raises(InputError) as err:
+        parse_period(text, MONDAY)
+    message = err.value.user_message
+    assert f"Did you mean `{meant}`?" in message
+    assert "2026-10-01..2026-10-31" not in message
+
+
+@pytest.mark.parametrize("text", ["2027-Q1", "Q1 2027", "Dec 2026", "2026-Q1 2026"])
+def test_future_or_doubled_named_periods_are_refused(text):
+    with pytest.raises(InputError):
+        parse_period(text, MONDAY)
+
+
+@pytest.mark.parametrize(
+    ("period", "compared"),
+    [
+        # A calendar month is compared with the calendar month before it.
+        (Period(D(2026, 10, 1), D(2026, 10, 31)), Period(D(2026, 9, 1), D(2026, 9, 30))),
+        (Period(D(2026, 3, 1), D(2026, 3, 31)), Period(D(2026, 2, 1), D(2026, 2, 28))),
+        (Period(D(2026, 1, 1), D(2026, 1, 31)), Period(D(2025, 12, 1), D(2025, 12, 31))),
+        # Anything else with the equal-length period just before.
+        (Period(D(2026, 11, 16), D(2026, 11, 22)), Period(D(2026, 11, 9), D(2026, 11, 15))),
+        (Period(D(2026, 11, 1), D(2026, 11, 22)), Period(D(2026, 10, 10), D(2026, 10, 31))),
+    ],
+)
+def test_a_calendar_month_is_compared_with_the_previous_calendar_month(period, compared):
+    assert period.compared_with() == compared
+
+
+def test_one_day_is_also_compared_with_the_same_weekday_a_week_earlier():
+    monday = Period(MONDAY, MONDAY)
+    assert monday.week_before() == Period(D(2026, 11, 16), D(2026, 11, 16))
+    assert monday.week_before().start.weekday() == MONDAY.weekday()
+    assert Period(D(2026, 11, 16), D(2026, 11, 22)).week_before() is None

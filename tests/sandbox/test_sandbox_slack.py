@@ -734,3 +734,100 @@ def test_history_and_replies_return_metadata_only_when_asked_like_slack(slack, c
     assert [m["metadata"] for m in replies["messages"]] == [meta, meta]
     plain = client.conversations_replies(channel="C0GENERAL", ts=root)["messages"]
     assert all("metadata" not in m for m in plain)
+
+
+# --- charts and tables (limits from Slack's block reference) ------------------------------
+
+
+def chart(title="DAU, last 14 days", *, kind="line", categories=None, series=None):
+    categories = categories if categories is not None else ["Nov 21", "Nov 22"]
+    series = (
+        series
+        if series is not None
+        else [
+            {
+                "name": "DAU",
+                "data": [{"label": c, "value": 10 + i} for i, c in enumerate(categories)],
+            }
+        ]
+    )
+    return {
+        "type": "data_visualization",
+        "title": title,
+        "chart": {"type": kind, "series": series, "axis_config": {"categories": categories}},
+    }
+
+
+def table(rows=2, cells=3):
+    return {
+        "type": "table",
+        "rows": [
+            [{"type": "raw_text", "text": f"r{r}c{c}"} for c in range(cells)] for r in range(rows)
+        ],
+    }
+
+
+def test_charts_and_tables_within_slacks_limits_are_accepted(slack, client):
+    twenty = [f"day {i}" for i in range(20)]
+    twelve = [{"name": f"s{n}", "data": [{"label": twenty[0], "value": n}]} for n in range(12)]
+    blocks = [
+        chart("x" * 50, categories=twenty),
+        chart(kind="bar", categories=twenty, series=twelve),
+        table(rows=100, cells=20),
+    ]
+    assert client.chat_postMessage(channel="#analytics", text="ok", blocks=blocks)["ok"]
+    assert slack.violations == []
+
+
+@pytest.mark.parametrize(
+    ("blocks", "why"),
+    [
+        ([chart("x" * 51)], "title"),
+        ([chart(categories=[f"d{i}" for i in range(21)])], "categories"),
+        ([chart(categories=["x" * 21])], "categories[0]"),
+        (
+            [
+                chart(
+                    series=[
+                        {"name": f"s{n}", "data": [{"label": "Nov 21", "value": 1}]}
+                        for n in range(13)
+                    ]
+                )
+            ],
+            "series",
+        ),
+        (
+            [chart(series=[{"name": "DAU", "data": [{"label": "Nov 1", "value": 1}]}])],
+            "not an axis category",
+        ),
+        (
+            [chart(series=[{"name": "DAU", "data": [{"label": "Nov 21", "value": "7"}]}])],
+            "finite number",
+        ),
+        ([chart(series=[{"name": "n" * 21, "data": [{"label": "Nov 21", "value": 1}]}])], "name"),
+        ([chart(kind="scatter")], "chart.type"),
+        ([chart(), chart(), chart()], "no more than 2 data_visualization"),
+        ([table(), table()], "no more than 1 table"),
+        ([table(rows=101)], "rows"),
+        ([table(cells=21)], "rows[0]"),
+    ],
+)
+def test_a_chart_or_table_slack_would_refuse_is_invalid_blocks(slack, client, blocks, why):
+    with pytest.raises(SlackApiError) as err:
+        client.chat_postMessage(channel="#analytics", text="no", blocks=blocks)
+    assert err.value.response["error"] == "invalid_blocks"
+    (violation,) = slack.violations
+    assert why in " ".join(violation.problems)
+    assert slack.messages("#analytics") == []
+
+
+def test_uploaded_files_keep_their_alt_text(slack, client):
+    client.files_upload_v2(
+        channel="#analytics",
+        content=b"\x89PNG...",
+        filename="c.png",
+        title="C",
+        alt_txt="a line chart",
+    )
+    (uploaded,) = slack.files()
+    assert uploaded.alt_txt == "a line chart"
