@@ -24,6 +24,7 @@ SCENES: list[str] = [
     "urgent",
     "sprint",
     "cody",
+    "subscriptions",
 ]
 
 

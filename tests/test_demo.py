@@ -118,3 +118,12 @@ def test_demo_urgent_scene_keeps_one_message_per_issue_and_pings_nobody(demo_out
     assert "<!channel> <@U0CEO> click <https://evil.example|here>" in hostile
     assert "@channel" not in hostile and "@U0CEO" not in hostile.replace("<@U0CEO>", "")
     assert "304 Not Modified" in text
+
+
+def test_demo_subscriptions_scene_delivers_one_subscription_and_one_alert_once(demo_output):
+    scene = demo_output.split("Subscriptions and alerts (issue 14)")[1]
+    assert "Subscribed" in scene and "Alert set" in scene
+    assert "revenue data" in scene  # mrr refused in #analytics
+    assert scene.count("--- message in C0ANALYTICS ---") == 2  # the alert and the delivery
+    assert "nothing posted again." in scene
+    assert "sub-" in scene and "alert-" in scene
