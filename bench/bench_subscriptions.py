@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import os
 import sys
 import tempfile
 import threading
@@ -42,7 +43,7 @@ METRICS = [
     "cody_pro_canceled",
 ]
 PERIODS = ["yesterday", "last week"]
-EACH = 500
+EACH = int(os.environ.get("BENCH_SUBSCRIPTIONS", "500"))
 PT = ZoneInfo("America/Los_Angeles")
 
 

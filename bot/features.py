@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING
 
 from apscheduler.triggers.interval import IntervalTrigger
@@ -34,7 +35,7 @@ from bot.scheduling.runner import run_period
 from bot.scheduling.runs import RunRecord
 from bot.settings import utc_now
 from bot.sprints.jobs import build_sprint_jobs
-from bot.subscriptions.delivery import active_jobs, find_item_job
+from bot.subscriptions.delivery import AlertJob, SubscriptionJob, active_jobs, find_item_job
 from bot.telemetry import CLOCK_HEARTBEAT_KEY
 from bot.urgent.poller import schedule_in_clock
 from bot.urgent.reminder import UrgentReminderJob
@@ -47,6 +48,7 @@ if TYPE_CHECKING:
 
 
 logger = logging.getLogger(__name__)
+TICK_THREADS = 8  # deliveries of one subscriptions tick running at once
 
 
 def build_jobs(deps: Deps) -> list[ScheduledJob]:
@@ -75,14 +77,21 @@ def tick_subscriptions(deps: Deps) -> list[RunRecord]:
     jobs = active_jobs(deps)
     by_name = {str(j.id): j for j in jobs}
     done: list[RunRecord] = []
-    for job in jobs:
+
+    def due(job: SubscriptionJob | AlertJob) -> list[RunRecord]:
         entry = Entry(
             job,  # type: ignore[arg-type]
             job.cron(),
             build_schedule(job.cron(), deps.settings.tz),
             JobOptions.of(job, deps.settings),  # type: ignore[arg-type]
         )
-        done += run_due(deps, entry)
+        return run_due(deps, entry)
+
+    # Items in parallel (each one's periods in order, in one thread): the waits are Slack's
+    # and the state database's; the shared lookups' single flight keeps one query each.
+    with ThreadPoolExecutor(TICK_THREADS, thread_name_prefix="databot-subs") as pool:
+        for records in pool.map(due, jobs):
+            done += records
     for name, period in runs.due_retries(deps.store, deps.now()):
         retry = by_name.get(name)
         if retry is not None:

@@ -18,7 +18,7 @@ import datetime as dt
 import logging
 from typing import TYPE_CHECKING
 
-from bot.cron import build_schedule
+from bot.cron import CronSchedule, build_schedule
 from bot.metric.blocks import build_metric_message
 from bot.metric.catalog import Metric, Sensitivity
 from bot.metric.lookup import MetricService, metric_service
@@ -109,6 +109,7 @@ class ItemJob:
         self.id = item.job_name
         self.channel = item.channel
         self.lookups = lookups
+        self._triggers: dict[str, CronSchedule] = {}
 
     @property
     def title(self) -> str:
@@ -121,10 +122,18 @@ class ItemJob:
     def latest_fire(self, run_at: dt.datetime, tz: ZoneInfo) -> dt.datetime | None:
         """The schedule's latest fire time at or before `run_at`, not before the item was
         made (a new item never catches up a time before it existed)."""
-        fires = list(build_schedule(self.cron(), tz).fire_times(run_at - LOOKBACK, run_at))
-        if not fires or fires[-1] < self.item.created_at:
+        trigger = self._triggers.get(tz.key)
+        if trigger is None:
+            trigger = self._triggers[tz.key] = build_schedule(self.cron(), tz)
+        # The clock asks about its fire times exactly: one step instead of a week's list.
+        if trigger.get_next_fire_time(None, run_at) == run_at:
+            fire: dt.datetime | None = run_at
+        else:
+            fires = list(trigger.fire_times(run_at - LOOKBACK, run_at))
+            fire = fires[-1] if fires else None
+        if fire is None or fire < self.item.created_at:
             return None
-        return fires[-1]
+        return fire
 
     def current(self, deps: Deps) -> tuple[Item, Metric] | Skip:
         """The item as stored now, checked again: paused, deleted, metric gone, or the
