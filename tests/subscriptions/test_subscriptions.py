@@ -436,3 +436,49 @@ def test_databot_subscriptions_lists_all_as_json(bot, clock, capsys):
     out = json.loads(capsys.readouterr().out)
     (row,) = out["subscriptions"]
     assert row["job"] == "sub-1" and row["schedule"] == "daily at 09:00"
+
+
+def test_databot_post_treats_a_subscription_like_any_scheduled_job(bot, clock):
+    # What `databot post sub-1 [--dry-run]` runs: the job found by name, its latest period.
+    from bot.features import build_jobs, find_job
+    from bot.scheduling import runner
+    from bot.scheduling.clock import manual_period
+    from bot.scheduling.job import Post
+
+    clock.set(at(dt.date(2026, 11, 16), 10))
+    command(bot, "subscribe dau daily at 9am")
+    clock.set(at(dt.date(2026, 11, 18), 12))
+    job = find_job(build_jobs(bot.deps), "sub-1", bot.deps)
+    assert job is not None and find_job(build_jobs(bot.deps), "sub-99", bot.deps) is None
+    period = manual_period(bot.deps, job, None)
+    assert period == "2026-11-18"
+    preview = runner.preview(bot.deps, job, period)
+    assert isinstance(preview, Post) and "Tue Nov 17, 2026" in text_of(preview.blocks)
+    assert posts(bot) == []  # a dry run posts nothing
+    record = runner.run_period(bot.deps, job, period, manual=True)
+    assert record is not None and record.status == "posted"
+    assert runner.run_period(bot.deps, job, period, manual=True) is None  # never twice
+    tick(bot)
+    assert len(posts(bot)) == 1
+
+
+def test_a_delivery_slack_refuses_is_reported_to_the_owner_and_one_whose_answer_is_lost_posts_once(
+    make_bot, sqlite_store, clock
+):
+    with make_bot(sqlite_store, owner_channel="C0OWNER") as bot:
+        clock.set(at(dt.date(2026, 11, 16), 10))
+        command(bot, "subscribe dau daily at 9am")
+        bot.slack.fail_next("chat.postMessage", "is_archived")
+        clock.set(at(dt.date(2026, 11, 17), 9))
+        tick(bot)
+        assert posts(bot) == []
+        owner = [m["text"] for m in bot.slack.messages("C0OWNER")]
+        assert len(owner) == 1 and "sub-1" in owner[0] and "is_archived" in owner[0]
+
+        bot.slack.lose_answer_next("chat.postMessage", "500")
+        clock.set(at(dt.date(2026, 11, 18), 9))
+        tick(bot)
+        clock.advance(minutes=20)  # past the run's lease: the sweep looks before posting
+        tick(bot)
+        tick(bot)
+        assert len(posts(bot)) == 1
