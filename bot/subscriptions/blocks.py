@@ -205,7 +205,7 @@ def build_list(
     for item in items[:20]:
         state = "" if item.status is Status.ACTIVE else f" · _{item.status}_"
         if item.status_reason:
-            state += f" ({escape_mrkdwn(truncate(item.status_reason, 200))})"
+            state += f" ({truncate(item.status_reason, 200)})"  # databot's own words
         if item.snoozed_until:
             state += f" · snoozed until {when(item.snoozed_until, tz)}"
         kind = ":calendar:" if item.kind is Kind.SUBSCRIPTION else ":bell:"
