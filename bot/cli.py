@@ -198,10 +198,13 @@ def cmd_post(args: argparse.Namespace, settings: Settings) -> int:
     deps = build_deps(settings)
     try:
         jobs = build_jobs(deps)
-        job = find_job(jobs, args.job)
+        job = find_job(jobs, args.job, deps)
         if job is None:
             names = ", ".join(str(j.id) for j in jobs)
-            raise InputError(f"No job called {args.job!r}. Jobs: {names}.")
+            raise InputError(
+                f"No job called {args.job!r}. Jobs: {names}; subscriptions and alerts "
+                "are sub-N and alert-N (`databot subscriptions` lists them)."
+            )
         period = manual_period(deps, job, args.date)
         if args.dry_run:
             result = runner.preview(deps, job, period)
@@ -449,6 +452,25 @@ def cmd_metric(args: argparse.Namespace, settings: Settings) -> int:
     return print_metric_lookup(settings, " ".join(args.words), as_json=args.json)
 
 
+# --- subscriptions -----------------------------------------------------------------
+
+
+def cmd_subscriptions(args: argparse.Namespace, settings: Settings) -> int:
+    from bot.deps import build_deps
+    from bot.subscriptions.cli import render_subscriptions, subscription_rows
+
+    deps = build_deps(settings)
+    try:
+        rows = subscription_rows(deps)
+    finally:
+        deps.close()
+    if args.json:
+        print_json({"subscriptions": rows})
+    else:
+        print(render_subscriptions(rows, settings.tz))
+    return 0
+
+
 # --- urgent-poll ---------------------------------------------------------------------
 
 
@@ -562,6 +584,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("words", nargs="*", help="NAME [PERIOD] [for ACCOUNT], or `help`")
     p.add_argument("--json", action="store_true", help="print JSON instead of text")
     p.set_defaults(func=cmd_metric)
+    p = sub.add_parser(
+        "subscriptions", help="list metric subscriptions and alerts (next run, last result)"
+    )
+    p.add_argument("--json", action="store_true", help="print JSON instead of text")
+    p.set_defaults(func=cmd_subscriptions)
     p = sub.add_parser(
         "urgent-poll", help="poll GitHub for urgent issues (what `clock` does without webhooks)"
     )

@@ -12,21 +12,37 @@ Seams (where one feature hands something to another, in one direction only):
   (`home.tab.refresh_home(deps, slack_user_id)`; only for people who opened it).
 - home -> intake: the Home tab lists a person's requests (`intake.outbox.requests_by`).
 - home -> sprints, home -> support: the tab shows this sprint's dates and who is on support.
+- subscriptions -> metric: subscriptions and alerts reuse /metric's grammar, catalog, lookup
+  service and answer builders (`metric.model.parse_command`, `metric.lookup.MetricService`,
+  `metric.blocks.build_metric_message`); metric knows nothing of subscriptions (its
+  "Subscribe" button is only an action id, handled in handlers/subscriptions.py).
+
+Subscriptions and alerts are jobs made by people, one per item (`sub-3`, `alert-7`), so
+they are not in `build_jobs`: `tick_subscriptions` hands each one due to the same runner
+(and clock catch-up) every minute in the clock process.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING
 
 from apscheduler.triggers.interval import IntervalTrigger
 
 from bot.cody.job import CodyDailyJob
+from bot.cron import build_schedule
 from bot.intake.filing import start_outbox_worker
 from bot.intake.mirror import start_mirror_worker
-from bot.scheduling.job import ScheduledJob
+from bot.scheduling import runs
+from bot.scheduling.clock import Entry, run_due
+from bot.scheduling.job import JobOptions, ScheduledJob
+from bot.scheduling.runner import run_period
+from bot.scheduling.runs import RunRecord
 from bot.settings import utc_now
 from bot.sprints.jobs import build_sprint_jobs
+from bot.subscriptions.delivery import AlertJob, SubscriptionJob, active_jobs, find_item_job
 from bot.telemetry import CLOCK_HEARTBEAT_KEY
 from bot.urgent.poller import schedule_in_clock
 from bot.urgent.reminder import UrgentReminderJob
@@ -36,6 +52,10 @@ if TYPE_CHECKING:
     from apscheduler.schedulers.base import BaseScheduler
 
     from bot.deps import Deps
+
+
+logger = logging.getLogger(__name__)
+TICK_THREADS = 8  # deliveries of one subscriptions tick running at once
 
 
 def build_jobs(deps: Deps) -> list[ScheduledJob]:
@@ -48,8 +68,44 @@ def build_jobs(deps: Deps) -> list[ScheduledJob]:
     return jobs
 
 
-def find_job(jobs: list[ScheduledJob], name: str) -> ScheduledJob | None:
-    return next((j for j in jobs if str(j.id) == name), None)
+def find_job(jobs: list[ScheduledJob], name: str, deps: Deps | None = None) -> ScheduledJob | None:
+    """The job called `name`; with `deps`, also a subscription or alert (`sub-3`)."""
+    found = next((j for j in jobs if str(j.id) == name), None)
+    if found is None and deps is not None:
+        return find_item_job(deps, name)  # type: ignore[return-value]
+    return found
+
+
+def tick_subscriptions(deps: Deps) -> list[RunRecord]:
+    """One pass over every subscription and alert, at deps.now(): each period due and not
+    yet recorded is run once (catch-up within the grace period, a missed one recorded as
+    skipped), then the retries (late data, failed builds, crashed runs). All items due in
+    this tick share one lookup service: one warehouse query per distinct lookup."""
+    jobs = active_jobs(deps)
+    by_name = {str(j.id): j for j in jobs}
+    done: list[RunRecord] = []
+
+    def due(job: SubscriptionJob | AlertJob) -> list[RunRecord]:
+        entry = Entry(
+            job,  # type: ignore[arg-type]
+            job.cron(),
+            build_schedule(job.cron(), deps.settings.tz),
+            JobOptions.of(job, deps.settings),  # type: ignore[arg-type]
+        )
+        return run_due(deps, entry)
+
+    # Items in parallel (each one's periods in order, in one thread): the waits are Slack's
+    # and the state database's; the shared lookups' single flight keeps one query each.
+    with ThreadPoolExecutor(TICK_THREADS, thread_name_prefix="databot-subs") as pool:
+        for records in pool.map(due, jobs):
+            done += records
+    for name, period in runs.due_retries(deps.store, deps.now()):
+        retry = by_name.get(name)
+        if retry is not None:
+            record = run_period(deps, retry, period)  # type: ignore[arg-type]
+            if record is not None:
+                done.append(record)
+    return done
 
 
 def start_web_workers(deps: Deps) -> list[Callable[[], None]]:
@@ -68,6 +124,15 @@ def schedule_clock_extras(scheduler: BaseScheduler, deps: Deps) -> None:
     the heartbeat that `/readyz`, `/metrics` and `databot posts` show."""
     schedule_in_clock(scheduler, deps)
     scheduler.add_job(
+        _guarded_tick,
+        IntervalTrigger(seconds=HEARTBEAT_SECONDS),
+        args=[deps],
+        id="subscriptions",
+        next_run_time=utc_now(),
+        max_instances=1,
+        coalesce=True,
+    )
+    scheduler.add_job(
         beat,
         IntervalTrigger(seconds=HEARTBEAT_SECONDS),
         args=[deps],
@@ -79,6 +144,14 @@ def schedule_clock_extras(scheduler: BaseScheduler, deps: Deps) -> None:
 
 
 HEARTBEAT_SECONDS = 60
+
+
+def _guarded_tick(deps: Deps) -> None:
+    # One item's bug must not stop the clock.
+    try:
+        tick_subscriptions(deps)
+    except Exception:
+        logger.exception("subscriptions: the tick failed")
 
 
 def beat(deps: Deps) -> None:

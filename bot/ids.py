@@ -34,6 +34,12 @@ class Action(StrEnum):
     REQUEST_TYPE_SELECT = "request_type_select"  # switches the modal to another form
     REQUEST_INPUT = "request_input"  # every other input in the request modal
     HOME_NEW_REQUEST = "home_new_request"  # the Home tab's "New data request" button
+    METRIC_SUBSCRIBE = "metric_subscribe"  # on every /metric answer
+    SUBSCRIPTION_PAUSE = "subscription_pause"
+    SUBSCRIPTION_RESUME = "subscription_resume"
+    SUBSCRIPTION_DELETE = "subscription_delete"
+    ALERT_SNOOZE = "alert_snooze"  # a day
+    ALERT_SNOOZE_WEEK = "alert_snooze_week"
 
 
 class Event(StrEnum):

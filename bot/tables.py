@@ -128,3 +128,35 @@ thread_mirrors = sa.Table(
     sa.Column("created_at", UtcDateTime(), nullable=False),
     sa.Column("updated_at", UtcDateTime(), nullable=False),
 )
+
+# Metric subscriptions and alerts (bot/subscriptions/): one row per item, made whole or not
+# at all. Deliveries are scheduled_runs rows under job "sub-<id>" / "alert-<id>".
+metric_subscriptions = sa.Table(
+    "metric_subscriptions",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("kind", sa.String(20), nullable=False),
+    sa.Column("metric", sa.String(100), nullable=False),
+    sa.Column("period_text", sa.String(60), nullable=True),
+    sa.Column("account", sa.String(100), nullable=True),
+    sa.Column("channel", sa.String(50), nullable=False, index=True),
+    sa.Column("creator", sa.String(50), nullable=False, index=True),
+    sa.Column("schedule", sa.JSON, nullable=True),
+    sa.Column("rule", sa.JSON, nullable=True),
+    sa.Column("status", sa.String(20), nullable=False),
+    sa.Column("status_reason", sa.Text, nullable=True),
+    sa.Column("snoozed_until", UtcDateTime(), nullable=True),
+    sa.Column("created_at", UtcDateTime(), nullable=False),
+    sa.Column("updated_at", UtcDateTime(), nullable=False),
+)
+
+# Each alert's result per complete period: what re-arms it (false for a whole period).
+metric_alert_checks = sa.Table(
+    "metric_alert_checks",
+    metadata,
+    sa.Column("alert_id", sa.Integer, primary_key=True),
+    sa.Column("period", sa.String(50), primary_key=True),
+    sa.Column("state", sa.String(10), nullable=False),
+    sa.Column("value", sa.Float, nullable=True),
+    sa.Column("created_at", UtcDateTime(), nullable=False),
+)

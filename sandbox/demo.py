@@ -37,6 +37,7 @@ SCENES: list[str] = [
     "sprint",
     "cody",
     "loop",
+    "subscriptions",
 ]
 
 

@@ -295,3 +295,12 @@ def test_interactive_demo_keeps_what_was_typed_when_the_request_type_changes(dem
     assert "now: Churn by plan" in redrawn
     assert "(modal closed; nothing was sent)" in redrawn
     assert "Filed #" not in result.stdout
+
+
+def test_demo_subscriptions_scene_delivers_one_subscription_and_one_alert_once(demo_output):
+    scene = demo_output.split("Subscriptions and alerts (issue 14)")[1]
+    assert "Subscribed" in scene and "Alert set" in scene
+    assert "revenue data" in scene  # mrr refused in #analytics
+    assert scene.count("--- message in C0ANALYTICS ---") == 2  # the alert and the delivery
+    assert "nothing posted again." in scene
+    assert "sub-" in scene and "alert-" in scene

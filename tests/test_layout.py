@@ -114,7 +114,7 @@ PLATFORM = {
     "bot.render",
     "bot.manifest",
 }
-FEATURES = ("metric", "intake", "urgent", "sprints", "cody", "support", "home")
+FEATURES = ("metric", "intake", "urgent", "sprints", "cody", "support", "home", "subscriptions")
 # Where one feature may use another (named in bot/features.py), as (importer, imported).
 SEAMS = {
     ("intake", "urgent"),
@@ -123,6 +123,7 @@ SEAMS = {
     ("home", "intake"),
     ("home", "sprints"),
     ("home", "support"),
+    ("subscriptions", "metric"),
 }
 # Inside each feature, lowest first: a module may import its own layer or lower ones.
 # The first layer is the model tier (types and rules, no I/O); blocks are pure builders.
@@ -140,6 +141,7 @@ FEATURE_LAYERS: dict[str, list[set[str]]] = {
     "cody": [{"report"}, {"blocks", "chart"}, {"job"}],
     "support": [{"model"}],
     "home": [{"model"}, {"blocks"}, {"tab"}],
+    "subscriptions": [{"model"}, {"blocks"}, {"records"}, {"delivery"}, {"command", "cli"}],
 }
 # Outside libraries and the one module (or package) of bot/ that may import each.
 GATEWAYS = {

@@ -227,7 +227,13 @@ def build_metric_message(
                         text="Share in channel",
                         action_id=Action.METRIC_SHARE.value,
                         value=answer.share_value().model_dump_json(),
-                    )
+                    ),
+                    # Handled by the subscriptions feature (same value: the lookup).
+                    ButtonElement(
+                        text="Subscribe",
+                        action_id=Action.METRIC_SUBSCRIBE.value,
+                        value=answer.share_value().model_dump_json(),
+                    ),
                 ]
             )
         )

@@ -1,0 +1,1 @@
+"""Metric subscriptions and alerts (issue 14): model -> blocks -> records -> delivery -> command."""
