@@ -6,22 +6,35 @@ Seams (where one feature hands something to another, in one direction only):
 - intake -> urgent: a request filed as urgent is shown in the analytics channel at once
   (`urgent.alerts.announce_issue`), instead of at the next poll or webhook, with the Slack
   thread it was filed from (urgent reads no intake table).
+- followup -> intake: request follow-ups ask intake which issues it filed, and where each
+  request's replies go (`intake.outbox.filed_requests`); they read no intake table.
+- urgent poller -> followup: the urgent poller's one listing of changed issues is handed to
+  follow-ups (`observers=` below), so both share one conditional request per interval.
+- followup -> (the Home tab): `request_changed` below is called once per told change.
 """
 
 from __future__ import annotations
 
+import logging
+import threading
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING
 
 from apscheduler.triggers.interval import IntervalTrigger
 
 from bot.cody.job import CodyDailyJob
+from bot.followup.poller import observe_polled_issues
+from bot.followup.poller import run_poll as run_followup_poll
+from bot.followup.replies import redeliver as redeliver_followups
+from bot.followup.webhook import receive as receive_followup
+from bot.github import GitHubIssue, IssuesClient
+from bot.ids import Job
 from bot.intake.filing import start_outbox_worker
 from bot.scheduling.job import ScheduledJob
 from bot.settings import utc_now
 from bot.sprints.jobs import build_sprint_jobs
 from bot.telemetry import CLOCK_HEARTBEAT_KEY
-from bot.urgent.poller import schedule_in_clock
+from bot.urgent.poller import poll_interval, schedule_in_clock
 from bot.urgent.reminder import UrgentReminderJob
 from bot.urgent.webhook import receive
 
@@ -29,6 +42,8 @@ if TYPE_CHECKING:
     from apscheduler.schedulers.base import BaseScheduler
 
     from bot.deps import Deps
+
+logger = logging.getLogger(__name__)
 
 
 def build_jobs(deps: Deps) -> list[ScheduledJob]:
@@ -45,20 +60,75 @@ def find_job(jobs: list[ScheduledJob], name: str) -> ScheduledJob | None:
     return next((j for j in jobs if str(j.id) == name), None)
 
 
+def request_changed(deps: Deps, requester_id: str, issue_number: int, updates: list) -> None:
+    """Called once for each batch of changes told to a request's requester (after the
+    replies are queued), by the webhook and the poller alike: the place where a view of
+    the requester's requests (the Home tab) is refreshed. Nothing to refresh yet."""
+
+
 def start_web_workers(deps: Deps) -> list[Callable[[], None]]:
-    """Workers that run beside `serve` (the intake outbox); returns their stoppers."""
-    return [start_outbox_worker(deps)]
+    """Workers that run beside `serve` (the intake outbox, follow-up replies still due);
+    returns their stoppers."""
+    return [start_outbox_worker(deps), start_followup_worker(deps)]
+
+
+FOLLOWUP_REDELIVER_SECONDS = 30.0
+
+
+def start_followup_worker(deps: Deps, interval: float = FOLLOWUP_REDELIVER_SECONDS):
+    """Sends follow-up replies left due (Slack was down, an answer was lost)."""
+    stop = threading.Event()
+
+    def loop() -> None:
+        while not stop.wait(interval):
+            try:
+                redeliver_followups(deps)
+            except Exception:
+                logger.exception("follow-up replies: redelivery failed")
+
+    thread = threading.Thread(target=loop, name="followup-replies", daemon=True)
+    thread.start()
+
+    def stopper() -> None:
+        stop.set()
+        thread.join(timeout=5)
+
+    return stopper
 
 
 def receive_github_webhook(deps: Deps, headers: Mapping[str, str], body: bytes) -> tuple[int, str]:
-    """`POST /github/webhook`: (HTTP status, short plain reason). Urgent alerts read it."""
-    return receive(deps, headers, body)
+    """`POST /github/webhook`: (HTTP status, short plain reason). Urgent alerts read it,
+    then request follow-ups (each verifies the signature and claims the delivery under its
+    own key, so a redelivery after one of them failed is done by that one only)."""
+    status, reason = receive(deps, headers, body)
+    if status in (400, 401, 404):
+        return status, reason
+    followup_status, followup_reason = receive_followup(
+        deps, headers, body, on_change=request_changed
+    )
+    if followup_status >= 400 or (status == 202 and reason.startswith("ignored")):
+        return followup_status, followup_reason
+    return status, reason
+
+
+def observe_for_followups(deps: Deps, client: IssuesClient, issues: list[GitHubIssue]) -> None:
+    observe_polled_issues(deps, client, issues, on_change=request_changed)
 
 
 def schedule_clock_extras(scheduler: BaseScheduler, deps: Deps) -> None:
     """What the clock process runs besides the scheduled jobs: the urgent-issue poller and
     the heartbeat that `/readyz`, `/metrics` and `databot posts` show."""
-    schedule_in_clock(scheduler, deps)
+    schedule_in_clock(scheduler, deps, observers=[observe_for_followups])
+    scheduler.add_job(
+        run_followup_poll,
+        IntervalTrigger(seconds=poll_interval(deps.settings)),
+        args=[deps, request_changed],
+        id=str(Job.FOLLOWUP_POLL),
+        name=str(Job.FOLLOWUP_POLL),
+        next_run_time=utc_now(),
+        max_instances=1,
+        coalesce=True,
+    )
     scheduler.add_job(
         beat,
         IntervalTrigger(seconds=HEARTBEAT_SECONDS),

@@ -113,9 +113,9 @@ PLATFORM = {
     "bot.render",
     "bot.manifest",
 }
-FEATURES = ("metric", "intake", "urgent", "sprints", "cody")
+FEATURES = ("metric", "intake", "urgent", "sprints", "cody", "followup")
 # Where one feature may use another (named in bot/features.py), as (importer, imported).
-SEAMS = {("intake", "urgent")}
+SEAMS = {("intake", "urgent"), ("followup", "intake")}
 # Inside each feature, lowest first: a module may import its own layer or lower ones.
 # The first layer is the model tier (types and rules, no I/O); blocks are pure builders.
 FEATURE_LAYERS: dict[str, list[set[str]]] = {
@@ -130,6 +130,7 @@ FEATURE_LAYERS: dict[str, list[set[str]]] = {
     "urgent": [{"model"}, {"blocks"}, {"alerts"}, {"webhook", "poller", "reminder"}],
     "sprints": [{"calendar", "content"}, {"blocks"}, {"search"}, {"jobs"}],
     "cody": [{"report"}, {"blocks", "chart"}, {"job"}],
+    "followup": [{"model"}, {"blocks"}, {"replies"}, {"webhook", "poller"}],
 }
 # Outside libraries and the one module (or package) of bot/ that may import each.
 GATEWAYS = {
