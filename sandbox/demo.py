@@ -22,6 +22,7 @@ SCENES: list[str] = [
     "metric",
     "intake",
     "urgent",
+    "followup",
     "sprint",
     "cody",
 ]
