@@ -15,17 +15,16 @@ Seams (where one feature hands something to another, in one direction only):
 
 from __future__ import annotations
 
-import logging
-import threading
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING
 
 from apscheduler.triggers.interval import IntervalTrigger
 
 from bot.cody.job import CodyDailyJob
+from bot.followup.model import Update
 from bot.followup.poller import observe_polled_issues
 from bot.followup.poller import run_poll as run_followup_poll
-from bot.followup.replies import redeliver as redeliver_followups
+from bot.followup.replies import start_reply_worker
 from bot.followup.webhook import receive as receive_followup
 from bot.github import GitHubIssue, IssuesClient
 from bot.ids import Job
@@ -43,8 +42,6 @@ if TYPE_CHECKING:
 
     from bot.deps import Deps
 
-logger = logging.getLogger(__name__)
-
 
 def build_jobs(deps: Deps) -> list[ScheduledJob]:
     """Every scheduled job of this deployment, enabled or not (the clock checks
@@ -60,7 +57,9 @@ def find_job(jobs: list[ScheduledJob], name: str) -> ScheduledJob | None:
     return next((j for j in jobs if str(j.id) == name), None)
 
 
-def request_changed(deps: Deps, requester_id: str, issue_number: int, updates: list) -> None:
+def request_changed(
+    deps: Deps, requester_id: str, issue_number: int, updates: list[Update]
+) -> None:
     """Called once for each batch of changes told to a request's requester (after the
     replies are queued), by the webhook and the poller alike: the place where a view of
     the requester's requests (the Home tab) is refreshed. Nothing to refresh yet."""
@@ -69,31 +68,7 @@ def request_changed(deps: Deps, requester_id: str, issue_number: int, updates: l
 def start_web_workers(deps: Deps) -> list[Callable[[], None]]:
     """Workers that run beside `serve` (the intake outbox, follow-up replies still due);
     returns their stoppers."""
-    return [start_outbox_worker(deps), start_followup_worker(deps)]
-
-
-FOLLOWUP_REDELIVER_SECONDS = 30.0
-
-
-def start_followup_worker(deps: Deps, interval: float = FOLLOWUP_REDELIVER_SECONDS):
-    """Sends follow-up replies left due (Slack was down, an answer was lost)."""
-    stop = threading.Event()
-
-    def loop() -> None:
-        while not stop.wait(interval):
-            try:
-                redeliver_followups(deps)
-            except Exception:
-                logger.exception("follow-up replies: redelivery failed")
-
-    thread = threading.Thread(target=loop, name="followup-replies", daemon=True)
-    thread.start()
-
-    def stopper() -> None:
-        stop.set()
-        thread.join(timeout=5)
-
-    return stopper
+    return [start_outbox_worker(deps), start_reply_worker(deps)]
 
 
 def receive_github_webhook(deps: Deps, headers: Mapping[str, str], body: bytes) -> tuple[int, str]:

@@ -20,6 +20,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import logging
+import threading
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING
 
@@ -83,6 +84,31 @@ def told(settings, kind: Change) -> bool:
 def redeliver(deps: Deps) -> int:
     """Send the replies still due (a Slack outage, a lost answer, a crash after a commit)."""
     return redeliver_due(deps, KEY_PREFIX)
+
+
+REDELIVER_SECONDS = 30.0
+
+
+def start_reply_worker(deps: Deps, interval: float = REDELIVER_SECONDS) -> Callable[[], None]:
+    """`serve`'s background loop sending replies left due; returns its stopper. Any number
+    of replicas may run it (bot/slack_post.py hands each try to one of them)."""
+    stop = threading.Event()
+
+    def loop() -> None:
+        while not stop.wait(interval):
+            try:
+                redeliver(deps)
+            except Exception:
+                logger.exception("follow-up replies: redelivery failed")
+
+    thread = threading.Thread(target=loop, name="followup-replies", daemon=True)
+    thread.start()
+
+    def stopper() -> None:
+        stop.set()
+        thread.join(timeout=5)
+
+    return stopper
 
 
 # --- issues --------------------------------------------------------------------------------

@@ -28,9 +28,20 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 EVENTS = frozenset({"issues", "issue_comment"})
-# `issues` actions that can change what the requester hears.
+# `issues` actions that change what the requester hears, or the issue as last seen (an
+# unlabel or unassign is recorded, so a later label or assignment is a change again).
 ISSUE_ACTIONS = frozenset(
-    {"assigned", "milestoned", "closed", "reopened", "labeled", "edited", "unassigned"}
+    {
+        "assigned",
+        "unassigned",
+        "milestoned",
+        "demilestoned",
+        "labeled",
+        "unlabeled",
+        "closed",
+        "reopened",
+        "edited",
+    }
 )
 DELIVERY_KEY = "followup:gh-delivery:{id}"
 
