@@ -10,12 +10,14 @@ import threading
 
 import pytest
 
+from bot.app import build_app
 from bot.deps import build_deps
 from bot.followup import replies
 from bot.followup.poller import poll_comments
 from bot.github import GitHubIssue
 from bot.intake.outbox import filed_requests
 from bot.slack_text import escape_mrkdwn
+from bot.web import WebServer, build_web
 from sandbox import github_webhooks as hooks
 from tests.support.followup import (
     CHANNEL,
@@ -334,41 +336,56 @@ def test_an_older_view_of_the_issue_changes_nothing(bot, clock):
 # --- exactly once across replicas (PostgreSQL) ---------------------------------------------
 
 
-def test_webhook_redelivery_and_a_second_replica_polling_race_and_tell_once(bot_pg, clock):
+def test_two_app_instances_a_redelivery_and_a_poller_race_and_tell_each_change_once(bot_pg, clock):
     bot = bot_pg
     people(bot)
     root, number = file_from_thread(bot, "How many searches per week per deployment type?")
     poll(bot)
+    # A second replica: its own process state (Deps, app, HTTP server), the same database
+    # and the same Slack and GitHub.
     other = build_deps(bot.settings, store=bot.deps.store, warehouse=bot.deps.warehouse, now=clock)
-    other = dataclasses.replace(other, work=bot.deps.work)
-    repo = bot.github.repo_json()
-    clock.advance(minutes=1)
-    issue = bot.github.update_issue(number, assignees=["ana"], milestone="Sprint 48")
-    comment = bot.github.add_comment(number, "@requester which quarter?", user="ana")
-    barrier = threading.Barrier(4)
-    errors: list[BaseException] = []
+    other = dataclasses.replace(other, work=bot.deps.work)  # so wait_idle covers it
+    second = WebServer(build_web(build_app(other), other)).start()
+    try:
+        repo = bot.github.repo_json()
+        clock.advance(minutes=1)
+        issue = bot.github.update_issue(number, assignees=["ana"], milestone="Sprint 48")
+        comment = bot.github.add_comment(number, "@requester which quarter?", user="ana")
+        assigned = hooks.assigned(issue, "ana", repository=repo)
+        commented = hooks.issue_comment(issue, comment, repository=repo)
+        secret = bot.settings.github_webhook_secret.get_secret_value()
+        barrier = threading.Barrier(6)
+        errors: list[BaseException] = []
 
-    def run(fn) -> None:
-        try:
-            barrier.wait()
-            fn()
-        except BaseException as exc:  # noqa: BLE001 - reported below
-            errors.append(exc)
+        def to_second(event: str, payload: dict, delivery: str) -> None:
+            hooks.send_webhook(
+                second.url + "/github/webhook", event, payload, secret=secret, delivery=delivery
+            )
 
-    racers = [
-        lambda: bot.github_webhook("issues", hooks.assigned(issue, "ana", repository=repo)),
-        lambda: bot.github_webhook(
-            "issue_comment", hooks.issue_comment(issue, comment, repository=repo)
-        ),
-        lambda: poll(bot, other),
-        lambda: replies.observe_issues(other, [GitHubIssue.model_validate(issue)]),
-    ]
-    threads = [threading.Thread(target=run, args=(fn,)) for fn in racers]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    bot.wait_idle()
+        racers = [
+            lambda: bot.github_webhook("issues", assigned, delivery="d-assigned"),
+            lambda: to_second("issues", assigned, "d-assigned"),  # the same delivery
+            lambda: bot.github_webhook("issue_comment", commented, delivery="d-comment"),
+            lambda: to_second("issue_comment", commented, "d-comment-redelivered"),
+            lambda: poll(bot, other),
+            lambda: replies.observe_issues(other, [GitHubIssue.model_validate(issue)]),
+        ]
+
+        def run(fn) -> None:
+            try:
+                barrier.wait()
+                fn()
+            except BaseException as exc:  # noqa: BLE001 - reported below
+                errors.append(exc)
+
+        threads = [threading.Thread(target=run, args=(fn,)) for fn in racers]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        bot.wait_idle()
+    finally:
+        second.stop()
     assert errors == []
     said = [shown(m) for m in followups(bot, root)]
     assert len(said) == 3, said
