@@ -16,6 +16,12 @@ Seams (where one feature hands something to another, in one direction only):
   service and answer builders (`metric.model.parse_command`, `metric.lookup.MetricService`,
   `metric.blocks.build_metric_message`); metric knows nothing of subscriptions (its
   "Subscribe" button is only an action id, handled in handlers/subscriptions.py).
+- followup -> intake: request follow-ups ask intake which issues it filed, and where each
+  request's replies go (`intake.outbox.filed_requests`); they read no intake table.
+- urgent poller -> followup: the urgent poller's one listing of changed issues is handed to
+  follow-ups (`observers=` below), so both share one conditional request per interval.
+- followup -> home: `request_changed` below redraws the requester's Home tab once per
+  batch of told changes.
 
 Subscriptions and alerts are jobs made by people, one per item (`sub-3`, `alert-7`), so
 they are not in `build_jobs`: `tick_subscriptions` hands each one due to the same runner
@@ -33,6 +39,14 @@ from apscheduler.triggers.interval import IntervalTrigger
 
 from bot.cody.job import CodyDailyJob
 from bot.cron import build_schedule
+from bot.followup.model import Update
+from bot.followup.poller import observe_polled_issues
+from bot.followup.poller import run_poll as run_followup_poll
+from bot.followup.replies import start_reply_worker
+from bot.followup.webhook import receive as receive_followup
+from bot.github import GitHubIssue, IssuesClient
+from bot.home.tab import refresh_home
+from bot.ids import Job
 from bot.intake.filing import start_outbox_worker
 from bot.intake.mirror import start_mirror_worker
 from bot.scheduling import runs
@@ -44,7 +58,7 @@ from bot.settings import utc_now
 from bot.sprints.jobs import build_sprint_jobs
 from bot.subscriptions.delivery import AlertJob, SubscriptionJob, active_jobs, find_item_job
 from bot.telemetry import CLOCK_HEARTBEAT_KEY
-from bot.urgent.poller import schedule_in_clock
+from bot.urgent.poller import poll_interval, schedule_in_clock
 from bot.urgent.reminder import UrgentReminderJob
 from bot.urgent.webhook import receive
 
@@ -108,21 +122,57 @@ def tick_subscriptions(deps: Deps) -> list[RunRecord]:
     return done
 
 
+def request_changed(
+    deps: Deps, requester_id: str, issue_number: int, updates: list[Update]
+) -> None:
+    """Called once for each batch of changes told to a request's requester (after the
+    replies are queued), by the webhook and the poller alike: the place where a view of
+    the requester's requests (the Home tab) is refreshed."""
+    try:
+        refresh_home(deps, requester_id)
+    except Exception:  # the Home tab is redrawn when it is next opened
+        logger.warning("could not refresh the Home tab of %s", requester_id, exc_info=True)
+
+
 def start_web_workers(deps: Deps) -> list[Callable[[], None]]:
-    """Workers that run beside `serve` (the intake outbox, the thread mirror's retries);
-    returns their stoppers."""
-    return [start_outbox_worker(deps), start_mirror_worker(deps)]
+    """Workers that run beside `serve` (the intake outbox, the thread mirror's retries,
+    follow-up replies still due); returns their stoppers."""
+    return [start_outbox_worker(deps), start_mirror_worker(deps), start_reply_worker(deps)]
 
 
 def receive_github_webhook(deps: Deps, headers: Mapping[str, str], body: bytes) -> tuple[int, str]:
-    """`POST /github/webhook`: (HTTP status, short plain reason). Urgent alerts read it."""
-    return receive(deps, headers, body)
+    """`POST /github/webhook`: (HTTP status, short plain reason). Urgent alerts read it,
+    then request follow-ups (each verifies the signature and claims the delivery under its
+    own key, so a redelivery after one of them failed is done by that one only)."""
+    status, reason = receive(deps, headers, body)
+    if status in (400, 401, 404):
+        return status, reason
+    followup_status, followup_reason = receive_followup(
+        deps, headers, body, on_change=request_changed
+    )
+    if followup_status >= 400 or (status == 202 and reason.startswith("ignored")):
+        return followup_status, followup_reason
+    return status, reason
+
+
+def observe_for_followups(deps: Deps, client: IssuesClient, issues: list[GitHubIssue]) -> None:
+    observe_polled_issues(deps, client, issues, on_change=request_changed)
 
 
 def schedule_clock_extras(scheduler: BaseScheduler, deps: Deps) -> None:
     """What the clock process runs besides the scheduled jobs: the urgent-issue poller and
     the heartbeat that `/readyz`, `/metrics` and `databot posts` show."""
-    schedule_in_clock(scheduler, deps)
+    schedule_in_clock(scheduler, deps, observers=[observe_for_followups])
+    scheduler.add_job(
+        run_followup_poll,
+        IntervalTrigger(seconds=poll_interval(deps.settings)),
+        args=[deps, request_changed],
+        id=str(Job.FOLLOWUP_POLL),
+        name=str(Job.FOLLOWUP_POLL),
+        next_run_time=utc_now(),
+        max_instances=1,
+        coalesce=True,
+    )
     scheduler.add_job(
         _guarded_tick,
         IntervalTrigger(seconds=HEARTBEAT_SECONDS),

@@ -14,6 +14,8 @@ from __future__ import annotations
 import datetime as dt
 import email.utils
 import functools
+import hashlib
+import hmac
 import logging
 import time
 from collections.abc import Callable
@@ -111,6 +113,12 @@ class GitHubLabel(BaseModel):
     name: str
 
 
+class GitHubMilestone(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    number: int
+    title: str
+
+
 class GitHubIssue(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
@@ -128,9 +136,53 @@ class GitHubIssue(BaseModel):
     closed_by: GitHubUser | None = None  # only in single-issue REST responses
     pull_request: dict[str, Any] | None = None  # set when the "issue" is a pull request
     state_reason: str | None = None  # closed: "completed" | "not_planned"
+    milestone: GitHubMilestone | None = None
 
     def has_label(self, name: str) -> bool:
         return any(label.name.lower() == name.lower() for label in self.labels)
+
+
+class GitHubComment(BaseModel):
+    """An issue comment (REST listings and the `issue_comment` webhook share the shape)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    id: int
+    html_url: str
+    issue_url: str  # .../repos/{owner}/{repo}/issues/{number}
+    body: str | None = None
+    user: GitHubUser | None = None
+    user_type: str | None = None  # filled from user.type: "Bot" for apps
+    created_at: dt.datetime
+    updated_at: dt.datetime
+
+    @property
+    def issue_number(self) -> int | None:
+        tail = self.issue_url.rstrip("/").rsplit("/", 1)[-1]
+        return int(tail) if tail.isdigit() else None
+
+
+def comment_from_json(data: dict[str, Any]) -> GitHubComment:
+    """A GitHubComment from GitHub's JSON (keeps whether the author is a bot)."""
+    user = data.get("user") or {}
+    return GitHubComment.model_validate({**data, "user_type": user.get("type")})
+
+
+# --- webhook signatures (X-Hub-Signature-256) ---------------------------------------------
+
+WEBHOOK_SIGNATURE_PREFIX = "sha256="
+
+
+def sign_webhook(secret: bytes, body: bytes) -> str:
+    """The X-Hub-Signature-256 value GitHub sends for `body`: HMAC-SHA256 of the raw body."""
+    return WEBHOOK_SIGNATURE_PREFIX + hmac.new(secret, body, hashlib.sha256).hexdigest()
+
+
+def verify_webhook_signature(secret: bytes, body: bytes, header: str | None) -> bool:
+    """Whether `header` is GitHub's signature of `body` under `secret` (constant time)."""
+    if not header or not header.startswith(WEBHOOK_SIGNATURE_PREFIX):
+        return False
+    return hmac.compare_digest(sign_webhook(secret, body).encode(), header.strip().encode())
 
 
 @dataclass(frozen=True)
@@ -439,6 +491,20 @@ class IssuesClient:
     def issue(self, repo: str, number: int) -> dict[str, Any]:
         """`GET /repos/{repo}/issues/{number}`: the one answer that names `closed_by`."""
         return self._get(f"/repos/{repo}/issues/{number}", operation="issue").json() or {}
+
+    def list_comments(
+        self, repo: str, params: dict[str, Any], *, etag: str | None = None
+    ) -> IssuesPage:
+        """`GET /repos/{repo}/issues/comments` (every issue's comments, `since` filters on
+        `updated_at`); with `etag`, a 304 when nothing changed."""
+        return _page(self._get(f"/repos/{repo}/issues/comments", params, etag=etag))
+
+    def issue_comments(self, repo: str, number: int, since: str | None = None) -> list[dict]:
+        """`GET /repos/{repo}/issues/{number}/comments` (first page of 100, oldest first)."""
+        params: dict[str, Any] = {"per_page": 100}
+        if since:
+            params["since"] = since
+        return list(self._get(f"/repos/{repo}/issues/{number}/comments", params).json() or [])
 
     def waiting(self) -> float:
         """Seconds GitHub asked us to wait before the next request (0 = go ahead)."""

@@ -60,6 +60,7 @@ class Job(StrEnum):
     CODY_DAILY = "cody-daily"
     URGENT_POLL = "urgent-poll"
     URGENT_REMINDER = "urgent-reminder"
+    FOLLOWUP_POLL = "followup-poll"
 
 
 class RequestBlock(StrEnum):

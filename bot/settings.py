@@ -41,6 +41,18 @@ DEFAULT_JOB_SCHEDULES: dict[str, str] = {
 }
 
 
+# What a requester can hear about their request's issue (bot.followup.model.Change values).
+FOLLOWUP_CHANGE_KINDS = (
+    "assigned",
+    "scheduled",
+    "comment",
+    "delivered",
+    "not-planned",
+    "reopened",
+    "urgent",
+)
+
+
 # Slack ids (api.slack.com/types): public/private channels C/G, DMs D; users U/W. A channel
 # may also be given as #name (resolved to its id where Slack needs one).
 SLACK_CHANNEL_ID = re.compile(r"^([CGD][A-Z0-9]+|#[a-z0-9][a-z0-9._-]*)$")
@@ -248,6 +260,28 @@ class Settings(BaseSettings):
         gt=0,
         description="If set, a reminder lists urgent issues still open and unassigned after "
         "this many hours.",
+    )
+
+    # --- Request follow-ups (bot/followup/) ------------------------------------------------
+    followup_changes: list[str] = Field(
+        default_factory=lambda: list(FOLLOWUP_CHANGE_KINDS),
+        description="JSON list of the changes of a filed request's issue that are told in its "
+        "Slack thread (or the requester's DM): " + ", ".join(FOLLOWUP_CHANGE_KINDS) + "; [] "
+        "tells none.",
+    )
+    followup_comments: Literal["all", "questions"] = Field(
+        "questions",
+        description="Which team comments are told: all, or questions only (the issue has "
+        "FOLLOWUP_NEED_INFO_LABEL, or the comment names it or @requester).",
+    )
+    followup_need_info_label: str = Field(
+        "needs-info", description="The label that marks a question to the requester."
+    )
+    followup_excerpt_chars: int = Field(
+        500,
+        ge=50,
+        le=2000,
+        description="How much of a comment is quoted in Slack; the reply links to the rest.",
     )
 
     # --- Scheduler and sprints (bot/scheduling/, bot/sprints/) ---------------------------
@@ -511,6 +545,17 @@ class Settings(BaseSettings):
                 f"unknown job id {', '.join(map(repr, unknown))}; jobs: {', '.join(sorted(known))}"
             )
         return value
+
+    @field_validator("followup_changes")
+    @classmethod
+    def _known_changes(cls, value: list[str]) -> list[str]:
+        kinds = [item.strip().lower() for item in value]
+        if unknown := [item for item in kinds if item not in FOLLOWUP_CHANGE_KINDS]:
+            raise ValueError(
+                f"unknown change {', '.join(map(repr, unknown))}; "
+                f"changes: {', '.join(FOLLOWUP_CHANGE_KINDS)}"
+            )
+        return kinds
 
     @field_validator("slack_app_token")
     @classmethod

@@ -172,6 +172,33 @@ def deliver(
     return _attempt(deps, key, due)
 
 
+def queue(
+    connection: sa.Connection,
+    key: str,
+    *,
+    now: dt.datetime,
+    channel: str,
+    thread_ts: str | None = None,
+    **message: Any,
+) -> None:
+    """Make `message` due at once under `key`, inside the caller's transaction, so the
+    message is stored together with whatever decided to send it (a crash right after the
+    commit loses nothing). `redeliver_due(deps, key)` sends it; until then, and after a
+    failed try, it is retried like a `deliver` whose outcome was unknown."""
+    due = {
+        "channel": channel,
+        "thread_ts": thread_ts,
+        "message": message,
+        "tries": 0,
+        "next_at": now.isoformat(),
+    }
+    connection.execute(
+        tables.kv.insert().values(
+            key=DUE_KEY.format(key=key), value=json.dumps(due), updated_at=now
+        )
+    )
+
+
 def redeliver_due(deps: Deps, prefix: str) -> int:
     """Try again every message `deliver` left due whose key starts with `prefix` and whose
     time has come; returns how many are out now. Safe in any number of processes at once:

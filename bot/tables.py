@@ -160,3 +160,17 @@ metric_alert_checks = sa.Table(
     sa.Column("value", sa.Float, nullable=True),
     sa.Column("created_at", UtcDateTime(), nullable=False),
 )
+
+# What databot last told a request's requester about its issue (bot/followup/): the issue as
+# last seen, so a webhook, its redelivery and the poller each find a change once.
+followup_issues = sa.Table(
+    "followup_issues",
+    metadata,
+    sa.Column("repo", sa.String(200), primary_key=True),
+    sa.Column("issue_number", sa.Integer, primary_key=True),
+    sa.Column("snapshot", sa.JSON, nullable=False),
+    # GitHub's updated_at of the snapshot: an older view (a late webhook) never undoes it.
+    sa.Column("github_updated_at", UtcDateTime(), nullable=True),
+    sa.Column("created_at", UtcDateTime(), nullable=False),
+    sa.Column("updated_at", UtcDateTime(), nullable=False),
+)

@@ -31,6 +31,25 @@ class _QuietHandler(WSGIRequestHandler):
     def log_request(self, *args: object, **kwargs: object) -> None:
         pass
 
+    # A stand-in with a controlled clock (FakeGitHub's `now`) sends its own Date header, the
+    # clock its timestamps are on, as the real API's are on its server's: then that one is
+    # the only Date. Otherwise the wall clock's, as http.server sends it.
+    def send_response(self, code: int, message: str | None = None) -> None:
+        self.log_request(code)
+        self.send_response_only(code, message)
+        self.send_header("Server", self.version_string())
+        self._dated = False
+
+    def send_header(self, keyword: str, value: str) -> None:
+        if keyword.lower() == "date":
+            self._dated = True
+        super().send_header(keyword, value)
+
+    def end_headers(self) -> None:
+        if not getattr(self, "_dated", True):
+            super().send_header("Date", self.date_time_string())
+        super().end_headers()
+
 
 class LoopbackServer:
     """A Flask app served on 127.0.0.1:<ephemeral port> from a daemon thread.

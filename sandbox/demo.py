@@ -34,6 +34,7 @@ SCENES: list[str] = [
     "metric",
     "intake",
     "urgent",
+    "followup",
     "sprint",
     "cody",
     "loop",

@@ -5,7 +5,8 @@
                     seconds_between_requests=0, seconds_between_writes=0)
         repo = gh.get_repo("acme/analytics")
 
-Covers issues (list/create/get/edit, labels, assignees, comments), repo labels,
+Covers issues (list/create/get/edit, labels, assignees, comments, the repo-wide comments
+listing with `since`), repo labels,
 milestones, issue search (`GET /search/issues` with the qualifiers databot uses), the
 contents API (for `.github/ISSUE_TEMPLATE/`) and `GET /rate_limit`. Responses carry the
 fields of GitHub's documented shapes that PyGithub reads, `Link` headers pointing at this
@@ -21,6 +22,7 @@ from __future__ import annotations
 import base64
 import dataclasses
 import datetime as dt
+import email.utils
 import hashlib
 import itertools
 import json
@@ -410,6 +412,27 @@ class FakeGitHub(LoopbackServer):
             issue = self._get_issue(r, number)
             return self._comment_json(r, self._add_comment(r, issue, body, user))
 
+    def update_issue(
+        self,
+        number: int,
+        *,
+        repo: str | None = None,
+        by: str = "octocat",
+        **fields: Any,
+    ) -> dict[str, Any]:
+        """Change an issue as a person on github.com would (no request recorded): the
+        fields of `PATCH /repos/{repo}/issues/{n}` (state, state_reason, assignees,
+        labels, milestone as a number or a title, title, body). Returns its API JSON."""
+        with self._lock:
+            r = self._repo(repo)
+            if "milestone" in fields and fields["milestone"] is not None:
+                fields["milestone"] = self._milestone_ref(r, fields["milestone"])
+            self._edit_issue(r, str(number), fields)
+            issue = self._get_issue(r, number)
+            if issue["state"] == "closed" and fields.get("state") == "closed":
+                issue["closed_by"] = by
+            return self._issue_json(r, issue, full=True)
+
     def seed_file(self, path: str, text: str, *, repo: str | None = None) -> None:
         """A file for the contents API, e.g. `.github/ISSUE_TEMPLATE/data-request.yml`."""
         with self._lock:
@@ -669,6 +692,7 @@ class FakeGitHub(LoopbackServer):
             "created_at": _iso(c["created_at"]),
             "updated_at": _iso(c["created_at"]),
             "author_association": "MEMBER",
+            "performed_via_github_app": None,
         }
 
     # --- state changes ----------------------------------------------------------------
@@ -856,6 +880,8 @@ class FakeGitHub(LoopbackServer):
     def _respond(self, status: int, body: Any, headers: dict[str, str]) -> Response:
         text = "" if body is None else json.dumps(body)
         all_headers = {
+            # GitHub's clock: the one its timestamps (updated_at, `since`) are on.
+            "Date": email.utils.format_datetime(self.now().astimezone(dt.UTC), usegmt=True),
             "X-GitHub-Request-Id": secrets.token_hex(8).upper(),
             "X-GitHub-Api-Version-Selected": "2022-11-28",
             **headers,
@@ -960,6 +986,7 @@ class FakeGitHub(LoopbackServer):
         ("GET", r"/repos/(?P<o>[^/]+)/(?P<r>[^/]+)", "_get_repo"),
         ("GET", r"/repos/(?P<o>[^/]+)/(?P<r>[^/]+)/issues", "_list_issues"),
         ("POST", r"/repos/(?P<o>[^/]+)/(?P<r>[^/]+)/issues", "_create_issue"),
+        ("GET", r"/repos/(?P<o>[^/]+)/(?P<r>[^/]+)/issues/comments", "_list_repo_comments"),
         ("GET", r"/repos/(?P<o>[^/]+)/(?P<r>[^/]+)/issues/(?P<n>\d+)", "_get_issue_route"),
         ("PATCH", r"/repos/(?P<o>[^/]+)/(?P<r>[^/]+)/issues/(?P<n>\d+)", "_edit_issue"),
         ("GET", r"/repos/(?P<o>[^/]+)/(?P<r>[^/]+)/issues/(?P<n>\d+)/labels", "_issue_labels"),
@@ -1260,6 +1287,23 @@ class FakeGitHub(LoopbackServer):
         if query.get("since"):
             since = _parse_time(query["since"])
             comments = [c for c in comments if c["created_at"] >= since]
+        page, headers = self._page(comments, path, query)
+        return 200, [self._comment_json(repo, c) for c in page], headers
+
+    def _list_repo_comments(self, repo: _Repo, query: dict, path: str, **_: Any) -> tuple:
+        """`GET /repos/{o}/{r}/issues/comments`: every issue's comments; `since` filters on
+        updated_at (comments are not edited here, so it is created_at); `sort` created or
+        updated, `direction` asc (default) or desc, as GitHub documents."""
+        comments = [c for listed in repo.comments.values() for c in listed]
+        if query.get("since"):
+            since = _parse_time(query["since"])
+            comments = [c for c in comments if c["created_at"] >= since]
+        sort = query.get("sort", "created")
+        if sort not in ("created", "updated"):
+            raise GitHubError(422, "Validation Failed")
+        comments.sort(
+            key=lambda c: (c["created_at"], c["id"]), reverse=query.get("direction") == "desc"
+        )
         page, headers = self._page(comments, path, query)
         return 200, [self._comment_json(repo, c) for c in page], headers
 

@@ -1,4 +1,5 @@
-"""GitHub `issues` webhook deliveries: payloads shaped like GitHub's, signed like GitHub's.
+"""GitHub `issues` and `issue_comment` webhook deliveries: payloads shaped like GitHub's,
+signed like GitHub's.
 
     issue = fake_github.issue(7)                       # the issue as the REST API shows it
     payload = labeled(issue, "urgent", repository=fake_github.repo_json())
@@ -27,6 +28,8 @@ ACTIONS = (
     "unassigned",
     "labeled",
     "unlabeled",
+    "milestoned",
+    "demilestoned",
 )
 
 
@@ -131,6 +134,8 @@ def issues_event(
         payload["assignee"] = _user(assignee)
     if action == "edited":
         payload["changes"] = changes or {}
+    if action in ("milestoned", "demilestoned"):
+        payload["milestone"] = issue.get("milestone")
     payload["repository"] = _repository(repository) if isinstance(repository, str) else repository
     payload["sender"] = _user(sender)
     return payload
@@ -173,6 +178,30 @@ def edited(
     if old_body is not None:
         changes["body"] = {"from": old_body}
     return issues_event("edited", issue, changes=changes, **kwargs)
+
+
+def milestoned(issue: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
+    return issues_event("milestoned", issue, **kwargs)
+
+
+def issue_comment(
+    issue: dict[str, Any],
+    comment: dict[str, Any],
+    *,
+    action: str = "created",
+    repository: dict[str, Any] | str = "acme/analytics",
+) -> dict[str, Any]:
+    """An `issue_comment` event payload (send it with event="issue_comment"): the issue and
+    the comment as the REST API shows them (FakeGitHub.issue(n), FakeGitHub.add_comment)."""
+    if action not in ("created", "edited", "deleted"):
+        raise ValueError(f"unknown issue_comment action {action!r}")
+    return {
+        "action": action,
+        "issue": issue,
+        "comment": comment,
+        "repository": _repository(repository) if isinstance(repository, str) else repository,
+        "sender": comment.get("user") or _user("octocat"),
+    }
 
 
 def ping(*, repository: str = "acme/analytics") -> dict[str, Any]:

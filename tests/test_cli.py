@@ -99,6 +99,8 @@ BAD_SETTINGS = [
     ("SLACK_APP_TOKEN", "xoxb-secret-1", "SLACK_APP_TOKEN: must be the app-level token"),
     ("DATABASE_URL", "db.example.com:5432", "DATABASE_URL: not a database URL"),
     ("DATABASE_URL", "mysql://u:secret@h/db", "DATABASE_URL: mysql is not a supported database"),
+    ("FOLLOWUP_CHANGES", '["assigned", "shipped"]', "FOLLOWUP_CHANGES: unknown change 'shipped'"),
+    ("FOLLOWUP_COMMENTS", "some", "FOLLOWUP_COMMENTS: Input should be 'all' or 'questions'"),
 ]
 
 

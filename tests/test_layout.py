@@ -114,7 +114,17 @@ PLATFORM = {
     "bot.render",
     "bot.manifest",
 }
-FEATURES = ("metric", "intake", "urgent", "sprints", "cody", "support", "home", "subscriptions")
+FEATURES = (
+    "metric",
+    "intake",
+    "urgent",
+    "sprints",
+    "cody",
+    "support",
+    "home",
+    "subscriptions",
+    "followup",
+)
 # Where one feature may use another (named in bot/features.py), as (importer, imported).
 SEAMS = {
     ("intake", "urgent"),
@@ -124,6 +134,7 @@ SEAMS = {
     ("home", "sprints"),
     ("home", "support"),
     ("subscriptions", "metric"),
+    ("followup", "intake"),
 }
 # Inside each feature, lowest first: a module may import its own layer or lower ones.
 # The first layer is the model tier (types and rules, no I/O); blocks are pure builders.
@@ -142,6 +153,7 @@ FEATURE_LAYERS: dict[str, list[set[str]]] = {
     "support": [{"model"}],
     "home": [{"model"}, {"blocks"}, {"tab"}],
     "subscriptions": [{"model"}, {"blocks"}, {"records"}, {"delivery"}, {"command", "cli"}],
+    "followup": [{"model"}, {"blocks"}, {"replies"}, {"webhook", "poller"}],
 }
 # Outside libraries and the one module (or package) of bot/ that may import each.
 GATEWAYS = {

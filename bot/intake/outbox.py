@@ -94,6 +94,23 @@ def request_for_thread(deps: Deps, channel_id: str, thread_ts: str) -> RequestRo
     return _row(first) if first else None
 
 
+def filed_requests(deps: Deps, issue_numbers: list[int]) -> dict[int, RequestRow]:
+    """The filed requests behind these issue numbers of GITHUB_REPO (issues databot did not
+    file are absent): the seam through which request follow-ups learn where to reply."""
+    if not issue_numbers:
+        return {}
+    with deps.store.engine.connect() as connection:
+        rows = connection.execute(
+            sa.select(tables.requests)
+            .where(
+                tables.requests.c.status == Status.FILED,
+                tables.requests.c.issue_number.in_(sorted(set(issue_numbers))),
+            )
+            .order_by(tables.requests.c.created_at)
+        ).mappings()
+        return {row["issue_number"]: _row(row) for row in rows}
+
+
 def submit_request(deps: Deps, sub: Submission, dedupe_key: str) -> SubmitResult:
     """Store the submission (before anything calls GitHub). A second submission with the
     same `dedupe_key`, or for a thread that already has a request, stores nothing and

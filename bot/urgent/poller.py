@@ -26,6 +26,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import threading
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -60,6 +61,12 @@ MAX_PAGES = 20
 # Re-read a little before the server's clock at first start: an issue updated in the same
 # second as our first listing is seen again rather than missed.
 BOOTSTRAP_OVERLAP = dt.timedelta(minutes=1)
+
+
+# Another feature that wants every issue this listing brings (request follow-ups), handed
+# in by bot/features.py: observer(deps, client, issues). The cursor moves only after every
+# observer returned, so an observer that fails sees the same issues again next poll.
+IssuesObserver = Callable[["Deps", IssuesClient, list[GitHubIssue]], None]
 
 
 def cursor_key(repo: str) -> str:
@@ -99,7 +106,12 @@ def _iso(when: dt.datetime) -> str:
     return when.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def poll_once(deps: Deps, *, client: IssuesClient | None = None) -> PollResult:
+def poll_once(
+    deps: Deps,
+    *,
+    client: IssuesClient | None = None,
+    observers: Sequence[IssuesObserver] = (),
+) -> PollResult:
     """One poll: fetch what changed since the cursor, record it, bring Slack up to date.
 
     Raises GitHubUnavailable when GitHub fails; nothing is lost (the cursor stays).
@@ -133,7 +145,7 @@ def poll_once(deps: Deps, *, client: IssuesClient | None = None) -> PollResult:
             result.cursor = cursor
         else:
             items = _collect_pages(client, first, result)
-            newest = _process(deps, client, items, result)
+            newest = _process(deps, client, items, result, observers)
             new_cursor: dt.datetime | None
             if cursor is None:
                 new_cursor = (first.server_time or deps.now()) - BOOTSTRAP_OVERLAP
@@ -193,7 +205,11 @@ def _collect_pages(
 
 
 def _process(
-    deps: Deps, client: IssuesClient, items: list[dict[str, Any]], result: PollResult
+    deps: Deps,
+    client: IssuesClient,
+    items: list[dict[str, Any]],
+    result: PollResult,
+    observers: Sequence[IssuesObserver] = (),
 ) -> dt.datetime | None:
     """Record every relevant issue; returns the newest `updated_at` in `items`."""
     settings = deps.settings
@@ -203,6 +219,7 @@ def _process(
         s.number: s.closed_at for s in alert_states(deps, repo) if s.status is AlertStatus.CLOSED
     }
     newest: dt.datetime | None = None
+    seen: list[GitHubIssue] = []
     for item in items:
         try:
             issue = GitHubIssue.model_validate(item)
@@ -212,6 +229,7 @@ def _process(
         newest = max(newest, issue.updated_at) if newest else issue.updated_at
         if issue.pull_request is not None:
             continue
+        seen.append(issue)
         if not issue.has_label(settings.urgent_label) and issue.number not in tracked:
             continue
         closed_by = None
@@ -226,6 +244,8 @@ def _process(
         if outcome in (Recorded.CREATED, Recorded.CHANGED):
             result.attempted.add(issue.number)
             result.count(result.synced, sync_alert(deps, repo, issue.number))
+    for observer in observers:
+        observer(deps, client, seen)
     return newest
 
 
@@ -250,11 +270,11 @@ def poll_interval(settings: Settings) -> int:
     return settings.urgent_poll_interval_seconds
 
 
-def run_poll(deps: Deps) -> PollResult | None:
+def run_poll(deps: Deps, observers: Sequence[IssuesObserver] = ()) -> PollResult | None:
     """One poll, never raising: the clock must keep running when GitHub or Slack
     misbehave (the next poll catches up)."""
     try:
-        return poll_once(deps)
+        return poll_once(deps, observers=observers)
     except GitHubUnavailable as exc:
         logger.warning("urgent poll: %s (%s)", exc.user_message, exc)
     except Exception:
@@ -262,7 +282,9 @@ def run_poll(deps: Deps) -> PollResult | None:
     return None
 
 
-def schedule_in_clock(scheduler: BaseScheduler, deps: Deps) -> None:
+def schedule_in_clock(
+    scheduler: BaseScheduler, deps: Deps, observers: Sequence[IssuesObserver] = ()
+) -> None:
     """Add the poll to the clock process's APScheduler (bot/scheduling/clock.py's `Clock`):
     every `poll_interval` seconds, first run at once, never two polls at a time in one
     process (and across processes the state store keeps posts to one per issue)."""
@@ -273,7 +295,7 @@ def schedule_in_clock(scheduler: BaseScheduler, deps: Deps) -> None:
     scheduler.add_job(
         run_poll,
         IntervalTrigger(seconds=interval),
-        args=[deps],
+        args=[deps, observers],
         id=str(Job.URGENT_POLL),
         name=str(Job.URGENT_POLL),
         next_run_time=dt.datetime.now(dt.UTC),

@@ -10,8 +10,6 @@ on the work pool so GitHub's 10-second delivery timeout never depends on Slack.
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
 import logging
 from collections.abc import Mapping
@@ -21,7 +19,13 @@ from urllib.parse import parse_qs
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from bot import tables
-from bot.github import GitHubIssue, GitHubLabel, GitHubUser
+from bot.github import (
+    GitHubIssue,
+    GitHubLabel,
+    GitHubUser,
+    sign_webhook,
+    verify_webhook_signature,
+)
 from bot.urgent.alerts import record, sync_alert
 from bot.urgent.model import AlertStatus, Recorded
 
@@ -65,15 +69,9 @@ class IssuesEvent(BaseModel):
     label: GitHubLabel | None = None  # labeled / unlabeled
 
 
-def sign(secret: bytes, body: bytes) -> str:
-    """The X-Hub-Signature-256 value GitHub sends for `body`."""
-    return SIGNATURE_PREFIX + hmac.new(secret, body, hashlib.sha256).hexdigest()
-
-
-def verify_signature(secret: bytes, body: bytes, header: str | None) -> bool:
-    if not header or not header.startswith(SIGNATURE_PREFIX):
-        return False
-    return hmac.compare_digest(sign(secret, body).encode(), header.strip().encode())
+# The one signature check (bot/github.py), also used by the request follow-ups.
+sign = sign_webhook
+verify_signature = verify_webhook_signature
 
 
 def parse_body(body: bytes, content_type: str) -> dict:

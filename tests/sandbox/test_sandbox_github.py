@@ -483,3 +483,41 @@ def test_webhook_builders_carry_the_fields_of_each_action(github):
     assert wh.unlabeled(issue, "urgent")["label"]["name"] == "urgent"
     with pytest.raises(ValueError):
         wh.issues_event("labeled", issue)
+
+
+def test_repo_comments_listing_filters_by_since_and_answers_304_when_unchanged():
+    clock = {"now": NOW}
+    with FakeGitHub(now=lambda: clock["now"]) as github:
+        first = github.create_issue("One")["number"]
+        second = github.create_issue("Two")["number"]
+        github.add_comment(first, "early")
+        clock["now"] = NOW + dt.timedelta(minutes=10)
+        github.add_comment(second, "late", user="ana")
+        url = f"{github.url}/repos/{REPO}/issues/comments"
+        since = {"since": "2026-11-23T18:05:00Z", "sort": "updated", "direction": "asc"}
+        answer = requests.get(url, params=since, timeout=5)
+        [comment] = answer.json()
+        assert comment["body"] == "late" and comment["issue_url"].endswith(f"/issues/{second}")
+        assert comment["user"]["login"] == "ana"
+        # GitHub's Date header is on GitHub's clock, like its timestamps.
+        assert answer.headers["Date"] == "Mon, 23 Nov 2026 18:10:00 GMT"
+        etag = answer.headers["ETag"]
+        again = requests.get(url, params=since, headers={"If-None-Match": etag}, timeout=5)
+        assert again.status_code == 304
+        assert len(requests.get(url, timeout=5).json()) == 2
+
+
+def test_update_issue_changes_it_as_a_person_on_github_would(github):
+    number = github.create_issue("One")["number"]
+    issue = github.update_issue(number, assignees=["ana"], milestone="Sprint 48")
+    assert [a["login"] for a in issue["assignees"]] == ["ana"]
+    assert issue["milestone"]["title"] == "Sprint 48"
+    closed = github.update_issue(number, state="closed", state_reason="not_planned", by="ana")
+    assert (closed["state"], closed["state_reason"], closed["closed_by"]["login"]) == (
+        "closed",
+        "not_planned",
+        "ana",
+    )
+    payload = wh.issue_comment(closed, github.add_comment(number, "hi"))
+    assert payload["action"] == "created" and payload["comment"]["body"] == "hi"
+    assert wh.milestoned(issue)["milestone"]["title"] == "Sprint 48"
