@@ -19,6 +19,7 @@ from bot.intake.outbox import filed_requests
 from bot.slack_text import escape_mrkdwn
 from bot.web import WebServer, build_web
 from sandbox import github_webhooks as hooks
+from sandbox.slack_requests import message_event
 from tests.support.followup import (
     CHANNEL,
     file_from_modal,
@@ -427,3 +428,31 @@ def test_comments_poll_tells_a_comment_once_even_when_listed_again(bot, clock):
     bot.wait_idle()
     assert len(followups(bot, root)) == 1
     assert bot.slack.messages(CHANNEL)  # and the thread is where it went
+
+
+def test_a_thread_reply_mirrored_to_github_is_not_told_back_to_the_thread(make_bot, store, clock):
+    """The two directions meet: Bob's reply becomes a GitHub comment, and neither the poller
+    nor the issue_comment webhook for that comment sends it back into his thread."""
+    with make_bot(store, github_retry_backoff_seconds=0, thread_mirror_channels=[CHANNEL]) as bot:
+        people(bot)
+        root_ts, number = file_from_thread(bot, "Which plans churn fastest?")
+        poll(bot)
+        reply = bot.slack.user_posts(CHANNEL, "U0BOB", "Only paid plans, please", thread_ts=root_ts)
+        assert bot.event(message_event(reply)).status == 200
+        bot.wait_idle()
+        [mirrored] = [c for c in bot.github.comments(number) if "in Slack:" in c["body"]]
+        clock.advance(minutes=1)
+        poll(bot)
+        hook(
+            bot,
+            "issue_comment",
+            hooks.issue_comment(
+                bot.github.issue(number), mirrored, repository=bot.github.repo_json()
+            ),
+        )
+        assert followups(bot, root_ts) == []
+        # A comment by the team on the same issue still is told, once.
+        clock.advance(minutes=1)
+        bot.github.add_comment(number, "@requester which quarter?", user="ana")
+        poll(bot)
+        assert len(followups(bot, root_ts)) == 1
