@@ -184,15 +184,25 @@ def _dicts(blocks: list[Block]) -> list[dict]:
 
 
 def _for(answer: Answer, *, plain: bool = False) -> str:
+    by = f" by {answer.by.label}" if answer.by else ""
     if not answer.account:
-        return ""
-    return f" for {answer.account}" if plain else f" for {escape_mrkdwn(answer.account)}"
+        return by
+    account = answer.account if plain else escape_mrkdwn(answer.account)
+    return f"{by} for {account}"
 
 
 def _widened(answer: Answer) -> str:
-    if answer.period == answer.asked:
-        return ""
-    return f" ({answer.metric.min_days}-day minimum for {answer.metric.title})"
+    """What the reader should know about the period: a default, a widened window, a
+    default moved back to the last complete day."""
+    notes = []
+    if answer.defaulted:
+        notes.append(answer.default_note())
+    if answer.period.days != answer.asked.days:
+        notes.append(f"{answer.metric.min_days}-day minimum for {answer.metric.title}")
+    if answer.shifted_from is not None:
+        last = answer.shifted_from.end
+        notes.append(f"ends on the last complete day: {last:%a %b} {last.day} is not complete yet")
+    return f" ({'; '.join(notes)})" if notes else ""
 
 
 def _freshness(answer: Answer, settings: Settings) -> str:

@@ -16,6 +16,7 @@ from typing import Literal
 
 from bot.deps import Deps
 from bot.errors import DatabotError, InputError
+from bot.metric.account import account_card
 from bot.metric.blocks import (
     build_metric_help,
     build_metric_message,
@@ -23,8 +24,10 @@ from bot.metric.blocks import (
     build_metric_working,
     build_request_offer,
 )
-from bot.metric.lookup import StillWorking, metric_service
+from bot.metric.card import build_account_card
+from bot.metric.lookup import MetricService, StillWorking, metric_service
 from bot.metric.model import (
+    AccountRequest,
     HelpRequest,
     MetricQuery,
     NoData,
@@ -76,12 +79,16 @@ def metric_command(
     service = metric_service(deps)
     try:
         parsed = service.parse(text)
+    except UnknownMetric as exc:
+        return _maybe_account(deps, service, exc, text, send)
     except tuple(OFFER_REASONS) as exc:
         return CommandReply(ack=_offer(exc, text))
     except DatabotError as exc:
         return CommandReply(ack=Message(text=exc.user_message))
     if isinstance(parsed, HelpRequest):
         return CommandReply(ack=build_metric_help(service.catalog))
+    if isinstance(parsed, AccountRequest):
+        return _card_after_ack(deps, parsed.name, text, send)
     if not may_see(parsed.metric, deps.settings, user=user, channel=channel):
         return CommandReply(ack=Message(text=refusal(parsed.metric, deps.settings)))
     # Started at the ack, so time spent queued for a worker thread counts too.
@@ -97,6 +104,49 @@ def metric_command(
             note.finish()
 
     return CommandReply(after_ack=lookup)
+
+
+def _maybe_account(
+    deps: Deps, service: MetricService, exc: UnknownMetric, text: str, send: Send
+) -> CommandReply:
+    """`/metric NAME` where NAME is no metric: the account card when NAME names one
+    account. Matching needs the account list: with it cached the reply comes in the ack;
+    otherwise the list is read after the ack and the miss (if it is one) follows by the
+    response URL."""
+    if service.accounts_known():
+        if service.match_account(exc.typed) is not None:
+            return _card_after_ack(deps, exc.typed, text, send)
+        return CommandReply(ack=_offer(exc, text))
+    if exc.suggestions:  # a typo of a metric name: answer it now, as before
+        return CommandReply(ack=_offer(exc, text))
+
+    def after() -> None:
+        if service.match_account(exc.typed) is not None:
+            _card(deps, exc.typed, text, send)
+        else:
+            send(Reply(_offer(exc, text)))
+
+    return CommandReply(after_ack=after)
+
+
+def _card_after_ack(deps: Deps, name: str, text: str, send: Send) -> CommandReply:
+    return CommandReply(after_ack=lambda: _card(deps, name, text, send))
+
+
+def _card(deps: Deps, name: str, text: str, send: Send) -> None:
+    note = StillWorking(
+        deps.settings.metric_still_working_seconds,
+        lambda: send(Reply(build_metric_working(text))),
+    )
+    try:
+        card = account_card(metric_service(deps), name)
+    except tuple(OFFER_REASONS) as exc:
+        note.finish()
+        send(Reply(_offer(exc, text)))
+        return
+    finally:
+        note.finish()
+    send(Reply(build_account_card(card, deps.settings)))
 
 
 def _answer(deps: Deps, query: MetricQuery, text: str, note: StillWorking, send: Send) -> None:
