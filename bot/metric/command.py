@@ -179,7 +179,8 @@ def share_metric_answer(
         refused = Message(text=refusal(metric, deps.settings, sharing=True))
         send(Reply(refused, replace_original=False))
         return
-    answer = service.answer(MetricQuery(metric, value.period, value.account))
+    query = MetricQuery(metric, value.period, value.account, by=value.by, defaulted=value.defaulted)
+    answer = service.answer(query)
     shared = build_metric_message(answer, deps.settings, shared_by=user)
     send(Reply(shared, response_type="in_channel", replace_original=False))
     send(Reply(build_metric_shared(), replace_original=True))
