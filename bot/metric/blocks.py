@@ -30,8 +30,9 @@ BUTTON_VALUE_LIMIT = 2000
 BREAKDOWN_ROWS = 10
 
 USAGE = (
-    "`/metric NAME [PERIOD] [for ACCOUNT]`, "
-    "e.g. `/metric dau 7d` or `/metric mau last month for Acme`"
+    "`/metric NAME [PERIOD] [by DIMENSION] [for ACCOUNT]`, "
+    "e.g. `/metric dau 7d`, `/metric mau last month for Acme` or "
+    "`/metric searches 30d by deployment`; `/metric account Acme` gives an account's overview"
 )
 WORKING = "Still working on `/metric {text}`: the warehouse is taking a moment. The answer follows."
 HELP_TEXT = "How to use /metric"
@@ -249,7 +250,9 @@ def build_metric_help(catalog: Catalog) -> Message:
         lines = [f"*{escape_mrkdwn(group)}*"]
         for m in metrics:
             lock = " :lock: _revenue_" if m.sensitivity is Sensitivity.REVENUE else ""
-            account = " · by account" if m.account_filter else ""
+            account = " · for an account" if m.account_filter else ""
+            if m.dimensions:
+                account += " · by " + "/".join(d.value for d in m.dimensions)
             lines.append(
                 f"• `{m.name}` {escape_mrkdwn(m.description)} "
                 f"_(default {m.default_period}{account})_" + lock
