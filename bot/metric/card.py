@@ -89,7 +89,7 @@ def card_facts(card: AccountCard) -> list[tuple[str, str]]:
     facts.append(("Deployment", _tally(card.counts("deployment_type"))))
     facts.append(("Hosting", _tally(card.counts("hosting_type"))))
     telemetry = _tally(card.counts("telemetry_status"))
-    facts.append(("Telemetry", f"{telemetry}. Best: {TELEMETRY_MEANING[card.telemetry]}"))
+    facts.append(("Telemetry", f"{telemetry}; so: {TELEMETRY_MEANING[card.telemetry]}"))
     hosts = card.code_hosts
     facts.append(("Code hosts", ", ".join(hosts) if hosts else "unavailable"))
     repos = card.repos

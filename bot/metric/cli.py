@@ -96,6 +96,13 @@ def answer_json(answer: Answer) -> dict[str, Any]:
             {"label": r.label, "value": r.value, "previous": r.previous} for r in answer.breakdown
         ],
         "trend": answer.trend,
+        "by": answer.by.value if answer.by else None,
+        "default_period": answer.defaulted,
+        "moved_back_from": (
+            {"start": answer.shifted_from.start, "end": answer.shifted_from.end}
+            if answer.shifted_from
+            else None
+        ),
         "data_through": answer.data_through,
         "complete": answer.complete,
     }

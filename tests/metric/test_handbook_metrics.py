@@ -25,6 +25,7 @@ from bot.settings import Settings
 from bot.warehouse import DuckDBWarehouse
 from tests.metric.test_metric_values import (
     AS_OF,
+    bigquery_pair,  # noqa: F401 - the same rows in the emulator and in DuckDB
     days_of,
     expected_dau,
     expected_distinct_users,
@@ -504,3 +505,29 @@ def test_terminal_prints_the_account_card_and_breakdowns(service, raw, warehouse
     for label, value in rows.items():
         assert label in out.getvalue() and f"{value:,}" in out.getvalue()
     assert "by hosting type" in out.getvalue()
+
+
+# --------------------------------------------------------------------------- BigQuery
+
+
+@pytest.mark.bigquery
+def test_account_card_is_the_same_on_bigquery_and_duckdb(bigquery_pair):  # noqa: F811
+    """The card's own SQL (bot/sql/account_instances.sql, the Salesforce lookup) and the
+    catalog metrics it calls are BigQuery SQL: run them on the emulator and on DuckDB over
+    the same rows."""
+    bigquery, duck = bigquery_pair
+    settings = Settings(_env_file=None)
+    rows = duck.query(
+        "SELECT account_name, COUNT(DISTINCT instance_id) AS n "
+        "FROM sourcegraph_analytics.update_checks WHERE account_name IS NOT NULL "
+        "GROUP BY account_name ORDER BY n DESC, account_name LIMIT 1"
+    )
+    account = rows[0]["account_name"]
+    now = dt.datetime(2026, 11, 3, 18, 0, tzinfo=dt.UTC)  # the slice ends on Nov 2
+    cards = []
+    for warehouse in (bigquery, duck):
+        svc = MetricService(load_catalog(), warehouse, settings, lambda: now)
+        cards.append(account_card(svc, account))
+    on_bq, on_duck = cards
+    assert on_bq.instances == on_duck.instances and on_duck.instances
+    assert build_account_card_text(on_bq, settings) == build_account_card_text(on_duck, settings)
