@@ -656,3 +656,21 @@ def test_terminal_json_gives_the_same_numbers_as_the_text_answer(warehouse):
     assert answer["period"] == {"start": "2026-11-16", "end": "2026-11-22"}
     [headline, *_] = answer["values"]
     assert f"{headline['value']:,.0f}" in text.getvalue()
+
+
+def test_a_default_day_without_any_data_yet_answers_the_last_complete_day():
+    through = dt.datetime(2026, 11, 22, 11, 0, tzinfo=dt.UTC)  # Nov 22, 03:00 PT
+
+    def rows(sql, params):
+        if "start_ts" not in params:  # the source's freshness query alone
+            return [{"data_through": through}]
+        out = daily_rows(lambda d: d.day, through=through)(sql, params)
+        return [r for r in out if r["day"] < D(2026, 11, 22)] or [{"data_through": through}]
+
+    service = make(FakeWarehouse(rows))
+    answer = ask(service, "dau")
+    assert answer.period == Period(D(2026, 11, 21), D(2026, 11, 21)) and answer.headline[1] == 21
+    assert answer.shifted_from == Period(D(2026, 11, 22), D(2026, 11, 22))
+    with pytest.raises(NoData) as err:  # asked for by name: no silent move
+        ask(service, "dau yesterday")
+    assert "The data goes through Nov 22, 03:00 PT" in err.value.user_message
