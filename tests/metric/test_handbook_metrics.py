@@ -531,3 +531,54 @@ def test_account_card_is_the_same_on_bigquery_and_duckdb(bigquery_pair):  # noqa
     on_bq, on_duck = cards
     assert on_bq.instances == on_duck.instances and on_duck.instances
     assert build_account_card_text(on_bq, settings) == build_account_card_text(on_duck, settings)
+
+
+@pytest.mark.parametrize(
+    ("now", "period"),
+    [
+        # the day after the DST start and after February's end: Feb 7 .. Mar 8
+        (dt.datetime(2026, 3, 9, 18, 0, tzinfo=dt.UTC), Period(D(2026, 2, 7), D(2026, 3, 8))),
+        # the day after the DST end and October's end: Oct 3 .. Nov 1
+        (dt.datetime(2026, 11, 2, 18, 0, tzinfo=dt.UTC), Period(D(2026, 10, 3), D(2026, 11, 1))),
+    ],
+    ids=["dst-start", "dst-end"],
+)
+def test_account_card_on_other_days_matches(demo_warehouse_path, raw, now, period):
+    warehouse = DuckDBWarehouse(demo_warehouse_path, timeout_s=60)
+    try:
+        svc = MetricService(load_catalog(), warehouse, Settings(_env_file=None), lambda: now)
+        account = busiest_event_account(raw, period)
+        card = account_card(svc, account)
+    finally:
+        warehouse.close()
+    assert card.period == period
+    assert card.monthly_users.headline[1] == summed("mau")(raw, period, account)
+    assert card.monthly_users.headline[2] == summed("mau")(
+        raw, Period(period.start - dt.timedelta(days=30), period.start - dt.timedelta(days=1)),
+        account,
+    )  # fmt: skip
+    assert card.seat_consumption.headline[1] == pytest.approx(
+        seat_consumption(raw, period, account)
+    )
+    assert card.cody_users.headline[1] == cody_users(raw, period, account)
+    assert {(v, b): n for v, b, n in card.versions()} == {
+        (v, releases_behind(raw, v, period.end)): n
+        for v, n in tally(raw, period, "version", account).items()
+    }
+
+
+def test_terminal_json_of_the_account_card(raw, warehouse):
+    import json
+
+    account = busiest_event_account(raw, Period(D(2026, 10, 1), D(2026, 10, 31)))
+    out = io.StringIO()
+    status = print_metric_lookup(
+        Settings(_env_file=None), f"account {account}", out, warehouse=warehouse,
+        now=lambda: AS_OF, as_json=True,
+    )  # fmt: skip
+    assert status == 0
+    data = json.loads(out.getvalue())
+    assert data["account"] == account
+    assert data["period"] == {"start": "2026-10-24", "end": "2026-11-22"}
+    latest = latest_pings(raw, Period(D(2026, 10, 24), D(2026, 11, 22)), account)
+    assert sum(1 for i in data["instances"] if i["last_ping"]) == len(latest)
