@@ -19,6 +19,13 @@ instances that emit dotcom_events rows), 'full pings', 'critical pings only' (us
 NULL: such pings carry no usage numbers), 'no telemetry' (air-gapped or pings off: these
 instances send nothing, so they never appear in update_checks; their accounts do appear in
 salesforce_data.accounts).
+
+Also: `sourcegraph_analytics.instances`, the instance registry (every licensed instance,
+whatever telemetry it sends, with the dates its license started and ended), and
+`sourcegraph_analytics.releases` (every Sourcegraph release and its date), so "releases
+behind the latest" and "no telemetry" can be answered. Full pings carry the instance's
+total user accounts (`total_user_accounts`, NULL in critical pings). Fields added after
+version 1 are derived from `hash()` of fixed seeds, so the rest of the data is unchanged.
 """
 
 from __future__ import annotations
@@ -40,7 +47,7 @@ from bot.settings import REPORTING_TZ
 logger = logging.getLogger(__name__)
 
 # Bump whenever the generated data changes shape or content: it is part of the cache key.
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2
 PIPELINE_LAG = dt.timedelta(hours=3)
 HISTORY_DAYS = 455  # a bit over 15 months, so year-over-year questions have data
 SEED = 20231214  # Cody Pro's launch date, as good a seed as any
@@ -332,6 +339,7 @@ def _generate(path: Path, as_of: dt.datetime, progress: Progress) -> None:
         step(2)
         _generate_activity(con, params)
         step(3)
+        _generate_registry(con, params)
         _generate_update_checks(con, params)
         step(4)
         _generate_events(con, params)
@@ -372,6 +380,30 @@ def _generate_activity(con: duckdb.DuckDBPyConnection, params: dict) -> None:
     )
 
 
+def _generate_registry(con: duckdb.DuckDBPyConnection, params: dict) -> None:
+    con.execute(
+        """
+        CREATE TABLE sourcegraph_analytics.releases AS
+        SELECT version, released AS released_on FROM releases
+        """
+    )
+    # `created`/`retired` are day offsets from first_day (active on days created ..
+    # retired - 1); licensed_until is the last licensed day, NULL while it still runs.
+    con.execute(
+        """
+        CREATE TABLE sourcegraph_analytics.instances AS
+        SELECT i.instance_id, i.account_id, acc.account_name, i.hosting_type,
+               i.deployment_type, i.telemetry_status,
+               CAST(CAST($first_day AS DATE) + i.created AS DATE) AS licensed_from,
+               CASE WHEN i.retired <= CAST($end_day AS DATE) - CAST($first_day AS DATE)
+                    THEN CAST(CAST($first_day AS DATE) + i.retired - 1 AS DATE) END
+                   AS licensed_until
+        FROM inst i LEFT JOIN salesforce_data.accounts acc USING (account_id)
+        """,
+        {"first_day": params["first_day"], "end_day": params["end_day"]},
+    )
+
+
 def _generate_update_checks(con: duckdb.DuckDBPyConnection, params: dict) -> None:
     con.execute(
         """
@@ -397,7 +429,12 @@ def _generate_update_checks(con: duckdb.DuckDBPyConnection, params: dict) -> Non
                CASE WHEN c.telemetry_status <> 'critical pings only'
                     THEN CAST(c.repos * (0.7 + 0.3 * c.t / 455.0) AS BIGINT) END AS repo_count,
                CASE WHEN c.telemetry_status <> 'critical pings only' THEN c.code_hosts END
-                   AS code_hosts
+                   AS code_hosts,
+               -- every user account on the instance (active or not): above MAU, growing
+               CASE WHEN c.telemetry_status <> 'critical pings only'
+                    THEN CAST(floor(c.pool * (1.3 + 0.6 * rnd(c.idx, 'accounts', 0))
+                                    * (0.8 + 0.2 * c.t / 455.0)) AS BIGINT) END
+                   AS total_user_accounts
         FROM checks c LEFT JOIN salesforce_data.accounts acc USING (account_id)
         WHERE c.checked_at < $end_ts
         """,

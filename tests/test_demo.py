@@ -137,7 +137,10 @@ def scene(output: str, title: str) -> str:
 def test_demo_metric_scene_answers_shares_refuses_revenue_and_helps(demo_output):
     text = scene(demo_output, "/metric: the numbers people ask for")
     assert "`cody_pro` All Cody Pro daily fields" in text and ":lock: _revenue_" in text
-    assert re.search(r"^\*DAU\* · \w{3} \w{3} \d+, \d{4}$", text, flags=re.M)
+    assert re.search(
+        r"^\*DAU\* · \w{3} \w{3} \d+, \d{4} \(yesterday, the default for DAU\)$", text, flags=re.M
+    )
+    assert "*Searches* by deployment type" in text and "Account overview:" in text
     assert re.search(r"\(cached answer in \d+ ms\)", text)
     assert "Asked by @U0ALICE" in text and "Shared in the channel." in text
     # Revenue: refused in #analytics, answered in #finance.

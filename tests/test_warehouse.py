@@ -47,6 +47,15 @@ SQL_PARAMS = {
         "price_usd": 9.0,
     },
     "cody_stripe_reconciliation": {"date": dt.date(2026, 11, 22)},
+    # The account card's instances over the 30 days before Nov 23 2026 (across the end of
+    # daylight saving time). The account is an input: the demo's first account by name.
+    "account_instances": {
+        "account": "Aster Energy Group",
+        "start_date": dt.date(2026, 10, 24),
+        "end_date": dt.date(2026, 11, 22),
+        "start_ts": dt.datetime(2026, 10, 24, 7, tzinfo=dt.UTC),
+        "end_ts": dt.datetime(2026, 11, 23, 8, tzinfo=dt.UTC),
+    },
 }
 # Rows copied into the emulator (and a matching DuckDB file) for the parity test: every
 # user whose id starts with cu_00..cu_07 (1/32 of SSC), all of their rows.
@@ -55,6 +64,13 @@ SLICES = {
     "ssc.billing_cycles": "SELECT * FROM ssc.billing_cycles WHERE user_id < 'cu_08'",
     "ssc.sync_status": "SELECT * FROM ssc.sync_status",
     "stripe.subscriptions": "SELECT * FROM stripe.subscriptions WHERE ssc_user_id < 'cu_08'",
+    "sourcegraph_analytics.update_checks": (
+        "SELECT * FROM sourcegraph_analytics.update_checks "
+        "WHERE account_name = 'Aster Energy Group' "
+        "AND checked_at >= TIMESTAMPTZ '2026-10-20 00:00:00+00'"
+    ),
+    "sourcegraph_analytics.instances": "SELECT * FROM sourcegraph_analytics.instances",
+    "sourcegraph_analytics.releases": "SELECT * FROM sourcegraph_analytics.releases",
 }
 
 

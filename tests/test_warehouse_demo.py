@@ -27,6 +27,8 @@ TABLES = [
     "dotcom_events.cody",
     "sourcegraph_analytics.update_checks",
     "salesforce_data.accounts",
+    "sourcegraph_analytics.instances",
+    "sourcegraph_analytics.releases",
     "ssc.subscriptions",
     "ssc.billing_cycles",
     "ssc.sync_status",
@@ -131,7 +133,19 @@ def test_tables_have_the_agreed_columns(demo_warehouse_path):
             ("monthly_active_users", "BIGINT"),
             ("repo_count", "BIGINT"),
             ("code_hosts", "VARCHAR"),
+            ("total_user_accounts", "BIGINT"),
         ],
+        "sourcegraph_analytics.instances": [
+            ("instance_id", "VARCHAR"),
+            ("account_id", "VARCHAR"),
+            ("account_name", "VARCHAR"),
+            ("hosting_type", "VARCHAR"),
+            ("deployment_type", "VARCHAR"),
+            ("telemetry_status", "VARCHAR"),
+            ("licensed_from", "DATE"),
+            ("licensed_until", "DATE"),
+        ],
+        "sourcegraph_analytics.releases": [("version", "VARCHAR"), ("released_on", "DATE")],
         "salesforce_data.accounts": [
             ("account_id", "VARCHAR"),
             ("account_name", "VARCHAR"),
@@ -390,3 +404,42 @@ def test_no_personal_data_only_pseudonymous_ids(demo_warehouse_path):
 def test_naive_as_of_is_refused(tmp_path):
     with pytest.raises(ValueError, match="timezone-aware"):
         ensure_demo_warehouse(tmp_path, as_of=dt.datetime(2026, 11, 23, 10, 0))
+
+
+def test_the_registry_knows_instances_that_never_ping_and_pings_agree_with_it(
+    demo_warehouse_path,
+):
+    registry = dict(
+        raw(
+            demo_warehouse_path,
+            "SELECT instance_id, telemetry_status FROM sourcegraph_analytics.instances",
+        )
+    )
+    pinged = dict(
+        raw(
+            demo_warehouse_path,
+            "SELECT DISTINCT instance_id, telemetry_status "
+            "FROM sourcegraph_analytics.update_checks",
+        )
+    )
+    assert set(pinged) <= set(registry)
+    assert all(registry[i] == status for i, status in pinged.items())
+    silent = {i for i, status in registry.items() if status == "no telemetry"}
+    assert silent and not silent & set(pinged)
+    # Every version a ping reports is a release, and user accounts exceed monthly users.
+    versions = {
+        v for (v,) in raw(demo_warehouse_path, "SELECT version FROM sourcegraph_analytics.releases")
+    }
+    reported = {
+        v
+        for (v,) in raw(
+            demo_warehouse_path, "SELECT DISTINCT version FROM sourcegraph_analytics.update_checks"
+        )
+    }
+    assert reported <= versions
+    (below,) = raw(
+        demo_warehouse_path,
+        "SELECT COUNT(*) FROM sourcegraph_analytics.update_checks "
+        "WHERE total_user_accounts < monthly_active_users",
+    )[0]
+    assert below == 0

@@ -39,8 +39,9 @@ CELL_LIMIT = 200  # characters shown in one table cell
 ALT_TEXT_LIMIT = 1000  # Slack's limit on a file's alt_txt
 
 USAGE = (
-    "`/metric NAME [PERIOD] [for ACCOUNT]`, "
-    "e.g. `/metric dau 7d` or `/metric mau last month for Acme`"
+    "`/metric NAME [PERIOD] [by DIMENSION] [for ACCOUNT]`, "
+    "e.g. `/metric dau 7d`, `/metric mau last month for Acme` or "
+    "`/metric searches 30d by deployment`; `/metric account Acme` gives an account's overview"
 )
 WORKING = "Still working on `/metric {text}`: the warehouse is taking a moment. The answer follows."
 HELP_TEXT = "How to use /metric"
@@ -374,15 +375,25 @@ def _unit_label(unit: Unit, label: str) -> str:
 
 
 def _for(answer: Answer, *, plain: bool = False) -> str:
+    by = f" by {answer.by.label}" if answer.by else ""
     if not answer.account:
-        return ""
-    return f" for {answer.account}" if plain else f" for {escape_mrkdwn(answer.account)}"
+        return by
+    account = answer.account if plain else escape_mrkdwn(answer.account)
+    return f"{by} for {account}"
 
 
 def _widened(answer: Answer) -> str:
-    if answer.period == answer.asked:
-        return ""
-    return f" ({answer.metric.min_days}-day minimum for {answer.metric.title})"
+    """What the reader should know about the period: a default, a widened window, a
+    default moved back to the last complete day."""
+    notes = []
+    if answer.defaulted:
+        notes.append(answer.default_note())
+    if answer.period.days != answer.asked.days:
+        notes.append(f"{answer.metric.min_days}-day minimum for {answer.metric.title}")
+    if answer.shifted_from is not None:
+        last = answer.shifted_from.end
+        notes.append(f"ends on the last complete day: {last:%a %b} {last.day} is not complete yet")
+    return f" ({'; '.join(notes)})" if notes else ""
 
 
 def _freshness(answer: Answer, settings: Settings) -> str:
@@ -413,7 +424,9 @@ def build_metric_help(catalog: Catalog) -> Message:
         lines = [f"*{escape_mrkdwn(group)}*"]
         for m in metrics:
             lock = " :lock: _revenue_" if m.sensitivity is Sensitivity.REVENUE else ""
-            account = " · by account" if m.account_filter else ""
+            account = " · for an account" if m.account_filter else ""
+            if m.dimensions:
+                account += " · by " + "/".join(d.value for d in m.dimensions)
             lines.append(
                 f"• `{m.name}` {escape_mrkdwn(m.description)} "
                 f"_(default {m.default_period}{account})_" + lock

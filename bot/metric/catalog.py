@@ -11,6 +11,9 @@ passes only the parameters the text mentions, from:
   @account                STRING     (account_filter) the account name, '' for everyone
   @price_usd              FLOAT64    Cody Pro price per seat per month (settings.cody_price_usd,
                                      the same price the daily Cody Pro post uses)
+  @by                     STRING     (dimensions) the breakdown asked for (`by deployment`):
+                                     one of `dimensions`, '' for none. The SQL returns it as
+                                     a column `dimension`, a single '' value when @by is ''
   plus the entry's own `params` (constants of that one metric).
 
 Two shapes:
@@ -21,6 +24,8 @@ Two shapes:
            row per `bucket` = DIV(DATE_DIFF(@end_date, <date>, DAY), @bucket_days); bucket 0
            is the period asked for, 1 the one before, and so on.
 A `dimension` column turns a metric into a breakdown (one row per value and day/bucket).
+`dimensions` lists the breakdowns a metric offers on request (`/metric searches 30d by
+deployment`); its SQL then groups by a `dimension` column chosen with @by.
 """
 
 from __future__ import annotations
@@ -52,6 +57,47 @@ SERVICE_PARAMS = {
     "bucket_days",
     "account",
     "price_usd",
+    "by",
+}
+
+
+class Dimension(StrEnum):
+    """What `by DIMENSION` may name. Each is an attribute of an instance, taken from its
+    most recent ping (update check) in the lookup's dates."""
+
+    DEPLOYMENT = "deployment"
+    HOSTING = "hosting"
+    VERSION = "version"
+    ACCOUNT = "account"
+
+    @property
+    def label(self) -> str:
+        return DIMENSION_LABELS[self]
+
+
+DIMENSION_LABELS = {
+    Dimension.DEPLOYMENT: "deployment type",
+    Dimension.HOSTING: "hosting type",
+    Dimension.VERSION: "version",
+    Dimension.ACCOUNT: "account",
+}
+# Words people type after `by` (normalised: lower case, `_` for `-`, single spaces).
+DIMENSION_WORDS: dict[str, Dimension] = {
+    "deployment": Dimension.DEPLOYMENT,
+    "deployments": Dimension.DEPLOYMENT,
+    "deployment type": Dimension.DEPLOYMENT,
+    "deployment_type": Dimension.DEPLOYMENT,
+    "hosting": Dimension.HOSTING,
+    "hosting type": Dimension.HOSTING,
+    "hosting_type": Dimension.HOSTING,
+    "instance type": Dimension.HOSTING,
+    "instance_type": Dimension.HOSTING,
+    "version": Dimension.VERSION,
+    "versions": Dimension.VERSION,
+    "account": Dimension.ACCOUNT,
+    "accounts": Dimension.ACCOUNT,
+    "customer": Dimension.ACCOUNT,
+    "customers": Dimension.ACCOUNT,
 }
 
 
@@ -91,7 +137,7 @@ class Metric(BaseModel):
     name: str
     group: str
     aliases: list[str] = []
-    description: str = Field(max_length=150)
+    description: str = Field(max_length=250)  # which tables and rows it counts
     unit: Unit
     grain: Literal["day", "week", "month"]
     default_period: str = "yesterday"
@@ -105,6 +151,7 @@ class Metric(BaseModel):
     label: str | None = None
     fields: list[ValueField] = []  # more value columns, shown as fields
     dimension: str | None = None  # breakdown column
+    dimensions: list[Dimension] = []  # breakdowns on request (`by ...`), through @by
     params: dict[str, float | int | str] = {}
     account_filter: bool = False
     sensitivity: Sensitivity = Sensitivity.PUBLIC
@@ -144,6 +191,12 @@ class Metric(BaseModel):
             raise ValueError(f"{self.name}: account_filter is set but the SQL ignores @account")
         if not self.account_filter and "account" in used:
             raise ValueError(f"{self.name}: the SQL uses @account: set account_filter: true")
+        if self.dimensions and "by" not in used:
+            raise ValueError(f"{self.name}: dimensions are set but the SQL ignores @by")
+        if not self.dimensions and "by" in used:
+            raise ValueError(f"{self.name}: the SQL uses @by: list its dimensions")
+        if self.dimensions and self.dimension:
+            raise ValueError(f"{self.name}: a fixed breakdown (dimension) takes no `by`")
         if self.shape == "buckets" and "bucket_days" not in used:
             raise ValueError(f"{self.name}: a buckets metric must group by @bucket_days")
         return self

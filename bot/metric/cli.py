@@ -8,15 +8,25 @@ import sys
 from collections.abc import Callable
 from typing import Any, TextIO
 
+from bot.metric.account import account_card
 from bot.metric.blocks import (
     build_breakdown_chart,
     build_metric_help_text,
     build_metric_text,
     build_trend_chart,
 )
+from bot.metric.card import build_account_card_text, card_facts
 from bot.metric.catalog import Catalog, Sensitivity, load_catalog
 from bot.metric.lookup import MetricService
-from bot.metric.model import Answer, HelpRequest, NoData, UnknownAccount, UnknownMetric
+from bot.metric.model import (
+    AccountCard,
+    AccountRequest,
+    Answer,
+    HelpRequest,
+    NoData,
+    UnknownAccount,
+    UnknownMetric,
+)
 from bot.render import render_block
 from bot.settings import Settings, utc_now
 from bot.warehouse import make_warehouse
@@ -35,11 +45,14 @@ def print_metric_lookup(
     has no answer (unknown name or account, no data)."""
     out = out or sys.stdout
     service = MetricService(load_catalog(), warehouse, settings, now or utc_now)
+    miss: UnknownMetric | None = None
     try:
         parsed = service.parse(text)
     except UnknownMetric as exc:
-        print(_plain(exc.user_message), file=out)
-        return 1
+        if exc.suggestions:  # a typo of a metric name: no warehouse needed
+            print(_plain(exc.user_message), file=out)
+            return 1
+        miss, parsed = exc, AccountRequest(exc.typed)  # perhaps an account's name
     if isinstance(parsed, HelpRequest):
         if parsed.metric is not None:
             about = build_metric_help_text(parsed.metric, service.catalog, settings)
@@ -51,6 +64,16 @@ def print_metric_lookup(
     if own:  # only now: help and typos need no warehouse
         service.warehouse = make_warehouse(settings)
     try:
+        if isinstance(parsed, AccountRequest):
+            if miss is not None and service.match_account(parsed.name) is None:
+                print(_plain(miss.user_message), file=out)
+                return 1
+            card = account_card(service, parsed.name)
+            if as_json:
+                print(json.dumps(card_json(card), default=str, indent=2), file=out)
+            else:
+                print(build_account_card_text(card, settings), file=out)
+            return 0
         answer = service.answer(parsed)
     except (UnknownAccount, NoData) as exc:
         print(_plain(exc.user_message), file=out)
@@ -87,13 +110,38 @@ def answer_json(answer: Answer) -> dict[str, Any]:
             {"label": r.label, "value": r.value, "previous": r.previous} for r in answer.breakdown
         ],
         "trend": answer.trend,
+        "by": answer.by.value if answer.by else None,
+        "default_period": answer.defaulted,
+        "moved_back_from": (
+            {"start": answer.shifted_from.start, "end": answer.shifted_from.end}
+            if answer.shifted_from
+            else None
+        ),
         "data_through": answer.data_through,
         "complete": answer.complete,
     }
 
 
+def card_json(card: AccountCard) -> dict[str, Any]:
+    """`databot metric account NAME --json`: the card's facts and its instances."""
+    return {
+        "account": card.account,
+        "is_customer": card.is_customer,
+        "seats_purchased": card.seats_purchased,
+        "period": {"start": card.period.start, "end": card.period.end},
+        "facts": dict(card_facts(card)),
+        "instances": [vars(i) for i in card.instances],
+        "unavailable": [{"what": g.what, "why": g.why} for g in card.unavailable],
+        "data_through": card.data_through,
+        "complete": card.complete,
+    }
+
+
 def catalog_text(catalog: Catalog) -> str:
-    lines = ["Usage: metric NAME [PERIOD] [for ACCOUNT]"]
+    lines = [
+        "Usage: metric NAME [PERIOD] [by DIMENSION] [for ACCOUNT]",
+        "       metric account ACCOUNT   (an account's overview)",
+    ]
     for group, metrics in catalog.groups().items():
         lines.append(f"\n{group}")
         for m in metrics:

@@ -21,6 +21,7 @@ from slack_sdk.errors import SlackApiError
 from bot.charts import render_line_png
 from bot.deps import Deps
 from bot.errors import DatabotError, InputError
+from bot.metric.account import account_card
 from bot.metric.blocks import (
     build_metric_help,
     build_metric_help_one,
@@ -30,8 +31,10 @@ from bot.metric.blocks import (
     build_metric_working,
     build_request_offer,
 )
-from bot.metric.lookup import StillWorking, metric_service
+from bot.metric.card import build_account_card
+from bot.metric.lookup import MetricService, StillWorking, metric_service
 from bot.metric.model import (
+    AccountRequest,
     Answer,
     HelpRequest,
     MetricQuery,
@@ -87,6 +90,8 @@ def metric_command(
     service = metric_service(deps)
     try:
         parsed = service.parse(text)
+    except UnknownMetric as exc:
+        return _maybe_account(deps, service, exc, text, send)
     except tuple(OFFER_REASONS) as exc:
         return CommandReply(ack=_offer(exc, text))
     except DatabotError as exc:
@@ -97,6 +102,8 @@ def metric_command(
                 ack=build_metric_help_one(parsed.metric, service.catalog, deps.settings)
             )
         return CommandReply(ack=build_metric_help(service.catalog))
+    if isinstance(parsed, AccountRequest):
+        return _card_after_ack(deps, parsed.name, text, send)
     if not may_see(parsed.metric, deps.settings, user=user, channel=channel):
         return CommandReply(ack=Message(text=refusal(parsed.metric, deps.settings)))
     # Started at the ack, so time spent queued for a worker thread counts too.
@@ -112,6 +119,49 @@ def metric_command(
             note.finish()
 
     return CommandReply(after_ack=lookup)
+
+
+def _maybe_account(
+    deps: Deps, service: MetricService, exc: UnknownMetric, text: str, send: Send
+) -> CommandReply:
+    """`/metric NAME` where NAME is no metric: the account card when NAME names one
+    account. Matching needs the account list: with it cached the reply comes in the ack;
+    otherwise the list is read after the ack and the miss (if it is one) follows by the
+    response URL."""
+    if service.accounts_known():
+        if service.match_account(exc.typed) is not None:
+            return _card_after_ack(deps, exc.typed, text, send)
+        return CommandReply(ack=_offer(exc, text))
+    if exc.suggestions:  # a typo of a metric name: answer it now, as before
+        return CommandReply(ack=_offer(exc, text))
+
+    def after() -> None:
+        if service.match_account(exc.typed) is not None:
+            _card(deps, exc.typed, text, send)
+        else:
+            send(Reply(_offer(exc, text)))
+
+    return CommandReply(after_ack=after)
+
+
+def _card_after_ack(deps: Deps, name: str, text: str, send: Send) -> CommandReply:
+    return CommandReply(after_ack=lambda: _card(deps, name, text, send))
+
+
+def _card(deps: Deps, name: str, text: str, send: Send) -> None:
+    note = StillWorking(
+        deps.settings.metric_still_working_seconds,
+        lambda: send(Reply(build_metric_working(text))),
+    )
+    try:
+        card = account_card(metric_service(deps), name)
+    except tuple(OFFER_REASONS) as exc:
+        note.finish()
+        send(Reply(_offer(exc, text)))
+        return
+    finally:
+        note.finish()
+    send(Reply(build_account_card(card, deps.settings)))
 
 
 def _answer(deps: Deps, query: MetricQuery, text: str, note: StillWorking, send: Send) -> None:
@@ -144,7 +194,8 @@ def share_metric_answer(
         refused = Message(text=refusal(metric, deps.settings, sharing=True))
         send(Reply(refused, replace_original=False))
         return
-    answer = service.answer(MetricQuery(metric, value.period, value.account))
+    query = MetricQuery(metric, value.period, value.account, by=value.by, defaulted=value.defaulted)
+    answer = service.answer(query)
     shared = build_metric_message(answer, deps.settings, shared_by=user)
     send(Reply(shared, response_type="in_channel", replace_original=False))
     send(Reply(build_metric_shared(), replace_original=True))
@@ -245,6 +296,17 @@ def metric_mention(
             post(build_metric_help_one(parsed.metric, service.catalog, deps.settings))
         else:
             post(build_metric_help(service.catalog))
+        return
+    if isinstance(parsed, AccountRequest):
+        try:
+            card = account_card(service, parsed.name)
+        except tuple(OFFER_REASONS) as exc:
+            post(_offer(exc, asked))
+            return
+        except DatabotError as exc:
+            post(Message(text=exc.user_message))
+            return
+        post(build_account_card(card, deps.settings))
         return
     if not may_see(parsed.metric, deps.settings, user=None, channel=channel):
         post(Message(text=refusal(parsed.metric, deps.settings, sharing=True)))

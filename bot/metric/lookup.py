@@ -22,9 +22,10 @@ from dataclasses import dataclass, replace
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
-from bot.errors import WarehouseError, WarehouseTimeout
-from bot.metric.catalog import Catalog, Metric, ValueField, load_catalog
+from bot.errors import InputError, WarehouseError, WarehouseTimeout
+from bot.metric.catalog import Catalog, Dimension, Metric, ValueField, load_catalog
 from bot.metric.model import (
+    AccountRequest,
     Answer,
     HelpRequest,
     MetricQuery,
@@ -32,9 +33,10 @@ from bot.metric.model import (
     Row,
     UnknownAccount,
     format_through,
+    no_data_message,
     parse_command,
 )
-from bot.metric.periods import Period
+from bot.metric.periods import Period, day_start_utc, parse_period
 from bot.settings import REPORTING_TZ, Settings
 from bot.slack_text import escape_mrkdwn
 
@@ -87,22 +89,38 @@ class MetricService:
     def today(self) -> dt.date:
         return self.now().astimezone(REPORTING_TZ).date()
 
-    def parse(self, text: str | None) -> MetricQuery | HelpRequest:
+    def parse(self, text: str | None) -> MetricQuery | HelpRequest | AccountRequest:
         return parse_command(text, self.catalog, self.today())
 
     # -- accounts ----------------------------------------------------------------
 
-    def resolve_account(self, name: str) -> str:
-        """Typed name -> the account's name as stored (case-insensitive; a unique prefix
-        is enough). UnknownAccount with close names otherwise."""
+    def accounts_known(self) -> bool:
+        """The account names are cached (matching a name needs no warehouse query)."""
+        with self._lock:
+            return bool(self._accounts and self._accounts[0] > self.clock())
+
+    def match_account(self, name: str) -> str | None:
+        """Typed name -> the account's name as stored, when it names exactly one account
+        (case-insensitive; a unique prefix is enough); None otherwise."""
         names = self._account_names()
-        key = name.casefold()
+        key = " ".join(name.casefold().split())
         exact = [n for n in names if n.casefold() == key]
         if exact:
             return exact[0]
         prefix = [n for n in names if n.casefold().startswith(key)]
         if len(prefix) == 1:
             return prefix[0]
+        return None
+
+    def resolve_account(self, name: str) -> str:
+        """Typed name -> the account's name as stored (case-insensitive; a unique prefix
+        is enough). UnknownAccount with close names otherwise."""
+        found = self.match_account(name)
+        if found is not None:
+            return found
+        names = self._account_names()
+        key = " ".join(name.casefold().split())
+        prefix = [n for n in names if n.casefold().startswith(key)]
         by_key = {n.casefold(): n for n in names}
         close = difflib.get_close_matches(key, list(by_key), n=3, cutoff=0.5)
         suggestions = [by_key[c] for c in close] or prefix[:3]
@@ -136,12 +154,67 @@ class MetricService:
         timer = StillWorking(self.settings.metric_still_working_seconds, on_slow)
         try:
             account = self.resolve_account(query.account) if query.account else None
-            return self._cached(query.metric, query.period, account)
+            return self._answer(query, account)
         finally:
             timer.finish()
 
-    def _cached(self, metric: Metric, asked: Period, account: str | None) -> Answer:
-        key = (metric.name, asked.key(), asked.partial, account)
+    def _answer(self, query: MetricQuery, account: str | None) -> Answer:
+        metric, by = query.metric, query.by
+        try:
+            answer = self._cached(metric, query.period, account, by)
+        except NoData as exc:
+            # The default period's day has no data yet at all: answer the last complete day.
+            shifted = self._shifted_default(query, exc.data_end)
+            if shifted is None:
+                raise
+            answer = replace(self._cached(metric, shifted, account, by), shifted_from=query.period)
+        else:
+            if query.defaulted and not answer.complete and not answer.asked.partial:
+                shifted = self._shifted_default(query, answer.data_through)
+                if shifted is not None:
+                    try:
+                        earlier = self._cached(metric, shifted, account, by)
+                    except NoData:
+                        pass  # keep the incomplete answer and its warning
+                    else:
+                        answer = replace(earlier, shifted_from=answer.period)
+        return replace(answer, defaulted=query.defaulted, by=by)
+
+    def _shifted_default(
+        self, query: MetricQuery, data_through: dt.datetime | None
+    ) -> Period | None:
+        """The metric's default period as of the last complete day, when the default's own
+        last day is not complete yet; None when it is (or nothing is known)."""
+        if not query.defaulted or data_through is None or query.period.partial:
+            return None
+        last_complete = data_through.astimezone(REPORTING_TZ).date() - dt.timedelta(days=1)
+        if last_complete >= query.period.end:
+            return None
+        try:
+            shifted = parse_period(
+                query.metric.default_period, last_complete + dt.timedelta(days=1)
+            )
+        except InputError:
+            return None
+        return shifted if shifted.end < query.period.end else None
+
+    def data_end(self, metric: Metric) -> dt.datetime | None:
+        """How far the metric's source really goes (its freshness query near today), for
+        a "no data" answer about an older period."""
+        source = self.catalog.sources[metric.source]
+        today = self.today()
+        start_ts = day_start_utc(today, REPORTING_TZ)
+        end_ts = day_start_utc(today + dt.timedelta(days=1), REPORTING_TZ)
+        sql = source.data_through_sql.strip().rstrip(";")
+        params = {"start_ts": start_ts, "end_ts": end_ts, "start_date": today, "end_date": today}
+        used = set(_PARAM.findall(sql))
+        rows = self._run(sql, {k: v for k, v in params.items() if k in used}, metric=metric.name)
+        return _latest(r.get("data_through") for r in rows)
+
+    def _cached(
+        self, metric: Metric, asked: Period, account: str | None, by: Dimension | None = None
+    ) -> Answer:
+        key = (metric.name, asked.key(), asked.partial, account, by)
         with self._lock:
             entry = self._cache.get(key)
             if entry and entry.expires > self.clock():
@@ -154,7 +227,7 @@ class MetricService:
             # Someone is already running this exact query: wait for theirs.
             return replace(flight.result(), from_cache=True)
         try:
-            answer = self._compute(metric, asked, account)
+            answer = self._compute(metric, asked, account, by)
         except BaseException as exc:
             flight.set_exception(exc)
             raise
@@ -175,7 +248,9 @@ class MetricService:
             with self._lock:
                 self._inflight.pop(key, None)
 
-    def _compute(self, metric: Metric, asked: Period, account: str | None) -> Answer:
+    def _compute(
+        self, metric: Metric, asked: Period, account: str | None, by: Dimension | None = None
+    ) -> Answer:
         period = asked if asked.days >= metric.min_days else asked.ending_window(metric.min_days)
         previous = compared_period(metric, period)
         if metric.shape == "buckets":
@@ -186,7 +261,7 @@ class MetricService:
             scan = Period(
                 min(previous.start, period.end - dt.timedelta(days=trend_days - 1)), period.end
             )
-        sql, params = self.build_query(metric, scan, period.days, account)
+        sql, params = self.build_query(metric, scan, period.days, account, by)
         try:
             rows = self._run(sql, params, metric=metric.name)
         except WarehouseTimeout as exc:
@@ -204,10 +279,28 @@ class MetricService:
                 f"The dashboard may help meanwhile: {metric.dashboard}",
                 detail=str(exc),
             ) from exc
-        return summarise(metric, asked, period, scan, account, rows, self.settings, now=self.now())
+        shaped = metric.model_copy(update={"dimension": "dimension"}) if by else metric
+        try:
+            answer = summarise(
+                shaped, asked, period, scan, account, rows, self.settings, now=self.now()
+            )
+        except NoData:
+            # The freshness query looks near the period's end only: for an older period
+            # ask the source how far it really goes.
+            data_end = self.data_end(metric)
+            raise NoData(
+                no_data_message(metric, period, account, data_end, self.settings),
+                data_end=data_end,
+            ) from None
+        return replace(answer, metric=metric, by=by)
 
     def build_query(
-        self, metric: Metric, scan: Period, bucket_days: int, account: str | None
+        self,
+        metric: Metric,
+        scan: Period,
+        bucket_days: int,
+        account: str | None,
+        by: Dimension | None = None,
     ) -> tuple[str, dict[str, Any]]:
         """The one query of a lookup and its parameters (only those the SQL mentions)."""
         source = self.catalog.sources[metric.source]
@@ -225,6 +318,7 @@ class MetricService:
             "end_ts": end_ts,
             "bucket_days": bucket_days,
             "account": account or "",
+            "by": by.value if by else "",
             # One price for every Cody Pro number, /metric and the daily post alike.
             "price_usd": self.settings.cody_price_usd,
             **metric.params,

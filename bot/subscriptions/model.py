@@ -24,7 +24,7 @@ from pydantic import BaseModel
 
 from bot.errors import InputError
 from bot.metric.catalog import Catalog
-from bot.metric.model import HelpRequest, MetricQuery, UnknownMetric, parse_command
+from bot.metric.model import AccountRequest, HelpRequest, MetricQuery, UnknownMetric, parse_command
 from bot.metric.periods import Period, parse_period
 from bot.slack_text import escape_mrkdwn
 
@@ -166,6 +166,11 @@ def _check_metric(query_text: str, catalog: Catalog, today: dt.date, usage: str)
     parsed = parse_command(query_text, catalog, today)
     if isinstance(parsed, HelpRequest):
         raise InputError(f"Say which metric, e.g. {usage}.")
+    if isinstance(parsed, AccountRequest):
+        raise InputError(
+            f"An account card cannot be subscribed to; subscribe to one of its numbers with "
+            f"`for {escape_mrkdwn(parsed.name)}`, e.g. {usage}."
+        )
     return parsed
 
 

@@ -38,6 +38,13 @@ def run(h) -> None:
     h.say("`/metric instances_by_deployment 30d`: a breakdown")
     _ask(h, "instances_by_deployment 30d")
 
+    h.say("`/metric searches 30d by deployment`: any metric that supports it, broken down")
+    _ask(h, "searches 30d by deployment")
+
+    if account:
+        h.say(f"`/metric account {account}`: what a customer engineer asks first, in one card")
+        _ask(h, f"account {account}")
+
     h.say("`/metric cody_pro_active 30d`")
     url = _ask(h, "cody_pro_active 30d")
 
@@ -56,13 +63,22 @@ def run(h) -> None:
     h.say("A typo: `/metric mua last month`")
     _ask(h, "mua last month")
     h.say("Not a typo after all: `/metric churn by plan`, then “Open a data request”")
-    response, _ = h.slash("/metric", "churn by plan")
+    # It may be an account's name: answered in the ack once the account list is cached,
+    # else by the response URL.
+    response, url = h.slash("/metric", "churn by plan")
+    if response.body:
+        offer = response.json()
+    else:
+        deadline = time.monotonic() + 30
+        while not h.slack.responses(url) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        offer = h.slack.responses(url)[-1].payload
     print("\n--- reply (only visible to you) ---", file=h.out)
-    print(render_message(response.json()), file=h.out)
+    print(render_message(offer), file=h.out)
     h.interact(
         block_actions(
             Action.METRIC_OPEN_REQUEST.value,
-            message=response.json(),
+            message=offer,
             channel_id=ANALYTICS_CHANNEL,
             user_id="U0ALICE",
             is_ephemeral=True,

@@ -17,6 +17,18 @@ SHIPPED = [
     "cody_pro_canceled",
     "mrr",
     "arr",
+    # the handbook's requests (DOMAIN.md)
+    "monthly_users",
+    "users_by_instance_type",
+    "seat_consumption",
+    "user_accounts",
+    "customers_on_latest",
+    "version",
+    "hosting_type",
+    "telemetry_status",
+    "code_hosts",
+    "repos",
+    "cody_users",
 ]
 
 
@@ -158,3 +170,28 @@ def test_every_read_of_a_partitioned_table_is_bounded_by_the_period(catalog):
             assert lower and upper, f"{name}: {table} not bounded on {column}"
             checked += 1
     assert checked >= 10
+
+
+def test_readme_and_catalog_agree_on_every_metric_and_default_period(catalog):
+    """The README's /metric table names every metric once, with the catalog's default."""
+    import re
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    section = readme[readme.index("## /metric") :]
+    defaults = {}
+    for line in section.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) == 4 and cells[2].startswith("`"):
+            for name in re.findall(r"`([a-z_]+)`", cells[0]):
+                defaults[name] = cells[2].strip("`")
+    assert defaults == {m.name: m.default_period for m in catalog.metrics}
+
+
+def test_every_description_names_the_table_it_counts(catalog):
+    tables = ("dotcom_events.", "sourcegraph_analytics.", "update_checks", "salesforce_data.")
+    for metric in catalog.metrics:
+        if metric.source in ("ssc",):
+            assert "SSC" in metric.description, metric.name
+        else:
+            assert any(t in metric.description for t in tables), metric.name

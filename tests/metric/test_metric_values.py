@@ -287,7 +287,13 @@ def bigquery_pair(bigquery_emulator, demo_warehouse_path, tmp_path_factory):
             f"WHERE checked_at >= {SLICE_FROM} AND checked_at < {SLICE_TO} "
             "AND hash(instance_id) % 4 = 0"
         ),
+        "dotcom_events.cody": (
+            f"SELECT * FROM dotcom_events.cody WHERE timestamp >= {SLICE_FROM} "
+            f"AND timestamp < {SLICE_TO} AND instance_id IN ({SLICE_INSTANCES})"
+        ),
         "salesforce_data.accounts": "SELECT * FROM salesforce_data.accounts",
+        "sourcegraph_analytics.releases": "SELECT * FROM sourcegraph_analytics.releases",
+        "sourcegraph_analytics.instances": "SELECT * FROM sourcegraph_analytics.instances",
     }
     path = copy_demo_slice(
         bigquery_emulator,

@@ -199,10 +199,32 @@ def test_no_rows_for_the_period_says_there_is_no_data():
 def test_data_still_arriving_is_flagged_not_complete():
     late = dt.datetime(2026, 11, 22, 18, 0, tzinfo=dt.UTC)  # Nov 22, 10:00 PT
     service = make(FakeWarehouse(daily_rows(lambda d: 1, through=late)))
-    answer = ask(service, "dau")
+    answer = ask(service, "dau yesterday")  # asked for explicitly: keeps the warning
     assert not answer.complete
     text = build_metric_text(answer, service.settings)
     assert "data through Nov 22, 10:00 PT" in text and "not complete" in text
+
+
+def test_the_default_period_answers_the_last_complete_day_and_says_so():
+    late = dt.datetime(2026, 11, 22, 18, 0, tzinfo=dt.UTC)  # Nov 22, 10:00 PT
+    service = make(FakeWarehouse(daily_rows(lambda d: d.day, through=late)))
+    answer = ask(service, "dau")
+    assert answer.period == Period(D(2026, 11, 21), D(2026, 11, 21))
+    assert answer.headline[1] == 21 and answer.complete
+    text = build_metric_text(answer, service.settings)
+    assert "yesterday, the default for DAU" in text
+    assert "last complete day: Sun Nov 22 is not complete yet" in text
+    # 30 days, the default for searches: the 30 days ending on the last complete day
+    answer = ask(service, "searches")
+    assert answer.period == Period(D(2026, 10, 23), D(2026, 11, 21))
+
+
+def test_an_answer_whose_period_was_a_default_says_so():
+    service = make(FakeWarehouse(lambda s, p: [{"bucket": 0, "value": 5, "data_through": NOW}]))
+    text = build_metric_text(ask(service, "wau"), service.settings)
+    assert "last week, the default for WAU" in text
+    text = build_metric_text(ask(service, "wau last week"), service.settings)
+    assert "the default" not in text
 
 
 # --------------------------------------------------------------------------- the query
@@ -642,3 +664,21 @@ def test_terminal_json_gives_the_same_numbers_as_the_text_answer(warehouse):
     assert answer["period"] == {"start": "2026-11-16", "end": "2026-11-22"}
     [headline, *_] = answer["values"]
     assert f"{headline['value']:,.0f}" in text.getvalue()
+
+
+def test_a_default_day_without_any_data_yet_answers_the_last_complete_day():
+    through = dt.datetime(2026, 11, 22, 11, 0, tzinfo=dt.UTC)  # Nov 22, 03:00 PT
+
+    def rows(sql, params):
+        if "start_ts" not in params:  # the source's freshness query alone
+            return [{"data_through": through}]
+        out = daily_rows(lambda d: d.day, through=through)(sql, params)
+        return [r for r in out if r["day"] < D(2026, 11, 22)] or [{"data_through": through}]
+
+    service = make(FakeWarehouse(rows))
+    answer = ask(service, "dau")
+    assert answer.period == Period(D(2026, 11, 21), D(2026, 11, 21)) and answer.headline[1] == 21
+    assert answer.shifted_from == Period(D(2026, 11, 22), D(2026, 11, 22))
+    with pytest.raises(NoData) as err:  # asked for by name: no silent move
+        ask(service, "dau yesterday")
+    assert "The data goes through Nov 22, 03:00 PT" in err.value.user_message
