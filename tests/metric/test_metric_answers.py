@@ -10,6 +10,7 @@ import time
 import pytest
 
 from bot.ids import Action
+from bot.metric.catalog import load_catalog
 from sandbox.harness import ANALYTICS_CHANNEL, BotHarness
 from sandbox.slack_requests import block_actions, event_callback
 
@@ -223,8 +224,9 @@ def test_share_posts_the_same_answer_with_a_png_chart_and_its_alt_text(bot):
 def test_help_name_explains_one_metric(bot):
     response, _ = bot.slash("/metric", "help dau")
     text = json.dumps(response.json(), ensure_ascii=False)
+    definition = load_catalog().get("dau").description.split(";")[0]
     for fact in (
-        "Distinct users with any event",  # definition
+        definition,
         "dotcom_events.events",  # tables
         "sourcegraph_analytics.update_checks",
         "`yesterday`",  # default period
