@@ -37,6 +37,7 @@ from bot.metric.model import (
 from bot.metric.periods import Period
 from bot.settings import REPORTING_TZ, Settings
 from bot.slack_text import escape_mrkdwn
+from bot.warehouse import prepare_duckdb
 
 if TYPE_CHECKING:
     from bot.deps import Deps
@@ -51,6 +52,9 @@ MAX_SCAN_DAYS = 100
 TREND_BUCKETS = 12
 MIN_DAILY_TREND = 14
 _PARAM = re.compile(r"@([A-Za-z_][A-Za-z0-9_]*)")
+ACCOUNTS_SQL = (
+    "SELECT DISTINCT account_name FROM salesforce_data.accounts WHERE account_name IS NOT NULL"
+)
 
 
 # --------------------------------------------------------------------------- service
@@ -83,6 +87,9 @@ class MetricService:
         self._cache: dict[tuple, _Entry] = {}
         self._inflight: dict[tuple, Future[Answer]] = {}
         self._accounts: tuple[float, list[str]] | None = None
+        if not settings.gcp_project:
+            # The embedded warehouse: translate every catalog query once, now.
+            prepare_duckdb(self.catalog_queries())
 
     def today(self) -> dt.date:
         return self.now().astimezone(REPORTING_TZ).date()
@@ -112,11 +119,7 @@ class MetricService:
         with self._lock:
             if self._accounts and self._accounts[0] > self.clock():
                 return self._accounts[1]
-        rows = self._run(
-            "SELECT DISTINCT account_name FROM salesforce_data.accounts "
-            "WHERE account_name IS NOT NULL",
-            {},
-        )
+        rows = self._run(ACCOUNTS_SQL, {})
         names = sorted({str(r["account_name"]) for r in rows})
         with self._lock:
             self._accounts = (self.clock() + 3600, names)
@@ -205,6 +208,13 @@ class MetricService:
                 detail=str(exc),
             ) from exc
         return summarise(metric, asked, period, scan, account, rows, self.settings, now=self.now())
+
+    def catalog_queries(self) -> list[str]:
+        """The text of every lookup query the catalog can send (with and without an
+        account); parameters do not change it."""
+        probe = Period(dt.date(2000, 1, 1), dt.date(2000, 1, 1))
+        texts = {self.build_query(m, probe, 1, None)[0] for m in self.catalog.metrics}
+        return sorted(texts | {ACCOUNTS_SQL})
 
     def build_query(
         self, metric: Metric, scan: Period, bucket_days: int, account: str | None
