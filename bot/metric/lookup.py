@@ -22,7 +22,7 @@ from dataclasses import dataclass, replace
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
-from bot.errors import WarehouseError, WarehouseTimeout
+from bot.errors import WarehouseError, WarehouseTimeout, WarehouseTooCostly
 from bot.metric.catalog import Catalog, Metric, ValueField, load_catalog
 from bot.metric.model import (
     Answer,
@@ -37,7 +37,7 @@ from bot.metric.model import (
 from bot.metric.periods import Period
 from bot.settings import REPORTING_TZ, Settings
 from bot.slack_text import escape_mrkdwn
-from bot.warehouse import prepare_duckdb
+from bot.warehouse import format_bytes, prepare_duckdb
 
 if TYPE_CHECKING:
     from bot.deps import Deps
@@ -58,6 +58,17 @@ ACCOUNTS_SQL = (
 
 
 # --------------------------------------------------------------------------- service
+
+
+@dataclass(frozen=True)
+class Plan:
+    period: Period
+    scan: Period
+    sql: str
+    params: dict[str, Any]
+
+    def __iter__(self):  # period, scan, sql, params = plan
+        return iter((self.period, self.scan, self.sql, self.params))
 
 
 @dataclass
@@ -178,7 +189,9 @@ class MetricService:
             with self._lock:
                 self._inflight.pop(key, None)
 
-    def _compute(self, metric: Metric, asked: Period, account: str | None) -> Answer:
+    def plan(self, metric: Metric, asked: Period, account: str | None) -> Plan:
+        """What a lookup of `asked` reads: the period shown (widened to min_days), the days
+        scanned (this period, the previous one, the trend) and the one query."""
         period = asked if asked.days >= metric.min_days else asked.ending_window(metric.min_days)
         previous = period.previous()
         if metric.shape == "buckets":
@@ -190,8 +203,22 @@ class MetricService:
                 min(previous.start, period.end - dt.timedelta(days=trend_days - 1)), period.end
             )
         sql, params = self.build_query(metric, scan, period.days, account)
+        return Plan(period, scan, sql, params)
+
+    def _compute(self, metric: Metric, asked: Period, account: str | None) -> Answer:
+        period, scan, sql, params = self.plan(metric, asked, account)
         try:
             rows = self._run(sql, params, metric=metric.name)
+        except WarehouseTooCostly as exc:
+            # Priced by a dry run and not sent: a plain answer, not an error.
+            raise WarehouseTooCostly(
+                f"The {metric.title} lookup for {period.label()} would scan "
+                f"{format_bytes(exc.estimated)}, more than the {format_bytes(exc.cap)} one "
+                f"lookup may scan, so I did not run it (nothing was billed). Try a shorter "
+                f"period, or open the dashboard: {metric.dashboard}",
+                estimated=exc.estimated,
+                cap=exc.cap,
+            ) from exc
         except WarehouseTimeout as exc:
             raise WarehouseTimeout(
                 f"The {metric.title} lookup took longer than "

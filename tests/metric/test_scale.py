@@ -4,10 +4,19 @@ BigQuery emulator behind a pricing proxy, and PostgreSQL state shared by two app
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import time
 
-from bot.warehouse import _translate
+import pytest
+
+from bot.warehouse import BigQueryWarehouse, _translate
+from sandbox.bigquery_pricing import PricedBigQuery
+from sandbox.harness import BotHarness
+from tests.support.bigquery import EMULATOR_PROJECT
+from tests.test_telemetry import get, samples
+
+NOW = dt.datetime(2026, 11, 23, 18, 0, tzinfo=dt.UTC)  # Mon Nov 23, 10:00 PT
 
 
 def responses(bot, url, count=1, timeout=30):
@@ -46,3 +55,115 @@ def service(bot):
     from bot.metric.lookup import metric_service
 
     return metric_service(bot.deps)
+
+
+# --------------------------------------------------------------- bytes known before running
+
+SLICE = {
+    "dotcom_events.events": (
+        "SELECT * FROM dotcom_events.events WHERE timestamp >= TIMESTAMPTZ '2026-11-20 08:00:00+00'"
+        " AND timestamp < TIMESTAMPTZ '2026-11-23 08:00:00+00' AND instance_id IN (SELECT"
+        " instance_id FROM dotcom_events.events GROUP BY instance_id ORDER BY instance_id LIMIT 4)"
+    ),
+    "sourcegraph_analytics.update_checks": (
+        "SELECT * FROM sourcegraph_analytics.update_checks WHERE checked_at >= "
+        "TIMESTAMPTZ '2026-11-20 08:00:00+00' AND hash(instance_id) % 8 = 0"
+    ),
+    "salesforce_data.accounts": "SELECT * FROM salesforce_data.accounts",
+}
+GIB = 1024**3
+
+
+@pytest.fixture(scope="module")
+def emulator_with_demo_slice(bigquery_emulator, demo_warehouse_path, tmp_path_factory):
+    from tests.support.bigquery import copy_demo_slice
+
+    copy_demo_slice(
+        bigquery_emulator,
+        demo_warehouse_path,
+        SLICE,
+        slice_path=tmp_path_factory.mktemp("scale") / "slice.duckdb",
+    )
+    return bigquery_emulator
+
+
+@pytest.fixture
+def priced(emulator_with_demo_slice):
+    """The emulator behind the pricing front: 1 GiB a scanned day."""
+    with PricedBigQuery(emulator_with_demo_slice, bytes_per_day=GIB) as front:
+        yield front
+
+
+def bigquery_at(url: str, *, cap: int) -> BigQueryWarehouse:
+    return BigQueryWarehouse(
+        EMULATOR_PROJECT, api_endpoint=url, maximum_bytes_billed=cap, timeout_s=60
+    )
+
+
+def scanned_days(params: dict[str, str]) -> int:
+    """Days between a query's timestamp bounds, computed here from what was sent."""
+    start = dt.datetime.fromisoformat(params["start_ts"])
+    end = dt.datetime.fromisoformat(params["end_ts"])
+    return round((end - start).total_seconds() / 86400)
+
+
+@pytest.mark.bigquery
+def test_a_lookup_over_the_byte_cap_is_not_sent_and_the_user_hears_why(
+    tmp_path, sqlite_store, clock, priced
+):
+    warehouse = bigquery_at(priced.url, cap=50 * GIB)
+    try:
+        with BotHarness(
+            data_dir=tmp_path, store=sqlite_store, warehouse=warehouse, now=clock
+        ) as bot:
+            _, url = bot.slash("/metric", "mau last month")
+            text = all_text(responses(bot, url)[0])
+            # Priced by a dry run, never run.
+            (dry,) = [d for d in priced.dry_runs if "@bucket_days" in d.sql]
+            assert not [j for j in priced.jobs if "@bucket_days" in j.sql]
+            days = scanned_days(dry.params)
+            assert days * GIB > 50 * GIB
+            assert f"would scan {days} GiB, more than the 50 GiB one lookup may scan" in text
+            assert "nothing was billed" in text and "Try a shorter period" in text
+            assert "reference" not in text  # a plain answer, not the error path
+
+            # Under the cap, the same bot answers (priced first, then run).
+            _, url = bot.slash("/metric", "dau yesterday")
+            assert "metric_share" in all_text(responses(bot, url)[0])
+            assert [j for j in priced.jobs if "dotcom_events.events" in j.sql]
+
+            status, body = get(bot.url + "/metrics")
+        assert status == 200
+        found = samples(body)
+        assert found[("databot_warehouse_refused_queries_total", (("backend", "bigquery"),))] == 1
+        estimated = found[("databot_warehouse_estimated_bytes_sum", (("backend", "bigquery"),))]
+        assert estimated == sum(d.bytes for d in priced.dry_runs)
+        billed = found[("databot_warehouse_bytes_total", (("backend", "bigquery"),))]
+        assert billed == sum(j.bytes for j in priced.jobs)
+    finally:
+        warehouse.close()
+
+
+@pytest.mark.bigquery
+def test_identical_query_shapes_are_priced_once(priced):
+    warehouse = bigquery_at(priced.url, cap=100 * GIB)
+    try:
+        from bot.metric.catalog import load_catalog
+        from bot.metric.lookup import MetricService
+        from bot.metric.model import NoData
+        from bot.settings import Settings
+
+        svc = MetricService(load_catalog(), warehouse, Settings(_env_file=None), lambda: NOW)
+        texts = ("dau 2026-11-21", "dau 2026-11-22", "dau 2026-10-01..2026-10-31")
+        for text in texts:
+            try:
+                svc.answer(svc.parse(text))
+            except NoData:
+                pass  # the slice holds three days; the price is what counts here
+        shapes = [d for d in priced.dry_runs if "dotcom_events.events" in d.sql]
+        # Two single days scan equally long ranges: one price. The month: another.
+        assert len(shapes) == 2
+        assert shapes[0].bytes < shapes[1].bytes
+        assert len([j for j in priced.jobs if "dotcom_events.events" in j.sql]) == 3
+    finally:
+        warehouse.close()
