@@ -10,6 +10,7 @@ import time
 
 import pytest
 
+from bot.store import Store
 from bot.warehouse import BigQueryWarehouse, _translate
 from sandbox.bigquery_pricing import PricedBigQuery
 from sandbox.harness import BotHarness
@@ -167,3 +168,96 @@ def test_identical_query_shapes_are_priced_once(priced):
         assert len([j for j in priced.jobs if "dotcom_events.events" in j.sql]) == 3
     finally:
         warehouse.close()
+
+
+# ------------------------------------------------------------- one cache for all replicas
+
+
+class Unhurried:
+    """The demo warehouse, every query taking at least `delay` s (a remote warehouse's wall
+    time), so lookups sent together are in flight together."""
+
+    def __init__(self, inner, delay: float) -> None:
+        self.inner = inner
+        self.delay = delay
+        self.name = inner.name
+
+    def query(self, sql, params=None, **kwargs):
+        started = time.monotonic()
+        rows = self.inner.query(sql, params, **kwargs)
+        time.sleep(max(0.0, self.delay - (time.monotonic() - started)))
+        return rows
+
+    def close(self) -> None:
+        pass
+
+
+def scrape(bot) -> dict:
+    status, body = get(bot.url + "/metrics")
+    assert status == 200
+    return samples(body)
+
+
+def counted(found: dict, name: str, **labels) -> float:
+    return sum(
+        value
+        for (sample, sample_labels), value in found.items()
+        if sample == name and all(dict(sample_labels).get(k) == v for k, v in labels.items())
+    )
+
+
+@pytest.fixture(params=["postgres", "sqlite"])
+def shared_state(request, tmp_path):
+    """Two Store objects (two replicas' connections) on one migrated state database."""
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'shared.db'}"
+        first, second = Store(url), Store(url)
+        first.migrate()
+        yield first, second
+        first.close()
+        second.close()
+        return
+    import sqlalchemy as sa
+
+    from tests.conftest import POSTGRES_URL, drop_postgres_schema, make_postgres_store
+
+    postgres_engine = request.getfixturevalue("postgres_engine")
+    first, schema = make_postgres_store(postgres_engine)
+    first.migrate()
+    second = Store(
+        POSTGRES_URL,
+        engine=sa.create_engine(POSTGRES_URL, connect_args={"options": f"-csearch_path={schema}"}),
+    )
+    yield first, second
+    first.close()
+    second.close()
+    drop_postgres_schema(postgres_engine, schema)
+
+
+def test_two_replicas_on_one_state_database_run_a_lookup_once(
+    tmp_path, shared_state, warehouse, clock
+):
+    slow = Unhurried(warehouse, delay=0.5)
+    first, second = shared_state
+    with (
+        BotHarness(data_dir=tmp_path / "a", store=first, warehouse=slow, now=clock) as a,
+        BotHarness(data_dir=tmp_path / "b", store=second, warehouse=slow, now=clock) as b,
+    ):
+        urls = []
+        for bot in (a, b, a, b, a, b):
+            urls.append((bot, bot.slash("/metric", "dau 7d")[1]))
+        answers = [responses(bot, url)[0] for bot, url in urls]
+        headlines = {answer["blocks"][0]["text"]["text"] for answer in answers}
+        assert len(headlines) == 1 and "DAU" in next(iter(headlines))
+        # Later, on either replica: from the shared cache.
+        _, url = b.slash("/metric", "dau 7d")
+        assert responses(b, url)[0]["blocks"][0]["text"]["text"] in headlines
+        found = [scrape(a), scrape(b)]
+    queries = sum(counted(f, "databot_warehouse_queries_total", outcome="ok") for f in found)
+    assert queries == 1
+    cache = {
+        result: sum(counted(f, "databot_lookup_cache_total", result=result) for f in found)
+        for result in ("miss", "shared", "hit")
+    }
+    assert cache["miss"] == 1
+    assert cache["shared"] + cache["hit"] == 6
