@@ -11,6 +11,7 @@ URL.
 from __future__ import annotations
 
 from collections.abc import Callable
+from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Literal
 
@@ -25,6 +26,7 @@ from bot.metric.blocks import (
 )
 from bot.metric.lookup import StillWorking, metric_service
 from bot.metric.model import (
+    Answer,
     HelpRequest,
     MetricQuery,
     NoData,
@@ -66,7 +68,8 @@ class CommandReply:
     answers, else ack empty and run `after_ack` (the lookup) after it."""
 
     ack: Message | None = None
-    after_ack: Callable[[], None] | None = None
+    # May return a future: the lookup then completes (and fails) there, off this thread.
+    after_ack: Callable[[], Future[None] | None] | None = None
 
 
 def metric_command(
@@ -90,18 +93,43 @@ def metric_command(
         lambda: send(Reply(build_metric_working(text))),
     )
 
-    def lookup() -> None:
+    def lookup() -> Future[None]:
+        # Returns at once when an identical lookup is in flight (here or on another
+        # replica): the reply goes out when that query completes, and no worker waits.
+        replied: Future[None] = Future()
+        replied.set_running_or_notify_cancel()
+
+        def deliver(answering: Future[Answer]) -> None:
+            try:
+                _answer(deps, answering, text, note, send)
+            except BaseException as exc:  # noqa: BLE001 - the caller's one error path
+                replied.set_exception(exc)
+            else:
+                replied.set_result(None)
+            finally:
+                note.finish()
+
         try:
-            _answer(deps, parsed, text, note, send)
-        finally:
+            answering = metric_service(deps).answer_async(parsed)
+        except tuple(OFFER_REASONS) as exc:
             note.finish()
+            send(Reply(_offer(exc, text)))
+            replied.set_result(None)
+            return replied
+        except BaseException:
+            note.finish()
+            raise
+        answering.add_done_callback(deliver)
+        return replied
 
     return CommandReply(after_ack=lookup)
 
 
-def _answer(deps: Deps, query: MetricQuery, text: str, note: StillWorking, send: Send) -> None:
+def _answer(
+    deps: Deps, answering: Future[Answer], text: str, note: StillWorking, send: Send
+) -> None:
     try:
-        answer = metric_service(deps).answer(query)
+        answer = answering.result()
     except tuple(OFFER_REASONS) as exc:
         note.finish()
         send(Reply(_offer(exc, text)))

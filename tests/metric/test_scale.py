@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import threading
 import time
 
 import pytest
@@ -261,3 +262,54 @@ def test_two_replicas_on_one_state_database_run_a_lookup_once(
     }
     assert cache["miss"] == 1
     assert cache["shared"] + cache["hit"] == 6
+
+
+# ------------------------------------------------------------------ waiting costs no thread
+
+
+class Gated:
+    """The demo warehouse; queries of `metric` wait until the test opens the gate."""
+
+    def __init__(self, inner, metric: str) -> None:
+        self.inner = inner
+        self.metric = metric
+        self.name = inner.name
+        self.gate = threading.Event()
+        self.held = threading.Event()
+
+    def query(self, sql, params=None, *, labels=None):
+        if (labels or {}).get("metric") == self.metric:
+            self.held.set()
+            assert self.gate.wait(60), "the test never opened the gate"
+        return self.inner.query(sql, params, labels=labels)
+
+    def close(self) -> None:
+        pass
+
+
+def test_identical_lookups_wait_for_the_query_in_flight_without_holding_a_worker(
+    tmp_path, sqlite_store, warehouse, clock
+):
+    gated = Gated(warehouse, metric="wau")
+    with BotHarness(
+        data_dir=tmp_path, store=sqlite_store, warehouse=gated, now=clock, worker_threads=2
+    ) as bot:
+        _, first = bot.slash("/metric", "wau")
+        assert gated.held.wait(30)  # one worker now runs (and waits in) the WAU query
+        waiting = [bot.slash("/metric", "wau")[1] for _ in range(4)]
+        # The second worker is free: the four identical lookups hold none, so a different
+        # lookup is answered while the WAU query is still running.
+        _, other = bot.slash("/metric", "dau 7d")
+        deadline = time.monotonic() + 30
+        while not any("metric_share" in all_text(r.payload) for r in bot.slack.responses(other)):
+            assert time.monotonic() < deadline, "a waiting lookup held the free worker"
+            time.sleep(0.01)
+        (answer,) = [r.payload for r in bot.slack.responses(other)]
+        assert "DAU" in all_text(answer)  # the answer, with no "still working" note first
+        assert all(not bot.slack.responses(url) for url in [first, *waiting])
+        gated.gate.set()
+        answers = [responses(bot, url)[0] for url in [first, *waiting]]
+        found = scrape(bot)
+    assert len({a["blocks"][0]["text"]["text"] for a in answers}) == 1
+    assert counted(found, "databot_warehouse_queries_total", outcome="ok") == 2
+    assert counted(found, "databot_lookup_cache_total", result="shared") == 4
