@@ -17,6 +17,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 
 from bot.cody.job import CodyDailyJob
 from bot.intake.filing import start_outbox_worker
+from bot.metric.rollups import RollupJob
 from bot.scheduling.job import ScheduledJob
 from bot.settings import utc_now
 from bot.sprints.jobs import build_sprint_jobs
@@ -38,6 +39,7 @@ def build_jobs(deps: Deps) -> list[ScheduledJob]:
     jobs += build_sprint_jobs(deps)
     jobs.append(CodyDailyJob(deps.settings))
     jobs.append(UrgentReminderJob(deps.settings))
+    jobs.append(RollupJob(deps.settings))
     return jobs
 
 

@@ -44,6 +44,7 @@ class Job(StrEnum):
     CODY_DAILY = "cody-daily"
     URGENT_POLL = "urgent-poll"
     URGENT_REMINDER = "urgent-reminder"
+    ROLLUPS = "rollups"
 
 
 class RequestBlock(StrEnum):

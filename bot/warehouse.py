@@ -183,10 +183,30 @@ class DuckDBWarehouse:
 
     name = "duckdb"
 
-    def __init__(self, path: Path, *, timeout_s: float) -> None:
+    def __init__(
+        self, path: Path, *, timeout_s: float, rollups: tuple[Path, str] | None = None
+    ) -> None:
+        """`rollups`: (file, dataset name) of the writable rollup database, attached beside
+        the read-only demo data so `<dataset>.<table>` names it as in BigQuery."""
         self.path = Path(path)
         self.timeout_s = timeout_s
-        self._con = duckdb.connect(str(self.path), read_only=True)
+        self._use: str | None = None
+        if rollups is None:
+            self._con = duckdb.connect(str(self.path), read_only=True)
+        else:
+            # A read-only database cannot attach a writable one: an in-memory session holds
+            # both, and every cursor reads the demo data by default (USE).
+            file, dataset = rollups
+            self._con = duckdb.connect(":memory:")
+            self._con.execute(f"ATTACH '{self.path}' AS demo_data (READ_ONLY)")
+            try:
+                self._con.execute(f"ATTACH '{file}' AS {dataset}")
+            except duckdb.IOException as exc:  # another process writes it: read only
+                logger.warning("rollups %s opened read-only: %s", file, exc)
+                if Path(file).exists():
+                    self._con.execute(f"ATTACH '{file}' AS {dataset} (READ_ONLY)")
+            self._use = "demo_data"
+            self._con.execute("USE demo_data")
         self._con.execute("SET TimeZone = 'UTC'")
 
     def query(
@@ -212,6 +232,8 @@ class DuckDBWarehouse:
         timer.daemon = True
         try:
             cursor.execute("SET TimeZone = 'UTC'")
+            if self._use:
+                cursor.execute(f"USE {self._use}")
             timer.start()
             try:
                 # BigQuery ignores unused parameters; DuckDB refuses them.
@@ -533,4 +555,7 @@ def make_warehouse(settings: Settings) -> Warehouse:
             timeout_s=settings.query_timeout_seconds,
         )
     path = ensure_demo_warehouse(settings.data_dir)
-    return DuckDBWarehouse(path, timeout_s=settings.query_timeout_seconds)
+    rollups = None
+    if settings.rollup_dataset:
+        rollups = (settings.data_dir / "rollups.duckdb", settings.rollup_dataset)
+    return DuckDBWarehouse(path, timeout_s=settings.query_timeout_seconds, rollups=rollups)

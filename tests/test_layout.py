@@ -119,7 +119,13 @@ SEAMS = {("intake", "urgent")}
 # Inside each feature, lowest first: a module may import its own layer or lower ones.
 # The first layer is the model tier (types and rules, no I/O); blocks are pure builders.
 FEATURE_LAYERS: dict[str, list[set[str]]] = {
-    "metric": [{"periods", "catalog", "model"}, {"blocks"}, {"lookup"}, {"command", "cli"}],
+    "metric": [
+        {"periods", "catalog", "model"},
+        {"blocks"},
+        {"rollups"},
+        {"lookup"},
+        {"command", "cli"},
+    ],
     "intake": [
         {"model", "forms", "markdown"},
         {"blocks", "issue"},

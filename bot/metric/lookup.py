@@ -42,6 +42,7 @@ from bot.metric.model import (
     parse_command,
 )
 from bot.metric.periods import Period
+from bot.metric.rollups import Coverage, coverage_params, rewrite
 from bot.settings import REPORTING_TZ, Settings, utc_now
 from bot.slack_text import escape_mrkdwn
 from bot.warehouse import format_bytes, prepare_duckdb
@@ -116,6 +117,9 @@ class MetricService:
             executor=executor,
         )
         self._on_cache = on_cache
+        dataset = settings.rollup_dataset
+        self.rollups = Coverage(warehouse, dataset) if dataset else None
+        self._rolled: dict[str, str] = {}
         if not settings.gcp_project:
             # The embedded warehouse: translate every catalog query once, now.
             prepare_duckdb(self.catalog_queries())
@@ -220,8 +224,30 @@ class MetricService:
             scan = Period(
                 min(previous.start, period.end - dt.timedelta(days=trend_days - 1)), period.end
             )
-        sql, params = self.build_query(metric, scan, period.days, account)
+        text, coverage = self._rollup_text(metric, scan)
+        sql, params = self.build_query(metric, scan, period.days, account, text, coverage)
         return Plan(period, scan, sql, params)
+
+    def _rollup_text(self, metric: Metric, scan: Period) -> tuple[str | None, dict[str, Any]]:
+        """The metric's SQL through its rollups when they cover part of the scan (raw rows
+        for the rest), with the coverage as parameters; (None, {}) for raw rows only."""
+        if self.rollups is None or not metric.rollups:
+            return None, {}
+        blocks = {name: self.rollups.covered(name) for name in metric.rollups}
+        if not any(b and b.start <= scan.end and b.end >= scan.start for b in blocks.values()):
+            return None, {}
+        params: dict[str, Any] = {}
+        for name, block in blocks.items():
+            params.update(coverage_params(name, block))
+        return self._rollup_sql(metric), params
+
+    def _rollup_sql(self, metric: Metric) -> str:
+        found = self._rolled.get(metric.name)
+        if found is None:
+            assert self.rollups is not None
+            found = rewrite(metric.query_text(), list(metric.rollups), self.rollups.dataset)
+            self._rolled[metric.name] = found
+        return found
 
     def _fetch(self, metric: Metric, plan: Plan) -> list[dict[str, Any]]:
         """Run a lookup's one query; failures in words about this metric."""
@@ -260,18 +286,31 @@ class MetricService:
         account); parameters do not change it."""
         probe = Period(dt.date(2000, 1, 1), dt.date(2000, 1, 1))
         texts = {self.build_query(m, probe, 1, None)[0] for m in self.catalog.metrics}
+        if self.rollups is not None:
+            texts |= {
+                self.build_query(m, probe, 1, None, self._rollup_sql(m))[0]
+                for m in self.catalog.metrics
+                if m.rollups
+            }
         return sorted(texts | {ACCOUNTS_SQL})
 
     def build_query(
-        self, metric: Metric, scan: Period, bucket_days: int, account: str | None
+        self,
+        metric: Metric,
+        scan: Period,
+        bucket_days: int,
+        account: str | None,
+        text: str | None = None,
+        extra: Mapping[str, Any] | None = None,
     ) -> tuple[str, dict[str, Any]]:
-        """The one query of a lookup and its parameters (only those the SQL mentions)."""
+        """The one query of a lookup and its parameters (only those the SQL mentions).
+        `text`: the metric's SQL to use (its rollup form), `extra`: more parameters."""
         source = self.catalog.sources[metric.source]
         sql = (
             # Newlines around the parts: a part may end in a `--` comment.
             "SELECT m.*, f.data_through AS data_through\n"
             f"FROM (\n{source.data_through_sql.strip().rstrip(';')}\n) AS f\n"
-            f"LEFT JOIN (\n{metric.query_text()}\n) AS m ON TRUE"
+            f"LEFT JOIN (\n{text or metric.query_text()}\n) AS m ON TRUE"
         )
         start_ts, end_ts = scan.utc_bounds(REPORTING_TZ)
         available: dict[str, Any] = {
@@ -284,6 +323,7 @@ class MetricService:
             # One price for every Cody Pro number, /metric and the daily post alike.
             "price_usd": self.settings.cody_price_usd,
             **metric.params,
+            **(extra or {}),
         }
         used = set(_PARAM.findall(sql))
         return sql, {k: v for k, v in available.items() if k in used}
