@@ -135,6 +135,12 @@ class Settings(BaseSettings):
         "demo warehouse); unset: no rollups, lookups read raw rows.",
         pattern=r"^[A-Za-z_][A-Za-z0-9_]*$",
     )
+    rollup_backfill_days: int = Field(
+        100,
+        ge=1,
+        le=1000,
+        description="Days behind yesterday the rollups job keeps built (and catches up).",
+    )
 
     # --- GitHub ----------------------------------------------------------------------
     github_token: SecretStr | None = Field(

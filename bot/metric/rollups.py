@@ -285,7 +285,9 @@ class RollupJob:
         if not dataset:
             return Skip(reason="ROLLUP_DATASET is not set")
         through = dt.date.fromisoformat(period)
-        built = build_missing(deps.warehouse, dataset, through)
+        built = build_missing(
+            deps.warehouse, dataset, through, backfill_days=deps.settings.rollup_backfill_days
+        )
         logger.info("rollups built for %d day(s) through %s", len(built), period)
         return Skip(reason=f"rolled up {len(built)} day(s) through {period} (nothing to post)")
 

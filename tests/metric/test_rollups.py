@@ -95,3 +95,76 @@ def test_rollups_shows_coverage(rolled_warehouse):
         f"lookups use {COVERED.start} .. {COVERED.end}",
     ]
     assert Coverage(rolled_warehouse, "rollups").covered("events_daily") == COVERED
+
+
+# ------------------------------------------------------------------------------ the job
+
+
+def test_the_rollups_job_runs_once_per_day_and_catches_up_missed_days(
+    tmp_path, postgres_store, demo_warehouse_path, clock
+):
+    import threading
+
+    from bot.features import build_jobs, find_job
+    from bot.scheduling import runner
+    from sandbox.harness import BotHarness
+
+    warehouse = DuckDBWarehouse(
+        demo_warehouse_path, timeout_s=60, rollups=(tmp_path / "r.duckdb", "rollups")
+    )
+    try:
+        with BotHarness(
+            data_dir=tmp_path,
+            store=postgres_store,
+            warehouse=warehouse,
+            now=clock,
+            rollup_dataset="rollups",
+            rollup_backfill_days=3,
+        ) as bot:
+            job = find_job(build_jobs(bot.deps), "rollups")
+            results = []
+            runs = [
+                threading.Thread(
+                    target=lambda: results.append(runner.run_period(bot.deps, job, "2026-11-20"))
+                )
+                for _ in range(2)
+            ]
+            for t in runs:
+                t.start()
+            for t in runs:
+                t.join()
+            done = [r for r in results if r is not None]
+            assert len(done) == 1 and "rolled up 3 day(s) through 2026-11-20" in done[0].detail
+            coverage = Coverage(warehouse, "rollups")
+            assert coverage.covered("events_daily") == Period(
+                dt.date(2026, 11, 18), dt.date(2026, 11, 20)
+            )
+            # Nov 21 was missed (clock down): the next run builds it too.
+            again = runner.run_period(bot.deps, job, "2026-11-22")
+            assert "rolled up 2 day(s) through 2026-11-22" in again.detail
+            coverage.forget()
+            assert coverage.covered("pings_daily") == Period(
+                dt.date(2026, 11, 18), dt.date(2026, 11, 22)
+            )
+            lines = coverage_lines(warehouse, "rollups")
+            assert "5 day(s); lookups use 2026-11-18 .. 2026-11-22" in lines[0]
+        # Each day once, whatever ran twice: one row per day x user x instance.
+        (built,) = warehouse.query(
+            "SELECT COUNT(*) AS n FROM rollups.events_daily WHERE day = DATE '2026-11-20'"
+        )
+        (raw,) = warehouse.query(
+            "SELECT COUNT(*) AS n FROM (SELECT DISTINCT user_id, instance_id "
+            "FROM dotcom_events.events WHERE DATE(timestamp, 'America/Los_Angeles') = "
+            "DATE '2026-11-20')"
+        )
+        assert built["n"] == raw["n"] > 0
+    finally:
+        warehouse.close()
+
+
+def test_databot_rollups_without_a_dataset_says_lookups_read_raw_rows(tmp_path):
+    from tests.test_cli import run_cli
+
+    result = run_cli("rollups", env={"DATA_DIR": str(tmp_path)}, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "ROLLUP_DATASET is not set: lookups read raw rows only."
