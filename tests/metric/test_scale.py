@@ -313,3 +313,22 @@ def test_identical_lookups_wait_for_the_query_in_flight_without_holding_a_worker
     assert len({a["blocks"][0]["text"]["text"] for a in answers}) == 1
     assert counted(found, "databot_warehouse_queries_total", outcome="ok") == 2
     assert counted(found, "databot_lookup_cache_total", result="shared") == 4
+
+
+def test_a_lookup_claimed_by_a_replica_that_died_is_taken_over_and_answered(
+    tmp_path, postgres_store, warehouse, clock
+):
+    from bot.metric.lookup import StoreResults, cache_key, metric_service
+
+    with BotHarness(data_dir=tmp_path, store=postgres_store, warehouse=warehouse, now=clock) as bot:
+        service = metric_service(bot.deps)
+        query = service.parse("wau")
+        plan = service.plan(query.metric, query.period, None)
+        # Another replica claimed this very query, then died: its lease runs out unrenewed.
+        dead = StoreResults(postgres_store)
+        assert dead.claim(cache_key(plan.sql, plan.params), lease_s=1.0)
+        _, url = bot.slash("/metric", "wau")
+        answer = responses(bot, url)[0]
+        found = scrape(bot)
+    assert "WAU" in all_text(answer) and "metric_share" in all_text(answer)
+    assert counted(found, "databot_warehouse_queries_total", outcome="ok") == 1
