@@ -4,9 +4,10 @@
 
 1. 50 concurrent signed /metric requests of 10 distinct metric/period pairs, every warehouse
    query 2 s: time until all 50 are answered / the query time, and "still working" notes.
-2. Replicas on one PostgreSQL state database: 3 apps (each its own Deps, lookup service and
-   warehouse counter, as `databot serve` builds them) answer 100 lookups of 10 pairs spread
-   over them: warehouse queries in all.
+2. Replicas on one PostgreSQL state database: 3 in-process apps (each its own Deps, lookup
+   service and warehouse counter), then 3 `databot serve` processes (queries counted from
+   each one's /metrics), answer 100 lookups of 10 pairs spread over them: warehouse
+   queries in all.
 3. Rows and bytes (BigQuery's column-size model) read by the default WAU, MAU and DAU/MAU
    lookups with and without rollups, on the demo events (1x) and on 10x the events (each
    event repeated ten times within its Pacific day), with the lookup times.
@@ -149,6 +150,130 @@ def bench_replicas(data_dir: Path, warehouse) -> None:
     print(
         f"   100 lookups of 10 pairs over 3 replicas: {total} warehouse queries "
         f"({', '.join(str(c.queries) for c in counters)} per replica; target 10)"
+    )
+
+
+def bench_serve_replicas(data_dir: Path) -> None:
+    """Three `databot serve` processes on one PostgreSQL database (the deployment)."""
+    import os
+    import socket
+    import subprocess
+    import urllib.request
+
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from sandbox.slack_api import FakeSlack
+    from sandbox.slack_requests import send, slash_command
+
+    try:
+        admin = sa.create_engine(POSTGRES_URL)
+        schema = f"bench_{uuid.uuid4().hex[:8]}"
+        with admin.begin() as connection:
+            connection.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
+    except Exception as exc:  # noqa: BLE001 - a benchmark prints why it could not run
+        print(f"   skipped: PostgreSQL not reachable ({type(exc).__name__})")
+        return
+    data_dir.mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
+    ensure_demo_warehouse(data_dir)  # once, before the replicas start (they share it)
+    print(f"   (demo warehouse for today generated in {time.perf_counter() - started:.0f} s)")
+    repo = Path(__file__).resolve().parents[1]
+    database_url = "postgresql://postgres@127.0.0.1:5432/test?options=-csearch_path%3D" + schema
+    processes = []
+    ports = []
+    with FakeSlack() as slack:
+        try:
+            for _ in range(3):
+                with socket.socket() as sock:
+                    sock.bind(("127.0.0.1", 0))
+                    port = sock.getsockname()[1]
+                env = {
+                    k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "GITHUB_"))
+                }
+                env.update(
+                    PYTHONPATH=str(repo),
+                    HOST="127.0.0.1",
+                    PORT=str(port),
+                    DATA_DIR=str(data_dir),
+                    DATABASE_URL=database_url,
+                    DEMO_WAREHOUSE="true",
+                    SLACK_BOT_TOKEN="xoxb-bench",
+                    SLACK_SIGNING_SECRET="bench-secret",
+                    SLACK_API_URL=slack.api_url,
+                    SLACK_RESPONSE_URL_HOSTS='["127.0.0.1"]',
+                    LOG_LEVEL="WARNING",
+                )
+                processes.append(
+                    subprocess.Popen(
+                        [sys.executable, "-m", "bot.cli", "serve"],
+                        env=env,
+                        cwd=data_dir,
+                        stdout=subprocess.DEVNULL,
+                        stderr=subprocess.DEVNULL,
+                    )
+                )
+                ports.append(port)
+            for port in ports:
+                deadline = time.monotonic() + 180
+                while True:
+                    try:
+                        with urllib.request.urlopen(
+                            f"http://127.0.0.1:{port}/healthz", timeout=1
+                        ) as r:
+                            if r.status == 200:
+                                break
+                    except OSError:
+                        pass
+                    if time.monotonic() > deadline:
+                        raise TimeoutError("a replica did not start")
+                    time.sleep(0.2)
+
+            def queries(port: int) -> float:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics") as r:
+                    text = r.read().decode()
+                return sum(
+                    sample.value
+                    for family in text_string_to_metric_families(text)
+                    for sample in family.samples
+                    if sample.name == "databot_warehouse_queries_total"
+                )
+
+            # Each replica's start-up probe (SELECT 1) is not a lookup.
+            before = [queries(port) for port in ports]
+            urls = []
+
+            def one(i: int) -> None:
+                url = slack.response_url("C0ANALYTICS")
+                urls.append(url)
+                body = slash_command(
+                    "/metric", PAIRS[i % len(PAIRS)], user_id=f"U{i:04d}", response_url=url
+                )
+                target = f"http://127.0.0.1:{ports[i % 3]}/slack/events"
+                assert send(target, body, secret="bench-secret").status == 200
+
+            with ThreadPoolExecutor(30) as pool:
+                list(pool.map(one, range(100)))
+            deadline = time.monotonic() + 180
+            while not all(slack.responses(url) for url in urls):
+                if time.monotonic() > deadline:
+                    raise TimeoutError("not every lookup was answered")
+                time.sleep(0.05)
+            counts = [queries(port) - before[n] for n, port in enumerate(ports)]
+        finally:
+            for process in processes:
+                process.terminate()
+            for process in processes:
+                try:
+                    process.wait(timeout=20)
+                except subprocess.TimeoutExpired:
+                    process.kill()
+            with admin.begin() as connection:
+                connection.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
+            admin.dispose()
+    print(
+        f"   3 `databot serve` processes, 100 lookups of 10 pairs: {sum(counts):.0f} "
+        f"warehouse queries ({', '.join(f'{c:.0f}' for c in counts)} per replica, "
+        "target 10)"
     )
 
 
@@ -297,6 +422,7 @@ def main() -> int:
             bench_burst(base / "burst10", warehouse, workers=10)
             print("2. replicas sharing one PostgreSQL state database")
             bench_replicas(base / "replicas", warehouse)
+            bench_serve_replicas(base / "serve")
         finally:
             warehouse.close()
         print("3. rows/bytes read by default WAU, MAU, DAU/MAU, without vs with rollups")
