@@ -119,10 +119,22 @@ def metric_command(
         except BaseException:
             note.finish()
             raise
-        answering.add_done_callback(deliver)
+        if answering.done():  # this thread ran the query (or the cache had it)
+            deliver(answering)
+        else:
+            # Joined a query in flight: when it completes, each waiting reply is sent from
+            # the pool, in parallel, rather than one after another by the query's thread.
+            answering.add_done_callback(lambda done: _submit(deps, deliver, done))
         return replied
 
     return CommandReply(after_ack=lookup)
+
+
+def _submit(deps: Deps, deliver: Callable[[Future[Answer]], None], done: Future[Answer]) -> None:
+    try:
+        deps.work.submit(deliver, done)
+    except RuntimeError:  # the pool is shutting down: reply from here
+        deliver(done)
 
 
 def _answer(
