@@ -332,3 +332,38 @@ def test_a_lookup_claimed_by_a_replica_that_died_is_taken_over_and_answered(
         found = scrape(bot)
     assert "WAU" in all_text(answer) and "metric_share" in all_text(answer)
     assert counted(found, "databot_warehouse_queries_total", outcome="ok") == 1
+
+
+class Failing(Gated):
+    """Like Gated, and then the gated query fails as a broken warehouse would."""
+
+    def query(self, sql, params=None, *, labels=None):
+        if (labels or {}).get("metric") == self.metric:
+            self.held.set()
+            assert self.gate.wait(60), "the test never opened the gate"
+            from bot.errors import WarehouseError
+
+            raise WarehouseError("The warehouse could not run this query (reference test).")
+        return self.inner.query(sql, params, labels=labels)
+
+
+def test_a_failed_query_is_reported_to_every_replica_waiting_for_it_and_not_rerun(
+    tmp_path, shared_state, warehouse, clock
+):
+    failing = Failing(warehouse, metric="mau")
+    first, second = shared_state
+    with (
+        BotHarness(data_dir=tmp_path / "a", store=first, warehouse=failing, now=clock) as a,
+        BotHarness(data_dir=tmp_path / "b", store=second, warehouse=failing, now=clock) as b,
+    ):
+        _, on_a = a.slash("/metric", "mau")
+        assert failing.held.wait(30)  # replica A runs the query
+        _, on_b = b.slash("/metric", "mau")  # replica B waits for A's row
+        b.listeners.wait_idle(30)
+        failing.gate.set()
+        texts = [all_text(responses(bot, url)[0]) for bot, url in ((a, on_a), (b, on_b))]
+        found = [scrape(a), scrape(b)]
+    for text in texts:
+        assert "could not answer the MAU lookup" in text and "It was not retried" in text
+    assert sum(counted(f, "databot_warehouse_queries_total", outcome="error") for f in found) == 1
+    assert sum(counted(f, "databot_warehouse_queries_total", outcome="ok") for f in found) == 0
