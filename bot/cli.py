@@ -471,6 +471,23 @@ def cmd_subscriptions(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+# --- rollups -------------------------------------------------------------------------
+
+
+def cmd_rollups(args: argparse.Namespace, settings: Settings) -> int:
+    """Each rollup's coverage (which days lookups read from it)."""
+    from bot.metric.rollups import coverage_lines
+    from bot.warehouse import make_warehouse
+
+    warehouse = make_warehouse(settings) if settings.rollup_dataset else None
+    try:
+        print("\n".join(coverage_lines(warehouse, settings.rollup_dataset)))
+    finally:
+        if warehouse is not None:
+            warehouse.close()
+    return 0
+
+
 # --- urgent-poll ---------------------------------------------------------------------
 
 
@@ -584,6 +601,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("words", nargs="*", help="NAME [PERIOD] [for ACCOUNT], or `help`")
     p.add_argument("--json", action="store_true", help="print JSON instead of text")
     p.set_defaults(func=cmd_metric)
+    p = sub.add_parser("rollups", help="show which days the metric rollups cover")
+    p.set_defaults(func=cmd_rollups)
     p = sub.add_parser(
         "subscriptions", help="list metric subscriptions and alerts (next run, last result)"
     )

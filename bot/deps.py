@@ -82,12 +82,16 @@ class LazyWarehouse:
         self._factory = factory
         self._inner: Warehouse | None = None
         self._lock = threading.Lock()
+        # Handed on to the warehouse when it opens (BigQuery reports bytes through it).
+        self.on_bytes: Callable[[str, int], None] | None = None
 
     @property
     def inner(self) -> Warehouse:
         with self._lock:
             if self._inner is None:
                 self._inner = self._factory()
+                if self.on_bytes is not None and hasattr(self._inner, "on_bytes"):
+                    self._inner.on_bytes = self.on_bytes
             return self._inner
 
     @property

@@ -27,6 +27,15 @@ class WarehouseTimeout(WarehouseError):
     """A query ran past its time limit (and was cancelled where the backend allows)."""
 
 
+class WarehouseTooCostly(WarehouseError):
+    """A dry run priced the query over the byte cap, so it was not sent (nothing billed)."""
+
+    def __init__(self, user_message: str, *, estimated: int, cap: int) -> None:
+        super().__init__(user_message, detail=f"estimated {estimated} bytes > cap {cap}")
+        self.estimated = estimated
+        self.cap = cap
+
+
 class InputError(DatabotError):
     """The user typed something we cannot use; the message says what would work."""
 

@@ -49,6 +49,7 @@ from bot.home.tab import refresh_home
 from bot.ids import Job
 from bot.intake.filing import start_outbox_worker
 from bot.intake.mirror import start_mirror_worker
+from bot.metric.rollups import RollupJob
 from bot.scheduling import runs
 from bot.scheduling.clock import Entry, run_due
 from bot.scheduling.job import JobOptions, ScheduledJob
@@ -79,6 +80,7 @@ def build_jobs(deps: Deps) -> list[ScheduledJob]:
     jobs += build_sprint_jobs(deps)
     jobs.append(CodyDailyJob(deps.settings))
     jobs.append(UrgentReminderJob(deps.settings))
+    jobs.append(RollupJob(deps.settings))
     return jobs
 
 

@@ -61,6 +61,7 @@ class Job(StrEnum):
     URGENT_POLL = "urgent-poll"
     URGENT_REMINDER = "urgent-reminder"
     FOLLOWUP_POLL = "followup-poll"
+    ROLLUPS = "rollups"
 
 
 class RequestBlock(StrEnum):

@@ -2,7 +2,9 @@
 
 `databot check` reads only settings and files; this asks Slack (the token, the scopes it
 was granted against what manifest.yml asks for, membership of every configured channel)
-and GitHub (the token, its permissions on GITHUB_REPO, whether webhooks are configured).
+and GitHub (the token, its permissions on GITHUB_REPO, whether webhooks are configured),
+and, on BigQuery, prices every catalog metric's default lookup with a dry run (free) against
+BIGQUERY_MAX_BYTES_BILLED.
 Every finding says ok / warning / FAIL and what to do. Nothing is written anywhere.
 """
 
@@ -12,21 +14,92 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
 from bot.checks import CheckReport
+from bot.errors import ConfigError, DatabotError
 from bot.github import GitHubFailure, GitHubGateway, classify_failure
 from bot.manifest import load_manifest, manifest_bot_scopes, packaged_manifest
-from bot.settings import Settings
+from bot.metric.catalog import load_catalog
+from bot.metric.lookup import MetricService
+from bot.metric.model import MetricQuery
+from bot.settings import Settings, utc_now
 from bot.slack_channels import CONVERSATION_ID, list_channel_id
+from bot.warehouse import BigQueryWarehouse, format_bytes, make_warehouse
 
 REINSTALL = "Update the app from manifest.yml at api.slack.com/apps, then reinstall it."
 
 
+# A default lookup above this share of the cap is a warning: a longer period will be refused.
+BYTES_WARNING_SHARE = 0.5
+
+
 def run_online_checks(
-    settings: Settings, report: CheckReport, *, slack: WebClient, github: GitHubGateway | None
+    settings: Settings,
+    report: CheckReport,
+    *,
+    slack: WebClient,
+    github: GitHubGateway | None,
+    warehouse: BigQueryWarehouse | None = None,
 ) -> None:
     bot_name = _check_slack_token(settings, slack, report)
     if bot_name is not None:
         _check_channels(settings, slack, bot_name, report)
     _check_github(settings, github, report)
+    if warehouse is not None:
+        _check_bigquery_bytes(settings, warehouse, report)
+    elif settings.gcp_project:
+        opened = make_warehouse(settings)
+        try:
+            if isinstance(opened, BigQueryWarehouse):
+                _check_bigquery_bytes(settings, opened, report)
+        finally:
+            opened.close()
+
+
+def _check_bigquery_bytes(
+    settings: Settings, warehouse: BigQueryWarehouse, report: CheckReport
+) -> None:
+    """A dry run of every catalog metric's default lookup (what `/metric NAME` sends):
+    over the cap, BigQuery would refuse it, so the bot does not send it."""
+    try:
+        service = MetricService(load_catalog(), warehouse, settings, utc_now)
+    except ConfigError:
+        return  # the offline check already reported the catalog
+    cap = warehouse.maximum_bytes_billed
+    for metric in service.catalog.metrics:
+        try:
+            parsed = service.parse(metric.name)
+            if not isinstance(parsed, MetricQuery):
+                continue
+            plan = service.plan(metric, parsed.period, None)
+            estimated = warehouse.estimate_bytes(plan.sql, plan.params)
+        except DatabotError as exc:
+            report.add(
+                False,
+                f"BigQuery: the dry run of `{metric.name}` failed: {str(exc)[:300]}",
+                "Check its SQL in bot/metric/metrics.yml against the warehouse's tables "
+                "(and that the credentials may run jobs in GCP_PROJECT).",
+            )
+            continue
+        what = (
+            f"BigQuery: `/metric {metric.name}` ({metric.default_period}) would scan "
+            f"{format_bytes(estimated)} of the {format_bytes(cap)} cap"
+        )
+        if estimated > cap:
+            report.add(
+                False,
+                f"{what}: every default lookup would be refused",
+                "Raise BIGQUERY_MAX_BYTES_BILLED, or shorten the metric's default_period or "
+                "give it a rollup in bot/metric/metrics.yml.",
+            )
+        elif estimated > BYTES_WARNING_SHARE * cap:
+            report.add(
+                False,
+                f"{what} ({estimated / cap:.0%}): a longer period would be refused",
+                "Consider a rollup for it in bot/metric/metrics.yml, or a higher "
+                "BIGQUERY_MAX_BYTES_BILLED.",
+                warning=True,
+            )
+        else:
+            report.add(True, what)
 
 
 def _check_slack_token(settings: Settings, slack: WebClient, report: CheckReport) -> str | None:

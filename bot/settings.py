@@ -38,6 +38,7 @@ DEFAULT_JOB_SCHEDULES: dict[str, str] = {
     "sprint-planning": "0 10 * * thu",
     "sprint-checkin": "0 10 * * fri",
     "urgent-reminder": "0 9 * * *",
+    "rollups": "30 3 * * *",
 }
 
 
@@ -168,6 +169,18 @@ class Settings(BaseSettings):
         50 * 1024**3, description="Refuse any query that would bill more bytes than this."
     )
     query_timeout_seconds: float = Field(30.0, description="Per-query time limit.")
+    rollup_dataset: str | None = Field(
+        None,
+        description="Dataset databot may write its per-day rollups to (a DuckDB schema on the "
+        "demo warehouse); unset: no rollups, lookups read raw rows.",
+        pattern=r"^[A-Za-z_][A-Za-z0-9_]*$",
+    )
+    rollup_backfill_days: int = Field(
+        100,
+        ge=1,
+        le=1000,
+        description="Days behind yesterday the rollups job keeps built (and catches up).",
+    )
 
     # --- GitHub ----------------------------------------------------------------------
     github_token: SecretStr | None = Field(

@@ -174,3 +174,19 @@ followup_issues = sa.Table(
     sa.Column("created_at", UtcDateTime(), nullable=False),
     sa.Column("updated_at", UtcDateTime(), nullable=False),
 )
+
+# Lookup results shared by every replica (`/metric`): one row per warehouse query and its
+# parameters. A replica claims a key (status 'running', with a lease) before it queries;
+# the others wait for the row to turn 'done' (rows, until expires_at) or 'failed' (the
+# user-safe message, briefly, so a failing query is not re-run by each waiter).
+lookup_cache = sa.Table(
+    "lookup_cache",
+    metadata,
+    sa.Column("key", sa.String(64), primary_key=True),
+    sa.Column("status", sa.String(20), nullable=False),
+    sa.Column("rows", sa.Text, nullable=True),
+    sa.Column("expires_at", UtcDateTime(), nullable=True, index=True),
+    sa.Column("lease_until", UtcDateTime(), nullable=True),
+    sa.Column("owner", sa.String(64), nullable=True),
+    sa.Column("updated_at", UtcDateTime(), nullable=False),
+)

@@ -27,6 +27,7 @@ from slack_sdk.http_retry.response import HttpResponse
 from slack_sdk.http_retry.state import RetryState
 
 from bot import tables
+from bot.errors import WarehouseTooCostly
 from bot.settings import utc_now
 from bot.store import Store
 
@@ -36,6 +37,8 @@ CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 CLOCK_HEARTBEAT_KEY = "clock:heartbeat"
 # Ack latency buckets around Slack's 3-second limit.
 ACK_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 3.0, 5.0)
+# Dry-run estimates: 1 MiB .. 1 TiB, around the default 50 GiB cap.
+BYTE_BUCKETS = tuple(float(2**n) for n in (20, 24, 27, 30, 32, 34, 35, 36, 37, 38, 40))
 
 
 class Telemetry:
@@ -78,6 +81,32 @@ class Telemetry:
             "databot_warehouse_query_seconds",
             "Warehouse query duration.",
             ["backend"],
+            registry=self.registry,
+        )
+        self.warehouse_estimated_bytes = Histogram(
+            "databot_warehouse_estimated_bytes",
+            "Bytes a query would scan by its BigQuery dry run (every query is priced first).",
+            ["backend"],
+            buckets=BYTE_BUCKETS,
+            registry=self.registry,
+        )
+        self.warehouse_bytes = Counter(
+            "databot_warehouse_bytes",
+            "Bytes BigQuery billed (or processed) for the queries it ran.",
+            ["backend"],
+            registry=self.registry,
+        )
+        self.warehouse_refused = Counter(
+            "databot_warehouse_refused_queries",
+            "Queries not sent because their dry run was over BIGQUERY_MAX_BYTES_BILLED.",
+            ["backend"],
+            registry=self.registry,
+        )
+        self.lookup_cache = Counter(
+            "databot_lookup_cache",
+            "Lookup results by where they came from: hit (the cache), shared (waited for "
+            "the same query in flight, here or on another replica), miss (ran the query).",
+            ["result"],
             registry=self.registry,
         )
         self._state: StateCollector | None = None
@@ -215,6 +244,18 @@ class InstrumentedWarehouse:
     def __init__(self, inner: Any, telemetry: Telemetry) -> None:
         self._inner = inner
         self._telemetry = telemetry
+        if hasattr(inner, "on_bytes"):
+            # BigQuery reports what each query costs (dry-run estimate, bytes billed).
+            inner.on_bytes = self._bytes
+
+    def _bytes(self, kind: str, n: int) -> None:
+        backend = self.name
+        if kind == "estimated":
+            self._telemetry.warehouse_estimated_bytes.labels(backend).observe(n)
+        elif kind == "processed":
+            self._telemetry.warehouse_bytes.labels(backend).inc(n)
+        elif kind == "refused":
+            self._telemetry.warehouse_refused.labels(backend).inc()
 
     @property
     def name(self) -> str:
@@ -229,6 +270,9 @@ class InstrumentedWarehouse:
             rows: list[dict[str, Any]] = self._inner.query(sql, params, **kwargs)
             outcome = "ok"
             return rows
+        except WarehouseTooCostly:
+            outcome = "refused"
+            raise
         finally:
             self._telemetry.warehouse_queries.labels(backend, outcome).inc()
             self._telemetry.warehouse_seconds.labels(backend).observe(time.monotonic() - started)

@@ -23,7 +23,7 @@ import logging
 import threading
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, cast
 
@@ -32,7 +32,7 @@ import requests
 import sqlglot
 from sqlglot import exp
 
-from bot.errors import WarehouseError, WarehouseTimeout
+from bot.errors import WarehouseError, WarehouseTimeout, WarehouseTooCostly
 from bot.warehouse_demo import ensure_demo_warehouse
 
 if TYPE_CHECKING:
@@ -48,6 +48,30 @@ FAILED_MESSAGE = (
     "The warehouse could not run this query (reference {ref}). The team has the details."
 )
 BAD_PARAMS_MESSAGE = "A query parameter has a type the warehouse does not accept: {name}."
+TOO_COSTLY_MESSAGE = (
+    "This would scan {bytes}, more than the {cap} one query may scan "
+    "(BIGQUERY_MAX_BYTES_BILLED), so it was not run and nothing was billed. "
+    "Try a shorter period."
+)
+# A dry-run price is reused for the same query shape (the text, the non-date parameters
+# and the length of the date range) for this long: tables grow by a day's rows a day.
+DRY_RUN_CACHE_SECONDS = 3600.0
+DRY_RUN_CACHE_SIZE = 1000
+
+# Reports what a query costs: ("estimated" | "processed" | "refused", bytes).
+BytesSink = Callable[[str, int], None]
+
+
+def format_bytes(n: int) -> str:
+    """Bytes in the binary units BigQuery bills by: 180 GiB, 1.5 TiB, 12 MiB."""
+    value = float(n)
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if value < 1024 or unit == "TiB":
+            if unit == "B":
+                return f"{int(value)} B"
+            return f"{value:.0f} {unit}" if value >= 10 else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{n} B"  # pragma: no cover - the loop always returns
 
 
 class Warehouse(Protocol):
@@ -126,7 +150,23 @@ def translate_to_duckdb(sql: str) -> str:
     return _translate(sql)[0]
 
 
-@functools.lru_cache(maxsize=512)
+def prepare_duckdb(sqls: list[str]) -> int:
+    """Translate these query texts now (at catalog load), so no lookup pays for sqlglot
+    (pure Python, 5-20 ms a query, and it holds the GIL). Returns how many translated; a
+    text that does not translate is logged and left for its lookup to report."""
+    done = 0
+    for sql in sqls:
+        try:
+            _translate(sql)
+            done += 1
+        except (sqlglot.errors.SqlglotError, ValueError) as exc:
+            logger.warning("catalog query does not translate to DuckDB: %s", exc)
+    return done
+
+
+# Every distinct query text is translated once per process: the lookup service's texts
+# depend only on the catalog (parameters are bound, never formatted in).
+@functools.lru_cache(maxsize=1024)
 def _translate(sql: str) -> tuple[str, frozenset[str]]:
     """(DuckDB SQL, names of the parameters it uses), cached per SQL text."""
     trees = sqlglot.parse(sql, read="bigquery")
@@ -143,10 +183,30 @@ class DuckDBWarehouse:
 
     name = "duckdb"
 
-    def __init__(self, path: Path, *, timeout_s: float) -> None:
+    def __init__(
+        self, path: Path, *, timeout_s: float, rollups: tuple[Path, str] | None = None
+    ) -> None:
+        """`rollups`: (file, dataset name) of the writable rollup database, attached beside
+        the read-only demo data so `<dataset>.<table>` names it as in BigQuery."""
         self.path = Path(path)
         self.timeout_s = timeout_s
-        self._con = duckdb.connect(str(self.path), read_only=True)
+        self._use: str | None = None
+        if rollups is None:
+            self._con = duckdb.connect(str(self.path), read_only=True)
+        else:
+            # A read-only database cannot attach a writable one: an in-memory session holds
+            # both, and every cursor reads the demo data by default (USE).
+            file, dataset = rollups
+            self._con = duckdb.connect(":memory:")
+            self._con.execute(f"ATTACH '{self.path}' AS demo_data (READ_ONLY)")
+            try:
+                self._con.execute(f"ATTACH '{file}' AS {dataset}")
+            except duckdb.IOException as exc:  # another process writes it: read only
+                logger.warning("rollups %s opened read-only: %s", file, exc)
+                if Path(file).exists():
+                    self._con.execute(f"ATTACH '{file}' AS {dataset} (READ_ONLY)")
+            self._use = "demo_data"
+            self._con.execute("USE demo_data")
         self._con.execute("SET TimeZone = 'UTC'")
 
     def query(
@@ -172,6 +232,8 @@ class DuckDBWarehouse:
         timer.daemon = True
         try:
             cursor.execute("SET TimeZone = 'UTC'")
+            if self._use:
+                cursor.execute(f"USE {self._use}")
             timer.start()
             try:
                 # BigQuery ignores unused parameters; DuckDB refuses them.
@@ -240,6 +302,29 @@ def bigquery_parameters(params: Mapping[str, Any]) -> list[Any]:
     return result
 
 
+def _shape(sql: str, params: Mapping[str, Any]) -> tuple:
+    """A query's price key: its text, its non-date parameters, and its date parameters as
+    offsets from the earliest one (a partitioned scan costs by the range's length)."""
+    temporal = [v for v in params.values() if isinstance(v, dt.date)]
+
+    def seconds(v: dt.date) -> float:
+        if isinstance(v, dt.datetime):
+            return v.timestamp()
+        return dt.datetime.combine(v, dt.time(0), dt.UTC).timestamp()
+
+    base = min((seconds(v) for v in temporal), default=0.0)
+    parts: list[tuple[str, str, Any]] = []
+    for name in sorted(params):
+        value = params[name]
+        if isinstance(value, dt.date):
+            parts.append((name, "offset", seconds(value) - base))
+        elif isinstance(value, list):
+            parts.append((name, "list", tuple(map(repr, value))))
+        else:
+            parts.append((name, type(value).__name__, repr(value)))
+    return (sql, tuple(parts))
+
+
 @dataclasses.dataclass
 class _BigQueryConfig:
     project: str
@@ -283,6 +368,20 @@ class BigQueryWarehouse:
                 client_options=client_options,
             )
         self.client = client
+        self.on_bytes: BytesSink | None = None
+        self._prices: dict[tuple, tuple[float, int]] = {}
+        self._prices_lock = threading.Lock()
+
+    @property
+    def maximum_bytes_billed(self) -> int:
+        return self._config.maximum_bytes_billed
+
+    def _report(self, kind: str, n: int) -> None:
+        if self.on_bytes is not None:
+            try:
+                self.on_bytes(kind, n)
+            except Exception:
+                logger.exception("could not record warehouse bytes")
 
     def _retries(self) -> tuple[Any, Any]:
         from google.cloud.bigquery.retry import DEFAULT_JOB_RETRY, DEFAULT_RETRY
@@ -304,6 +403,47 @@ class BigQueryWarehouse:
             TIMEOUT_MESSAGE.format(seconds=self._config.timeout_s), detail=str(exc)
         )
 
+    def estimate_bytes(self, sql: str, params: Mapping[str, Any] | None = None) -> int:
+        """What the query would scan, from a BigQuery dry run (free, no job runs), reused
+        for the same query shape for DRY_RUN_CACHE_SECONDS."""
+        key = _shape(sql, params or {})
+        now = time.monotonic()
+        with self._prices_lock:
+            found = self._prices.get(key)
+            if found and found[0] > now:
+                return found[1]
+        estimated = self._guarded(lambda: self._dry_run(sql, params or {}), None)
+        with self._prices_lock:
+            if len(self._prices) >= DRY_RUN_CACHE_SIZE:
+                self._prices.clear()
+            self._prices[key] = (now + DRY_RUN_CACHE_SECONDS, estimated)
+        logger.info(
+            "BigQuery dry run: %s (%d bytes; cap %d)",
+            format_bytes(estimated),
+            estimated,
+            self._config.maximum_bytes_billed,
+        )
+        return estimated
+
+    def _dry_run(self, sql: str, params: Mapping[str, Any]) -> int:
+        from google.cloud import bigquery
+
+        job_config = bigquery.QueryJobConfig(
+            dry_run=True,
+            use_query_cache=False,
+            query_parameters=bigquery_parameters(params),
+        )
+        retry, _ = self._retries()
+        job = self.client.query(
+            sql,
+            job_config=job_config,
+            location=self._config.location,
+            retry=retry,
+            job_retry=None,
+            timeout=self._config.timeout_s,
+        )
+        return int(job.total_bytes_processed or 0)
+
     def query(
         self,
         sql: str,
@@ -311,21 +451,36 @@ class BigQueryWarehouse:
         *,
         labels: Mapping[str, str] | None = None,
     ) -> list[dict[str, Any]]:
-        import concurrent.futures
-
-        from google.api_core import exceptions as gexc
         from google.cloud import bigquery
 
+        params = params or {}
+        # Priced first: a query over the cap is not sent, and the user hears why.
+        estimated = self.estimate_bytes(sql, params)
+        cap = self._config.maximum_bytes_billed
+        self._report("estimated", estimated)
+        if estimated > cap:
+            self._report("refused", estimated)
+            logger.warning(
+                "BigQuery query not sent: it would scan %s, over the %s cap",
+                format_bytes(estimated),
+                format_bytes(cap),
+            )
+            raise WarehouseTooCostly(
+                TOO_COSTLY_MESSAGE.format(bytes=format_bytes(estimated), cap=format_bytes(cap)),
+                estimated=estimated,
+                cap=cap,
+            )
         job_config = bigquery.QueryJobConfig(
             use_query_cache=True,
-            maximum_bytes_billed=self._config.maximum_bytes_billed,
+            maximum_bytes_billed=cap,
             labels={"app": "databot", **dict(labels or {})},
-            query_parameters=bigquery_parameters(params or {}),
+            query_parameters=bigquery_parameters(params),
         )
         retry, job_retry = self._retries()
         deadline = time.monotonic() + self._config.timeout_s
-        job = None
-        try:
+        jobs: list[Any] = []
+
+        def run() -> list[dict[str, Any]]:
             job = self.client.query(
                 sql,
                 job_config=job_config,
@@ -335,25 +490,45 @@ class BigQueryWarehouse:
                 job_retry=None,
                 timeout=self._config.timeout_s,
             )
+            jobs.append(job)
             remaining = max(0.5, deadline - time.monotonic())
             rows = job.result(timeout=remaining, retry=retry, job_retry=job_retry)
-            return [{key: _utc(value) for key, value in row.items()} for row in rows]
+            out = [{key: _utc(value) for key, value in row.items()} for row in rows]
+            processed = job.total_bytes_billed or job.total_bytes_processed
+            if processed:
+                self._report("processed", int(processed))
+            return out
+
+        return self._guarded(run, jobs)
+
+    def _guarded(self, call: Callable[[], Any], jobs: list[Any] | None) -> Any:
+        """Run `call` (a dry run or a job), mapping the client's failures to ours."""
+        import concurrent.futures
+
+        from google.api_core import exceptions as gexc
+
+        def job() -> Any:
+            return jobs[-1] if jobs else None
+
+        try:
+            return call()
         except (
             concurrent.futures.TimeoutError,
             TimeoutError,
             gexc.DeadlineExceeded,
             requests.exceptions.Timeout,
         ) as exc:
-            raise self._timeout(job, exc) from exc
+            raise self._timeout(job(), exc) from exc
         except gexc.RetryError as exc:
             # Retries ran out of time: a timeout if the last attempt timed out.
             if isinstance(exc.cause, requests.exceptions.Timeout | TimeoutError):
-                raise self._timeout(job, exc) from exc
-            job_id = getattr(job, "job_id", None)
+                raise self._timeout(job(), exc) from exc
+            job_id = getattr(job(), "job_id", None)
             raise _failure(f"job {job_id}: retries exhausted: {exc.cause!r}") from exc
         except gexc.GoogleAPIError as exc:
-            job_id = getattr(job, "job_id", None)
-            raise _failure(f"job {job_id}: {type(exc).__name__}: {exc}") from exc
+            job_id = getattr(job(), "job_id", None)
+            what = "dry run" if jobs is None else f"job {job_id}"
+            raise _failure(f"{what}: {type(exc).__name__}: {exc}") from exc
         except requests.exceptions.RequestException as exc:
             raise _failure(f"transport: {type(exc).__name__}: {exc}") from exc
 
@@ -380,4 +555,7 @@ def make_warehouse(settings: Settings) -> Warehouse:
             timeout_s=settings.query_timeout_seconds,
         )
     path = ensure_demo_warehouse(settings.data_dir)
-    return DuckDBWarehouse(path, timeout_s=settings.query_timeout_seconds)
+    rollups = None
+    if settings.rollup_dataset:
+        rollups = (settings.data_dir / "rollups.duckdb", settings.rollup_dataset)
+    return DuckDBWarehouse(path, timeout_s=settings.query_timeout_seconds, rollups=rollups)

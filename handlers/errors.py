@@ -111,19 +111,33 @@ def run_after_ack(
     deps: Deps, body: dict, respond: Respond | None, work: Callable[..., Any], *args: Any
 ) -> Future:
     """Run slow `work` on deps.work after the listener acked; its errors take the same path
-    as a listener's (user-safe message or apology with correlation id)."""
+    as a listener's (user-safe message or apology with correlation id). Work may return a
+    Future, whose error (when it completes) takes that path too."""
+
+    def _tell(error: BaseException) -> None:
+        tell_user(
+            user_message_for(error),
+            body=body,
+            respond=respond,
+            client=deps.slack,
+            hosts=deps.settings.slack_response_url_hosts,
+        )
+
+    def _later(done: Future) -> None:
+        error = done.exception()
+        if error is not None:
+            _tell(error)
 
     def _guarded() -> Any:
         try:
-            return work(*args)
+            result = work(*args)
         except Exception as error:  # noqa: BLE001 - the one error path
-            tell_user(
-                user_message_for(error),
-                body=body,
-                respond=respond,
-                client=deps.slack,
-                hosts=deps.settings.slack_response_url_hosts,
-            )
+            _tell(error)
             return None
+        if isinstance(result, Future):
+            # Work that finishes off this thread (a lookup joining one in flight): its
+            # error takes the same path when it comes.
+            result.add_done_callback(_later)
+        return result
 
     return deps.work.submit(_guarded)

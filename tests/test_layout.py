@@ -142,6 +142,7 @@ FEATURE_LAYERS: dict[str, list[set[str]]] = {
     "metric": [
         {"periods", "catalog", "model"},
         {"blocks", "card"},
+        {"rollups"},
         {"lookup", "account"},
         {"command", "cli"},
     ],

@@ -101,3 +101,62 @@ def test_webhooks_off_is_a_warning_not_a_failure(slack, github):
     report = check(slack, github, github_webhook_secret=None)
     assert report.ok
     assert any(line.startswith("[warn] GitHub webhooks are off") for line in lines(report))
+
+
+# --- BigQuery: a dry run of every catalog metric against the byte cap -------------------
+
+GIB = 1024**3
+
+
+@pytest.fixture
+def priced(bigquery_emulator, demo_warehouse_path, tmp_path_factory):
+    from sandbox.bigquery_pricing import PricedBigQuery
+    from tests.metric.test_scale import SLICE
+    from tests.support.bigquery import copy_demo_slice
+
+    copy_demo_slice(
+        bigquery_emulator,
+        demo_warehouse_path,
+        SLICE,
+        slice_path=tmp_path_factory.mktemp("online") / "slice.duckdb",
+    )
+    with PricedBigQuery(bigquery_emulator, bytes_per_day=GIB) as front:
+        yield front
+
+
+@pytest.mark.bigquery
+def test_every_catalog_metric_is_priced_and_one_over_the_byte_cap_fails(slack, github, priced):
+    from bot.metric.catalog import load_catalog
+    from tests.support.bigquery import EMULATOR_PROJECT
+
+    report = check(
+        slack,
+        github,
+        gcp_project=EMULATOR_PROJECT,
+        bigquery_api_endpoint=priced.url,
+        bigquery_max_bytes_billed=50 * GIB,
+    )
+    text = lines(report)
+    catalog = load_catalog()
+    priced_lines = [line for line in text if line.startswith("[") and "] BigQuery: " in line]
+    # One line per metric: priced, or the reason its dry run failed.
+    assert len(priced_lines) == len(catalog.metrics)
+    assert not priced.jobs  # a dry run only: nothing ran, nothing billed
+    # Each priced line carries the price the pricing front gave its dry run (metrics whose
+    # default lookups have the same query shape share one dry run).
+    answered = [line for line in priced_lines if "would scan" in line]
+    prices = {d.bytes for d in priced.dry_runs}
+    assert answered and len(priced.dry_runs) <= len(answered)
+    for line in answered:
+        days = int(line.split("would scan ")[1].split(" GiB")[0])
+        assert days * GIB in prices, line
+        assert f"would scan {days} GiB of the 50 GiB cap" in line
+        mark = "[FAIL]" if days > 50 else "[warn]" if days > 25 else "[ok  ]"
+        assert line.startswith(mark), line
+    mau = next(line for line in priced_lines if "`/metric mau` " in line)
+    assert mau.startswith("[FAIL]") and "every default lookup would be refused" in mau
+    # A dry run BigQuery refuses is a FAIL line with its reason (the slice may lack ssc).
+    for line in priced_lines:
+        if "the dry run of" in line:
+            assert line.startswith("[FAIL]") and "failed: " in line
+    assert not report.ok

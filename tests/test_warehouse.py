@@ -417,7 +417,9 @@ def test_bigquery_jobs_carry_labels_byte_cap_and_cache(bigquery_emulator):
         assert warehouse.query("SELECT 1 AS one", labels={"feature": "metric"}) == [{"one": 1}]
     finally:
         warehouse.close()
-    (config,) = sent
+    # Priced first by a dry run (no labels, no cache: it bills nothing), then run.
+    dry, config = sent
+    assert dry.dry_run is True and config.dry_run is not True
     assert config.labels == {"app": "databot", "feature": "metric"}
     assert config.maximum_bytes_billed == 12345678
     assert config.use_query_cache is True

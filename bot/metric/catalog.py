@@ -160,6 +160,8 @@ class Metric(BaseModel):
     owner: str
     cache_minutes: float | None = None  # default: settings.metric_cache_minutes
     note: str | None = None  # caveat shown with every answer
+    # Raw tables it may read through the bot's per-day rollups (bot/metric/rollups.py).
+    rollups: list[Literal["events_daily", "pings_daily"]] = []
 
     @model_validator(mode="after")
     def _consistent(self) -> Metric:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Callable
+from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Literal
 
@@ -80,7 +81,8 @@ class CommandReply:
     answers, else ack empty and run `after_ack` (the lookup) after it."""
 
     ack: Message | None = None
-    after_ack: Callable[[], None] | None = None
+    # May return a future: the lookup then completes (and fails) there, off this thread.
+    after_ack: Callable[[], Future[None] | None] | None = None
 
 
 def metric_command(
@@ -112,11 +114,39 @@ def metric_command(
         lambda: send(Reply(build_metric_working(text))),
     )
 
-    def lookup() -> None:
+    def lookup() -> Future[None]:
+        # Returns at once when an identical lookup is in flight (here or on another
+        # replica): the reply goes out when that query completes, and no worker waits.
+        replied: Future[None] = Future()
+        replied.set_running_or_notify_cancel()
+
+        def deliver(answering: Future[Answer]) -> None:
+            try:
+                _answer(deps, answering, text, note, send)
+            except BaseException as exc:  # noqa: BLE001 - the caller's one error path
+                replied.set_exception(exc)
+            else:
+                replied.set_result(None)
+            finally:
+                note.finish()
+
         try:
-            _answer(deps, parsed, text, note, send)
-        finally:
+            answering = metric_service(deps).answer_async(parsed)
+        except tuple(OFFER_REASONS) as exc:
             note.finish()
+            send(Reply(_offer(exc, text)))
+            replied.set_result(None)
+            return replied
+        except BaseException:
+            note.finish()
+            raise
+        if answering.done():  # this thread ran the query (or the cache had it)
+            deliver(answering)
+        else:
+            # Joined a query in flight: when it completes, each waiting reply is sent from
+            # the pool, in parallel, rather than one after another by the query's thread.
+            answering.add_done_callback(lambda done: _submit(deps, deliver, done))
+        return replied
 
     return CommandReply(after_ack=lookup)
 
@@ -164,9 +194,18 @@ def _card(deps: Deps, name: str, text: str, send: Send) -> None:
     send(Reply(build_account_card(card, deps.settings)))
 
 
-def _answer(deps: Deps, query: MetricQuery, text: str, note: StillWorking, send: Send) -> None:
+def _submit(deps: Deps, deliver: Callable[[Future[Answer]], None], done: Future[Answer]) -> None:
     try:
-        answer = metric_service(deps).answer(query)
+        deps.work.submit(deliver, done)
+    except RuntimeError:  # the pool is shutting down: reply from here
+        deliver(done)
+
+
+def _answer(
+    deps: Deps, answering: Future[Answer], text: str, note: StillWorking, send: Send
+) -> None:
+    try:
+        answer = answering.result()
     except tuple(OFFER_REASONS) as exc:
         note.finish()
         send(Reply(_offer(exc, text)))

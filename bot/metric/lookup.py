@@ -11,18 +11,25 @@ from __future__ import annotations
 
 import datetime as dt
 import difflib
+import hashlib
+import json
 import logging
 import math
 import re
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterable, Mapping
-from concurrent.futures import Future
+from concurrent.futures import Executor, Future
 from dataclasses import dataclass, replace
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
-from bot.errors import InputError, WarehouseError, WarehouseTimeout
+import sqlalchemy as sa
+from sqlalchemy.exc import IntegrityError
+
+from bot import tables
+from bot.errors import InputError, WarehouseError, WarehouseTimeout, WarehouseTooCostly
 from bot.metric.catalog import Catalog, Dimension, Metric, ValueField, load_catalog
 from bot.metric.model import (
     AccountRequest,
@@ -37,15 +44,21 @@ from bot.metric.model import (
     parse_command,
 )
 from bot.metric.periods import Period, day_start_utc, parse_period
-from bot.settings import REPORTING_TZ, Settings
+from bot.metric.rollups import Coverage, coverage_params, rewrite
+from bot.settings import REPORTING_TZ, Settings, utc_now
 from bot.slack_text import escape_mrkdwn
+from bot.warehouse import format_bytes, prepare_duckdb
 
 if TYPE_CHECKING:
     from bot.deps import Deps
+    from bot.store import Store
 
 logger = logging.getLogger(__name__)
 
-MAX_CACHED = 500  # answers kept in memory (each is a few KB)
+MAX_CACHED = 500  # results kept in memory without a state database (each a few KB)
+LEASE_MARGIN_SECONDS = 30.0  # a claim outlives the query time limit by this much
+POLL_SECONDS = 0.1  # how often a waiting replica looks for another's result
+FAILED_TTL_SECONDS = 30.0  # a failed query's message is shared this long, not re-run
 # Buckets metrics scan N periods for the trend (distinct counts cannot be summed from
 # days); keep N * days within this, so a month's MAU scans three months (cost and the
 # 500 ms lookup budget on the demo warehouse), a week's WAU twelve weeks.
@@ -53,15 +66,23 @@ MAX_SCAN_DAYS = 100
 TREND_BUCKETS = 12
 MIN_DAILY_TREND = 14
 _PARAM = re.compile(r"@([A-Za-z_][A-Za-z0-9_]*)")
+ACCOUNTS_SQL = (
+    "SELECT DISTINCT account_name FROM salesforce_data.accounts WHERE account_name IS NOT NULL"
+)
 
 
 # --------------------------------------------------------------------------- service
 
 
-@dataclass
-class _Entry:
-    expires: float
-    answer: Answer
+@dataclass(frozen=True)
+class Plan:
+    period: Period
+    scan: Period
+    sql: str
+    params: dict[str, Any]
+
+    def __iter__(self):  # period, scan, sql, params = plan
+        return iter((self.period, self.scan, self.sql, self.params))
 
 
 class MetricService:
@@ -74,7 +95,15 @@ class MetricService:
         settings: Settings,
         now: Callable[[], dt.datetime],
         clock: Callable[[], float] = time.monotonic,
+        *,
+        store: Store | None = None,
+        executor: Executor | None = None,
+        on_cache: Callable[[str], None] | None = None,
     ) -> None:
+        """`store`: share results (and single flight) with every replica on that state
+        database; without one they are kept in this process. `executor` runs a query this
+        process takes over from a replica that died mid-query. `on_cache(result)` counts
+        "hit" / "shared" / "miss" (telemetry)."""
         self.catalog = catalog
         self.warehouse = warehouse
         self.settings = settings
@@ -82,9 +111,20 @@ class MetricService:
         self.clock = clock
         self.queries_issued = 0
         self._lock = threading.Lock()
-        self._cache: dict[tuple, _Entry] = {}
-        self._inflight: dict[tuple, Future[Answer]] = {}
         self._accounts: tuple[float, list[str]] | None = None
+        results: Results = StoreResults(store) if store is not None else MemoryResults(clock)
+        self._flights = Flights(
+            results,
+            lease_s=settings.query_timeout_seconds + LEASE_MARGIN_SECONDS,
+            executor=executor,
+        )
+        self._on_cache = on_cache
+        dataset = settings.rollup_dataset
+        self.rollups = Coverage(warehouse, dataset) if dataset else None
+        self._rolled: dict[str, str] = {}
+        if not settings.gcp_project:
+            # The embedded warehouse: translate every catalog query once, now.
+            prepare_duckdb(self.catalog_queries())
 
     def today(self) -> dt.date:
         return self.now().astimezone(REPORTING_TZ).date()
@@ -130,11 +170,7 @@ class MetricService:
         with self._lock:
             if self._accounts and self._accounts[0] > self.clock():
                 return self._accounts[1]
-        rows = self._run(
-            "SELECT DISTINCT account_name FROM salesforce_data.accounts "
-            "WHERE account_name IS NOT NULL",
-            {},
-        )
+        rows = self._run(ACCOUNTS_SQL, {})
         names = sorted({str(r["account_name"]) for r in rows})
         with self._lock:
             self._accounts = (self.clock() + 3600, names)
@@ -153,32 +189,65 @@ class MetricService:
         settings.metric_still_working_seconds."""
         timer = StillWorking(self.settings.metric_still_working_seconds, on_slow)
         try:
-            account = self.resolve_account(query.account) if query.account else None
-            return self._answer(query, account)
+            return self.answer_async(query).result()
         finally:
             timer.finish()
 
-    def _answer(self, query: MetricQuery, account: str | None) -> Answer:
+    def answer_async(self, query: MetricQuery) -> Future[Answer]:
+        """The answer for `query` as a future. The first asker of a query runs it in its own
+        thread (the future is done when this returns); an identical lookup already in
+        flight, here or on another replica, is joined without holding a thread: its future
+        completes when that query does. A default period whose last day is not complete
+        yet answers the last complete day instead (and says so)."""
+        account = self.resolve_account(query.account) if query.account else None
         metric, by = query.metric, query.by
-        try:
-            answer = self._cached(metric, query.period, account, by)
-        except NoData as exc:
-            # The default period's day has no data yet at all: answer the last complete day.
-            shifted = self._shifted_default(query, exc.data_end)
-            if shifted is None:
-                raise
-            answer = replace(self._cached(metric, shifted, account, by), shifted_from=query.period)
-        else:
+        result: Future[Answer] = Future()
+        result.set_running_or_notify_cancel()
+
+        def settle(answer: Answer) -> None:
+            result.set_result(replace(answer, defaulted=query.defaulted, by=by))
+
+        def then(future: Future[Answer], use: Callable[[Answer], None], on_no_data) -> None:
+            def done(f: Future[Answer]) -> None:
+                try:
+                    found = f.result()
+                except NoData as exc:
+                    on_no_data(exc)
+                    return
+                except BaseException as exc:  # noqa: BLE001 - handed to whoever waits
+                    result.set_exception(exc)
+                    return
+                use(found)
+
+            future.add_done_callback(done)
+
+        def first(answer: Answer) -> None:
             if query.defaulted and not answer.complete and not answer.asked.partial:
                 shifted = self._shifted_default(query, answer.data_through)
                 if shifted is not None:
-                    try:
-                        earlier = self._cached(metric, shifted, account, by)
-                    except NoData:
-                        pass  # keep the incomplete answer and its warning
-                    else:
-                        answer = replace(earlier, shifted_from=answer.period)
-        return replace(answer, defaulted=query.defaulted, by=by)
+                    # An earlier complete period, else the incomplete answer with its warning.
+                    then(
+                        self._lookup(metric, shifted, account, by),
+                        lambda earlier: settle(replace(earlier, shifted_from=answer.period)),
+                        lambda _exc: settle(answer),
+                    )
+                    return
+            settle(answer)
+
+        def first_no_data(exc: NoData) -> None:
+            # The default period's day has no data yet at all: answer the last complete day.
+            shifted = self._shifted_default(query, exc.data_end)
+            if shifted is None:
+                result.set_exception(exc)
+                return
+            then(
+                self._lookup(metric, shifted, account, by),
+                lambda earlier: settle(replace(earlier, shifted_from=query.period)),
+                result.set_exception,
+            )
+
+        then(self._lookup(metric, query.period, account, by), first, first_no_data)
+        return result
 
     def _shifted_default(
         self, query: MetricQuery, data_through: dt.datetime | None
@@ -211,46 +280,56 @@ class MetricService:
         rows = self._run(sql, {k: v for k, v in params.items() if k in used}, metric=metric.name)
         return _latest(r.get("data_through") for r in rows)
 
-    def _cached(
-        self, metric: Metric, asked: Period, account: str | None, by: Dimension | None = None
-    ) -> Answer:
-        key = (metric.name, asked.key(), asked.partial, account, by)
-        with self._lock:
-            entry = self._cache.get(key)
-            if entry and entry.expires > self.clock():
-                return replace(entry.answer, from_cache=True)
-            flight = self._inflight.get(key)
-            leader = flight is None
-            if flight is None:
-                flight = self._inflight[key] = Future()
-        if not leader:
-            # Someone is already running this exact query: wait for theirs.
-            return replace(flight.result(), from_cache=True)
-        try:
-            answer = self._compute(metric, asked, account, by)
-        except BaseException as exc:
-            flight.set_exception(exc)
-            raise
-        else:
-            flight.set_result(answer)
-            ttl = 60 * (metric.cache_minutes or self.settings.metric_cache_minutes)
-            with self._lock:
-                now = self.clock()
-                if len(self._cache) >= MAX_CACHED:
-                    # Expired entries first; if all are fresh, the oldest insertions.
-                    for stale in [k for k, e in self._cache.items() if e.expires <= now]:
-                        del self._cache[stale]
-                    while len(self._cache) >= MAX_CACHED:
-                        del self._cache[next(iter(self._cache))]
-                self._cache[key] = _Entry(now + ttl, answer)
-            return answer
-        finally:
-            with self._lock:
-                self._inflight.pop(key, None)
+    def _lookup(
+        self, metric: Metric, asked: Period, account: str | None, by: Dimension | None
+    ) -> Future[Answer]:
+        """One lookup's answer as a future, through the shared results and single flight."""
+        plan = self.plan(metric, asked, account, by)
+        ttl = 60 * (metric.cache_minutes or self.settings.metric_cache_minutes)
+        key = cache_key(plan.sql, plan.params)
+        answer: Future[Answer] = Future()
+        answer.set_running_or_notify_cancel()
+        shaped = metric.model_copy(update={"dimension": "dimension"}) if by else metric
 
-    def _compute(
+        def done(flight: Future[Outcome]) -> None:
+            try:
+                outcome = flight.result()
+                if self._on_cache is not None:
+                    self._on_cache(outcome.source)
+                try:
+                    found = summarise(
+                        shaped,
+                        asked,
+                        plan.period,
+                        plan.scan,
+                        account,
+                        outcome.rows,
+                        self.settings,
+                        now=self.now(),
+                    )
+                except NoData:
+                    # The freshness query looks near the period's end only: for an older
+                    # period ask the source how far it really goes.
+                    data_end = self.data_end(metric)
+                    raise NoData(
+                        no_data_message(metric, plan.period, account, data_end, self.settings),
+                        data_end=data_end,
+                    ) from None
+            except BaseException as exc:  # noqa: BLE001 - handed to whoever waits
+                answer.set_exception(exc)
+                return
+            answer.set_result(
+                replace(found, metric=metric, by=by, from_cache=outcome.source != "miss")
+            )
+
+        self._flights.get(key, ttl, lambda: self._fetch(metric, plan)).add_done_callback(done)
+        return answer
+
+    def plan(
         self, metric: Metric, asked: Period, account: str | None, by: Dimension | None = None
-    ) -> Answer:
+    ) -> Plan:
+        """What a lookup of `asked` reads: the period shown (widened to min_days), the days
+        scanned (this period, the previous one, the trend) and the one query."""
         period = asked if asked.days >= metric.min_days else asked.ending_window(metric.min_days)
         previous = compared_period(metric, period)
         if metric.shape == "buckets":
@@ -261,9 +340,46 @@ class MetricService:
             scan = Period(
                 min(previous.start, period.end - dt.timedelta(days=trend_days - 1)), period.end
             )
-        sql, params = self.build_query(metric, scan, period.days, account, by)
+        text, coverage = self._rollup_text(metric, scan)
+        sql, params = self.build_query(metric, scan, period.days, account, by, text, coverage)
+        return Plan(period, scan, sql, params)
+
+    def _rollup_text(self, metric: Metric, scan: Period) -> tuple[str | None, dict[str, Any]]:
+        """The metric's SQL through its rollups when they cover part of the scan (raw rows
+        for the rest), with the coverage as parameters; (None, {}) for raw rows only."""
+        if self.rollups is None or not metric.rollups:
+            return None, {}
+        blocks = {name: self.rollups.covered(name) for name in metric.rollups}
+        if not any(b and b.start <= scan.end and b.end >= scan.start for b in blocks.values()):
+            return None, {}
+        params: dict[str, Any] = {}
+        for name, block in blocks.items():
+            params.update(coverage_params(name, block))
+        return self._rollup_sql(metric), params
+
+    def _rollup_sql(self, metric: Metric) -> str:
+        found = self._rolled.get(metric.name)
+        if found is None:
+            assert self.rollups is not None
+            found = rewrite(metric.query_text(), list(metric.rollups), self.rollups.dataset)
+            self._rolled[metric.name] = found
+        return found
+
+    def _fetch(self, metric: Metric, plan: Plan) -> list[dict[str, Any]]:
+        """Run a lookup's one query; failures in words about this metric."""
+        period, _, sql, params = plan
         try:
             rows = self._run(sql, params, metric=metric.name)
+        except WarehouseTooCostly as exc:
+            # Priced by a dry run and not sent: a plain answer, not an error.
+            raise WarehouseTooCostly(
+                f"The {metric.title} lookup for {period.label()} would scan "
+                f"{format_bytes(exc.estimated)}, more than the {format_bytes(exc.cap)} one "
+                f"lookup may scan, so I did not run it (nothing was billed). Try a shorter "
+                f"period, or open the dashboard: {metric.dashboard}",
+                estimated=exc.estimated,
+                cap=exc.cap,
+            ) from exc
         except WarehouseTimeout as exc:
             raise WarehouseTimeout(
                 f"The {metric.title} lookup took longer than "
@@ -279,20 +395,20 @@ class MetricService:
                 f"The dashboard may help meanwhile: {metric.dashboard}",
                 detail=str(exc),
             ) from exc
-        shaped = metric.model_copy(update={"dimension": "dimension"}) if by else metric
-        try:
-            answer = summarise(
-                shaped, asked, period, scan, account, rows, self.settings, now=self.now()
-            )
-        except NoData:
-            # The freshness query looks near the period's end only: for an older period
-            # ask the source how far it really goes.
-            data_end = self.data_end(metric)
-            raise NoData(
-                no_data_message(metric, period, account, data_end, self.settings),
-                data_end=data_end,
-            ) from None
-        return replace(answer, metric=metric, by=by)
+        return rows
+
+    def catalog_queries(self) -> list[str]:
+        """The text of every lookup query the catalog can send (with and without an
+        account); parameters do not change it."""
+        probe = Period(dt.date(2000, 1, 1), dt.date(2000, 1, 1))
+        texts = {self.build_query(m, probe, 1, None)[0] for m in self.catalog.metrics}
+        if self.rollups is not None:
+            texts |= {
+                self.build_query(m, probe, 1, None, None, self._rollup_sql(m))[0]
+                for m in self.catalog.metrics
+                if m.rollups
+            }
+        return sorted(texts | {ACCOUNTS_SQL})
 
     def build_query(
         self,
@@ -301,14 +417,17 @@ class MetricService:
         bucket_days: int,
         account: str | None,
         by: Dimension | None = None,
+        text: str | None = None,
+        extra: Mapping[str, Any] | None = None,
     ) -> tuple[str, dict[str, Any]]:
-        """The one query of a lookup and its parameters (only those the SQL mentions)."""
+        """The one query of a lookup and its parameters (only those the SQL mentions).
+        `text`: the metric's SQL to use (its rollup form), `extra`: more parameters."""
         source = self.catalog.sources[metric.source]
         sql = (
             # Newlines around the parts: a part may end in a `--` comment.
             "SELECT m.*, f.data_through AS data_through\n"
             f"FROM (\n{source.data_through_sql.strip().rstrip(';')}\n) AS f\n"
-            f"LEFT JOIN (\n{metric.query_text()}\n) AS m ON TRUE"
+            f"LEFT JOIN (\n{text or metric.query_text()}\n) AS m ON TRUE"
         )
         start_ts, end_ts = scan.utc_bounds(REPORTING_TZ)
         available: dict[str, Any] = {
@@ -322,6 +441,7 @@ class MetricService:
             # One price for every Cody Pro number, /metric and the daily post alike.
             "price_usd": self.settings.cody_price_usd,
             **metric.params,
+            **(extra or {}),
         }
         used = set(_PARAM.findall(sql))
         return sql, {k: v for k, v in available.items() if k in used}
@@ -338,6 +458,331 @@ class MetricService:
             "metric query: %d rows in %.0f ms", len(rows), 1000 * (time.perf_counter() - started)
         )
         return rows
+
+
+# --------------------------------------------------------------------------- results
+
+
+Rows = list[dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class Outcome:
+    rows: Rows
+    source: str  # "miss" (ran the query), "hit" (cached), "shared" (joined one in flight)
+
+
+def _tag(value: Any) -> Any:
+    # Warehouse values that JSON cannot carry, tagged so they come back as they went in.
+    if isinstance(value, dt.datetime):
+        return {"$ts": value.isoformat()}
+    if isinstance(value, dt.date):
+        return {"$date": value.isoformat()}
+    if isinstance(value, Decimal):
+        return {"$num": str(value)}
+    if isinstance(value, float) and not math.isfinite(value):
+        return {"$float": repr(value)}
+    if isinstance(value, list | tuple):
+        return [_tag(v) for v in value]
+    return value
+
+
+def _untag(value: Any) -> Any:
+    if isinstance(value, dict) and len(value) == 1:
+        ((tag, text),) = value.items()
+        if tag == "$ts":
+            return dt.datetime.fromisoformat(text)
+        if tag == "$date":
+            return dt.date.fromisoformat(text)
+        if tag == "$num":
+            return Decimal(text)
+        if tag == "$float":
+            return float(text)
+    if isinstance(value, list):
+        return [_untag(v) for v in value]
+    return value
+
+
+def dump_rows(rows: Rows) -> str:
+    return json.dumps([{k: _tag(v) for k, v in row.items()} for row in rows])
+
+
+def load_rows(text: str) -> Rows:
+    return [{k: _untag(v) for k, v in row.items()} for row in json.loads(text)]
+
+
+def cache_key(sql: str, params: Mapping[str, Any]) -> str:
+    """The query and its parameters (typed), hashed: the same for every replica."""
+    body = json.dumps([sql, sorted((k, _tag(v)) for k, v in params.items())], default=str)
+    return hashlib.sha256(body.encode()).hexdigest()
+
+
+class Results(Protocol):
+    """Where results live and who runs a query. `read`: ("done", rows), ("failed",
+    message), ("running", None) while someone's claim holds, or None (free to claim)."""
+
+    def read(self, key: str) -> tuple[str, Any] | None: ...
+    def claim(self, key: str, lease_s: float) -> bool: ...
+    def finish(self, key: str, rows: Rows, ttl_s: float) -> None: ...
+    def fail(self, key: str, message: str) -> None: ...
+    def release(self, key: str) -> None: ...
+
+
+class MemoryResults:
+    """This process only (no state database: the CLI, tests of the arithmetic)."""
+
+    def __init__(self, clock: Callable[[], float]) -> None:
+        self.clock = clock
+        self._lock = threading.Lock()
+        self._rows: dict[str, tuple[float, Rows]] = {}
+
+    def read(self, key: str) -> tuple[str, Any] | None:
+        with self._lock:
+            found = self._rows.get(key)
+        if found and found[0] > self.clock():
+            return ("done", found[1])
+        return None
+
+    def claim(self, key: str, lease_s: float) -> bool:
+        return True  # in one process the flight itself is the claim
+
+    def finish(self, key: str, rows: Rows, ttl_s: float) -> None:
+        with self._lock:
+            now = self.clock()
+            if len(self._rows) >= MAX_CACHED:
+                # Expired entries first; if all are fresh, the oldest insertions.
+                for stale in [k for k, (expires, _) in self._rows.items() if expires <= now]:
+                    del self._rows[stale]
+                while len(self._rows) >= MAX_CACHED:
+                    del self._rows[next(iter(self._rows))]
+            self._rows[key] = (now + ttl_s, rows)
+
+    def fail(self, key: str, message: str) -> None:
+        pass  # waiters here share the exception through the flight
+
+    def release(self, key: str) -> None:
+        pass
+
+
+class StoreResults:
+    """The state database (tables.lookup_cache), shared by every replica. A claim is a row
+    with a lease: the primary key decides who runs a query, and a lease that runs out (a
+    replica died mid-query) lets another take over."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self.owner = uuid.uuid4().hex
+        self._swept = 0.0
+
+    def read(self, key: str) -> tuple[str, Any] | None:
+        c = tables.lookup_cache.c
+        with self.store.engine.connect() as connection:
+            row = connection.execute(
+                sa.select(c.status, c.rows, c.expires_at, c.lease_until).where(c.key == key)
+            ).one_or_none()
+        if row is None:
+            return None
+        now = utc_now()
+        if row.status == "running":
+            return ("running", None) if row.lease_until and row.lease_until > now else None
+        if row.expires_at is None or row.expires_at <= now:
+            return None
+        if row.status == "done":
+            return ("done", load_rows(row.rows or "[]"))
+        return ("failed", row.rows or "")
+
+    def claim(self, key: str, lease_s: float) -> bool:
+        c = tables.lookup_cache.c
+        now = utc_now()
+        lease = now + dt.timedelta(seconds=lease_s)
+        claimed = {"status": "running", "rows": None, "expires_at": None}
+        try:
+            with self.store.engine.begin() as connection:
+                connection.execute(
+                    tables.lookup_cache.insert().values(
+                        key=key, lease_until=lease, owner=self.owner, updated_at=now, **claimed
+                    )
+                )
+            return True
+        except IntegrityError:
+            pass
+        # A row exists: take it over only if it is spent (expired result, or lapsed lease).
+        spent = sa.or_(
+            sa.and_(c.status == "running", c.lease_until <= now),
+            sa.and_(c.status != "running", c.expires_at <= now),
+        )
+        with self.store.engine.begin() as connection:
+            taken = connection.execute(
+                tables.lookup_cache.update()
+                .where(c.key == key, spent)
+                .values(lease_until=lease, owner=self.owner, updated_at=now, **claimed)
+            ).rowcount
+        return taken == 1
+
+    def _settle(self, key: str, **values: Any) -> None:
+        c = tables.lookup_cache.c
+        now = utc_now()
+        with self.store.engine.begin() as connection:
+            connection.execute(
+                tables.lookup_cache.update()
+                .where(c.key == key)
+                .values(lease_until=None, owner=self.owner, updated_at=now, **values)
+            )
+            if time.monotonic() - self._swept > 3600:
+                self._swept = time.monotonic()
+                connection.execute(
+                    tables.lookup_cache.delete().where(
+                        c.status != "running", c.expires_at < now - dt.timedelta(hours=1)
+                    )
+                )
+
+    def finish(self, key: str, rows: Rows, ttl_s: float) -> None:
+        expires = utc_now() + dt.timedelta(seconds=ttl_s)
+        self._settle(key, status="done", rows=dump_rows(rows), expires_at=expires)
+
+    def fail(self, key: str, message: str) -> None:
+        expires = utc_now() + dt.timedelta(seconds=FAILED_TTL_SECONDS)
+        self._settle(key, status="failed", rows=message, expires_at=expires)
+
+    def release(self, key: str) -> None:
+        c = tables.lookup_cache.c
+        with self.store.engine.begin() as connection:
+            connection.execute(
+                tables.lookup_cache.delete().where(
+                    c.key == key, c.owner == self.owner, c.status == "running"
+                )
+            )
+
+
+class Flights:
+    """Single flight over `Results`: one query per key at a time across every process
+    sharing them. The caller that claims a key runs the query in its own thread; everyone
+    else gets a future that completes with that result, holding no thread while it waits
+    (one poller thread per process watches the keys other replicas are running)."""
+
+    def __init__(self, results: Results, *, lease_s: float, executor: Executor | None) -> None:
+        self.results = results
+        self.lease_s = lease_s
+        self.executor = executor
+        self._lock = threading.Lock()
+        self._inflight: dict[str, Future[Outcome]] = {}
+        self._waiting: dict[str, tuple[float, Callable[[], Rows]]] = {}
+        self._poller: threading.Thread | None = None
+
+    def get(self, key: str, ttl_s: float, run: Callable[[], Rows]) -> Future[Outcome]:
+        with self._lock:
+            flight = self._inflight.get(key)
+            if flight is not None:
+                return _as_shared(flight)
+            flight = self._inflight[key] = Future()
+            flight.set_running_or_notify_cancel()
+        try:
+            state = self.results.read(key)
+            if state is not None and state[0] == "done":
+                self._resolve(key, Outcome(state[1], "hit"))
+            elif state is not None and state[0] == "failed":
+                self._resolve(key, WarehouseError(state[1]))
+            elif state is None and self.results.claim(key, self.lease_s):
+                self._lead(key, ttl_s, run)
+            else:
+                self._wait(key, ttl_s, run)
+        except Exception as exc:  # noqa: BLE001 - the state database failed: tell the waiters
+            self._resolve(key, exc)
+        return flight
+
+    def _lead(self, key: str, ttl_s: float, run: Callable[[], Rows]) -> None:
+        try:
+            rows = run()
+        except WarehouseError as exc:
+            self._quietly(self.results.fail, key, exc.user_message)
+            self._resolve(key, exc)
+            return
+        except BaseException as exc:
+            self._quietly(self.results.release, key)
+            self._resolve(key, exc)
+            if not isinstance(exc, Exception):
+                raise
+            return
+        self._quietly(self.results.finish, key, rows, ttl_s)
+        self._resolve(key, Outcome(rows, "miss"))
+
+    @staticmethod
+    def _quietly(call: Callable[..., None], *args: Any) -> None:
+        try:
+            call(*args)
+        except Exception:
+            # The answer still goes to everyone waiting here; others find no row and retry.
+            logger.exception("could not record a lookup result in the state database")
+
+    def _resolve(self, key: str, outcome: Outcome | BaseException) -> None:
+        # Out of the flight table first: a later lookup reads the stored result instead.
+        with self._lock:
+            flight = self._inflight.pop(key, None)
+            self._waiting.pop(key, None)
+        if flight is None:
+            return
+        if isinstance(outcome, BaseException):
+            flight.set_exception(outcome)
+        else:
+            flight.set_result(outcome)
+
+    def _wait(self, key: str, ttl_s: float, run: Callable[[], Rows]) -> None:
+        with self._lock:
+            self._waiting[key] = (ttl_s, run)
+            if self._poller is None:
+                self._poller = threading.Thread(
+                    target=self._poll, name="databot-lookup-poller", daemon=True
+                )
+                self._poller.start()
+
+    def _poll(self) -> None:
+        while True:
+            with self._lock:
+                waiting = list(self._waiting.items())
+                if not waiting:
+                    self._poller = None
+                    return
+            for key, (ttl_s, run) in waiting:
+                try:
+                    state = self.results.read(key)
+                    if state is None:
+                        # The replica running it gave up or died: take it over.
+                        if self.results.claim(key, self.lease_s):
+                            with self._lock:
+                                self._waiting.pop(key, None)
+                            self._take_over(key, ttl_s, run)
+                    elif state[0] == "done":
+                        self._resolve(key, Outcome(state[1], "shared"))
+                    elif state[0] == "failed":
+                        self._resolve(key, WarehouseError(state[1]))
+                except Exception as exc:  # noqa: BLE001 - handed to the waiters
+                    self._resolve(key, exc)
+            time.sleep(POLL_SECONDS)
+
+    def _take_over(self, key: str, ttl_s: float, run: Callable[[], Rows]) -> None:
+        if self.executor is not None:
+            try:
+                self.executor.submit(self._lead, key, ttl_s, run)
+                return
+            except RuntimeError:  # shutting down
+                pass
+        threading.Thread(target=self._lead, args=(key, ttl_s, run), daemon=True).start()
+
+
+def _as_shared(flight: Future[Outcome]) -> Future[Outcome]:
+    """The same result, counted as shared (the caller joined a query in flight)."""
+    shared: Future[Outcome] = Future()
+    shared.set_running_or_notify_cancel()
+
+    def copy(done: Future[Outcome]) -> None:
+        error = done.exception()
+        if error is not None:
+            shared.set_exception(error)
+        else:
+            shared.set_result(replace(done.result(), source="shared"))
+
+    flight.add_done_callback(copy)
+    return shared
 
 
 class StillWorking:
@@ -555,5 +1000,13 @@ def metric_service(deps: Deps) -> MetricService:
     """The process's one MetricService, built on first use (catalog validated then)."""
     return deps.service(
         MetricService,
-        lambda: MetricService(load_catalog(), deps.warehouse, deps.settings, deps.now),
+        lambda: MetricService(
+            load_catalog(),
+            deps.warehouse,
+            deps.settings,
+            deps.now,
+            store=deps.store,
+            executor=deps.work,
+            on_cache=lambda result: deps.telemetry.lookup_cache.labels(result).inc(),
+        ),
     )

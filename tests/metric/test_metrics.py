@@ -614,7 +614,7 @@ def test_cache_stays_bounded():
     service = make(warehouse)
     for n in range(1, metrics.MAX_CACHED + 20):
         ask(service, f"searches {n % 400 + 1}d" if n < 400 else f"dau {n % 400 + 1}d")
-    assert len(service._cache) <= metrics.MAX_CACHED
+    assert len(service._flights.results._rows) <= metrics.MAX_CACHED
 
 
 def test_notification_text_of_an_answer_escapes_the_account_name():

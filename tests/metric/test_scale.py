@@ -1,0 +1,369 @@
+"""Scale (issue 15): a lookup costs what its answer needs. Through the real app (signed
+/metric requests, answers at the stand-in Slack's response_url) on the demo warehouse, the
+BigQuery emulator behind a pricing proxy, and PostgreSQL state shared by two apps."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import threading
+import time
+
+import pytest
+
+from bot.store import Store
+from bot.warehouse import BigQueryWarehouse, _translate
+from sandbox.bigquery_pricing import PricedBigQuery
+from sandbox.harness import BotHarness
+from tests.support.bigquery import EMULATOR_PROJECT
+from tests.test_telemetry import get, samples
+
+NOW = dt.datetime(2026, 11, 23, 18, 0, tzinfo=dt.UTC)  # Mon Nov 23, 10:00 PT
+
+
+def responses(bot, url, count=1, timeout=30):
+    deadline = time.monotonic() + timeout
+    while len(bot.slack.responses(url)) < count:
+        assert time.monotonic() < deadline, f"expected {count} responses at {url}"
+        time.sleep(0.01)
+    bot.wait_idle()
+    return [r.payload for r in bot.slack.responses(url)]
+
+
+def all_text(payload) -> str:
+    return json.dumps(payload, ensure_ascii=False)
+
+
+# --------------------------------------------------------------------- translate once
+
+
+def test_catalog_sql_is_translated_at_load_and_never_per_lookup(make_bot, sqlite_store):
+    _translate.cache_clear()
+    with make_bot(sqlite_store) as bot:
+        _, url = bot.slash("/metric", "help")
+        bot.wait_idle()
+        loaded = _translate.cache_info()
+        # Every query the catalog can send was translated when the service was built.
+        assert loaded.currsize == len(service(bot).catalog_queries())
+        for text in ("dau 7d", "wau", "mau last month", "dau 2026-11-01"):
+            _, url = bot.slash("/metric", text)
+            assert "metric_share" in all_text(responses(bot, url)[0])  # an answer
+        after = _translate.cache_info()
+    assert after.misses == loaded.misses
+    assert after.hits > loaded.hits
+
+
+def service(bot):
+    from bot.metric.lookup import metric_service
+
+    return metric_service(bot.deps)
+
+
+# --------------------------------------------------------------- bytes known before running
+
+SLICE = {
+    "dotcom_events.events": (
+        "SELECT * FROM dotcom_events.events WHERE timestamp >= TIMESTAMPTZ '2026-11-20 08:00:00+00'"
+        " AND timestamp < TIMESTAMPTZ '2026-11-23 08:00:00+00' AND instance_id IN (SELECT"
+        " instance_id FROM dotcom_events.events GROUP BY instance_id ORDER BY instance_id LIMIT 4)"
+    ),
+    "sourcegraph_analytics.update_checks": (
+        "SELECT * FROM sourcegraph_analytics.update_checks WHERE checked_at >= "
+        "TIMESTAMPTZ '2026-11-20 08:00:00+00' AND hash(instance_id) % 8 = 0"
+    ),
+    "salesforce_data.accounts": "SELECT * FROM salesforce_data.accounts",
+}
+GIB = 1024**3
+
+
+@pytest.fixture(scope="module")
+def emulator_with_demo_slice(bigquery_emulator, demo_warehouse_path, tmp_path_factory):
+    from tests.support.bigquery import copy_demo_slice
+
+    copy_demo_slice(
+        bigquery_emulator,
+        demo_warehouse_path,
+        SLICE,
+        slice_path=tmp_path_factory.mktemp("scale") / "slice.duckdb",
+    )
+    return bigquery_emulator
+
+
+@pytest.fixture
+def priced(emulator_with_demo_slice):
+    """The emulator behind the pricing front: 1 GiB a scanned day."""
+    with PricedBigQuery(emulator_with_demo_slice, bytes_per_day=GIB) as front:
+        yield front
+
+
+def bigquery_at(url: str, *, cap: int) -> BigQueryWarehouse:
+    return BigQueryWarehouse(
+        EMULATOR_PROJECT, api_endpoint=url, maximum_bytes_billed=cap, timeout_s=60
+    )
+
+
+def scanned_days(params: dict[str, str]) -> int:
+    """Days between a query's timestamp bounds, computed here from what was sent."""
+    start = dt.datetime.fromisoformat(params["start_ts"])
+    end = dt.datetime.fromisoformat(params["end_ts"])
+    return round((end - start).total_seconds() / 86400)
+
+
+@pytest.mark.bigquery
+def test_a_lookup_over_the_byte_cap_is_not_sent_and_the_user_hears_why(
+    tmp_path, sqlite_store, clock, priced
+):
+    warehouse = bigquery_at(priced.url, cap=50 * GIB)
+    try:
+        with BotHarness(
+            data_dir=tmp_path, store=sqlite_store, warehouse=warehouse, now=clock
+        ) as bot:
+            _, url = bot.slash("/metric", "mau last month")
+            text = all_text(responses(bot, url)[0])
+            # Priced by a dry run, never run.
+            (dry,) = [d for d in priced.dry_runs if "@bucket_days" in d.sql]
+            assert not [j for j in priced.jobs if "@bucket_days" in j.sql]
+            days = scanned_days(dry.params)
+            assert days * GIB > 50 * GIB
+            assert f"would scan {days} GiB, more than the 50 GiB one lookup may scan" in text
+            assert "nothing was billed" in text and "Try a shorter period" in text
+            assert "reference" not in text  # a plain answer, not the error path
+
+            # Under the cap, the same bot answers (priced first, then run).
+            _, url = bot.slash("/metric", "dau yesterday")
+            assert "metric_share" in all_text(responses(bot, url)[0])
+            assert [j for j in priced.jobs if "dotcom_events.events" in j.sql]
+
+            status, body = get(bot.url + "/metrics")
+        assert status == 200
+        found = samples(body)
+        assert found[("databot_warehouse_refused_queries_total", (("backend", "bigquery"),))] == 1
+        estimated = found[("databot_warehouse_estimated_bytes_sum", (("backend", "bigquery"),))]
+        assert estimated == sum(d.bytes for d in priced.dry_runs)
+        billed = found[("databot_warehouse_bytes_total", (("backend", "bigquery"),))]
+        assert billed == sum(j.bytes for j in priced.jobs)
+    finally:
+        warehouse.close()
+
+
+@pytest.mark.bigquery
+def test_identical_query_shapes_are_priced_once(priced):
+    warehouse = bigquery_at(priced.url, cap=100 * GIB)
+    try:
+        from bot.metric.catalog import load_catalog
+        from bot.metric.lookup import MetricService
+        from bot.metric.model import NoData
+        from bot.settings import Settings
+
+        svc = MetricService(load_catalog(), warehouse, Settings(_env_file=None), lambda: NOW)
+        texts = ("dau 2026-11-21", "dau 2026-11-22", "dau 2026-10-01..2026-10-31")
+        for text in texts:
+            try:
+                svc.answer(svc.parse(text))
+            except NoData:
+                pass  # the slice holds three days; the price is what counts here
+        shapes = [d for d in priced.dry_runs if "dotcom_events.events" in d.sql]
+        # Two single days scan equally long ranges: one price. The month: another.
+        assert len(shapes) == 2
+        assert shapes[0].bytes < shapes[1].bytes
+        assert len([j for j in priced.jobs if "dotcom_events.events" in j.sql]) == 3
+    finally:
+        warehouse.close()
+
+
+# ------------------------------------------------------------- one cache for all replicas
+
+
+class Unhurried:
+    """The demo warehouse, every query taking at least `delay` s (a remote warehouse's wall
+    time), so lookups sent together are in flight together."""
+
+    def __init__(self, inner, delay: float) -> None:
+        self.inner = inner
+        self.delay = delay
+        self.name = inner.name
+
+    def query(self, sql, params=None, **kwargs):
+        started = time.monotonic()
+        rows = self.inner.query(sql, params, **kwargs)
+        time.sleep(max(0.0, self.delay - (time.monotonic() - started)))
+        return rows
+
+    def close(self) -> None:
+        pass
+
+
+def scrape(bot) -> dict:
+    status, body = get(bot.url + "/metrics")
+    assert status == 200
+    return samples(body)
+
+
+def counted(found: dict, name: str, **labels) -> float:
+    return sum(
+        value
+        for (sample, sample_labels), value in found.items()
+        if sample == name and all(dict(sample_labels).get(k) == v for k, v in labels.items())
+    )
+
+
+@pytest.fixture(params=["postgres", "sqlite"])
+def shared_state(request, tmp_path):
+    """Two Store objects (two replicas' connections) on one migrated state database."""
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'shared.db'}"
+        first, second = Store(url), Store(url)
+        first.migrate()
+        yield first, second
+        first.close()
+        second.close()
+        return
+    import sqlalchemy as sa
+
+    from tests.conftest import POSTGRES_URL, drop_postgres_schema, make_postgres_store
+
+    postgres_engine = request.getfixturevalue("postgres_engine")
+    first, schema = make_postgres_store(postgres_engine)
+    first.migrate()
+    second = Store(
+        POSTGRES_URL,
+        engine=sa.create_engine(POSTGRES_URL, connect_args={"options": f"-csearch_path={schema}"}),
+    )
+    yield first, second
+    first.close()
+    second.close()
+    drop_postgres_schema(postgres_engine, schema)
+
+
+def test_two_replicas_on_one_state_database_run_a_lookup_once(
+    tmp_path, shared_state, warehouse, clock
+):
+    slow = Unhurried(warehouse, delay=0.5)
+    first, second = shared_state
+    with (
+        BotHarness(data_dir=tmp_path / "a", store=first, warehouse=slow, now=clock) as a,
+        BotHarness(data_dir=tmp_path / "b", store=second, warehouse=slow, now=clock) as b,
+    ):
+        urls = []
+        for bot in (a, b, a, b, a, b):
+            urls.append((bot, bot.slash("/metric", "dau 7d")[1]))
+        answers = [responses(bot, url)[0] for bot, url in urls]
+        headlines = {answer["blocks"][0]["text"]["text"] for answer in answers}
+        assert len(headlines) == 1 and "DAU" in next(iter(headlines))
+        # Later, on either replica: from the shared cache.
+        _, url = b.slash("/metric", "dau 7d")
+        assert responses(b, url)[0]["blocks"][0]["text"]["text"] in headlines
+        found = [scrape(a), scrape(b)]
+    queries = sum(counted(f, "databot_warehouse_queries_total", outcome="ok") for f in found)
+    assert queries == 1
+    cache = {
+        result: sum(counted(f, "databot_lookup_cache_total", result=result) for f in found)
+        for result in ("miss", "shared", "hit")
+    }
+    assert cache["miss"] == 1
+    assert cache["shared"] + cache["hit"] == 6
+
+
+# ------------------------------------------------------------------ waiting costs no thread
+
+
+class Gated:
+    """The demo warehouse; queries of `metric` wait until the test opens the gate."""
+
+    def __init__(self, inner, metric: str) -> None:
+        self.inner = inner
+        self.metric = metric
+        self.name = inner.name
+        self.gate = threading.Event()
+        self.held = threading.Event()
+
+    def query(self, sql, params=None, *, labels=None):
+        if (labels or {}).get("metric") == self.metric:
+            self.held.set()
+            assert self.gate.wait(60), "the test never opened the gate"
+        return self.inner.query(sql, params, labels=labels)
+
+    def close(self) -> None:
+        pass
+
+
+def test_identical_lookups_wait_for_the_query_in_flight_without_holding_a_worker(
+    tmp_path, sqlite_store, warehouse, clock
+):
+    gated = Gated(warehouse, metric="wau")
+    with BotHarness(
+        data_dir=tmp_path, store=sqlite_store, warehouse=gated, now=clock, worker_threads=2
+    ) as bot:
+        _, first = bot.slash("/metric", "wau")
+        assert gated.held.wait(30)  # one worker now runs (and waits in) the WAU query
+        waiting = [bot.slash("/metric", "wau")[1] for _ in range(4)]
+        # The second worker is free: the four identical lookups hold none, so a different
+        # lookup is answered while the WAU query is still running.
+        _, other = bot.slash("/metric", "dau 7d")
+        deadline = time.monotonic() + 30
+        while not any("metric_share" in all_text(r.payload) for r in bot.slack.responses(other)):
+            assert time.monotonic() < deadline, "a waiting lookup held the free worker"
+            time.sleep(0.01)
+        (answer,) = [r.payload for r in bot.slack.responses(other)]
+        assert "DAU" in all_text(answer)  # the answer, with no "still working" note first
+        assert all(not bot.slack.responses(url) for url in [first, *waiting])
+        gated.gate.set()
+        answers = [responses(bot, url)[0] for url in [first, *waiting]]
+        found = scrape(bot)
+    assert len({a["blocks"][0]["text"]["text"] for a in answers}) == 1
+    assert counted(found, "databot_warehouse_queries_total", outcome="ok") == 2
+    assert counted(found, "databot_lookup_cache_total", result="shared") == 4
+
+
+def test_a_lookup_claimed_by_a_replica_that_died_is_taken_over_and_answered(
+    tmp_path, postgres_store, warehouse, clock
+):
+    from bot.metric.lookup import StoreResults, cache_key, metric_service
+
+    with BotHarness(data_dir=tmp_path, store=postgres_store, warehouse=warehouse, now=clock) as bot:
+        service = metric_service(bot.deps)
+        query = service.parse("wau")
+        plan = service.plan(query.metric, query.period, None)
+        # Another replica claimed this very query, then died: its lease runs out unrenewed.
+        dead = StoreResults(postgres_store)
+        assert dead.claim(cache_key(plan.sql, plan.params), lease_s=1.0)
+        _, url = bot.slash("/metric", "wau")
+        answer = responses(bot, url)[0]
+        found = scrape(bot)
+    assert "WAU" in all_text(answer) and "metric_share" in all_text(answer)
+    assert counted(found, "databot_warehouse_queries_total", outcome="ok") == 1
+
+
+class Failing(Gated):
+    """Like Gated, and then the gated query fails as a broken warehouse would."""
+
+    def query(self, sql, params=None, *, labels=None):
+        if (labels or {}).get("metric") == self.metric:
+            self.held.set()
+            assert self.gate.wait(60), "the test never opened the gate"
+            from bot.errors import WarehouseError
+
+            raise WarehouseError("The warehouse could not run this query (reference test).")
+        return self.inner.query(sql, params, labels=labels)
+
+
+def test_a_failed_query_is_reported_to_every_replica_waiting_for_it_and_not_rerun(
+    tmp_path, shared_state, warehouse, clock
+):
+    failing = Failing(warehouse, metric="mau")
+    first, second = shared_state
+    with (
+        BotHarness(data_dir=tmp_path / "a", store=first, warehouse=failing, now=clock) as a,
+        BotHarness(data_dir=tmp_path / "b", store=second, warehouse=failing, now=clock) as b,
+    ):
+        _, on_a = a.slash("/metric", "mau")
+        assert failing.held.wait(30)  # replica A runs the query
+        _, on_b = b.slash("/metric", "mau")  # replica B waits for A's row
+        b.listeners.wait_idle(30)
+        failing.gate.set()
+        texts = [all_text(responses(bot, url)[0]) for bot, url in ((a, on_a), (b, on_b))]
+        found = [scrape(a), scrape(b)]
+    for text in texts:
+        assert "could not answer the MAU lookup" in text and "It was not retried" in text
+    assert sum(counted(f, "databot_warehouse_queries_total", outcome="error") for f in found) == 1
+    assert sum(counted(f, "databot_warehouse_queries_total", outcome="ok") for f in found) == 0
