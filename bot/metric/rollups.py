@@ -4,13 +4,14 @@ distinct-user lookup reads days x users instead of every raw event.
 Two rollups, each one row per Pacific day and distinct key, keeping a real timestamp of
 that day (the earliest event, the latest ping):
   events_daily  day x user_id x instance_id        (dotcom_events.events)
-  pings_daily   day x instance_id x account_name x deployment_type
+  pings_daily   day x instance_id x account_name x deployment_type x hosting_type x version
                                                    (sourcegraph_analytics.update_checks)
 A metric that declares `rollups: [events_daily, ...]` (bot/metric/metrics.yml) reads its raw
 table through a union: the rollup's rows for the days it covers, the raw rows for every
 other day. Distinct counts by day or bucket, the account filter (instances that pinged for
-an account in the window) and "the latest deployment type" depend only on those rows, so
-the answer equals the raw-table answer exactly (tests/metric/test_rollups.py compares both).
+an account in the window) and "the latest deployment type, hosting type or version" (the
+breakdowns) depend only on those rows, so the answer equals the raw-table answer exactly
+(tests/metric/test_rollups.py compares both).
 
 Coverage is the table `<ROLLUP_DATASET>.rollup_days` (rollup, day), written after a day's
 rows: a lookup uses the latest contiguous block of covered days. The `rollups` job (through
@@ -76,11 +77,13 @@ ROLLUPS: dict[str, Rollup] = {
             "pings_daily",
             "sourcegraph_analytics.update_checks",
             "checked_at",
-            ("checked_at", "instance_id", "account_name", "deployment_type"),
-            ("instance_id", "account_name", "deployment_type"),
+            ("checked_at", "instance_id", "account_name", "deployment_type", "hosting_type",
+             "version"),
+            ("instance_id", "account_name", "deployment_type", "hosting_type", "version"),
             "MAX",
             (("day", "DATE"), ("instance_id", "STRING"), ("account_name", "STRING"),
-             ("deployment_type", "STRING"), ("checked_at", "TIMESTAMP")),
+             ("deployment_type", "STRING"), ("hosting_type", "STRING"), ("version", "STRING"),
+             ("checked_at", "TIMESTAMP")),
         ),
     )
 }  # fmt: skip

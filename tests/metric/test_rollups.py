@@ -52,9 +52,9 @@ def an_account(warehouse) -> str:
     return rows[0]["account_name"]
 
 
-def answer_or_none(service, metric, period, account):
+def answer_or_none(service, metric, period, account, by=None):
     try:
-        return service.answer(MetricQuery(metric, period, account))
+        return service.answer(MetricQuery(metric, period, account, by))
     except NoData:
         return None
 
@@ -84,6 +84,15 @@ def test_rollup_answers_equal_raw_answers(rolled_warehouse, metric):
                 who,
             )
     assert used == 2 * len(PERIODS)  # every scan above overlaps the covered days
+    # Breakdowns (`by deployment`, `by version`, ...) read the same rollup rows.
+    for by in metric.dimensions:
+        for period in PERIODS[3:]:
+            expected = numbers(answer_or_none(raw, metric, period, None, by))
+            assert expected is not None
+            assert numbers(answer_or_none(rolled, metric, period, None, by)) == expected, (
+                by,
+                period,
+            )
 
 
 def test_rollups_shows_coverage(rolled_warehouse):
