@@ -198,14 +198,25 @@ class MetricService:
         thread (the future is done when this returns); an identical lookup already in
         flight, here or on another replica, is joined without holding a thread: its future
         completes when that query does. A default period whose last day is not complete
-        yet answers the last complete day instead (and says so)."""
+        yet answers the last complete day instead (and says so). A distinct count over a
+        calendar month is compared with the calendar month before (its own lookup: distinct
+        users cannot be summed from days)."""
         account = self.resolve_account(query.account) if query.account else None
         metric, by = query.metric, query.by
         result: Future[Answer] = Future()
         result.set_running_or_notify_cancel()
 
         def settle(answer: Answer) -> None:
-            result.set_result(replace(answer, defaulted=query.defaulted, by=by))
+            answer = replace(answer, defaulted=query.defaulted, by=by)
+            month_before = answer.period.compared_with()
+            if metric.shape != "buckets" or month_before == answer.previous_period:
+                result.set_result(answer)
+                return
+            then(
+                self._lookup(metric, month_before, account, by),
+                lambda before: result.set_result(compared_with(answer, before, month_before)),
+                lambda _exc: result.set_result(compared_with(answer, None, month_before)),
+            )
 
         def then(future: Future[Answer], use: Callable[[Answer], None], on_no_data) -> None:
             def done(f: Future[Answer]) -> None:
@@ -913,10 +924,22 @@ def summarise(
     )
 
 
+def compared_with(answer: Answer, before: Answer | None, period: Period) -> Answer:
+    """`answer` measured against `before`, the answer for `period` (None: no data then)."""
+    values = [
+        (f, value, before.values[i][1] if before else None)
+        for i, (f, value, _) in enumerate(answer.values)
+    ]
+    earlier = {r.label: r.value for r in before.breakdown} if before else {}
+    rows = [Row(r.label, r.value, earlier.get(r.label)) for r in answer.breakdown]
+    return replace(answer, values=values, breakdown=rows, previous_period=period)
+
+
 def compared_period(metric: Metric, period: Period) -> Period:
     """What a change is measured against. Daily metrics roll days up, so a calendar month
-    compares with the calendar month before; bucket metrics (distinct counts) can only
-    compare with the equal-length bucket before."""
+    compares with the calendar month before; bucket metrics (distinct counts) read the
+    equal-length bucket before from the same query (`answer_async` then replaces a
+    calendar month's with the month before, from a lookup of its own)."""
     return period.compared_with() if metric.shape == "daily" else period.previous()
 
 

@@ -213,6 +213,15 @@ def test_metric_matches_independent_computation(service, raw, name, period):
     assert previous == pytest.approx(want_previous, rel=1e-9), (name, answer.previous_period)
 
 
+@pytest.mark.parametrize("name", ["mau", "wau", "dau_mau", "dau", "searches"])
+def test_a_calendar_month_is_compared_with_the_calendar_month_before(service, raw, name):
+    answer = service.answer(service.parse(f"{name} 2026-10"))
+    september = Period(D(2026, 9, 1), D(2026, 9, 30))
+    assert answer.period == Period(D(2026, 10, 1), D(2026, 10, 31))
+    assert answer.previous_period == september
+    assert answer.headline[2] == pytest.approx(EXPECTED[name](raw, september), rel=1e-9)
+
+
 def test_minimum_windows_are_the_30_days_ending_on_the_asked_day(service):
     answer = service.answer(service.parse("mau 2026-11-01"))
     assert answer.period == Period(D(2026, 10, 3), D(2026, 11, 1))
