@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from slack_sdk.models.blocks import Block, ContextBlock, MarkdownTextObject, SectionBlock
 
+from bot.metric.blocks import format_value
 from bot.metric.catalog import Unit
 from bot.metric.model import TELEMETRY_MEANING, AccountCard, Answer, format_through
 from bot.settings import Settings
@@ -13,16 +14,6 @@ from bot.sparkline import sparkline
 
 SECTION_LIMIT = 3000
 FIELD_LIMIT = 2000
-
-
-def _value(value: float | None, unit: Unit) -> str:
-    if value is None:
-        return "no data"
-    if unit is Unit.RATIO:
-        return f"{value:.2f}"
-    if unit is Unit.PERCENT:
-        return f"{value:.1f}%"
-    return f"{round(value):,}"
 
 
 def _change(answer: Answer) -> str:
@@ -46,7 +37,7 @@ def _number(answer: Answer | None) -> str:
         return "unavailable"
     field, value, _ = answer.headline
     change = _change(answer)
-    return _value(value, field.unit) + (f"  {change} vs the 30 days before" if change else "")
+    return format_value(value, field.unit) + (f"  {change} vs the 30 days before" if change else "")
 
 
 def _tally(pairs: list[tuple[str, int]]) -> str:
@@ -69,7 +60,7 @@ def card_facts(card: AccountCard) -> list[tuple[str, str]]:
     seats = f"{card.seats_purchased:,} purchased" if card.seats_purchased else "none purchased"
     consumption = card.seat_consumption
     if consumption is not None:
-        seats += f", {_value(consumption.headline[1], Unit.PERCENT)} consumed"
+        seats += f", {format_value(consumption.headline[1], Unit.PERCENT)} consumed"
     facts.append(("Seats", seats))
     versions = card.versions()
     if versions:

@@ -15,7 +15,7 @@ import re
 from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, TypeVar
 
 from slack_sdk.errors import SlackApiError
 
@@ -51,6 +51,7 @@ from bot.slack_post import post_once, slack_error
 from bot.slack_text import Message
 
 logger = logging.getLogger(__name__)
+T = TypeVar("T")
 
 # Misses the catalog has no answer for: the reply offers a data request, prefilled with what
 # was asked and why nothing came back. Any other error takes the one error path.
@@ -321,14 +322,19 @@ def metric_mention(
             **message.send_kwargs(),
         )
 
+    def said(fn: Callable[[], T]) -> T | None:
+        # A refusal in words instead of the value: an offer of a data request, or the reason.
+        try:
+            return fn()
+        except tuple(OFFER_REASONS) as exc:
+            post(_offer(exc, asked))
+        except DatabotError as exc:
+            post(Message(text=exc.user_message))
+        return None
+
     service = metric_service(deps)
-    try:
-        parsed = service.parse(asked)
-    except tuple(OFFER_REASONS) as exc:
-        post(_offer(exc, asked))
-        return
-    except DatabotError as exc:
-        post(Message(text=exc.user_message))
+    parsed = said(lambda: service.parse(asked))
+    if parsed is None:
         return
     if isinstance(parsed, HelpRequest):
         if parsed.metric is not None:
@@ -337,26 +343,17 @@ def metric_mention(
             post(build_metric_help(service.catalog))
         return
     if isinstance(parsed, AccountRequest):
-        try:
-            card = account_card(service, parsed.name)
-        except tuple(OFFER_REASONS) as exc:
-            post(_offer(exc, asked))
-            return
-        except DatabotError as exc:
-            post(Message(text=exc.user_message))
-            return
-        post(build_account_card(card, deps.settings))
+        name = parsed.name
+        card = said(lambda: account_card(service, name))
+        if card is not None:
+            post(build_account_card(card, deps.settings))
         return
     if not may_see(parsed.metric, deps.settings, user=None, channel=channel):
         post(Message(text=refusal(parsed.metric, deps.settings, sharing=True)))
         return
-    try:
-        answer = service.answer(parsed)
-    except tuple(OFFER_REASONS) as exc:
-        post(_offer(exc, asked))
-        return
-    except DatabotError as exc:
-        post(Message(text=exc.user_message))
+    query = parsed
+    answer = said(lambda: service.answer(query))
+    if answer is None:
         return
     post(build_metric_message(answer, deps.settings, shared_by=user))
     upload_picture(deps, answer, channel=channel, thread_ts=thread)
