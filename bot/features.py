@@ -18,6 +18,8 @@ Seams (where one feature hands something to another, in one direction only):
   "Subscribe" button is only an action id, handled in handlers/subscriptions.py).
 - followup -> intake: request follow-ups ask intake which issues it filed, and where each
   request's replies go (`intake.outbox.filed_requests`); they read no intake table.
+- intake -> followup: filing records the created issue as the follow-ups' baseline
+  (`followup.replies.record_filed`), so routing's own assignment is not told back.
 - urgent poller -> followup: the urgent poller's one listing of changed issues is handed to
   follow-ups (`observers=` below), so both share one conditional request per interval.
 - followup -> home: `request_changed` below redraws the requester's Home tab once per

@@ -36,7 +36,6 @@ from bot.followup.model import (
     CommentMode,
     Snapshot,
     Update,
-    at_filing,
     changes,
     closing_comment,
     comment_is_told,
@@ -143,9 +142,16 @@ def observe_issue(
 ) -> list[str]:
     settings = deps.settings
     repo = settings.github_repo
-    baseline = at_filing(urgent=row.submission.urgent)
     current = _snapshot(deps, repo, issue.number)
-    before = current[0] if current else baseline
+    # No baseline (filing records one): a request filed before follow-ups, or one whose
+    # baseline was not recorded. Its first view is recorded silently: what happened before
+    # it is old news, never replayed.
+    first_view = snapshot_of(issue, urgent_label=settings.urgent_label, before=Snapshot())
+    if current is None:
+        if _lock_new(deps, repo, issue, first_view):
+            return []
+        current = _snapshot(deps, repo, issue.number)  # another input recorded it just now
+    before = current[0] if current else first_view
     extra: dict[str, GitHubComment | None] = {}
     now_view = snapshot_of(issue, urgent_label=settings.urgent_label, before=before)
     if newly_closed(before, now_view):
@@ -156,7 +162,7 @@ def observe_issue(
     keys: list[str] = []
     issue_ref = IssueRef(issue.number, issue.html_url, issue.title)
     with deps.store.engine.begin() as connection:
-        stored = _lock(connection, deps, repo, issue.number, baseline)
+        stored = _lock(connection, deps, repo, issue.number, first_view)
         before, seen_at = stored
         if seen_at is not None and issue.updated_at < seen_at:
             logger.info("follow-up %s#%s: an older view of the issue; ignored", repo, issue.number)
@@ -191,6 +197,37 @@ def observe_issue(
     if updates and on_change is not None:
         on_change(deps, row.requester_id, issue.number, updates)
     return keys
+
+
+def record_filed(deps: Deps, issue: GitHubIssue) -> None:
+    """The follow-up baseline of an issue intake just created (seam intake -> followup):
+    the issue as GitHub created it (the analyst routing assigned, its labels), which the
+    requester knows from the "Filed #N" reply. Recorded before the request is marked filed,
+    so no follow-up input compares with anything else. Kept when already there."""
+    settings = deps.settings
+    view = snapshot_of(issue, urgent_label=settings.urgent_label, before=Snapshot())
+    _lock_new(deps, settings.github_repo, issue, view)
+
+
+def _lock_new(deps: Deps, repo: str, issue: GitHubIssue, view: Snapshot) -> bool:
+    """Record `view` as the issue as last told, unless a row is there already (False)."""
+    table = tables.followup_issues
+    now = deps.now()
+    try:
+        with deps.store.engine.begin() as connection:
+            connection.execute(
+                table.insert().values(
+                    repo=repo,
+                    issue_number=issue.number,
+                    snapshot=view.model_dump(mode="json"),
+                    github_updated_at=issue.updated_at,
+                    created_at=now,
+                    updated_at=now,
+                )
+            )
+    except IntegrityError:
+        return False  # recorded already (filing, or another input's first view): it stands
+    return True
 
 
 def _snapshot(deps: Deps, repo: str, number: int) -> tuple[Snapshot, dt.datetime | None] | None:

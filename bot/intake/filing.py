@@ -23,7 +23,8 @@ from typing import TYPE_CHECKING
 from pydantic import BaseModel
 from slack_sdk.errors import SlackApiError
 
-from bot.github import GitHubFailure, IssueRef, classify_failure
+from bot.followup.replies import record_filed
+from bot.github import CreatedIssue, GitHubFailure, IssueRef, classify_failure
 from bot.home.tab import refresh_home
 from bot.intake.blocks import (
     build_request_failed_message,
@@ -113,6 +114,7 @@ def file_request(deps: Deps, request_id: str) -> RequestRow | None:
             return get_request(deps, request_id)
         if issue is None:
             return get_request(deps, request_id)
+        _record_followup_baseline(deps, row, issue)
         filed = fenced_update(
             deps,
             request_id,
@@ -137,6 +139,19 @@ def file_request(deps: Deps, request_id: str) -> RequestRow | None:
     if row.status is Status.FILED and row.notified_at is None:
         _notify_filed(deps, row)
     return get_request(deps, request_id)
+
+
+def _record_followup_baseline(deps: Deps, row: RequestRow, issue: IssueRef) -> None:
+    """Seam to followup: the issue as created (routing's assignee, its labels) is what the
+    requester knows from "Filed #N"; follow-ups compare with it, not with an empty issue.
+    Before the request is marked filed: no follow-up input sees it earlier. An issue found
+    from an earlier attempt has no view here: follow-ups record their first view silently."""
+    if not isinstance(issue, CreatedIssue) or issue.view is None:
+        return
+    try:
+        record_filed(deps, issue.view)
+    except Exception:  # follow-ups then record their first view silently
+        logger.warning("request %s: follow-up baseline not recorded", row.id, exc_info=True)
 
 
 def request_route(deps: Deps, row: RequestRow) -> Route:
