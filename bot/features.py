@@ -61,7 +61,14 @@ from bot.settings import utc_now
 from bot.sprints.jobs import build_sprint_jobs
 from bot.subscriptions.delivery import AlertJob, SubscriptionJob, active_jobs, find_item_job
 from bot.telemetry import CLOCK_HEARTBEAT_KEY
-from bot.urgent.poller import poll_interval, schedule_in_clock
+from bot.urgent.poller import (
+    IssuesObserver,
+    PollLoop,
+    PollResult,
+    poll_interval,
+    poll_once,
+    schedule_in_clock,
+)
 from bot.urgent.reminder import UrgentReminderJob
 from bot.urgent.webhook import receive
 
@@ -163,10 +170,26 @@ def observe_for_followups(deps: Deps, client: IssuesClient, issues: list[GitHubI
     observe_polled_issues(deps, client, issues, on_change=request_changed)
 
 
+def poll_observers() -> list[IssuesObserver]:
+    """Who else reads the urgent poller's listing: the cursor it moves is shared, so every
+    run of the poller (the clock, `databot urgent-poll`) hands them what it lists."""
+    return [observe_for_followups]
+
+
+def urgent_poll_once(deps: Deps) -> PollResult:
+    """`databot urgent-poll --once`: one poll, follow-ups included."""
+    return poll_once(deps, observers=poll_observers())
+
+
+def urgent_poll_loop(deps: Deps) -> PollLoop:
+    """`databot urgent-poll`: the poller on its own, follow-ups included (not started)."""
+    return PollLoop(deps, observers=poll_observers())
+
+
 def schedule_clock_extras(scheduler: BaseScheduler, deps: Deps) -> None:
     """What the clock process runs besides the scheduled jobs: the urgent-issue poller and
     the heartbeat that `/readyz`, `/metrics` and `databot posts` show."""
-    schedule_in_clock(scheduler, deps, observers=[observe_for_followups])
+    schedule_in_clock(scheduler, deps, observers=poll_observers())
     scheduler.add_job(
         run_followup_poll,
         IntervalTrigger(seconds=poll_interval(deps.settings)),
