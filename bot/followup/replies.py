@@ -127,8 +127,12 @@ def observe_issues(
     queued = 0
     for issue in wanted:
         row = filed.get(issue.number)
-        if row is not None:
+        if row is None:
+            continue
+        try:
             queued += len(observe_issue(deps, row, issue, client=client, on_change=on_change))
+        except Exception:  # one issue's bug must not stop the others (nor the cursor)
+            logger.exception("follow-up of #%s: skipped (could not tell its change)", issue.number)
     return queued
 
 
@@ -389,9 +393,13 @@ def observe_comments(
                 ):
                     continue
                 update = comment_update(comment)
-                key = _tell(
-                    connection, deps, row, issues.get(number) or _row_issue(row, number), update
-                )
+                issue_ref = issues.get(number) or _row_issue(row, number)
+                try:
+                    with connection.begin_nested():
+                        key = _tell(connection, deps, row, issue_ref, update)
+                except Exception:  # one comment's bug must not stop the others
+                    logger.exception("follow-up of comment %s: skipped", comment.id)
+                    continue
                 if key:
                     keys.append(key)
                     updates.append(update)
