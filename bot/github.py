@@ -235,6 +235,16 @@ def classify_failure(exc: BaseException) -> GitHubFailure:
     raise exc
 
 
+def refused_assignees(exc: BaseException) -> bool:
+    """GitHub's 422 naming the assignees field (`Value ... cannot be set for assignees`):
+    a login that cannot be assigned in the repo."""
+    if not isinstance(exc, GithubException) or exc.status != 422:
+        return False
+    data = exc.data if isinstance(exc.data, dict) else {}
+    errors = data.get("errors") or []
+    return any(isinstance(e, dict) and e.get("field") in ("assignees", "assignee") for e in errors)
+
+
 def _is_rate_limit(exc: GithubException) -> bool:
     return "rate limit" in _message(exc).lower()
 

@@ -24,7 +24,13 @@ from pydantic import BaseModel
 from slack_sdk.errors import SlackApiError
 
 from bot.followup.replies import record_filed
-from bot.github import CreatedIssue, GitHubFailure, IssueRef, classify_failure
+from bot.github import (
+    CreatedIssue,
+    GitHubFailure,
+    IssueRef,
+    classify_failure,
+    refused_assignees,
+)
 from bot.home.tab import refresh_home
 from bot.intake.blocks import (
     build_request_failed_message,
@@ -264,18 +270,43 @@ def _create_once(deps: Deps, row: RequestRow, lease: FilingLease) -> tuple[Issue
             raise LeaseLost(row.id)
     settings = deps.settings
     routed = request_route(deps, row)
+    draft = _draft(deps, row, permalink, routed, settings.support_routing)
+    if issue is None:
+        try:
+            issue = _create(deps, lease, draft)
+        except Exception as exc:
+            if not (draft.assignees and refused_assignees(exc)):
+                raise
+            # The login in SUPPORT_ANALYSTS cannot be assigned (a typo, no repo access, left
+            # the org): the request is filed anyway, with a mention line instead.
+            logger.warning(
+                "request %s: GitHub cannot assign %s (HTTP 422); filed unassigned: check "
+                "SUPPORT_ANALYSTS",
+                row.id,
+                ", ".join(draft.assignees),
+            )
+            draft = _draft(deps, row, permalink, routed, "mention")
+            issue = _create(deps, lease, draft)
+    return issue, draft
+
+
+def _draft(
+    deps: Deps, row: RequestRow, permalink: str | None, routed: Route, routing: str
+) -> IssueDraft:
+    sub = row.submission
+    settings = deps.settings
     assignees: list[str] = []
     routed_line: str | None = None
-    if routed.analyst is not None and settings.support_routing == "assign":
+    if routed.analyst is not None and routing == "assign":
         assignees = [routed.analyst.github]
         routed_line = (
             f"_Assigned to {github_markdown(routed.analyst.display)} "
             f"({github_markdown(routed.describe())})._"
         )
-    elif routed.analyst is not None and settings.support_routing == "mention":
+    elif routed.analyst is not None and routing == "mention":
         # A deliberate mention: the login comes from settings (validated), not from Slack.
         routed_line = f"@{routed.analyst.github}: this one is yours ({routed.describe()})."
-    draft = render_issue(
+    return render_issue(
         sub,
         row.id,
         permalink=permalink,
@@ -285,12 +316,14 @@ def _create_once(deps: Deps, row: RequestRow, lease: FilingLease) -> tuple[Issue
         assignees=assignees,
         routed=routed_line,
     )
-    if issue is None:
-        with lease.fence():
-            # Assignees only when routed: a request nobody is set up for is created as before.
-            extra = {"assignees": draft.assignees} if draft.assignees else {}
-            issue = deps.github.create_issue(draft.title, draft.body, draft.labels, **extra)
-    return issue, draft
+
+
+def _create(deps: Deps, lease: FilingLease, draft: IssueDraft) -> IssueRef:
+    assert deps.github is not None
+    with lease.fence():
+        # Assignees only when routed: a request nobody is set up for is created as before.
+        extra = {"assignees": draft.assignees} if draft.assignees else {}
+        return deps.github.create_issue(draft.title, draft.body, draft.labels, **extra)
 
 
 def _permalink(deps: Deps, sub: Submission) -> str | None:
