@@ -308,6 +308,9 @@ def _tell(
         now=deps.now(),
         channel=target.channel,
         thread_ts=target.thread_ts,
+        # Like intake's "Filed" reply: a thread databot cannot post in any more (archived,
+        # databot removed) hands the reply to the requester's DM, once.
+        fallback=row.requester_id if target.thread_ts else None,
         unfurl_links=False,
         **message.send_kwargs(),
     )
