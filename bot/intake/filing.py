@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING
 from pydantic import BaseModel
 from slack_sdk.errors import SlackApiError
 
+from bot import tables
 from bot.followup.replies import record_filed
 from bot.github import (
     CreatedIssue,
@@ -136,6 +137,7 @@ def file_request(deps: Deps, request_id: str) -> RequestRow | None:
         if not filed:
             return _created_after_takeover(deps, row, attempt, issue)
         logger.info("request %s filed as #%s", request_id, issue.number)
+        _wake_thread_replies(deps, request_id)
         row = get_request(deps, request_id)
         assert row is not None
         if row.submission.urgent:
@@ -158,6 +160,21 @@ def _record_followup_baseline(deps: Deps, row: RequestRow, issue: IssueRef) -> N
         record_filed(deps, issue.view)
     except Exception:  # follow-ups then record their first view silently
         logger.warning("request %s: follow-up baseline not recorded", row.id, exc_info=True)
+
+
+def _wake_thread_replies(deps: Deps, request_id: str) -> None:
+    """Thread replies stored while the request was not on GitHub (queued, or failed before
+    the team filed it again) are due now: the mirror worker posts them on the issue."""
+    m = tables.thread_mirrors.c
+    try:
+        with deps.store.engine.begin() as connection:
+            connection.execute(
+                tables.thread_mirrors.update()
+                .where(m.request_id == request_id, m.status == "queued")
+                .values(next_attempt_at=deps.now())
+            )
+    except Exception:  # they are due again within WAIT_FOR_ISSUE anyway
+        logger.warning("request %s: thread replies not woken", request_id, exc_info=True)
 
 
 def request_route(deps: Deps, row: RequestRow) -> Route:
