@@ -106,7 +106,7 @@ def build_followup_message(
         blocks.append(
             ContextBlock(elements=[MarkdownTextObject(text=mrkdwn_link(link, label))]).to_dict()
         )
-    elif update.kind is Change.COMMENT and update.link:
+    elif update.link:  # a comment without text, or a close whose comment was told before
         blocks.append(
             ContextBlock(
                 elements=[MarkdownTextObject(text=mrkdwn_link(update.link, "Open on GitHub"))]

@@ -177,10 +177,12 @@ def observe_issue(
             if update.kind in (Change.DELIVERED, Change.NOT_PLANNED):
                 closing = extra.get("closing")
                 if closing is not None:
-                    update.excerpt = closing.body or ""
                     update.link = closing.html_url
-                    # The closing comment is told with the close, not again on its own.
-                    _claim(connection, deps, reply_key(repo, issue.number, f"comment:{closing.id}"))
+                    # The closing comment is told with the close, not again on its own; when
+                    # it was told already (its webhook came first), the close links to it.
+                    comment_key = reply_key(repo, issue.number, f"comment:{closing.id}")
+                    if _claim(connection, deps, comment_key):
+                        update.excerpt = closing.body or ""
             key = _tell(connection, deps, row, issue_ref, update)
             if key:
                 keys.append(key)
