@@ -266,7 +266,9 @@ def _link(url: str) -> str:
 
 
 def _link_text(text: str) -> str:
-    escaped = github_markdown(text)
+    # The backslash first: a `\]` typed in Slack must not turn the escape of `]` into a
+    # literal backslash and a real bracket.
+    escaped = github_markdown(text).replace("\\", "\\\\")
     return escaped.replace("[", "\\[").replace("]", "\\]")
 
 
