@@ -493,21 +493,22 @@ def cmd_rollups(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_urgent_poll(args: argparse.Namespace, settings: Settings) -> int:
     from bot.deps import build_deps
-    from bot.urgent.poller import PollLoop, poll_once
+    from bot.features import urgent_poll_loop, urgent_poll_once
 
     if settings.github_token is None:
         raise ConfigError("Set GITHUB_TOKEN (issues read access to GITHUB_REPO) to poll GitHub.")
     deps = build_deps(settings)
     try:
         if args.once:
-            result = poll_once(deps)
+            # Follow-ups read the same listing: the cursor it moves is theirs too.
+            result = urgent_poll_once(deps)
             print(
                 f"{result.requests} request(s) to GitHub, "
                 + ("304 not modified" if result.not_modified else f"{result.issues_seen} issue(s)")
                 + f"; recorded {result.recorded or 'nothing'}; Slack {result.synced or 'unchanged'}"
             )
             return 0
-        loop = PollLoop(deps).start()
+        loop = urgent_poll_loop(deps).start()
         stop = threading.Event()
         signal.signal(signal.SIGTERM, lambda *_: stop.set())
         try:

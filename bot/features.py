@@ -18,6 +18,8 @@ Seams (where one feature hands something to another, in one direction only):
   "Subscribe" button is only an action id, handled in handlers/subscriptions.py).
 - followup -> intake: request follow-ups ask intake which issues it filed, and where each
   request's replies go (`intake.outbox.filed_requests`); they read no intake table.
+- intake -> followup: filing records the created issue as the follow-ups' baseline
+  (`followup.replies.record_filed`), so routing's own assignment is not told back.
 - urgent poller -> followup: the urgent poller's one listing of changed issues is handed to
   follow-ups (`observers=` below), so both share one conditional request per interval.
 - followup -> home: `request_changed` below redraws the requester's Home tab once per
@@ -59,7 +61,14 @@ from bot.settings import utc_now
 from bot.sprints.jobs import build_sprint_jobs
 from bot.subscriptions.delivery import AlertJob, SubscriptionJob, active_jobs, find_item_job
 from bot.telemetry import CLOCK_HEARTBEAT_KEY
-from bot.urgent.poller import poll_interval, schedule_in_clock
+from bot.urgent.poller import (
+    IssuesObserver,
+    PollLoop,
+    PollResult,
+    poll_interval,
+    poll_once,
+    schedule_in_clock,
+)
 from bot.urgent.reminder import UrgentReminderJob
 from bot.urgent.webhook import receive
 
@@ -161,10 +170,26 @@ def observe_for_followups(deps: Deps, client: IssuesClient, issues: list[GitHubI
     observe_polled_issues(deps, client, issues, on_change=request_changed)
 
 
+def poll_observers() -> list[IssuesObserver]:
+    """Who else reads the urgent poller's listing: the cursor it moves is shared, so every
+    run of the poller (the clock, `databot urgent-poll`) hands them what it lists."""
+    return [observe_for_followups]
+
+
+def urgent_poll_once(deps: Deps) -> PollResult:
+    """`databot urgent-poll --once`: one poll, follow-ups included."""
+    return poll_once(deps, observers=poll_observers())
+
+
+def urgent_poll_loop(deps: Deps) -> PollLoop:
+    """`databot urgent-poll`: the poller on its own, follow-ups included (not started)."""
+    return PollLoop(deps, observers=poll_observers())
+
+
 def schedule_clock_extras(scheduler: BaseScheduler, deps: Deps) -> None:
     """What the clock process runs besides the scheduled jobs: the urgent-issue poller and
     the heartbeat that `/readyz`, `/metrics` and `databot posts` show."""
-    schedule_in_clock(scheduler, deps, observers=[observe_for_followups])
+    schedule_in_clock(scheduler, deps, observers=poll_observers())
     scheduler.add_job(
         run_followup_poll,
         IntervalTrigger(seconds=poll_interval(deps.settings)),

@@ -25,7 +25,7 @@ from typing import Any, Concatenate, ParamSpec, TypeVar
 import requests
 from github import Auth, Github, GithubException, GithubRetry, RateLimitExceededExceedsMaxWait
 from github.Repository import Repository
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from urllib3.util.retry import Retry
 
 from bot.errors import GitHubUnavailable
@@ -193,6 +193,13 @@ class IssueRef:
 
 
 @dataclass(frozen=True)
+class CreatedIssue(IssueRef):
+    """An issue just created, with GitHub's answer (assignees, labels as it set them)."""
+
+    view: GitHubIssue | None = None
+
+
+@dataclass(frozen=True)
 class GitHubFailure:
     """What went wrong, for the outbox: retry later (transient) or give up (needs a human)."""
 
@@ -226,6 +233,16 @@ def classify_failure(exc: BaseException) -> GitHubFailure:
     if isinstance(exc, requests.exceptions.RequestException):
         return GitHubFailure(True, f"could not reach GitHub ({type(exc).__name__})")
     raise exc
+
+
+def refused_assignees(exc: BaseException) -> bool:
+    """GitHub's 422 naming the assignees field (`Value ... cannot be set for assignees`):
+    a login that cannot be assigned in the repo."""
+    if not isinstance(exc, GithubException) or exc.status != 422:
+        return False
+    data = exc.data if isinstance(exc.data, dict) else {}
+    errors = data.get("errors") or []
+    return any(isinstance(e, dict) and e.get("field") in ("assignees", "assignee") for e in errors)
 
 
 def _is_rate_limit(exc: GithubException) -> bool:
@@ -301,7 +318,7 @@ class GitHubGateway:
     @_observed
     def create_issue(
         self, title: str, body: str, labels: list[str], assignees: list[str] | None = None
-    ) -> IssueRef:
+    ) -> CreatedIssue:
         """One POST (never retried by the client): labels and assignees set with the issue."""
         if assignees:
             issue = self.repo.create_issue(
@@ -309,7 +326,11 @@ class GitHubGateway:
             )
         else:
             issue = self.repo.create_issue(title=title, body=body, labels=labels)
-        return IssueRef(issue.number, issue.html_url, issue.title)
+        try:
+            view: GitHubIssue | None = GitHubIssue.model_validate(issue.raw_data)
+        except ValidationError:
+            view = None
+        return CreatedIssue(issue.number, issue.html_url, issue.title, view)
 
     @_observed
     def issue_comments(self, number: int) -> list[str]:

@@ -71,6 +71,12 @@ REDELIVER_MAX_TRIES = 10
 TRANSIENT_ERRORS = frozenset(
     {"ratelimited", "internal_error", "fatal_error", "service_unavailable", "request_timeout"}
 )
+# Refusals that say the conversation cannot be posted in any more (archived, databot
+# removed, the thread deleted): a message queued with a `fallback` goes there instead.
+UNREACHABLE_ERRORS = frozenset(
+    {"channel_not_found", "is_archived", "not_in_channel", "thread_not_found"}
+)
+FALLBACK_SUFFIX = ":dm"
 _USER_ID = re.compile(r"^[UW][A-Z0-9]+$")
 
 
@@ -179,12 +185,15 @@ def queue(
     now: dt.datetime,
     channel: str,
     thread_ts: str | None = None,
+    fallback: str | None = None,
     **message: Any,
 ) -> None:
     """Make `message` due at once under `key`, inside the caller's transaction, so the
     message is stored together with whatever decided to send it (a crash right after the
     commit loses nothing). `redeliver_due(deps, key)` sends it; until then, and after a
-    failed try, it is retried like a `deliver` whose outcome was unknown."""
+    failed try, it is retried like a `deliver` whose outcome was unknown. `fallback` (a
+    user ID): where it goes instead, once, under `key + ":dm"`, when Slack says the
+    conversation is unreachable (UNREACHABLE_ERRORS)."""
     due = {
         "channel": channel,
         "thread_ts": thread_ts,
@@ -192,6 +201,8 @@ def queue(
         "tries": 0,
         "next_at": now.isoformat(),
     }
+    if fallback is not None:
+        due["fallback"] = fallback
     connection.execute(
         tables.kv.insert().values(
             key=DUE_KEY.format(key=key), value=json.dumps(due), updated_at=now
@@ -238,6 +249,8 @@ def _attempt(deps: Deps, key: str, due: dict[str, Any]) -> Sent | None:
         )
     except Exception as exc:  # noqa: BLE001 - kept due, or given up and logged
         error = slack_error(exc)
+        if error in UNREACHABLE_ERRORS and due.get("fallback"):
+            return _fall_back(deps, key, due, error)
         if transient(exc) and int(due["tries"]) < REDELIVER_MAX_TRIES:
             logger.warning(
                 "slack post %s: not confirmed (%s); try %s, trying again later",
@@ -257,6 +270,24 @@ def _attempt(deps: Deps, key: str, due: dict[str, Any]) -> Sent | None:
         return None
     _drop_due(deps, key)
     return sent
+
+
+def _fall_back(deps: Deps, key: str, due: dict[str, Any], error: str) -> Sent | None:
+    """The conversation is gone for databot: the message goes to `due["fallback"]` (a DM)
+    under its own key, made due before the first is dropped (a crash between loses
+    nothing; the DM's own marker keeps it to one message)."""
+    dm_key = key + FALLBACK_SUFFIX
+    logger.info("slack post %s: %s, sending it to %s instead", key, error, due["fallback"])
+    dm_due = {
+        "channel": due["fallback"],
+        "thread_ts": None,
+        "message": due["message"],
+        "tries": 1,
+        "next_at": (deps.now() + dt.timedelta(seconds=REDELIVER_FIRST_SECONDS)).isoformat(),
+    }
+    deps.store.kv_set(DUE_KEY.format(key=dm_key), json.dumps(dm_due))
+    _drop_due(deps, key)
+    return _attempt(deps, dm_key, dm_due)
 
 
 def _drop_due(deps: Deps, key: str) -> None:

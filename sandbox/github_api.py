@@ -270,6 +270,9 @@ class FakeGitHub(LoopbackServer):
         self.html_base = html_base.rstrip("/")
         self.now = now or (lambda: dt.datetime.now(dt.UTC))
         self.default_repo = repo
+        # Who may be assigned (GitHub: collaborators with access to the repo). None: anyone;
+        # a set: any other login in `assignees` is refused with 422, as GitHub does.
+        self.assignable: set[str] | None = None
         self.requests: list[GHRequest] = []
         self._repos: dict[str, _Repo] = {}
         self._rules: list[_Rule] = []
@@ -1143,6 +1146,12 @@ class FakeGitHub(LoopbackServer):
             errors.append(
                 {"value": milestone, "resource": "Issue", "field": "milestone", "code": "invalid"}
             )
+        if self.assignable is not None:
+            allowed = {login.lower() for login in self.assignable}
+            for login in [*(body.get("assignees") or []), body.get("assignee")]:
+                if login and str(login).lower() not in allowed:
+                    error = {"value": login, "resource": "Issue", "field": "assignees"}
+                    errors.append({**error, "code": "invalid"})
         if errors:
             raise GitHubError(422, "Validation Failed", errors)
 

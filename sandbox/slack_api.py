@@ -492,6 +492,11 @@ class FakeSlack(LoopbackServer):
             self._channel_names[name] = channel_id
             return channel_id
 
+    def archive_channel(self, channel_id: str) -> None:
+        """Archive a channel: like Slack, posting there is refused with `is_archived`."""
+        with self._lock:
+            self._channels[channel_id]["is_archived"] = True
+
     def add_user(
         self,
         user_id: str,
@@ -905,6 +910,8 @@ class FakeSlack(LoopbackServer):
             and not channel.get("is_member", True)
         ):
             raise SlackError("channel_not_found")  # chat:write.public covers public ones only
+        if channel.get("is_archived"):
+            raise SlackError("is_archived")
         self._check_message("chat.postMessage", args, need_content=True)
         message = self._bot_message(args)
         message["ts"] = self._next_ts()

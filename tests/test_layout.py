@@ -135,6 +135,7 @@ SEAMS = {
     ("home", "support"),
     ("subscriptions", "metric"),
     ("followup", "intake"),
+    ("intake", "followup"),
 }
 # Inside each feature, lowest first: a module may import its own layer or lower ones.
 # The first layer is the model tier (types and rules, no I/O); blocks are pure builders.

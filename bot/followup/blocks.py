@@ -22,15 +22,20 @@ EXCERPT_BUDGET = 2400
 LOGIN_LIMIT = 60
 
 
+def _quoted(escaped: str) -> str:
+    lines = escaped.splitlines() or [""]
+    return "\n".join(f"> {line}" if line.strip() else ">" for line in lines)
+
+
 def excerpt(text: str, limit: int) -> tuple[str, bool]:
-    """The escaped excerpt of `text` (at most `limit` characters before escaping, and
-    within EXCERPT_BUDGET after), quoted line by line, and whether it was cut."""
+    """The escaped excerpt of `text` (at most `limit` characters before escaping), quoted
+    line by line, and whether it was cut. The quoted form, its `> ` prefixes counted, fits
+    EXCERPT_BUDGET: a comment of many short lines stays one section."""
     text = text.strip()
     cut = truncate(text, limit)
-    while len(escaped := escape_mrkdwn(cut)) > EXCERPT_BUDGET:
-        cut = truncate(text, max(len(cut) - (len(escaped) - EXCERPT_BUDGET) - 1, 1))
-    lines = escaped.splitlines() or [""]
-    return "\n".join(f"> {line}" if line.strip() else ">" for line in lines), cut != text
+    while len(quoted := _quoted(escape_mrkdwn(cut))) > EXCERPT_BUDGET:
+        cut = truncate(text, max(len(cut) - (len(quoted) - EXCERPT_BUDGET) - 1, 1))
+    return quoted, cut != text
 
 
 def _who(login: str | None) -> str:
@@ -101,7 +106,7 @@ def build_followup_message(
         blocks.append(
             ContextBlock(elements=[MarkdownTextObject(text=mrkdwn_link(link, label))]).to_dict()
         )
-    elif update.kind is Change.COMMENT and update.link:
+    elif update.link:  # a comment without text, or a close whose comment was told before
         blocks.append(
             ContextBlock(
                 elements=[MarkdownTextObject(text=mrkdwn_link(update.link, "Open on GitHub"))]

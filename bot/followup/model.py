@@ -56,12 +56,6 @@ class Snapshot(BaseModel):
     assigned_count: dict[str, int] = Field(default_factory=dict)
 
 
-def at_filing(*, urgent: bool) -> Snapshot:
-    """The issue as intake filed it (open, nobody assigned, no milestone): what the
-    requester already knows from the "Filed #N" reply."""
-    return Snapshot(urgent=urgent)
-
-
 def snapshot_of(issue: GitHubIssue, *, urgent_label: str, before: Snapshot) -> Snapshot:
     """The issue now, carrying `before`'s counters (updated by `changes`)."""
     return Snapshot(

@@ -36,7 +36,6 @@ from bot.followup.model import (
     CommentMode,
     Snapshot,
     Update,
-    at_filing,
     changes,
     closing_comment,
     comment_is_told,
@@ -128,8 +127,12 @@ def observe_issues(
     queued = 0
     for issue in wanted:
         row = filed.get(issue.number)
-        if row is not None:
+        if row is None:
+            continue
+        try:
             queued += len(observe_issue(deps, row, issue, client=client, on_change=on_change))
+        except Exception:  # one issue's bug must not stop the others (nor the cursor)
+            logger.exception("follow-up of #%s: skipped (could not tell its change)", issue.number)
     return queued
 
 
@@ -143,9 +146,16 @@ def observe_issue(
 ) -> list[str]:
     settings = deps.settings
     repo = settings.github_repo
-    baseline = at_filing(urgent=row.submission.urgent)
     current = _snapshot(deps, repo, issue.number)
-    before = current[0] if current else baseline
+    # No baseline (filing records one): a request filed before follow-ups, or one whose
+    # baseline was not recorded. Its first view is recorded silently: what happened before
+    # it is old news, never replayed.
+    first_view = snapshot_of(issue, urgent_label=settings.urgent_label, before=Snapshot())
+    if current is None:
+        if _lock_new(deps, repo, issue, first_view):
+            return []
+        current = _snapshot(deps, repo, issue.number)  # another input recorded it just now
+    before = current[0] if current else first_view
     extra: dict[str, GitHubComment | None] = {}
     now_view = snapshot_of(issue, urgent_label=settings.urgent_label, before=before)
     if newly_closed(before, now_view):
@@ -156,7 +166,7 @@ def observe_issue(
     keys: list[str] = []
     issue_ref = IssueRef(issue.number, issue.html_url, issue.title)
     with deps.store.engine.begin() as connection:
-        stored = _lock(connection, deps, repo, issue.number, baseline)
+        stored = _lock(connection, deps, repo, issue.number, first_view)
         before, seen_at = stored
         if seen_at is not None and issue.updated_at < seen_at:
             logger.info("follow-up %s#%s: an older view of the issue; ignored", repo, issue.number)
@@ -167,10 +177,12 @@ def observe_issue(
             if update.kind in (Change.DELIVERED, Change.NOT_PLANNED):
                 closing = extra.get("closing")
                 if closing is not None:
-                    update.excerpt = closing.body or ""
                     update.link = closing.html_url
-                    # The closing comment is told with the close, not again on its own.
-                    _claim(connection, deps, reply_key(repo, issue.number, f"comment:{closing.id}"))
+                    # The closing comment is told with the close, not again on its own; when
+                    # it was told already (its webhook came first), the close links to it.
+                    comment_key = reply_key(repo, issue.number, f"comment:{closing.id}")
+                    if _claim(connection, deps, comment_key):
+                        update.excerpt = closing.body or ""
             key = _tell(connection, deps, row, issue_ref, update)
             if key:
                 keys.append(key)
@@ -191,6 +203,37 @@ def observe_issue(
     if updates and on_change is not None:
         on_change(deps, row.requester_id, issue.number, updates)
     return keys
+
+
+def record_filed(deps: Deps, issue: GitHubIssue) -> None:
+    """The follow-up baseline of an issue intake just created (seam intake -> followup):
+    the issue as GitHub created it (the analyst routing assigned, its labels), which the
+    requester knows from the "Filed #N" reply. Recorded before the request is marked filed,
+    so no follow-up input compares with anything else. Kept when already there."""
+    settings = deps.settings
+    view = snapshot_of(issue, urgent_label=settings.urgent_label, before=Snapshot())
+    _lock_new(deps, settings.github_repo, issue, view)
+
+
+def _lock_new(deps: Deps, repo: str, issue: GitHubIssue, view: Snapshot) -> bool:
+    """Record `view` as the issue as last told, unless a row is there already (False)."""
+    table = tables.followup_issues
+    now = deps.now()
+    try:
+        with deps.store.engine.begin() as connection:
+            connection.execute(
+                table.insert().values(
+                    repo=repo,
+                    issue_number=issue.number,
+                    snapshot=view.model_dump(mode="json"),
+                    github_updated_at=issue.updated_at,
+                    created_at=now,
+                    updated_at=now,
+                )
+            )
+    except IntegrityError:
+        return False  # recorded already (filing, or another input's first view): it stands
+    return True
 
 
 def _snapshot(deps: Deps, repo: str, number: int) -> tuple[Snapshot, dt.datetime | None] | None:
@@ -267,6 +310,9 @@ def _tell(
         now=deps.now(),
         channel=target.channel,
         thread_ts=target.thread_ts,
+        # Like intake's "Filed" reply: a thread databot cannot post in any more (archived,
+        # databot removed) hands the reply to the requester's DM, once.
+        fallback=row.requester_id if target.thread_ts else None,
         unfurl_links=False,
         **message.send_kwargs(),
     )
@@ -352,9 +398,13 @@ def observe_comments(
                 ):
                     continue
                 update = comment_update(comment)
-                key = _tell(
-                    connection, deps, row, issues.get(number) or _row_issue(row, number), update
-                )
+                issue_ref = issues.get(number) or _row_issue(row, number)
+                try:
+                    with connection.begin_nested():
+                        key = _tell(connection, deps, row, issue_ref, update)
+                except Exception:  # one comment's bug must not stop the others
+                    logger.exception("follow-up of comment %s: skipped", comment.id)
+                    continue
                 if key:
                     keys.append(key)
                     updates.append(update)

@@ -52,6 +52,27 @@ def _urgent_line(u: UrgentIssue, tz: ZoneInfo) -> str:
     )
 
 
+SECTION_MAX = 3000
+
+
+def _urgent_list(data: HomeData, tz: ZoneInfo) -> str:
+    """The urgent issues, one line each, cut by whole lines (never inside a link or an
+    escaped entity) to fit one section, with "… and N more" for the rest."""
+    urgent = data.urgent or []
+    total = max(data.urgent_total, len(urgent))
+    lines: list[str] = []
+    for u in urgent:
+        line = _urgent_line(u, tz)
+        rest = total - len(lines) - 1
+        more = f"\n… and {rest} more" if rest else ""
+        if len("\n".join([*lines, line])) + len(more) > SECTION_MAX:
+            break
+        lines.append(line)
+    if total > len(lines):
+        lines.append(f"… and {total - len(lines)} more")
+    return "\n".join(lines)
+
+
 def _section(text: str) -> SectionBlock:
     return SectionBlock(text=MarkdownTextObject(text=truncate(text, 3000)))
 
@@ -109,10 +130,7 @@ def build_home_view(data: HomeData, tz: ZoneInfo) -> View:
     elif not data.urgent:
         blocks.append(_section("None. :tada:"))
     else:
-        lines = [_urgent_line(u, tz) for u in data.urgent]
-        if data.urgent_total > len(data.urgent):
-            lines.append(f"… and {data.urgent_total - len(data.urgent)} more")
-        blocks.append(_section("\n".join(lines)))
+        blocks.append(_section(_urgent_list(data, tz)))
     blocks.append(
         ContextBlock(elements=[MarkdownTextObject(text=f"As of {data.today:%a %b %-d}.")])
     )

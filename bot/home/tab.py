@@ -75,7 +75,10 @@ def _status(row: RequestRow, issue: GitHubIssue | None) -> str:
     if issue is None:
         return "Filed"
     if issue.state == "closed":
-        return "Closed: not planned" if issue.state_reason == "not_planned" else "Delivered"
+        if issue.state_reason in (None, "completed"):
+            return "Delivered"
+        # "not_planned", "duplicate", ...: as follow-ups tell it.
+        return f"Closed: {issue.state_reason.replace('_', ' ')}"
     return "Open, in progress" if issue.assignees else "Open, waiting for triage"
 
 

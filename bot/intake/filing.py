@@ -23,7 +23,15 @@ from typing import TYPE_CHECKING
 from pydantic import BaseModel
 from slack_sdk.errors import SlackApiError
 
-from bot.github import GitHubFailure, IssueRef, classify_failure
+from bot import tables
+from bot.followup.replies import record_filed
+from bot.github import (
+    CreatedIssue,
+    GitHubFailure,
+    IssueRef,
+    classify_failure,
+    refused_assignees,
+)
 from bot.home.tab import refresh_home
 from bot.intake.blocks import (
     build_request_failed_message,
@@ -113,6 +121,7 @@ def file_request(deps: Deps, request_id: str) -> RequestRow | None:
             return get_request(deps, request_id)
         if issue is None:
             return get_request(deps, request_id)
+        _record_followup_baseline(deps, row, issue)
         filed = fenced_update(
             deps,
             request_id,
@@ -128,6 +137,7 @@ def file_request(deps: Deps, request_id: str) -> RequestRow | None:
         if not filed:
             return _created_after_takeover(deps, row, attempt, issue)
         logger.info("request %s filed as #%s", request_id, issue.number)
+        _wake_thread_replies(deps, request_id)
         row = get_request(deps, request_id)
         assert row is not None
         if row.submission.urgent:
@@ -137,6 +147,34 @@ def file_request(deps: Deps, request_id: str) -> RequestRow | None:
     if row.status is Status.FILED and row.notified_at is None:
         _notify_filed(deps, row)
     return get_request(deps, request_id)
+
+
+def _record_followup_baseline(deps: Deps, row: RequestRow, issue: IssueRef) -> None:
+    """Seam to followup: the issue as created (routing's assignee, its labels) is what the
+    requester knows from "Filed #N"; follow-ups compare with it, not with an empty issue.
+    Before the request is marked filed: no follow-up input sees it earlier. An issue found
+    from an earlier attempt has no view here: follow-ups record their first view silently."""
+    if not isinstance(issue, CreatedIssue) or issue.view is None:
+        return
+    try:
+        record_filed(deps, issue.view)
+    except Exception:  # follow-ups then record their first view silently
+        logger.warning("request %s: follow-up baseline not recorded", row.id, exc_info=True)
+
+
+def _wake_thread_replies(deps: Deps, request_id: str) -> None:
+    """Thread replies stored while the request was not on GitHub (queued, or failed before
+    the team filed it again) are due now: the mirror worker posts them on the issue."""
+    m = tables.thread_mirrors.c
+    try:
+        with deps.store.engine.begin() as connection:
+            connection.execute(
+                tables.thread_mirrors.update()
+                .where(m.request_id == request_id, m.status == "queued")
+                .values(next_attempt_at=deps.now())
+            )
+    except Exception:  # they are due again within WAIT_FOR_ISSUE anyway
+        logger.warning("request %s: thread replies not woken", request_id, exc_info=True)
 
 
 def request_route(deps: Deps, row: RequestRow) -> Route:
@@ -249,18 +287,43 @@ def _create_once(deps: Deps, row: RequestRow, lease: FilingLease) -> tuple[Issue
             raise LeaseLost(row.id)
     settings = deps.settings
     routed = request_route(deps, row)
+    draft = _draft(deps, row, permalink, routed, settings.support_routing)
+    if issue is None:
+        try:
+            issue = _create(deps, lease, draft)
+        except Exception as exc:
+            if not (draft.assignees and refused_assignees(exc)):
+                raise
+            # The login in SUPPORT_ANALYSTS cannot be assigned (a typo, no repo access, left
+            # the org): the request is filed anyway, with a mention line instead.
+            logger.warning(
+                "request %s: GitHub cannot assign %s (HTTP 422); filed unassigned: check "
+                "SUPPORT_ANALYSTS",
+                row.id,
+                ", ".join(draft.assignees),
+            )
+            draft = _draft(deps, row, permalink, routed, "mention")
+            issue = _create(deps, lease, draft)
+    return issue, draft
+
+
+def _draft(
+    deps: Deps, row: RequestRow, permalink: str | None, routed: Route, routing: str
+) -> IssueDraft:
+    sub = row.submission
+    settings = deps.settings
     assignees: list[str] = []
     routed_line: str | None = None
-    if routed.analyst is not None and settings.support_routing == "assign":
+    if routed.analyst is not None and routing == "assign":
         assignees = [routed.analyst.github]
         routed_line = (
             f"_Assigned to {github_markdown(routed.analyst.display)} "
             f"({github_markdown(routed.describe())})._"
         )
-    elif routed.analyst is not None and settings.support_routing == "mention":
+    elif routed.analyst is not None and routing == "mention":
         # A deliberate mention: the login comes from settings (validated), not from Slack.
         routed_line = f"@{routed.analyst.github}: this one is yours ({routed.describe()})."
-    draft = render_issue(
+    return render_issue(
         sub,
         row.id,
         permalink=permalink,
@@ -270,12 +333,14 @@ def _create_once(deps: Deps, row: RequestRow, lease: FilingLease) -> tuple[Issue
         assignees=assignees,
         routed=routed_line,
     )
-    if issue is None:
-        with lease.fence():
-            # Assignees only when routed: a request nobody is set up for is created as before.
-            extra = {"assignees": draft.assignees} if draft.assignees else {}
-            issue = deps.github.create_issue(draft.title, draft.body, draft.labels, **extra)
-    return issue, draft
+
+
+def _create(deps: Deps, lease: FilingLease, draft: IssueDraft) -> IssueRef:
+    assert deps.github is not None
+    with lease.fence():
+        # Assignees only when routed: a request nobody is set up for is created as before.
+        extra = {"assignees": draft.assignees} if draft.assignees else {}
+        return deps.github.create_issue(draft.title, draft.body, draft.labels, **extra)
 
 
 def _permalink(deps: Deps, sub: Submission) -> str | None:

@@ -20,6 +20,9 @@ MENTION_BREAK = "@&#8203;"
 REFERENCE_BREAK = "#&#8203;"
 _MENTION = re.compile(r"(?<![\w@])@(?=[A-Za-z0-9])")
 _REFERENCE = re.compile(r"(?<!&)#(?=\d)")
+# GitHub links "GH-123" to issue #123 (and cross-references it) like "#123": broken alike.
+GH_REFERENCE_BREAK = "&#8203;"
+_GH_REFERENCE = re.compile(r"(?<![\w-])(GH-)(?=\d)", re.IGNORECASE)
 # A backtick fence's info string cannot contain a backtick (CommonMark 4.5): "```x`" is text.
 _FENCE = re.compile(r"^ {0,3}(`{3,}(?=[^`]*$)|~{3,})")
 # Characters GitHub would read as Markdown inside an inline <code> element.
@@ -33,7 +36,8 @@ COLLAPSE_LINES = 30
 
 def _escape_plain(text: str) -> str:
     text = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-    return _REFERENCE.sub(REFERENCE_BREAK, _MENTION.sub(MENTION_BREAK, text))
+    text = _REFERENCE.sub(REFERENCE_BREAK, _MENTION.sub(MENTION_BREAK, text))
+    return _GH_REFERENCE.sub(rf"\1{GH_REFERENCE_BREAK}", text)
 
 
 def _code_spans(line: str) -> list[tuple[int, int]]:

@@ -12,6 +12,8 @@ Once per Slack message, whatever Slack and GitHub do:
   and adopts the comment it finds instead of posting again. PyGithub never re-sends the
   POST itself (bot/github.py).
 - A GitHub outage leaves the row queued; the mirror worker retries it with backoff.
+- A reply to a request not filed yet (queued, or failed and waiting for the team to file
+  it again) stays queued; filing the request makes its replies due at once.
 
 Edits, deletions and bot messages are not mirrored; a reply with files, or with nothing but
 emoji, is mirrored as a link to the message. Only channels in THREAD_MIRROR_CHANNELS are
@@ -161,7 +163,7 @@ def mirror_reply(deps: Deps, channel: str, ts: str) -> str | None:
     if attempt is None or row is None:
         return row["status"] if row else None
     request = get_request(deps, row["request_id"])
-    if request is None or request.status is Status.FAILED:
+    if request is None:
         _fenced(
             deps,
             channel,
@@ -172,8 +174,9 @@ def mirror_reply(deps: Deps, channel: str, ts: str) -> str | None:
             lease_until=None,
         )
         return FAILED
-    if request.issue_number is None or deps.github is None:
-        # Not filed yet (or no GITHUB_TOKEN): the reply waits, not counted as a failure.
+    if request.issue_number is None or request.status is not Status.FILED or deps.github is None:
+        # Not filed yet, failed for now (the team may file it again: filing wakes the
+        # replies then), or no GITHUB_TOKEN: the reply waits, not counted as a failure.
         _fenced(
             deps,
             channel,
@@ -263,7 +266,9 @@ def _link(url: str) -> str:
 
 
 def _link_text(text: str) -> str:
-    escaped = github_markdown(text)
+    # The backslash first: a `\]` typed in Slack must not turn the escape of `]` into a
+    # literal backslash and a real bracket.
+    escaped = github_markdown(text).replace("\\", "\\\\")
     return escaped.replace("[", "\\[").replace("]", "\\]")
 
 

@@ -309,8 +309,14 @@ class PollLoop:
     """Runs `run_poll` every `poll_interval` seconds in a daemon thread (`databot
     urgent-poll`, for a deployment that runs the poller on its own)."""
 
-    def __init__(self, deps: Deps, interval: float | None = None) -> None:
+    def __init__(
+        self,
+        deps: Deps,
+        interval: float | None = None,
+        observers: Sequence[IssuesObserver] = (),
+    ) -> None:
         self.deps = deps
+        self.observers = tuple(observers)
         self.interval = interval if interval is not None else poll_interval(deps.settings)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -326,7 +332,7 @@ class PollLoop:
 
     def _run(self) -> None:
         while not self._stop.is_set():
-            run_poll(self.deps)
+            run_poll(self.deps, self.observers)
             self._stop.wait(self.interval)
 
     def stop(self) -> None:

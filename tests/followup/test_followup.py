@@ -10,13 +10,23 @@ import threading
 
 import pytest
 
+from bot import tables
 from bot.app import build_app
 from bot.deps import build_deps
+from bot.features import (
+    observe_for_followups,
+    request_changed,
+    urgent_poll_loop,
+    urgent_poll_once,
+)
 from bot.followup import replies
 from bot.followup.poller import poll_comments
+from bot.followup.poller import run_poll as run_followup_poll
 from bot.github import GitHubIssue
+from bot.intake.filing import drain_outbox
 from bot.intake.outbox import filed_requests
 from bot.slack_text import escape_mrkdwn
+from bot.urgent.poller import run_poll as run_urgent_poll
 from bot.web import WebServer, build_web
 from sandbox import github_webhooks as hooks
 from sandbox.slack_requests import message_event
@@ -456,3 +466,216 @@ def test_a_thread_reply_mirrored_to_github_is_not_told_back_to_the_thread(make_b
         bot.github.add_comment(number, "@requester which quarter?", user="ana")
         poll(bot)
         assert len(followups(bot, root_ts)) == 1
+
+
+# --- routing, unreachable threads, drawing limits ----------------------------------------
+
+ANA = {"github": "ana", "slack": "U0ANA", "name": "Ana Lopez"}
+
+
+def test_routing_assignment_is_not_told_back_as_picked_up(make_bot, sqlite_store, clock):
+    """The requester was told "Ana Lopez, on support this week, has it" in the Filed reply.
+    Databot's own assignment at creation is not a team change: no "ana picked this up"."""
+    with make_bot(sqlite_store, support_analysts=[ANA], support_routing="assign") as bot:
+        people(bot)
+        poll(bot)  # the clock's first poll: cursors start here
+        root, number = file_from_thread(bot, "How many searches per week per deployment type?")
+        assert [a["login"] for a in bot.github.issue(number)["assignees"]] == ["ana"]
+        clock.advance(minutes=1)
+        poll(bot)  # the new issue shows up in the changed-issues listing
+        said = [shown(m) for m in followups(bot, root)]
+        assert not any("picked this up" in s for s in said), said
+
+
+def test_routing_assignment_webhook_at_creation_is_not_told(make_bot, sqlite_store, clock):
+    """GitHub sends `issues.assigned` for assignees given at creation: same expectation."""
+    with make_bot(sqlite_store, support_analysts=[ANA], support_routing="assign") as bot:
+        people(bot)
+        root, number = file_from_thread(bot, "How many searches per week per deployment type?")
+        issue = bot.github.issue(number)
+        hook(bot, "issues", hooks.assigned(issue, "ana", repository=bot.github.repo_json()))
+        said = [shown(m) for m in followups(bot, root)]
+        assert not any("picked this up" in s for s in said), said
+
+
+def test_a_comment_of_many_short_lines_does_not_jam_the_comment_poller(
+    make_bot, sqlite_store, clock
+):
+    """FOLLOWUP_EXCERPT_CHARS=2000 is allowed; a comment of short paragraphs quoted line by
+    line outgrows Slack's 3,000-character section. It must still be told (cut), and above
+    all the comments after it must still be told by the poller."""
+    with make_bot(sqlite_store, followup_excerpt_chars=2000, followup_comments="all") as bot:
+        people(bot)
+        root, number = file_from_thread(bot, "How many searches per week per deployment type?")
+        poll(bot)
+        clock.advance(minutes=1)
+        bot.github.add_comment(number, "ok\n\n" * 600, user="ana")
+        run_followup_poll(bot.deps, request_changed)  # the clock's job (never raises)
+        bot.wait_idle()
+        clock.advance(minutes=1)
+        bot.github.add_comment(number, "Which quarter do you need?", user="ana")
+        run_followup_poll(bot.deps, request_changed)
+        bot.wait_idle()
+        said = [shown(m) for m in followups(bot, root)]
+        assert any("Which quarter do you need?" in s for s in said), said
+        assert len(said) == 2, said
+
+
+def test_a_closing_comment_is_told_once_by_webhooks(make_bot, sqlite_store, clock):
+    """ "Close with comment" sends issue_comment.created, then issues.closed. With
+    FOLLOWUP_COMMENTS=all the requester should read the closing words once (with
+    "Delivered"), not once as a comment and again with the close."""
+    with make_bot(sqlite_store, followup_comments="all") as bot:
+        people(bot)
+        root, number = file_from_thread(bot, "How many searches per week per deployment type?")
+        repo = bot.github.repo_json()
+        clock.advance(minutes=1)
+        comment = bot.github.add_comment(number, "Done: the dashboard is at looker/42.", user="ana")
+        hook(
+            bot,
+            "issue_comment",
+            hooks.issue_comment(bot.github.issue(number), comment, repository=repo),
+        )
+        clock.advance(seconds=2)
+        closed = bot.github.update_issue(number, state="closed", by="ana")
+        hook(bot, "issues", hooks.closed(closed, repository=repo))
+        said = [shown(m) for m in followups(bot, root)]
+        assert sum("looker/42" in s for s in said) == 1, said
+        [close] = [m for m in followups(bot, root) if "Delivered" in shown(m)]
+        assert comment["html_url"] in str(close.get("blocks")), close  # links to the comment
+
+
+def test_a_closing_comment_that_cannot_be_drawn_does_not_stop_other_requests(
+    make_bot, sqlite_store, clock
+):
+    """The same overflow in a closing comment is raised inside the urgent poller's observer:
+    the listing's cursor stops, and every issue after it in the listing is never told."""
+    with make_bot(sqlite_store, followup_excerpt_chars=2000) as bot:
+        people(bot)
+        poll(bot)
+        root1, n1 = file_from_thread(bot, "How many searches per week per deployment type?")
+        root2, n2 = file_from_thread(bot, "Which accounts churned in October?")
+        poll(bot)
+        clock.advance(minutes=1)
+        bot.github.add_comment(n1, "ok\n\n" * 600, user="ana")
+        clock.advance(seconds=2)
+        bot.github.update_issue(n1, state="closed", by="ana")
+        clock.advance(minutes=1)
+        bot.github.update_issue(n2, assignees=["ana"])
+        run_urgent_poll(bot.deps, observers=[observe_for_followups])
+        bot.wait_idle()
+        assert any("picked this up" in shown(m) for m in followups(bot, root2))
+
+
+def test_unassignable_routing_login_still_files_the_request(make_bot, sqlite_store, clock):
+    """GitHub answers 422 `Value ... cannot be set for field assignees` when the analyst in
+    SUPPORT_ANALYSTS cannot be assigned (typo, left the org, no repo access). The request
+    must still be filed (unassigned, or with a mention) rather than fail for good."""
+    gone = {"github": "ana-left", "slack": "U0ANA", "name": "Ana Lopez"}
+    with make_bot(sqlite_store, support_analysts=[gone], github_retry_backoff_seconds=0) as bot:
+        people(bot)
+        bot.github.fail_next(
+            "POST",
+            r"^/repos/[^/]+/[^/]+/issues$",
+            status=422,
+            body={
+                "message": "Validation Failed",
+                "errors": [
+                    {
+                        "value": "ana-left",
+                        "resource": "Issue",
+                        "field": "assignees",
+                        "code": "invalid",
+                    }
+                ],
+            },
+        )
+        try:
+            file_from_thread(bot, "How many searches per week per deployment type?")
+        except StopIteration:
+            pass
+
+        clock.advance(minutes=5)
+        drain_outbox(bot.deps)
+        bot.wait_idle()
+        assert len(bot.github.issues()) == 1
+
+
+def test_a_thread_databot_can_no_longer_post_in_falls_back_to_the_dm(make_bot, sqlite_store, clock):
+    """Intake sends "Filed #N" by DM when the thread is unreachable (archived channel, bot
+    removed). A follow-up is the same kind of message: it must not be dropped for good."""
+    with make_bot(sqlite_store) as bot:
+        people(bot)
+        root, number = file_from_thread(bot, "How many searches per week per deployment type?")
+        requester = "U0BOB"
+        bot.slack.archive_channel("C0ANALYTICS")
+        clock.advance(minutes=1)
+        issue = bot.github.update_issue(number, assignees=["ana"])
+        hook(bot, "issues", hooks.assigned(issue, "ana", repository=bot.github.repo_json()))
+        for _ in range(3):
+            clock.advance(minutes=10)
+            replies.redeliver(bot.deps)
+        dms = [
+            c.args
+            for c in bot.slack.calls("chat.postMessage")
+            if c.args.get("channel") == requester and c.error is None
+        ]
+        assert sum("picked this up" in str(a.get("text")) for a in dms) == 1, dms
+
+
+def test_databot_urgent_poll_does_not_swallow_follow_ups(bot_pg, clock):
+    """`databot urgent-poll [--once]` (README: the poller "alone") moves the cursor it shares
+    with follow-ups: a change it lists is told too (no webhooks: Socket Mode)."""
+
+    bot = bot_pg
+    assert urgent_poll_loop(bot.deps).observers  # the loop hands its listing on as well
+    people(bot)
+    poll(bot)
+    root, number = file_from_thread(bot, "How many searches per week per deployment type?")
+    poll(bot)
+    clock.advance(minutes=1)
+    bot.github.update_issue(number, assignees=["ana"])
+    urgent_poll_once(bot.deps)  # what `databot urgent-poll --once` runs
+    clock.advance(minutes=1)
+    poll(bot)  # the clock's next poll
+    assert any("picked this up" in shown(m) for m in followups(bot, root))
+
+
+def test_a_request_filed_before_follow_ups_does_not_replay_old_changes(
+    make_bot, sqlite_store, clock
+):
+    """After the upgrade, an old request (no follow-up record) that was picked up and closed
+    long ago is not told "picked this up" and "Delivered" now; later changes are told."""
+
+    with make_bot(sqlite_store) as bot:
+        people(bot)
+        root, number = file_from_thread(bot, "How many searches per week per deployment type?")
+        with bot.deps.store.engine.begin() as connection:  # as before follow-ups existed
+            connection.execute(tables.followup_issues.delete())
+        repo = bot.github.repo_json()
+        clock.advance(minutes=1)
+        issue = bot.github.update_issue(number, assignees=["ana"], state="closed", by="ana")
+        hook(bot, "issues", hooks.closed(issue, repository=repo))
+        assert followups(bot, root) == []
+        clock.advance(minutes=1)
+        reopened = bot.github.update_issue(number, state="open", by="ana")
+        hook(bot, "issues", hooks.reopened(reopened, repository=repo))
+        said = [shown(m) for m in followups(bot, root)]
+        assert len(said) == 1 and "reopened" in said[0], said
+
+
+def test_a_login_github_cannot_assign_files_the_request_with_a_mention(
+    make_bot, sqlite_store, clock, caplog
+):
+    """The stand-in refuses, like GitHub, a login that is no collaborator: the request is
+    filed unassigned, the analyst is mentioned instead, and the log names the setting."""
+    gone = {"github": "ana-left", "slack": "U0ANA", "name": "Ana Lopez"}
+    with make_bot(sqlite_store, support_analysts=[gone], support_routing="assign") as bot:
+        people(bot)
+        bot.github.assignable = {"ana", "ben"}
+        root, number = file_from_thread(bot, "How many searches per week per deployment type?")
+        issue = bot.github.issue(number)
+        assert issue["assignees"] == []
+        assert "@ana-left" in issue["body"]
+        assert "SUPPORT_ANALYSTS" in caplog.text
+        assert any(f"#{number}" in str(m.get("text")) for m in bot.slack.messages("C0ANALYTICS"))

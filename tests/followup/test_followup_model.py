@@ -116,6 +116,13 @@ def test_an_excerpt_of_ampersands_still_fits_a_section():
     assert cut and len(quoted) <= 3000
 
 
+@pytest.mark.parametrize("body", ["ok\n\n" * 600, "a\n" * 1500, "& x\n" * 700])
+def test_an_excerpt_of_many_short_lines_fits_a_section_with_its_quote_marks(body):
+    quoted, cut = excerpt(body, 2000)
+    assert cut and len(quoted) <= 3000
+    assert all(line.startswith(">") for line in quoted.splitlines())
+
+
 def test_every_message_fits_slacks_limits():
     issue = IssueRef(7, "https://github.com/acme/analytics/issues/7", "<!here> " + "t" * 300)
     for kind in Change:

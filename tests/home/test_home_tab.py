@@ -6,11 +6,19 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
+from types import SimpleNamespace
+from zoneinfo import ZoneInfo
 
 import pytest
 import requests
 
+from bot.github import GitHubIssue
+from bot.home.blocks import build_home_view
+from bot.home.model import HomeData, UrgentIssue
+from bot.home.tab import _status
 from bot.ids import Action, RequestBlock, View
+from bot.intake.model import Status
 from sandbox.slack_requests import app_home_opened_event, view_submission
 from tests.conftest import TEST_NOW
 from tests.intake.test_intake_flow import answer, new_request_modal, submit
@@ -140,3 +148,66 @@ def test_the_messages_tab_draws_nothing_and_github_down_still_draws_the_tab(bot)
     bot.github.fail_next(status=503, times=50)
     shown = text_of(open_home(bot, "U0ALICE"))
     assert "Seats by plan" in shown and "GitHub did not answer" in shown
+
+
+NOW = dt.datetime(2026, 11, 23, 18, 0, tzinfo=dt.UTC)
+
+
+def test_ten_urgent_issues_with_ampersand_titles_keep_every_link_whole():
+    """Titles like "R&D <-> Ops & Finance: ..." escape to 5x their length: the urgent section
+    is cut by whole lines to fit 3,000 characters, never inside a `<url|label>` link, and
+    says how many more there are."""
+    title = "R&D & Ops " + "& QA " * 40
+    urgent = [
+        UrgentIssue(
+            number=100 + i,
+            title=title,
+            url=f"https://github.com/acme/analytics/issues/{100 + i}",
+            assignees=["ana-lopez", "ben-k", "cai-zhang", "dana-fox", "eve-smith"],
+            created_at=NOW,
+        )
+        for i in range(10)
+    ]
+    data = HomeData(user_id="U0ALICE", urgent=urgent, urgent_total=12, today=NOW.date())
+    view = build_home_view(data, ZoneInfo("America/Los_Angeles")).to_dict()
+    [section] = [
+        b
+        for b in view["blocks"]
+        if b["type"] == "section" and ":rotating_light:" in b["text"]["text"]
+    ]
+    text = section["text"]["text"]
+    # Every "<" opens a link that is closed, and no entity is cut (`&am…`).
+    assert text.count("<") == text.count(">"), text[-200:]
+    assert not re.search(r"&[a-z]*…", text), text[-200:]
+    shown = text.count("<https://github.com/acme/analytics/issues/")
+    assert 0 < shown <= 10 and len(text) <= 3000
+    assert text.endswith(f"… and {12 - shown} more"), text[-200:]
+
+
+@pytest.mark.parametrize(
+    ("reason", "shown"),
+    [
+        ("duplicate", "Closed: duplicate"),
+        ("not_planned", "Closed: not planned"),
+        ("completed", "Delivered"),
+        (None, "Delivered"),
+    ],
+)
+def test_a_closed_request_shows_its_close_reason_and_only_completed_is_delivered(reason, shown):
+    """Follow-ups tell "closed as duplicate": the Home tab does not say Delivered then."""
+    issue = GitHubIssue.model_validate(
+        {
+            "number": 7,
+            "title": "x",
+            "html_url": "https://github.com/acme/analytics/issues/7",
+            "state": "closed",
+            "state_reason": reason,
+            "labels": [],
+            "assignees": [],
+            "created_at": NOW.isoformat(),
+            "updated_at": NOW.isoformat(),
+            "closed_at": NOW.isoformat(),
+        }
+    )
+    row = SimpleNamespace(status=Status.FILED)  # all _status reads of the row
+    assert _status(row, issue) == shown  # type: ignore[arg-type]

@@ -13,8 +13,8 @@ from bot.deps import build_deps
 from bot.intake import outbox
 from bot.intake.filing import drain_outbox
 from bot.intake.markdown import github_markdown
-from bot.intake.mirror import drain_replies, mirror_status
-from bot.intake.model import REPLY_MARKER
+from bot.intake.mirror import drain_replies, mirror_status, render_reply_comment
+from bot.intake.model import REPLY_MARKER, ThreadReply
 from sandbox.slack_requests import (
     event_callback,
     message_changed_event,
@@ -275,3 +275,75 @@ def test_over_socket_mode_the_same_listener_mirrors_a_reply_once_despite_retries
             handler.close()
     [body] = mirrored(bot, issue["number"])
     assert "Over the socket: add Q4 too." in body
+
+
+# --- escaping, and requests filed again -------------------------------------------------
+
+
+def _unescaped(body: str, target: str) -> list[int]:
+    """Positions where `target` starts with a `]` that CommonMark reads as a real bracket
+    (preceded by an even number of backslashes)."""
+    found = []
+    for m in re.finditer(re.escape(target), body):
+        i, slashes = m.start() - 1, 0
+        while i >= 0 and body[i] == "\\":
+            slashes += 1
+            i -= 1
+        if slashes % 2 == 0:
+            found.append(m.start())
+    return found
+
+
+def test_a_file_title_cannot_make_a_disguised_link_on_github():
+    shared = ThreadReply.model_validate(
+        {
+            "channel": "C0ANALYTICS",
+            "ts": "1700000001.000200",
+            "thread_ts": "1700000000.000100",
+            "user": "U0BOB",
+            "subtype": "file_share",
+            "text": "",
+            "files": [{"name": "q.csv", "title": "report\\](https://evil.example/login) [x"}],
+        }
+    )
+    body = render_reply_comment(
+        shared,
+        REPLY_MARKER.format(channel="C0ANALYTICS", ts="1700000001.000200"),
+        "https://acme.slack.com/archives/C0ANALYTICS/p1700000001000200",
+        lambda uid: "Bob Ortiz",
+    )
+    assert _unescaped(body, "](https://evil.example") == [], body
+
+
+def test_gh_dash_references_are_broken_like_hash_references():
+    """GitHub autolinks GH-123 to issue #123 (and cross-references it) just like #123."""
+    out = github_markdown("same as GH-12 and #12")
+    assert "#12" not in out.replace("#&#8203;12", "")
+    assert "GH-12" not in out, out
+
+
+def test_a_reply_to_a_request_that_failed_then_was_refiled_reaches_github(make_bot, sqlite_store):
+    """GitHub refused the request (bad token, 401): it is FAILED and "the team can file it
+    again". A thread reply meanwhile must not be dropped for good: once the request is
+    requeued and filed, the reply becomes its comment ("nothing lost")."""
+    with make_bot(sqlite_store, thread_mirror_channels=["C0ANALYTICS"]) as bot:
+        bot.slack.add_channel("C0ANALYTICS", "analytics")
+        for uid, name in (("U0ALICE", "Alice Chen"), ("U0BOB", "Bob Ortiz"), ("U0CAROL", "Carol")):
+            bot.slack.add_user(uid, real_name=name)
+        bot.github.fail_next("POST", r"^/repos/[^/]+/[^/]+/issues$", status=401)
+        root = seed_request_thread(bot)
+        view = open_from_thread(bot, root)
+        submit(bot, view_submission(view, answer(**{"q:end_state": "chart", "q:why": "planning"})))
+        [row] = outbox.list_requests(bot.deps)
+        assert row.status.value == "failed", row.status
+        msg = bot.slack.user_posts("C0ANALYTICS", "U0BOB", "Only paid plans", thread_ts=root["ts"])
+        assert bot.event(message_event(msg)).status == 200
+        bot.wait_idle()
+        assert mirror_status(bot.deps, "C0ANALYTICS", msg["ts"]) == "queued"
+        outbox.requeue(bot.deps, row.id)
+        drain_outbox(bot.deps)
+        drain_replies(bot.deps)
+        [issue] = bot.github.issues()
+        bodies = [c["body"] for c in bot.github.comments(issue["number"])]
+        status = mirror_status(bot.deps, "C0ANALYTICS", msg["ts"])
+        assert any("Only paid plans" in b for b in bodies), (status, bodies)
