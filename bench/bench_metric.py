@@ -18,8 +18,10 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 from bot.metric.catalog import load_catalog
 from bot.metric.lookup import MetricService
@@ -88,6 +90,35 @@ def ms(seconds: float) -> str:
     return f"{1000 * seconds:.1f} ms"
 
 
+def burst(send: Callable[[int], tuple[Any, str]], n: int = 50) -> tuple[list[float], list[str]]:
+    """`n` requests released at once from `n` threads, `send(i)` sending the i-th and
+    returning (HTTP response, response URL): each one's ack time (until its HTTP response,
+    which is what Slack waits for) and the response URLs, in completion order."""
+    acks: list[float] = []
+    urls: list[str] = []
+    lock = threading.Lock()
+    barrier = threading.Barrier(n)
+
+    def one(i: int) -> None:
+        barrier.wait()
+        started = time.perf_counter()
+        response, url = send(i)
+        elapsed = time.perf_counter() - started
+        assert response.status == 200, response.text
+        with lock:
+            acks.append(elapsed)
+            urls.append(url)
+
+    with ThreadPoolExecutor(n) as pool:
+        list(pool.map(one, range(n)))
+    return acks, urls
+
+
+def slash_metric(bot) -> Callable[[int], tuple[Any, str]]:
+    """The i-th of a burst: `/metric` of PAIRS[i % 10] from its own user, signed."""
+    return lambda i: bot.slash("/metric", PAIRS[i % len(PAIRS)], user=f"U{i:04d}")
+
+
 def bench_acks(data_dir: Path, settings: Settings, warehouse, now) -> None:
     from sandbox.harness import BotHarness
 
@@ -96,24 +127,8 @@ def bench_acks(data_dir: Path, settings: Settings, warehouse, now) -> None:
     with BotHarness(data_dir=data_dir, warehouse=slow, now=now) as bot:
         bot.slash("/metric", "help")  # warm up the HTTP path once
         bot.wait_idle()
-        acks: list[float] = []
-        urls: list[str] = []
-        lock = threading.Lock()
-        barrier = threading.Barrier(50)
-
-        def one(i: int) -> None:
-            barrier.wait()
-            started = time.perf_counter()
-            response, url = bot.slash("/metric", PAIRS[i % len(PAIRS)], user=f"U{i:04d}")
-            elapsed = time.perf_counter() - started
-            assert response.status == 200, response.text
-            with lock:
-                acks.append(elapsed)
-                urls.append(url)
-
         started = time.perf_counter()
-        with ThreadPoolExecutor(50) as pool:
-            list(pool.map(one, range(50)))
+        acks, urls = burst(slash_metric(bot))
         bot.wait_idle(timeout=120)
         answered = time.perf_counter() - started
         notes = sum(

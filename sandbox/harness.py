@@ -27,6 +27,8 @@ from sandbox.slack_api import FakeSlack
 from sandbox.slack_requests import send_signed
 
 ANALYTICS_CHANNEL = "C0ANALYTICS"
+# waitress threads serving the app (bench/bench_ack.py serves a bare Bolt app alike).
+WEB_THREADS = 16
 
 
 class TrackingExecutor(Executor):
@@ -134,7 +136,7 @@ class BotHarness:
             )
         )
         self.app = build_app(self.deps, listener_executor=self.listeners)
-        self.server = WebServer(build_web(self.app, self.deps), threads=16).start()
+        self.server = WebServer(build_web(self.app, self.deps), threads=WEB_THREADS).start()
         return self
 
     def __exit__(self, *exc: Any) -> None:
