@@ -17,7 +17,7 @@ from slack_sdk.errors import SlackApiError
 
 from bot.errors import DatabotError, InputError, NotAllowedError
 from bot.metric.lookup import metric_service
-from bot.metric.model import refusal
+from bot.metric.model import may_see, refusal
 from bot.metric.periods import Period
 from bot.settings import REPORTING_TZ
 from bot.slack_channels import channel_id
@@ -201,15 +201,37 @@ def list_for(deps: Deps, *, user: str | None, channel: str | None) -> Message:
         items,
         titles,
         {i.id: next_run(i, deps) for i in items},
-        last_results(deps, items),
+        last_results(deps, items, user=user, channel=channel),
         deps.settings.tz,
     )
 
 
-def last_results(deps: Deps, items: list[Item]) -> dict[int, str]:
+HIDDEN_RESULT = "not shown here (revenue data)"
+
+
+def last_results(
+    deps: Deps,
+    items: list[Item],
+    *,
+    user: str | None = None,
+    channel: str | None = None,
+    operator: bool = False,
+) -> dict[int, str]:
+    """Each item's last run, as `user` may see it in `channel`: a revenue item's result
+    (which may carry its number) only where its metric may be seen (`operator`: the CLI,
+    which sees everything)."""
     runs = records.last_runs(deps.store, [i.job_name for i in items])
+    catalog = metric_service(deps).catalog
     out = {}
     for item in items:
+        metric = catalog.get(item.metric)
+        if (
+            not operator
+            and metric is not None
+            and not may_see(metric, deps.settings, user=user, channel=channel)
+        ):
+            out[item.id] = HIDDEN_RESULT
+            continue
         found = runs.get(item.job_name)
         if found:
             period, status, detail = found

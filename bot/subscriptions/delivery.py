@@ -228,12 +228,15 @@ class AlertJob(ItemJob):
         records.record_check(
             deps.store, item.id, period, now, CheckState.TRUE if holds else CheckState.FALSE, value
         )
+        # Skip reasons are stored and listed (`/metric subscriptions`, `databot posts`):
+        # a revenue number stays out of them.
+        shown = "" if metric.sensitivity is Sensitivity.REVENUE else f" ({value:g})"
         if not holds:
-            return Skip(reason=f"{rule.describe()}: not true ({value:g})")
+            return Skip(reason=f"{rule.describe()}: not true{shown}")
         if before is CheckState.TRUE:
-            return Skip(reason=f"{rule.describe()}: still true ({value:g}); told already")
+            return Skip(reason=f"{rule.describe()}: still true{shown}; told already")
         if item.snoozed_until and item.snoozed_until > now:
-            return Skip(reason=f"{rule.describe()}: true ({value:g}) but snoozed")
+            return Skip(reason=f"{rule.describe()}: true{shown} but snoozed")
         message = build_alert_fired(
             item,
             metric,
