@@ -67,6 +67,7 @@ class MetricQuery:
     account: str | None = None  # as typed, before resolving against the accounts table
     by: Dimension | None = None  # `by DIMENSION`: answered as a breakdown
     defaulted: bool = False  # no period was typed: the metric's default_period
+    period_text: str = ""  # the period as typed ("" when defaulted), without name/for/by
 
 
 @dataclass(frozen=True)
@@ -232,7 +233,9 @@ def parse_command(
                 + ", ".join(f"`{n}`" for n in can)
                 + "."
             )
-    return MetricQuery(metric, period, account, by=by, defaulted=defaulted)
+    return MetricQuery(
+        metric, period, account, by=by, defaulted=defaulted, period_text=period_text.strip()
+    )
 
 
 def parse_dimension(metric: Metric, catalog: Catalog, text: str) -> Dimension:

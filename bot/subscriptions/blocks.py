@@ -48,6 +48,8 @@ def describe(item: Item, title: str | None = None) -> str:
         name += f" {escape_mrkdwn(item.period_text)}"
     if item.account:
         name += f" for {escape_mrkdwn(item.account)}"
+    if item.by:
+        name += f" by {item.by.value}"
     if item.kind is Kind.SUBSCRIPTION and item.schedule:
         return f"{name}, {item.schedule.describe()}, in <#{item.channel}>"
     assert item.rule is not None

@@ -23,7 +23,6 @@ from bot.metric.blocks import build_metric_message
 from bot.metric.catalog import Metric, Sensitivity
 from bot.metric.lookup import MetricService, metric_service
 from bot.metric.model import MetricQuery, NoData, UnknownAccount, format_through
-from bot.metric.periods import parse_period
 from bot.scheduling.job import NotReady, Post, Skip
 from bot.settings import REPORTING_TZ
 from bot.slack_channels import channel_id
@@ -45,6 +44,7 @@ from bot.subscriptions.model import (
     alert_period_key,
     delivery_period,
     parse_job_name,
+    subscription_period,
 )
 
 if TYPE_CHECKING:
@@ -169,9 +169,9 @@ class SubscriptionJob(ItemJob):
             return found
         item, metric = found
         day = dt.date.fromisoformat(period)
-        asked = parse_period(item.period_text or metric.default_period, day)
+        asked = subscription_period(item.period_text, metric.default_period, day)
         try:
-            answer = self.lookups.answer(MetricQuery(metric, asked, item.account))
+            answer = self.lookups.answer(MetricQuery(metric, asked, item.account, by=item.by))
         except NoData as exc:
             return NotReady(reason=exc.user_message.rstrip("."), channel=item.channel)
         if not answer.complete:
