@@ -96,6 +96,13 @@ def build_delivery(item: Item, answer: Message) -> Message:
     return Message(text=answer.text, blocks=[*answer.blocks, extra])
 
 
+def build_delivery_no_data(item: Item, reason: str) -> Message:
+    """A subscription's post for a complete period without rows (e.g. an account whose
+    instances send no user-level events): said as what it is, not as late data."""
+    section = SectionBlock(text=MarkdownTextObject(text=truncate(reason, SECTION_LIMIT)))
+    return build_delivery(item, Message(text=reason, blocks=_dicts([section])))
+
+
 def build_alert_fired(
     item: Item,
     metric: Metric,

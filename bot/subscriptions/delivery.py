@@ -23,6 +23,7 @@ from bot.metric.blocks import build_metric_message
 from bot.metric.catalog import Metric, Sensitivity
 from bot.metric.lookup import MetricService, metric_service
 from bot.metric.model import MetricQuery, NoData, UnknownAccount, format_through
+from bot.metric.periods import Period
 from bot.scheduling.job import NotReady, Post, Skip
 from bot.settings import REPORTING_TZ
 from bot.slack_channels import channel_id
@@ -32,6 +33,7 @@ from bot.subscriptions.blocks import (
     build_alert_fired,
     build_alert_no_data,
     build_delivery,
+    build_delivery_no_data,
     build_stopped_notice,
 )
 from bot.subscriptions.model import (
@@ -173,7 +175,11 @@ class SubscriptionJob(ItemJob):
         try:
             answer = self.lookups.answer(MetricQuery(metric, asked, item.account, by=item.by))
         except NoData as exc:
-            return NotReady(reason=exc.user_message.rstrip("."), channel=item.channel)
+            if not _data_reaches(exc, asked):
+                return NotReady(reason=exc.user_message.rstrip("."), channel=item.channel)
+            # The data is complete and there is no row for it: that is the answer.
+            message = build_delivery_no_data(item, exc.user_message)
+            return Post(channel=item.channel, text=message.text, blocks=message.blocks)
         if not answer.complete:
             return NotReady(
                 reason=_late_reason(deps, metric, answer.data_through), channel=item.channel
@@ -208,7 +214,12 @@ class AlertJob(ItemJob):
         checked = alert_period(rule, first + dt.timedelta(days=7 if rule.compare == "week" else 1))
         try:
             answer = self.lookups.answer(MetricQuery(metric, checked, item.account))
-        except (NoData, UnknownAccount) as exc:
+        except NoData as exc:
+            if not _data_reaches(exc, checked):
+                # At 00:30 the day's events may not have landed: wait, do not close it.
+                return NotReady(reason=exc.user_message.rstrip("."), channel=item.channel)
+            return self._no_data(deps, item, metric, period, exc.user_message)
+        except UnknownAccount as exc:
             return self._no_data(deps, item, metric, period, exc.user_message)
         if not answer.complete:
             return NotReady(
@@ -258,6 +269,13 @@ class AlertJob(ItemJob):
             return Skip(reason="still no data; said already")
         message = build_alert_no_data(item, metric.title, reason)
         return Post(channel=item.channel, text=message.text)
+
+
+def _data_reaches(exc: NoData, period: Period) -> bool:
+    """Whether the source's data goes through the end of `period` (then no rows means no
+    data, not data still to come)."""
+    _, end = period.utc_bounds(REPORTING_TZ)
+    return exc.data_end is not None and exc.data_end >= end
 
 
 def _late_reason(deps: Deps, metric: Metric, through: dt.datetime | None) -> str:
