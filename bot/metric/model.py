@@ -361,8 +361,15 @@ def may_see(metric: Metric, settings: Settings, *, user: str | None, channel: st
     return user is not None and user in settings.revenue_users
 
 
+def channel_ref(entry: str) -> str:
+    """A REVENUE_CHANNELS entry as mrkdwn: an ID as a channel link, a `#name` as text."""
+    if re.fullmatch(r"[CG][A-Z0-9]+", entry):
+        return f"<#{entry}>"
+    return escape_mrkdwn("#" + entry.removeprefix("#"))
+
+
 def refusal(metric: Metric, settings: Settings, *, sharing: bool = False) -> str:
-    where = ", ".join(f"<#{c}>" for c in settings.revenue_channels)
+    where = ", ".join(channel_ref(c) for c in settings.revenue_channels)
     what = f"*{escape_mrkdwn(metric.title)}* is revenue data"
     if sharing:
         head = f"{what}, so I won't post it in this channel."

@@ -17,8 +17,8 @@ from slack_sdk.errors import SlackApiError
 
 from bot.errors import DatabotError, InputError, NotAllowedError
 from bot.metric.catalog import Metric
-from bot.metric.lookup import metric_service
-from bot.metric.model import may_see, refusal
+from bot.metric.lookup import may_see_in, metric_service
+from bot.metric.model import refusal
 from bot.metric.periods import Period
 from bot.settings import REPORTING_TZ
 from bot.slack_channels import channel_id
@@ -242,7 +242,7 @@ def last_results(
         if (
             not operator
             and metric is not None
-            and not may_see(metric, deps.settings, user=user, channel=channel)
+            and not may_see_in(deps, metric, user=user, channel=channel)
         ):
             out[item.id] = HIDDEN_RESULT
             continue

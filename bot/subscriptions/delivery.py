@@ -26,7 +26,7 @@ from bot.metric.model import MetricQuery, NoData, UnknownAccount, format_through
 from bot.metric.periods import Period
 from bot.scheduling.job import NotReady, Post, Skip
 from bot.settings import REPORTING_TZ
-from bot.slack_channels import channel_id
+from bot.slack_channels import is_listed
 from bot.slack_post import deliver
 from bot.subscriptions import records
 from bot.subscriptions.blocks import (
@@ -69,18 +69,9 @@ def tick_lookups(deps: Deps) -> MetricService:
 
 def revenue_ok(deps: Deps, channel: str) -> bool:
     """Whether revenue may be posted into `channel` (an ID): listed by ID, or by a #name
-    that resolves to it. When a name cannot be resolved the answer is no."""
-    allowed = deps.settings.revenue_channels
-    if channel in allowed:
-        return True
-    for entry in allowed:
-        if entry.startswith("#"):
-            try:
-                if channel_id(deps, entry) == channel:
-                    return True
-            except Exception as exc:  # noqa: BLE001 - unknown means not allowed
-                logger.warning("could not resolve %s (%s)", entry, type(exc).__name__)
-    return False
+    that resolves to it. A Slack error while resolving a name raises (the runner retries):
+    only a name that resolved to another channel (or none) means no."""
+    return is_listed(deps, channel, deps.settings.revenue_channels)
 
 
 def allowed_in(deps: Deps, metric: Metric, channel: str) -> bool:

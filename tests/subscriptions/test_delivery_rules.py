@@ -163,3 +163,21 @@ def test_an_alert_waits_for_a_day_whose_data_has_not_landed_instead_of_saying_no
         tick(bot)
         said = [p.get("text", "") for p in posts(bot)]
         assert not any("not a crossing" in t for t in said), said
+
+
+def test_a_moment_of_slack_trouble_does_not_stop_a_revenue_subscription_for_good(
+    make_bot, sqlite_store, clock
+):
+    # REVENUE_CHANNELS may name channels (`#finance`, README). A delivery re-checks the
+    # right by resolving the name; when Slack cannot answer that moment, the item must not be
+    # stopped for ever (and its creator told it lost the right).
+    with make_bot(sqlite_store, revenue_channels=["#finance"]) as bot:
+        finance = bot.slack.add_channel("C0FINANCE", "finance")
+        clock.set(at(dt.date(2026, 11, 16), 10))
+        made = command(bot, "subscribe mrr daily at 9am", channel=finance)
+        assert "Subscribed" in text_of(made)
+        clock.set(at(dt.date(2026, 11, 18), 9))  # the channel-name cache (24 h) has expired
+        bot.slack.fail_next("conversations.list", "internal_error", status=500, times=5)
+        tick(bot)
+        (item,) = items(bot)
+        assert item.status == "active", item.status_reason
