@@ -27,7 +27,7 @@ from bot.metric.periods import Period
 from bot.scheduling.job import NotReady, Post, Skip
 from bot.settings import REPORTING_TZ
 from bot.slack_channels import is_listed
-from bot.slack_post import deliver
+from bot.slack_post import deliver, redeliver_due
 from bot.subscriptions import records
 from bot.subscriptions.blocks import (
     build_alert_fired,
@@ -58,7 +58,9 @@ logger = logging.getLogger(__name__)
 
 # How far back a schedule's latest fire time is looked for (a weekly one is within a week).
 LOOKBACK = dt.timedelta(days=8)
-STOPPED_KEY = "subscription-stopped:{id}"
+# Per stop (an item resumed and stopped again is told again), redelivered by the tick.
+STOPPED_PREFIX = "subscription-stopped:"
+STOPPED_KEY = STOPPED_PREFIX + "{id}:{at}"
 
 
 def tick_lookups(deps: Deps) -> MetricService:
@@ -81,15 +83,21 @@ def allowed_in(deps: Deps, metric: Metric, channel: str) -> bool:
 def stop_item(deps: Deps, item: Item, title: str, reason: str) -> None:
     """databot stops an item (it may no longer post where it does) and tells its creator
     once, by DM."""
-    records.set_status(deps.store, item.id, deps.now(), Status.STOPPED, reason)
+    now = deps.now()
+    records.set_status(deps.store, item.id, now, Status.STOPPED, reason)
     message = build_stopped_notice(item, title, reason)
     deliver(
         deps,
-        STOPPED_KEY.format(id=item.id),
+        STOPPED_KEY.format(id=item.id, at=now.astimezone(dt.UTC).isoformat()),
         channel=item.creator,
         text=message.text,
         unfurl_links=False,
     )
+
+
+def redeliver_stopped_notices(deps: Deps) -> int:
+    """Send again the "I stopped your item" DMs whose first try was lost (each tick)."""
+    return redeliver_due(deps, STOPPED_PREFIX)
 
 
 class ItemJob:

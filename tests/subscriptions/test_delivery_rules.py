@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import datetime as dt
 
+from bot.features import build_jobs
+from bot.scheduling.clock import Clock
 from bot.scheduling.runs import list_runs
 from sandbox.harness import ANALYTICS_CHANNEL
 from tests.subscriptions.test_subscriptions import at, command, items, posts, text_of, tick
@@ -181,3 +183,25 @@ def test_a_moment_of_slack_trouble_does_not_stop_a_revenue_subscription_for_good
         tick(bot)
         (item,) = items(bot)
         assert item.status == "active", item.status_reason
+
+
+def test_the_creator_is_told_when_their_item_is_stopped_even_if_the_first_dm_is_lost(
+    make_bot, sqlite_store, clock
+):
+    # The DM is sent with deliver(): a lost one stays due and the subscriptions tick sends it.
+    from tests.subscriptions.test_subscriptions import FINANCE, USER
+
+    with make_bot(sqlite_store, revenue_channels=[FINANCE]) as bot:
+        clock.set(at(dt.date(2026, 11, 16), 10))
+        assert "Subscribed" in text_of(command(bot, "subscribe mrr daily at 9am", channel=FINANCE))
+        bot.deps.settings.revenue_channels = []  # the channel loses the right
+        bot.slack.fail_next("chat.postMessage", "internal_error", status=500)
+        clock.set(at(dt.date(2026, 11, 17), 9))
+        tick(bot)
+        for _ in range(12):  # the next hour of the clock (its sweep runs every minute)
+            clock.advance(minutes=5)
+            tick(bot)
+            Clock(bot.deps, build_jobs(bot.deps)).tick()  # what the clock process does
+        told = [m for m in bot.slack.messages(USER) if "stopped" in m.get("text", "")]
+        tries = [c for c in bot.slack.calls("chat.postMessage") if c.args.get("channel") == USER]
+        assert told, f"the stopped notice was lost and never sent again ({len(tries)} tries)"
