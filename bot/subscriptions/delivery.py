@@ -162,7 +162,7 @@ class ItemJob:
 class SubscriptionJob(ItemJob):
     def period_for(self, run_at: dt.datetime, tz: ZoneInfo) -> str | None:
         fire = self.latest_fire(run_at, tz)
-        return delivery_period(fire, tz) if fire else None
+        return delivery_period(fire) if fire else None
 
     def build(self, deps: Deps, period: str) -> Post | NotReady | Skip:
         found = self.current(deps)

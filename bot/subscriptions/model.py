@@ -26,6 +26,7 @@ from bot.errors import InputError
 from bot.metric.catalog import Catalog, Dimension
 from bot.metric.model import AccountRequest, HelpRequest, MetricQuery, UnknownMetric, parse_command
 from bot.metric.periods import Period, parse_period
+from bot.settings import REPORTING_TZ
 from bot.slack_text import escape_mrkdwn
 
 SUBSCRIBE_USAGE = (
@@ -427,9 +428,11 @@ def subscription_period(period_text: str | None, default: str, day: dt.date) -> 
     return period
 
 
-def delivery_period(fire: dt.datetime, tz) -> str:
-    """Key of the delivery due at `fire`: its day in the team's zone (2026-11-30)."""
-    return fire.astimezone(tz).date().isoformat()
+def delivery_period(fire: dt.datetime) -> str:
+    """Key of the delivery due at `fire`: its Pacific day (2026-11-30), the "today" its
+    period is read from. TIMEZONE moves the schedule only: 09:00 in Tokyo on a Tuesday is
+    Monday afternoon in Pacific time, whose last complete day is Sunday."""
+    return fire.astimezone(REPORTING_TZ).date().isoformat()
 
 
 def alert_period(rule: Rule, day: dt.date) -> Period:

@@ -205,3 +205,22 @@ def test_the_creator_is_told_when_their_item_is_stopped_even_if_the_first_dm_is_
         told = [m for m in bot.slack.messages(USER) if "stopped" in m.get("text", "")]
         tries = [c for c in bot.slack.calls("chat.postMessage") if c.args.get("channel") == USER]
         assert told, f"the stopped notice was lost and never sent again ({len(tries)} tries)"
+
+
+def test_a_non_pacific_team_time_delivers_the_last_complete_pacific_day_on_time(
+    make_bot, sqlite_store, clock
+):
+    # TIMEZONE moves schedules only; reported days are Pacific. 09:00 in Tokyo on Tue Nov 24
+    # is 16:00 PT on Mon Nov 23: the last complete Pacific day is Sun Nov 22.
+    with make_bot(sqlite_store, timezone="Asia/Tokyo") as bot:
+        clock.set(at(dt.date(2026, 11, 20), 12))
+        assert "Subscribed" in text_of(command(bot, "subscribe dau daily at 9am"))
+        tokyo_nine = dt.datetime(2026, 11, 24, 9, 0, tzinfo=dt.timezone(dt.timedelta(hours=9)))
+        clock.set(tokyo_nine.astimezone(dt.UTC))
+        tick(bot)
+        (item,) = items(bot)
+        runs = {
+            r.period: (r.status, r.detail) for r in list_runs(bot.deps.store, job=item.job_name)
+        }
+        assert any(s == "posted" for s, _ in runs.values()), runs
+        assert "Sun Nov 22, 2026" in text_of(posts(bot)[0])
