@@ -375,6 +375,15 @@ def parse_alert(text: str, catalog: Catalog, today: dt.date, tz_name: str) -> Su
                 raise _tz_refusal(bad, tz_name)
             raise InputError(f"I can't read “{_shown(' '.join(rest[1:]))}”. {ALERT_USAGE}.")
     threshold = parse_number(number_text, percent=condition is Condition.CHANGES)
+    span = 7 if compare == "week" else 1
+    if condition is Condition.CHANGES and query.metric.min_days > span:
+        # Its one-day (or one-week) check is widened to its window, and the change would
+        # be measured against the window before it, not the previous day (or week).
+        raise InputError(
+            f"`{query.metric.name}` is counted over {query.metric.min_days} days, so a change "
+            f"vs the previous {compare} cannot be told apart from the window's own: use "
+            f"`/metric alert {query.metric.name} above|below NUMBER` instead."
+        )
     return SubscriptionSpec(
         kind=Kind.ALERT,
         metric=query.metric.name,
@@ -391,8 +400,12 @@ def parse_number(text: str, *, percent: bool = False) -> float:
         raise InputError(f"“{_shown(text)}” is not a number: write e.g. {example}.")
     sign, digits, suffix = m.group(1), m.group(2).replace(",", ""), m.group(3).lower()
     value = float(digits) * {"k": 1e3, "m": 1e6}.get(suffix, 1.0)
-    if percent and value <= 0:
-        raise InputError("Give the change as a positive percent, e.g. `changes by 20%`.")
+    if percent and (value <= 0 or sign == "-"):
+        # A change is measured either way: -5% would hold for every value.
+        raise InputError(
+            "Give the change as a positive percent (either direction counts), "
+            "e.g. `changes by 20%`."
+        )
     return -value if sign == "-" else value
 
 

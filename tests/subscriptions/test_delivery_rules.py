@@ -224,3 +224,14 @@ def test_a_non_pacific_team_time_delivers_the_last_complete_pacific_day_on_time(
         }
         assert any(s == "posted" for s, _ in runs.values()), runs
         assert "Sun Nov 22, 2026" in text_of(posts(bot)[0])
+
+
+def test_a_change_alert_on_a_windowed_metric_is_refused_with_a_plain_answer(bot, clock):
+    # MAU is a 30-day window: its one-day check would be widened to 30 days and compared
+    # with the 30 days before, not with the previous day the alert promises. Refused.
+    clock.set(at(dt.date(2026, 11, 17), 9))
+    for text in ("alert mau changes by 10% vs previous day", "alert mau changes by 10% weekly"):
+        said = text_of(command(bot, text))
+        assert "Alert set" not in said and "30 days" in said, said
+    assert items(bot) == []
+    assert "Alert set" in text_of(command(bot, "alert dau changes by 10%"))
