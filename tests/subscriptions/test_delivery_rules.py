@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import datetime as dt
 
+import pytest
+
 from bot.features import build_jobs
 from bot.scheduling.clock import Clock
 from bot.scheduling.runs import list_runs
@@ -235,3 +237,48 @@ def test_a_change_alert_on_a_windowed_metric_is_refused_with_a_plain_answer(bot,
         assert "Alert set" not in said and "30 days" in said, said
     assert items(bot) == []
     assert "Alert set" in text_of(command(bot, "alert dau changes by 10%"))
+
+
+def test_the_subscribe_button_on_a_breakdown_keeps_its_by(bot, clock):
+    from bot.ids import Action
+    from sandbox.slack_requests import block_actions
+    from tests.subscriptions.test_subscriptions import USER, responses
+
+    clock.set(at(dt.date(2026, 11, 18), 11))
+    answer = command(bot, "searches 30d by deployment")
+    url = bot.slack.response_url(ANALYTICS_CHANNEL, user=USER)
+    click = block_actions(
+        Action.METRIC_SUBSCRIBE.value,
+        message=answer,
+        channel_id=ANALYTICS_CHANNEL,
+        user_id=USER,
+        is_ephemeral=True,
+        response_url=url,
+    )
+    assert bot.interact(click).status == 200
+    assert "Subscribed" in text_of(responses(bot, url)[0])
+    (item,) = items(bot)
+    assert item.by == "deployment"  # its 30d is the metric's default, stored as None
+    clock.set(at(dt.date(2026, 11, 23), 9, 1))
+    tick(bot)
+    (post,) = posts(bot)
+    assert "by deployment" in text_of(post).lower()
+
+
+@pytest.mark.parametrize(
+    ("text", "day", "start", "end"),
+    [
+        ("this week", dt.date(2026, 11, 23), dt.date(2026, 11, 16), dt.date(2026, 11, 22)),
+        ("mtd", dt.date(2026, 11, 1), dt.date(2026, 10, 1), dt.date(2026, 10, 31)),
+        ("qtd", dt.date(2026, 10, 1), dt.date(2026, 7, 1), dt.date(2026, 9, 30)),
+        ("ytd", dt.date(2027, 1, 1), dt.date(2026, 1, 1), dt.date(2026, 12, 31)),
+        ("this week", dt.date(2026, 11, 25), dt.date(2026, 11, 23), dt.date(2026, 11, 24)),
+    ],
+)
+def test_a_to_date_subscription_delivers_the_previous_complete_period_on_its_first_day(
+    text, day, start, end
+):
+    from bot.subscriptions.model import subscription_period
+
+    period = subscription_period(text, "yesterday", day)
+    assert (period.start, period.end, period.partial) == (start, end, False)
