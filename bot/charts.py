@@ -5,7 +5,7 @@ daily chart (bot/cody/chart.py) and /metric's shared chart both end in `render_p
 
 The block is typed here because slack_sdk has no model for it. Limits are Slack's, as
 documented for the block (docs.slack.dev/reference/block-kit/blocks/data-visualization-block):
-a title of at most 50 characters; a line, bar or area chart has 1-12 series, each with a
+a title of at most 50 characters; a line, bar or area chart has 1-6 series, each with a
 unique name of at most 20 characters and 1-20 data points whose labels (at most 20
 characters) are among the axis categories (1-20, at most 20 characters each); axis labels
 at most 50 characters; at most two charts in one message. The models refuse what Slack
@@ -30,7 +30,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 TITLE_MAX = 50
 LABEL_MAX = 20  # series names, categories, data point labels
 AXIS_LABEL_MAX = 50
-MAX_SERIES = 12
+MAX_SERIES = 6
 MAX_CATEGORIES = 20
 CHARTS_PER_MESSAGE = 2
 

@@ -59,7 +59,13 @@ from bot.scheduling.runner import run_period
 from bot.scheduling.runs import RunRecord
 from bot.settings import utc_now
 from bot.sprints.jobs import build_sprint_jobs
-from bot.subscriptions.delivery import AlertJob, SubscriptionJob, active_jobs, find_item_job
+from bot.subscriptions.delivery import (
+    AlertJob,
+    SubscriptionJob,
+    active_jobs,
+    find_item_job,
+    redeliver_stopped_notices,
+)
 from bot.telemetry import CLOCK_HEARTBEAT_KEY
 from bot.urgent.poller import (
     IssuesObserver,
@@ -130,6 +136,7 @@ def tick_subscriptions(deps: Deps) -> list[RunRecord]:
             record = run_period(deps, retry, period)  # type: ignore[arg-type]
             if record is not None:
                 done.append(record)
+    redeliver_stopped_notices(deps)  # a creator's "stopped" DM whose first try was lost
     return done
 
 

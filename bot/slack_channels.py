@@ -46,6 +46,23 @@ def channel_id(deps: Deps, channel: str) -> str | None:
     return found
 
 
+def is_listed(deps: Deps, channel: str | None, entries: list[str]) -> bool:
+    """Whether conversation `channel` (an ID) is one of `entries`, channel IDs or `#names`
+    as settings hold them (REVENUE_CHANNELS): the one place such a list is matched, so
+    every surface agrees. A name is resolved with `channel_id` (cached). Slack errors
+    propagate: a name that cannot be looked up right now is not known to be another
+    channel, and the caller retries or says so; it is False only when the name resolved
+    to another channel, or to none."""
+    if not channel:
+        return False
+    if channel in entries:
+        return True
+    for entry in entries:
+        if not CONVERSATION_ID.match(entry) and channel_id(deps, entry) == channel:
+            return True
+    return False
+
+
 def list_channel_id(slack: WebClient, name: str) -> str | None:
     """The id of channel `name` (without #) as conversations.list shows it; no cache."""
     cursor = None

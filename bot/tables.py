@@ -139,6 +139,7 @@ metric_subscriptions = sa.Table(
     sa.Column("metric", sa.String(100), nullable=False),
     sa.Column("period_text", sa.String(60), nullable=True),
     sa.Column("account", sa.String(100), nullable=True),
+    sa.Column("by", sa.String(40), nullable=True),  # `by DIMENSION`, a Dimension value
     sa.Column("channel", sa.String(50), nullable=False, index=True),
     sa.Column("creator", sa.String(50), nullable=False, index=True),
     sa.Column("schedule", sa.JSON, nullable=True),
@@ -148,6 +149,8 @@ metric_subscriptions = sa.Table(
     sa.Column("snoozed_until", UtcDateTime(), nullable=True),
     sa.Column("created_at", UtcDateTime(), nullable=False),
     sa.Column("updated_at", UtcDateTime(), nullable=False),
+    # SQLite would reuse a deleted item's id (and `sub-N` its runs) without AUTOINCREMENT.
+    sqlite_autoincrement=True,
 )
 
 # Each alert's result per complete period: what re-arms it (false for a whole period).

@@ -141,7 +141,7 @@ CHARTS_PER_MESSAGE = 2
 CHART_TITLE_MAX = 50
 CHART_LABEL_MAX = 20
 CHART_AXIS_LABEL_MAX = 50
-CHART_SERIES = (1, 12)
+CHART_SERIES = (1, 6)  # line, bar, area
 CHART_CATEGORIES = (1, 20)
 PIE_SEGMENTS = (1, 12)
 # docs.slack.dev/reference/block-kit/blocks/table-block

@@ -102,3 +102,13 @@ def test_the_terminal_shows_a_chart_as_labelled_bars_with_values():
 
 def test_the_png_is_a_png():
     assert render_line_png(["a", "b"], [1, None], title="t", y_label="y").startswith(b"\x89PNG")
+
+
+def test_a_chart_keeps_slacks_six_series_at_most():
+    # Slack's line, bar and area charts take 1-6 series: a seventh is left out, not refused.
+    series = {f"s{n}": [1.0, 2.0] for n in range(7)}
+    block = build_chart_block("line", "Seven", ["a", "b"], series)
+    assert block is not None
+    payload = block.to_dict()
+    assert [s["name"] for s in payload["chart"]["series"]] == [f"s{n}" for n in range(6)]
+    assert block_problems([payload]) == []

@@ -26,7 +26,13 @@ from slack_sdk.models.blocks import (
 from bot.charts import MAX_CATEGORIES, DataVisualizationBlock, build_chart_block
 from bot.ids import Action
 from bot.metric.catalog import Catalog, Metric, Sensitivity, Unit
-from bot.metric.model import Answer, DataRequestPrefill, format_through, tables_read
+from bot.metric.model import (
+    Answer,
+    DataRequestPrefill,
+    channel_ref,
+    format_through,
+    tables_read,
+)
 from bot.metric.periods import ACCEPTED_FORMS, Period
 from bot.settings import Settings
 from bot.slack_text import DEMO_DATA_NOTE, DEMO_DATA_TEXT, Message, escape_mrkdwn, truncate
@@ -450,7 +456,7 @@ def build_metric_help(catalog: Catalog) -> Message:
 def _metric_facts(metric: Metric, catalog: Catalog, settings: Settings) -> list[tuple[str, str]]:
     """(what, mrkdwn) lines of `/metric help NAME`."""
     if metric.sensitivity is Sensitivity.REVENUE:
-        where = ", ".join(f"<#{c}>" for c in settings.revenue_channels)
+        where = ", ".join(channel_ref(c) for c in settings.revenue_channels)
         people = len(settings.revenue_users)
         if not where and not people:
             who = ":lock: revenue data: answered nowhere yet (REVENUE_CHANNELS is empty)"

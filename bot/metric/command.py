@@ -33,7 +33,7 @@ from bot.metric.blocks import (
     build_request_offer,
 )
 from bot.metric.card import build_account_card
-from bot.metric.lookup import MetricService, StillWorking, metric_service
+from bot.metric.lookup import MetricService, StillWorking, may_see_in, metric_service
 from bot.metric.model import (
     AccountRequest,
     Answer,
@@ -43,7 +43,6 @@ from bot.metric.model import (
     ShareValue,
     UnknownAccount,
     UnknownMetric,
-    may_see,
     prefill_for,
     refusal,
 )
@@ -107,7 +106,7 @@ def metric_command(
         return CommandReply(ack=build_metric_help(service.catalog))
     if isinstance(parsed, AccountRequest):
         return _card_after_ack(deps, parsed.name, text, send)
-    if not may_see(parsed.metric, deps.settings, user=user, channel=channel):
+    if not may_see_in(deps, parsed.metric, user=user, channel=channel):
         return CommandReply(ack=Message(text=refusal(parsed.metric, deps.settings)))
     # Started at the ack, so time spent queued for a worker thread counts too.
     note = StillWorking(
@@ -230,7 +229,7 @@ def share_metric_answer(
     if metric is None:
         raise InputError(f"`{value.metric}` is no longer in the catalog; ask again.")
     # Everyone in the channel will see it: the clicker's own permission is not enough.
-    if not may_see(metric, deps.settings, user=None, channel=channel):
+    if not may_see_in(deps, metric, user=None, channel=channel):
         refused = Message(text=refusal(metric, deps.settings, sharing=True))
         send(Reply(refused, replace_original=False))
         return
@@ -348,7 +347,7 @@ def metric_mention(
         if card is not None:
             post(build_account_card(card, deps.settings))
         return
-    if not may_see(parsed.metric, deps.settings, user=None, channel=channel):
+    if not may_see_in(deps, parsed.metric, user=None, channel=channel):
         post(Message(text=refusal(parsed.metric, deps.settings, sharing=True)))
         return
     query = parsed

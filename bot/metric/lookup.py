@@ -30,7 +30,14 @@ from sqlalchemy.exc import IntegrityError
 
 from bot import tables
 from bot.errors import InputError, WarehouseError, WarehouseTimeout, WarehouseTooCostly
-from bot.metric.catalog import Catalog, Dimension, Metric, ValueField, load_catalog
+from bot.metric.catalog import (
+    Catalog,
+    Dimension,
+    Metric,
+    Sensitivity,
+    ValueField,
+    load_catalog,
+)
 from bot.metric.model import (
     AccountRequest,
     Answer,
@@ -40,12 +47,14 @@ from bot.metric.model import (
     Row,
     UnknownAccount,
     format_through,
+    may_see,
     no_data_message,
     parse_command,
 )
 from bot.metric.periods import Period, day_start_utc, parse_period
 from bot.metric.rollups import Coverage, coverage_params, rewrite
 from bot.settings import REPORTING_TZ, Settings, utc_now
+from bot.slack_channels import is_listed
 from bot.slack_text import escape_mrkdwn
 from bot.warehouse import format_bytes, prepare_duckdb
 
@@ -1033,3 +1042,14 @@ def metric_service(deps: Deps) -> MetricService:
             on_cache=lambda result: deps.telemetry.lookup_cache.labels(result).inc(),
         ),
     )
+
+
+def may_see_in(deps: Deps, metric: Metric, *, user: str | None, channel: str | None) -> bool:
+    """`may_see` with REVENUE_CHANNELS' `#names` resolved to channel IDs (cached): what
+    every /metric surface and subscriptions check. `user=None`: everyone in `channel` sees
+    it. Slack errors in resolving a name propagate (retry), never a silent yes."""
+    if may_see(metric, deps.settings, user=user, channel=channel):
+        return True
+    if metric.sensitivity is Sensitivity.PUBLIC:  # pragma: no cover - may_see said yes
+        return True
+    return is_listed(deps, channel, deps.settings.revenue_channels)

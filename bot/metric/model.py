@@ -67,6 +67,7 @@ class MetricQuery:
     account: str | None = None  # as typed, before resolving against the accounts table
     by: Dimension | None = None  # `by DIMENSION`: answered as a breakdown
     defaulted: bool = False  # no period was typed: the metric's default_period
+    period_text: str = ""  # the period as typed ("" when defaulted), without name/for/by
 
 
 @dataclass(frozen=True)
@@ -232,7 +233,9 @@ def parse_command(
                 + ", ".join(f"`{n}`" for n in can)
                 + "."
             )
-    return MetricQuery(metric, period, account, by=by, defaulted=defaulted)
+    return MetricQuery(
+        metric, period, account, by=by, defaulted=defaulted, period_text=period_text.strip()
+    )
 
 
 def parse_dimension(metric: Metric, catalog: Catalog, text: str) -> Dimension:
@@ -358,8 +361,15 @@ def may_see(metric: Metric, settings: Settings, *, user: str | None, channel: st
     return user is not None and user in settings.revenue_users
 
 
+def channel_ref(entry: str) -> str:
+    """A REVENUE_CHANNELS entry as mrkdwn: an ID as a channel link, a `#name` as text."""
+    if re.fullmatch(r"[CG][A-Z0-9]+", entry):
+        return f"<#{entry}>"
+    return escape_mrkdwn("#" + entry.removeprefix("#"))
+
+
 def refusal(metric: Metric, settings: Settings, *, sharing: bool = False) -> str:
-    where = ", ".join(f"<#{c}>" for c in settings.revenue_channels)
+    where = ", ".join(channel_ref(c) for c in settings.revenue_channels)
     what = f"*{escape_mrkdwn(metric.title)}* is revenue data"
     if sharing:
         head = f"{what}, so I won't post it in this channel."

@@ -23,6 +23,9 @@ from bot.slack_text import escape_mrkdwn
 
 # Longer ranges scan a lot of data for one lookup; the team answers those by hand.
 MAX_DAYS = 400
+# Years a typed date may name (the data starts long after 2000; next year is the future,
+# refused as such). Outside them `date` arithmetic would overflow (`dec 9999`).
+MIN_YEAR = 2000
 MAX_TEXT = 60
 
 ACCEPTED_FORMS = (
@@ -173,31 +176,31 @@ def parse_period(text: str | None, today: dt.date) -> Period:
             raise InputError(f"Pick between 1d and {MAX_DAYS}d.")
         return _checked(Period(yesterday - dt.timedelta(days=days - 1), yesterday), today)
     if m := _MONTH.match(raw):
-        return _month(_date(int(m.group(1)), int(m.group(2)), 1, raw), today)
+        return _month(_date(int(m.group(1)), int(m.group(2)), 1, raw, today), today)
     if m := _QUARTER.match(raw):
         if m.group(1) and m.group(3):
             raise InputError(period_help(text))
         quarter = int(m.group(2))
         year = int(m.group(1) or m.group(3) or today.year)
-        start = dt.date(year, 3 * quarter - 2, 1)
+        start = _date(year, 3 * quarter - 2, 1, raw, today)
         if start > today and not (m.group(1) or m.group(3)):
             start = start.replace(year=year - 1)  # `Q4` in May: the latest Q4, last year's
         return _span(start, _quarter_end(start), today, f"Q{quarter} {start.year}")
     if (m := _MONTH_NAME.match(raw)) and m.group(1) in _MONTHS:
         month = _MONTHS[m.group(1)]
         if m.group(2):
-            return _month(dt.date(int(m.group(2)), month, 1), today)
+            return _month(_date(int(m.group(2)), month, 1, raw, today), today)
         start = dt.date(today.year, month, 1)
         if start > today:  # `October` in May: the latest October, last year's
             start = start.replace(year=today.year - 1)
         return _month(start, today)
     if m := _DAY.match(raw):
-        day = _date(int(m.group(1)), int(m.group(2)), int(m.group(3)), raw)
+        day = _date(int(m.group(1)), int(m.group(2)), int(m.group(3)), raw, today)
         if day == today:
             return Period(today, today, partial=True)
         return _checked(_day(day), today)
     if m := _RANGE.match(raw):
-        start, end = (_iso(g) for g in m.groups())
+        start, end = (_iso(g, today) for g in m.groups())
         if end < start:
             raise InputError("The range ends before it starts: write `START..END`.")
         if end > today:
@@ -274,18 +277,23 @@ def _checked(period: Period, today: dt.date) -> Period:
     return period
 
 
-def _date(year: int, month: int, day: int, raw: str) -> dt.date:
+def _date(year: int, month: int, day: int, raw: str, today: dt.date) -> dt.date:
+    """The one constructor of a typed date: a real date in MIN_YEAR..next year, else a
+    plain InputError (never a ValueError or OverflowError, HTTP 500)."""
+    shown = escape_mrkdwn(raw[:MAX_TEXT])
+    if not MIN_YEAR <= year <= today.year + 1:
+        raise InputError(f"`{shown}`: I can look up dates from {MIN_YEAR} to {today.year} only.")
     try:
         return dt.date(year, month, day)
     except ValueError:
-        raise InputError(f"There is no such date: `{raw}`.") from None
+        raise InputError(f"There is no such date: `{shown}`.") from None
 
 
-def _iso(text: str) -> dt.date:
-    try:
-        return dt.date.fromisoformat(text)
-    except ValueError:
-        raise InputError(f"There is no such date: `{text}`.") from None
+def _iso(text: str, today: dt.date) -> dt.date:
+    m = _DAY.match(text)
+    if not m:  # pragma: no cover - _RANGE matched two ISO-shaped dates
+        raise InputError(f"There is no such date: `{escape_mrkdwn(text)}`.")
+    return _date(int(m.group(1)), int(m.group(2)), int(m.group(3)), text, today)
 
 
 def _month_end(first: dt.date) -> dt.date:

@@ -48,6 +48,8 @@ def describe(item: Item, title: str | None = None) -> str:
         name += f" {escape_mrkdwn(item.period_text)}"
     if item.account:
         name += f" for {escape_mrkdwn(item.account)}"
+    if item.by:
+        name += f" by {item.by.value}"
     if item.kind is Kind.SUBSCRIPTION and item.schedule:
         return f"{name}, {item.schedule.describe()}, in <#{item.channel}>"
     assert item.rule is not None
@@ -92,6 +94,13 @@ def build_delivery(item: Item, answer: Message) -> Message:
     why = f"Subscription of <@{item.creator}>, {item.schedule.describe()} · {MANAGE}"
     extra = ContextBlock(elements=[MarkdownTextObject(text=why)]).to_dict()
     return Message(text=answer.text, blocks=[*answer.blocks, extra])
+
+
+def build_delivery_no_data(item: Item, reason: str) -> Message:
+    """A subscription's post for a complete period without rows (e.g. an account whose
+    instances send no user-level events): said as what it is, not as late data."""
+    section = SectionBlock(text=MarkdownTextObject(text=truncate(reason, SECTION_LIMIT)))
+    return build_delivery(item, Message(text=reason, blocks=_dicts([section])))
 
 
 def build_alert_fired(

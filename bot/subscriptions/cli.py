@@ -15,7 +15,7 @@ if TYPE_CHECKING:
 
 def subscription_rows(deps: Deps) -> list[dict[str, Any]]:
     items = records.list_items(deps.store)
-    results = last_results(deps, items)
+    results = last_results(deps, items, operator=True)
     return [
         {
             "job": item.job_name,

@@ -16,7 +16,8 @@ from typing import TYPE_CHECKING
 from slack_sdk.errors import SlackApiError
 
 from bot.errors import DatabotError, InputError, NotAllowedError
-from bot.metric.lookup import metric_service
+from bot.metric.catalog import Metric
+from bot.metric.lookup import may_see_in, metric_service
 from bot.metric.model import refusal
 from bot.metric.periods import Period
 from bot.settings import REPORTING_TZ
@@ -32,6 +33,7 @@ from bot.subscriptions.blocks import (
 )
 from bot.subscriptions.delivery import allowed_in, next_run
 from bot.subscriptions.model import (
+    PARTIAL_REFUSAL,
     ChannelRef,
     Item,
     ItemValue,
@@ -44,6 +46,7 @@ from bot.subscriptions.model import (
     parse_subscribe,
     relative_period_text,
     split_word,
+    subscription_period,
 )
 
 if TYPE_CHECKING:
@@ -116,6 +119,8 @@ def create_item(
     if not allowed_in(deps, metric, target):
         raise NotAllowedError(refusal(metric, deps.settings, sharing=True))
     account = service.resolve_account(spec.account) if spec.account else None
+    if spec.kind is Kind.SUBSCRIPTION:
+        _reread(spec, metric, service.today())
     return records.create(
         deps.store,
         deps.now(),
@@ -127,7 +132,15 @@ def create_item(
         creator=user,
         schedule=spec.schedule,
         rule=spec.rule,
+        by=spec.by,
     )
+
+
+def _reread(spec: SubscriptionSpec, metric: Metric, today: dt.date) -> None:
+    """Read the period exactly as a delivery will (from what is stored), so what could
+    never be delivered is refused now, not failed every week."""
+    if subscription_period(spec.period_text, metric.default_period, today).partial:
+        raise InputError(PARTIAL_REFUSAL)
 
 
 def resolve_channel(deps: Deps, ref: ChannelRef | None, current: str | None) -> str:
@@ -183,6 +196,7 @@ def subscribe_button(
         metric=metric.name,
         period_text=None if period_text == metric.default_period else period_text,
         account=value.account,
+        by=value.by,
         schedule=Schedule(),
     )
     try:
@@ -201,15 +215,37 @@ def list_for(deps: Deps, *, user: str | None, channel: str | None) -> Message:
         items,
         titles,
         {i.id: next_run(i, deps) for i in items},
-        last_results(deps, items),
+        last_results(deps, items, user=user, channel=channel),
         deps.settings.tz,
     )
 
 
-def last_results(deps: Deps, items: list[Item]) -> dict[int, str]:
+HIDDEN_RESULT = "not shown here (revenue data)"
+
+
+def last_results(
+    deps: Deps,
+    items: list[Item],
+    *,
+    user: str | None = None,
+    channel: str | None = None,
+    operator: bool = False,
+) -> dict[int, str]:
+    """Each item's last run, as `user` may see it in `channel`: a revenue item's result
+    (which may carry its number) only where its metric may be seen (`operator`: the CLI,
+    which sees everything)."""
     runs = records.last_runs(deps.store, [i.job_name for i in items])
+    catalog = metric_service(deps).catalog
     out = {}
     for item in items:
+        metric = catalog.get(item.metric)
+        if (
+            not operator
+            and metric is not None
+            and not may_see_in(deps, metric, user=user, channel=channel)
+        ):
+            out[item.id] = HIDDEN_RESULT
+            continue
         found = runs.get(item.job_name)
         if found:
             period, status, detail = found

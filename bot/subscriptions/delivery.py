@@ -23,16 +23,17 @@ from bot.metric.blocks import build_metric_message
 from bot.metric.catalog import Metric, Sensitivity
 from bot.metric.lookup import MetricService, metric_service
 from bot.metric.model import MetricQuery, NoData, UnknownAccount, format_through
-from bot.metric.periods import parse_period
+from bot.metric.periods import Period
 from bot.scheduling.job import NotReady, Post, Skip
 from bot.settings import REPORTING_TZ
-from bot.slack_channels import channel_id
-from bot.slack_post import deliver
+from bot.slack_channels import is_listed
+from bot.slack_post import deliver, redeliver_due
 from bot.subscriptions import records
 from bot.subscriptions.blocks import (
     build_alert_fired,
     build_alert_no_data,
     build_delivery,
+    build_delivery_no_data,
     build_stopped_notice,
 )
 from bot.subscriptions.model import (
@@ -45,6 +46,7 @@ from bot.subscriptions.model import (
     alert_period_key,
     delivery_period,
     parse_job_name,
+    subscription_period,
 )
 
 if TYPE_CHECKING:
@@ -56,7 +58,9 @@ logger = logging.getLogger(__name__)
 
 # How far back a schedule's latest fire time is looked for (a weekly one is within a week).
 LOOKBACK = dt.timedelta(days=8)
-STOPPED_KEY = "subscription-stopped:{id}"
+# Per stop (an item resumed and stopped again is told again), redelivered by the tick.
+STOPPED_PREFIX = "subscription-stopped:"
+STOPPED_KEY = STOPPED_PREFIX + "{id}:{at}"
 
 
 def tick_lookups(deps: Deps) -> MetricService:
@@ -67,18 +71,9 @@ def tick_lookups(deps: Deps) -> MetricService:
 
 def revenue_ok(deps: Deps, channel: str) -> bool:
     """Whether revenue may be posted into `channel` (an ID): listed by ID, or by a #name
-    that resolves to it. When a name cannot be resolved the answer is no."""
-    allowed = deps.settings.revenue_channels
-    if channel in allowed:
-        return True
-    for entry in allowed:
-        if entry.startswith("#"):
-            try:
-                if channel_id(deps, entry) == channel:
-                    return True
-            except Exception as exc:  # noqa: BLE001 - unknown means not allowed
-                logger.warning("could not resolve %s (%s)", entry, type(exc).__name__)
-    return False
+    that resolves to it. A Slack error while resolving a name raises (the runner retries):
+    only a name that resolved to another channel (or none) means no."""
+    return is_listed(deps, channel, deps.settings.revenue_channels)
 
 
 def allowed_in(deps: Deps, metric: Metric, channel: str) -> bool:
@@ -88,15 +83,21 @@ def allowed_in(deps: Deps, metric: Metric, channel: str) -> bool:
 def stop_item(deps: Deps, item: Item, title: str, reason: str) -> None:
     """databot stops an item (it may no longer post where it does) and tells its creator
     once, by DM."""
-    records.set_status(deps.store, item.id, deps.now(), Status.STOPPED, reason)
+    now = deps.now()
+    records.set_status(deps.store, item.id, now, Status.STOPPED, reason)
     message = build_stopped_notice(item, title, reason)
     deliver(
         deps,
-        STOPPED_KEY.format(id=item.id),
+        STOPPED_KEY.format(id=item.id, at=now.astimezone(dt.UTC).isoformat()),
         channel=item.creator,
         text=message.text,
         unfurl_links=False,
     )
+
+
+def redeliver_stopped_notices(deps: Deps) -> int:
+    """Send again the "I stopped your item" DMs whose first try was lost (each tick)."""
+    return redeliver_due(deps, STOPPED_PREFIX)
 
 
 class ItemJob:
@@ -161,7 +162,7 @@ class ItemJob:
 class SubscriptionJob(ItemJob):
     def period_for(self, run_at: dt.datetime, tz: ZoneInfo) -> str | None:
         fire = self.latest_fire(run_at, tz)
-        return delivery_period(fire, tz) if fire else None
+        return delivery_period(fire) if fire else None
 
     def build(self, deps: Deps, period: str) -> Post | NotReady | Skip:
         found = self.current(deps)
@@ -169,11 +170,15 @@ class SubscriptionJob(ItemJob):
             return found
         item, metric = found
         day = dt.date.fromisoformat(period)
-        asked = parse_period(item.period_text or metric.default_period, day)
+        asked = subscription_period(item.period_text, metric.default_period, day)
         try:
-            answer = self.lookups.answer(MetricQuery(metric, asked, item.account))
+            answer = self.lookups.answer(MetricQuery(metric, asked, item.account, by=item.by))
         except NoData as exc:
-            return NotReady(reason=exc.user_message.rstrip("."), channel=item.channel)
+            if not _data_reaches(exc, asked):
+                return NotReady(reason=exc.user_message.rstrip("."), channel=item.channel)
+            # The data is complete and there is no row for it: that is the answer.
+            message = build_delivery_no_data(item, exc.user_message)
+            return Post(channel=item.channel, text=message.text, blocks=message.blocks)
         if not answer.complete:
             return NotReady(
                 reason=_late_reason(deps, metric, answer.data_through), channel=item.channel
@@ -208,7 +213,12 @@ class AlertJob(ItemJob):
         checked = alert_period(rule, first + dt.timedelta(days=7 if rule.compare == "week" else 1))
         try:
             answer = self.lookups.answer(MetricQuery(metric, checked, item.account))
-        except (NoData, UnknownAccount) as exc:
+        except NoData as exc:
+            if not _data_reaches(exc, checked):
+                # At 00:30 the day's events may not have landed: wait, do not close it.
+                return NotReady(reason=exc.user_message.rstrip("."), channel=item.channel)
+            return self._no_data(deps, item, metric, period, exc.user_message)
+        except UnknownAccount as exc:
             return self._no_data(deps, item, metric, period, exc.user_message)
         if not answer.complete:
             return NotReady(
@@ -228,12 +238,15 @@ class AlertJob(ItemJob):
         records.record_check(
             deps.store, item.id, period, now, CheckState.TRUE if holds else CheckState.FALSE, value
         )
+        # Skip reasons are stored and listed (`/metric subscriptions`, `databot posts`):
+        # a revenue number stays out of them.
+        shown = "" if metric.sensitivity is Sensitivity.REVENUE else f" ({value:g})"
         if not holds:
-            return Skip(reason=f"{rule.describe()}: not true ({value:g})")
+            return Skip(reason=f"{rule.describe()}: not true{shown}")
         if before is CheckState.TRUE:
-            return Skip(reason=f"{rule.describe()}: still true ({value:g}); told already")
+            return Skip(reason=f"{rule.describe()}: still true{shown}; told already")
         if item.snoozed_until and item.snoozed_until > now:
-            return Skip(reason=f"{rule.describe()}: true ({value:g}) but snoozed")
+            return Skip(reason=f"{rule.describe()}: true{shown} but snoozed")
         message = build_alert_fired(
             item,
             metric,
@@ -255,6 +268,13 @@ class AlertJob(ItemJob):
             return Skip(reason="still no data; said already")
         message = build_alert_no_data(item, metric.title, reason)
         return Post(channel=item.channel, text=message.text)
+
+
+def _data_reaches(exc: NoData, period: Period) -> bool:
+    """Whether the source's data goes through the end of `period` (then no rows means no
+    data, not data still to come)."""
+    _, end = period.utc_bounds(REPORTING_TZ)
+    return exc.data_end is not None and exc.data_end >= end
 
 
 def _late_reason(deps: Deps, metric: Metric, through: dt.datetime | None) -> str:

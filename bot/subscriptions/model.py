@@ -23,9 +23,10 @@ from zoneinfo import available_timezones
 from pydantic import BaseModel
 
 from bot.errors import InputError
-from bot.metric.catalog import Catalog
+from bot.metric.catalog import Catalog, Dimension
 from bot.metric.model import AccountRequest, HelpRequest, MetricQuery, UnknownMetric, parse_command
 from bot.metric.periods import Period, parse_period
+from bot.settings import REPORTING_TZ
 from bot.slack_text import escape_mrkdwn
 
 SUBSCRIBE_USAGE = (
@@ -145,6 +146,7 @@ class SubscriptionSpec(BaseModel):
     metric: str
     period_text: str | None = None  # as typed; relative, re-read at each delivery
     account: str | None = None
+    by: Dimension | None = None  # `by DIMENSION`: delivered as a breakdown
     schedule: Schedule | None = None  # subscriptions
     rule: Rule | None = None  # alerts
     channel: ChannelRef | None = None  # None = the channel the command was typed in
@@ -245,7 +247,8 @@ def parse_subscribe(text: str, catalog: Catalog, today: dt.date, tz_name: str) -
     # The metric part ends at the first schedule word (never the metric's name itself).
     cut = next((i for i, t in enumerate(tokens) if i > 0 and t.lower() in keywords), len(tokens))
     query = _check_metric(" ".join(tokens[:cut]), catalog, today, SUBSCRIBE_USAGE)
-    period_text = " ".join(tokens[:cut])[len(query.metric.name) :].strip()
+    # The parser's own reading (an alias, `for ACCOUNT` and `by DIMENSION` taken off).
+    period_text = query.period_text
     schedule = Schedule()
     every: Every | None = None
     channel: ChannelRef | None = None
@@ -291,16 +294,14 @@ def parse_subscribe(text: str, catalog: Catalog, today: dt.date, tz_name: str) -
         raise InputError("A daily subscription has no day: drop `on DAY`, or say `weekly`.")
     schedule.every = every or Every.WEEKLY
     # The lookup's period is re-read at each delivery: a partial one (today) never is sent.
-    if query.period.partial:
-        raise InputError(
-            "A subscription is sent only for complete periods: use e.g. `yesterday`, `7d`, "
-            "`last week` or `last month` instead of a period that includes today."
-        )
+    if subscription_period(period_text or None, query.metric.default_period, today).partial:
+        raise InputError(PARTIAL_REFUSAL)
     return SubscriptionSpec(
         kind=Kind.SUBSCRIPTION,
         metric=query.metric.name,
         period_text=period_text or None,
         account=query.account,
+        by=query.by,
         schedule=schedule,
         channel=channel,
     )
@@ -374,6 +375,15 @@ def parse_alert(text: str, catalog: Catalog, today: dt.date, tz_name: str) -> Su
                 raise _tz_refusal(bad, tz_name)
             raise InputError(f"I can't read “{_shown(' '.join(rest[1:]))}”. {ALERT_USAGE}.")
     threshold = parse_number(number_text, percent=condition is Condition.CHANGES)
+    span = 7 if compare == "week" else 1
+    if condition is Condition.CHANGES and query.metric.min_days > span:
+        # Its one-day (or one-week) check is widened to its window, and the change would
+        # be measured against the window before it, not the previous day (or week).
+        raise InputError(
+            f"`{query.metric.name}` is counted over {query.metric.min_days} days, so a change "
+            f"vs the previous {compare} cannot be told apart from the window's own: use "
+            f"`/metric alert {query.metric.name} above|below NUMBER` instead."
+        )
     return SubscriptionSpec(
         kind=Kind.ALERT,
         metric=query.metric.name,
@@ -390,17 +400,52 @@ def parse_number(text: str, *, percent: bool = False) -> float:
         raise InputError(f"“{_shown(text)}” is not a number: write e.g. {example}.")
     sign, digits, suffix = m.group(1), m.group(2).replace(",", ""), m.group(3).lower()
     value = float(digits) * {"k": 1e3, "m": 1e6}.get(suffix, 1.0)
-    if percent and value <= 0:
-        raise InputError("Give the change as a positive percent, e.g. `changes by 20%`.")
+    if percent and (value <= 0 or sign == "-"):
+        # A change is measured either way: -5% would hold for every value.
+        raise InputError(
+            "Give the change as a positive percent (either direction counts), "
+            "e.g. `changes by 20%`."
+        )
     return -value if sign == "-" else value
 
 
 # --------------------------------------------------------------------------- periods
 
+PARTIAL_REFUSAL = (
+    "A subscription is sent only for complete periods: use e.g. `yesterday`, `7d`, "
+    "`last week` or `last month` instead of a period that includes today."
+)
+# A to-date period on its first day (`this week` on Monday, `mtd` on the 1st) is today so
+# far: a subscription delivers the previous complete one instead.
+_TO_DATE = {
+    **dict.fromkeys(("this week", "thisweek", "wtd", "week to date"), "last week"),
+    **dict.fromkeys(("this month", "thismonth", "mtd", "month to date"), "last month"),
+    **dict.fromkeys(("this quarter", "thisquarter", "qtd", "quarter to date"), "last quarter"),
+    **dict.fromkeys(("ytd", "this year", "year to date"), "last year"),
+}
 
-def delivery_period(fire: dt.datetime, tz) -> str:
-    """Key of the delivery due at `fire`: its day in the team's zone (2026-11-30)."""
-    return fire.astimezone(tz).date().isoformat()
+
+def subscription_period(period_text: str | None, default: str, day: dt.date) -> Period:
+    """The period a subscription delivers on `day` (Pacific): its text read that day, or,
+    for a to-date period still partial that day, the previous complete week, month,
+    quarter or year."""
+    text = period_text or default
+    period = parse_period(text, day)
+    if not period.partial:
+        return period
+    previous = _TO_DATE.get(" ".join(text.split()).lower())
+    if previous == "last year":
+        return Period(dt.date(day.year - 1, 1, 1), dt.date(day.year - 1, 12, 31))
+    if previous is not None:
+        return parse_period(previous, day)
+    return period
+
+
+def delivery_period(fire: dt.datetime) -> str:
+    """Key of the delivery due at `fire`: its Pacific day (2026-11-30), the "today" its
+    period is read from. TIMEZONE moves the schedule only: 09:00 in Tokyo on a Tuesday is
+    Monday afternoon in Pacific time, whose last complete day is Sunday."""
+    return fire.astimezone(REPORTING_TZ).date().isoformat()
 
 
 def alert_period(rule: Rule, day: dt.date) -> Period:
@@ -439,6 +484,7 @@ class SubscribeValue(BaseModel):
     end: dt.date
     partial: bool = False
     account: str | None = None
+    by: Dimension | None = None
 
 
 class ItemValue(BaseModel):
@@ -466,6 +512,7 @@ class Item(BaseModel):
     metric: str
     period_text: str | None
     account: str | None
+    by: Dimension | None = None
     channel: str
     creator: str
     schedule: Schedule | None

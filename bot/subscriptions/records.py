@@ -10,6 +10,7 @@ import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 
 from bot import tables
+from bot.metric.catalog import Dimension
 from bot.store import Store
 from bot.subscriptions.model import CheckState, Item, Kind, Rule, Schedule, Status
 
@@ -30,6 +31,7 @@ def create(
     creator: str,
     schedule: Schedule | None = None,
     rule: Rule | None = None,
+    by: Dimension | None = None,
 ) -> Item:
     t = tables.metric_subscriptions
     with store.engine.begin() as connection:
@@ -39,6 +41,7 @@ def create(
                 metric=metric,
                 period_text=period_text,
                 account=account,
+                by=by,
                 channel=channel,
                 creator=creator,
                 schedule=schedule.model_dump(mode="json") if schedule else None,

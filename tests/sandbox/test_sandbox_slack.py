@@ -769,10 +769,10 @@ def table(rows=2, cells=3):
 
 def test_charts_and_tables_within_slacks_limits_are_accepted(slack, client):
     twenty = [f"day {i}" for i in range(20)]
-    twelve = [{"name": f"s{n}", "data": [{"label": twenty[0], "value": n}]} for n in range(12)]
+    six = [{"name": f"s{n}", "data": [{"label": twenty[0], "value": n}]} for n in range(6)]
     blocks = [
         chart("x" * 50, categories=twenty),
-        chart(kind="bar", categories=twenty, series=twelve),
+        chart(kind="bar", categories=twenty, series=six),
         table(rows=100, cells=20),
     ]
     assert client.chat_postMessage(channel="#analytics", text="ok", blocks=blocks)["ok"]
@@ -790,7 +790,7 @@ def test_charts_and_tables_within_slacks_limits_are_accepted(slack, client):
                 chart(
                     series=[
                         {"name": f"s{n}", "data": [{"label": "Nov 21", "value": 1}]}
-                        for n in range(13)
+                        for n in range(7)
                     ]
                 )
             ],
