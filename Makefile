@@ -9,8 +9,8 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 RUNTIME_STAMP := $(VENV)/.installed-runtime
 WHEEL_DIR ?= dist
-# Lines of bot/ and handlers/ the suite must execute (90% measured 2026-12-01; raise, never lower).
-COVERAGE_FLOOR ?= 89
+# Lines of bot/ and handlers/ the suite must execute (90.6% measured 2026-12-01; raise, never lower).
+COVERAGE_FLOOR ?= 90
 
 .PHONY: demo test suite test-fast bench lint wheel-check
 
