@@ -10,7 +10,7 @@ import requests
 from github import GithubException, RateLimitExceededExceedsMaxWait
 from urllib3 import HTTPResponse
 
-from bot.github import CappedRetry, classify_failure, make_github, retry_after_seconds
+from bot.github import CappedRetry, IssueRef, classify_failure, make_github, retry_after_seconds
 from bot.settings import Settings
 
 
@@ -169,7 +169,7 @@ def test_marker_is_found_in_an_existing_issue_and_absent_otherwise(fake_github):
     assert gateway.find_issue_with_marker("databot-request: abc", since) is None
     made = gateway.create_issue("t", "<!-- databot-request: abc -->\n\nbody", [])
     found = gateway.find_issue_with_marker("databot-request: abc", since)
-    assert found == made
+    assert found == IssueRef(made.number, made.url, made.title)
     assert gateway.find_issue_with_marker("databot-request: other", since) is None
 
 
@@ -184,5 +184,6 @@ def test_marker_is_found_by_listing_recent_issues_when_search_fails(fake_github)
     since = dt.datetime.now(dt.UTC) - dt.timedelta(minutes=1)
     made = gateway.create_issue("t", "<!-- databot-request: abc -->", [])
     fake_github.fail_next("GET", r"^/search/issues", status=503, times=10)
-    assert gateway.find_issue_with_marker("databot-request: abc", since) == made
+    found = gateway.find_issue_with_marker("databot-request: abc", since)
+    assert found == IssueRef(made.number, made.url, made.title)
     assert fake_github.count("GET", r"/repos/acme/analytics/issues$") >= 1
