@@ -18,7 +18,7 @@ from bot.errors import InputError
 from bot.ids import Job
 from bot.scheduling.job import NotReady, Post, PostFile
 from bot.settings import REPORTING_TZ
-from bot.slack_channels import channel_id
+from bot.slack_channels import channel_id, is_listed
 
 if TYPE_CHECKING:
     from bot.deps import Deps
@@ -54,17 +54,17 @@ def cron_time(cron: str) -> dt.time | None:
 
 def revenue_allowed(deps: Deps, channel: str) -> bool:
     """Whether revenue may be shown in `channel` (DOMAIN.md: revenue belongs only in the
-    channels allowed to see it). settings.revenue_channels holds channel IDs while
-    CODY_CHANNEL may be a #name, so a name counts when its resolved ID is listed. When the
-    name cannot be resolved (Slack unreachable, no channels:read, not listed) the answer
-    is no: a post without revenue is the safe side."""
+    channels allowed to see it). CODY_CHANNEL and REVENUE_CHANNELS may both hold #names;
+    they are matched the one way every surface matches them (`slack_channels.is_listed`).
+    When a name cannot be resolved (Slack unreachable, no channels:read, not listed) the
+    answer is no: a post without revenue is the safe side."""
     allowed = deps.settings.revenue_channels
     if not allowed:
         return False  # nothing can match: no Slack lookup needed
     if channel in allowed:
         return True
     try:
-        resolved = channel_id(deps, channel)
+        return is_listed(deps, channel_id(deps, channel), allowed)
     except (SlackClientError, OSError) as exc:
         logger.warning(
             "cody-daily: could not resolve %s to a channel ID (%s); revenue is hidden",
@@ -72,7 +72,6 @@ def revenue_allowed(deps: Deps, channel: str) -> bool:
             type(exc).__name__,
         )
         return False
-    return resolved is not None and resolved in allowed
 
 
 class CodyDailyJob:

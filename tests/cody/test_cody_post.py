@@ -610,6 +610,19 @@ def test_a_channel_listed_by_name_in_revenue_channels_shows_revenue(slack_deps, 
     assert slack.calls("conversations.list") == []
 
 
+def test_a_channel_given_by_id_shows_revenue_when_revenue_channels_names_it(slack_deps, slack):
+    finance = slack.add_channel(name="cody-finance")
+    slack.add_channel(name="general")
+    allowed = CodyDailyJob().build(
+        slack_deps(cody_channel=finance, revenue_channels=["#cody-finance"]), PERIOD
+    )
+    hidden = CodyDailyJob().build(
+        slack_deps(cody_channel="#general", revenue_channels=["#cody-finance"]), PERIOD
+    )
+    assert "*MRR*" in block_text(allowed.blocks)
+    assert not DOLLAR_AMOUNT.search(json.dumps(hidden.blocks) + hidden.text)
+
+
 def test_revenue_is_hidden_when_the_channel_name_cannot_be_resolved(
     demo_warehouse, make_deps, monkeypatch
 ):
