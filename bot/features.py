@@ -197,30 +197,20 @@ def schedule_clock_extras(scheduler: BaseScheduler, deps: Deps) -> None:
     """What the clock process runs besides the scheduled jobs: the urgent-issue poller and
     the heartbeat that `/readyz`, `/metrics` and `databot posts` show."""
     schedule_in_clock(scheduler, deps, observers=poll_observers())
+    every = poll_interval(deps.settings)
+    _every(scheduler, str(Job.FOLLOWUP_POLL), every, run_followup_poll, deps, request_changed)
+    _every(scheduler, "subscriptions", HEARTBEAT_SECONDS, _guarded_tick, deps)
+    _every(scheduler, "heartbeat", HEARTBEAT_SECONDS, beat, deps)
+
+
+def _every(scheduler: BaseScheduler, job_id: str, seconds: float, fn, *args) -> None:
+    """An interval job of the clock: first run now, never two at once, missed runs merged."""
     scheduler.add_job(
-        run_followup_poll,
-        IntervalTrigger(seconds=poll_interval(deps.settings)),
-        args=[deps, request_changed],
-        id=str(Job.FOLLOWUP_POLL),
-        name=str(Job.FOLLOWUP_POLL),
-        next_run_time=utc_now(),
-        max_instances=1,
-        coalesce=True,
-    )
-    scheduler.add_job(
-        _guarded_tick,
-        IntervalTrigger(seconds=HEARTBEAT_SECONDS),
-        args=[deps],
-        id="subscriptions",
-        next_run_time=utc_now(),
-        max_instances=1,
-        coalesce=True,
-    )
-    scheduler.add_job(
-        beat,
-        IntervalTrigger(seconds=HEARTBEAT_SECONDS),
-        args=[deps],
-        id="heartbeat",
+        fn,
+        IntervalTrigger(seconds=seconds),
+        args=list(args),
+        id=job_id,
+        name=job_id,
         next_run_time=utc_now(),
         max_instances=1,
         coalesce=True,
