@@ -3,110 +3,221 @@ this run, asserts nothing.
 
     python -m bench ack            (from the repo root; PostgreSQL at 127.0.0.1:5432 optional)
 
-50 concurrent signed `/metric` requests of 10 distinct metric/period pairs, sent to
-- a bare Bolt app whose `/metric` listener only acks, served the way the bot is: waitress
-  through bot.web.WebServer with the harness's threads, Bolt's Flask adapter, a listener
-  pool of LISTENER_THREADS, Bolt checking the signature, auth.test answered by a stand-in;
-- the bot (sandbox.harness.BotHarness: the real app on the embedded DuckDB demo warehouse,
-  a fresh state database each round, so its 10 lookups run on DuckDB while the acks go
-  back), with its default SQLite state database and, when reachable, on PostgreSQL;
-one after another in each round, so all see the same machine load. Figures: p50 and p99
-ack of each, per round and pooled over the rounds, and bot / bare (target p99 1.3x).
+50 concurrent signed `/metric` requests of 10 distinct metric/period pairs, sent over
+loopback HTTP to
+- a bare Bolt app whose `/metric` listener only acks, served the way `databot serve` serves
+  the bot: its own process, waitress through bot.web.WebServer with as many threads as the
+  bot's, Bolt's Flask adapter, a listener pool of LISTENER_THREADS, Bolt checking the
+  signature, auth.test answered by the stand-in Slack;
+- `databot serve` itself on the embedded DuckDB demo warehouse, with a fresh state database
+  each round (so its 10 lookups run on DuckDB while the acks go back): the default SQLite
+  state database and, when reachable, PostgreSQL.
+
+Every server runs in a process of its own and the stand-in Slack in another, as in a
+deployment: the sending threads here share no interpreter with either app, so what is
+measured is each app's own cost (the bot's lookups and replies included), not contention
+inside this process. One after another in each round, so all see the same machine load.
+Figures: p50 and p99 ack of each, per round and pooled over the rounds, and bot / bare
+(target p99 1.3x).
 """
 
 from __future__ import annotations
 
 import logging
+import multiprocessing
 import os
 import secrets
+import socket
+import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 import uuid
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
 
-from bench.bench_metric import PAIRS, burst, ms, pct, slash_metric
-from bench.bench_scale import AS_OF, POSTGRES_URL, now
+from bench.bench_metric import PAIRS, burst, ms, pct
+from bench.bench_scale import POSTGRES_URL
 from bot.metric.catalog import load_catalog
 from bot.metric.lookup import MetricService
-from bot.settings import Settings
+from bot.settings import Settings, utc_now
 from bot.warehouse import DuckDBWarehouse
 from bot.warehouse_demo import ensure_demo_warehouse
 
 ROUNDS = 5
 REQUESTS = 50
-LISTENER_THREADS = Settings(_env_file=None).listener_threads  # the bot's pool, by default
+SECRET = "bench-" + secrets.token_hex(8)  # passed to the processes (spawn re-imports this)
+SETTINGS = Settings(_env_file=None)
+LISTENER_THREADS = SETTINGS.listener_threads  # the bot's pool and web threads, by default
+REPO = Path(__file__).resolve().parents[1]
+SLACK_PATH = "/slack/events"
 
 
-class BareBolt:
-    """A Bolt app with one `/metric` listener that only acks, served like the bot."""
+# --------------------------------------------------------------------------- processes
+
+
+def _slack_process(pipe: Connection) -> None:
+    """The stand-in Slack, answering this process's questions over `pipe`."""
+    from sandbox.slack_api import FakeSlack
+
+    with FakeSlack() as slack:
+        pipe.send(slack.api_url)
+        while True:
+            ask, arg = pipe.recv()
+            if ask == "urls":
+                pipe.send([slack.response_url("C0ANALYTICS") for _ in range(arg)])
+            elif ask == "answered":
+                pipe.send(sum(1 for url in arg if slack.responses(url)))
+            else:
+                return
+
+
+def _bare_process(port: int, api_url: str, secret: str) -> None:
+    """A Bolt app whose `/metric` listener only acks, served like `databot serve`."""
+    from flask import Flask, request
+    from slack_bolt import App
+    from slack_bolt.adapter.flask import SlackRequestHandler
+    from slack_sdk import WebClient
+
+    from bot.web import WebServer
+
+    logging.getLogger("waitress.queue").setLevel(logging.ERROR)
+    app = App(
+        client=WebClient(token="xoxb-bare-" + secrets.token_hex(8), base_url=api_url),
+        signing_secret=secret,
+        token_verification_enabled=False,
+        listener_executor=ThreadPoolExecutor(LISTENER_THREADS),
+    )
+
+    @app.command("/metric")
+    def metric(ack) -> None:
+        ack()
+
+    handler = SlackRequestHandler(app)
+    web = Flask("bare")
+    web.post(SLACK_PATH)(lambda: handler.handle(request))
+    WebServer(web, port=port, threads=LISTENER_THREADS).start()
+    while True:
+        time.sleep(3600)
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _wait_healthy(port: int, process: subprocess.Popen, timeout: float = 180) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1) as r:
+                if r.status == 200:
+                    return
+        except OSError:
+            pass
+        if process.poll() is not None:
+            raise RuntimeError("the server exited before it was healthy")
+        if time.monotonic() > deadline:
+            raise TimeoutError("the server did not start")
+        time.sleep(0.2)
+
+
+def _serve(data_dir: Path, api_url: str, database_url: str) -> tuple[subprocess.Popen, int]:
+    """`databot serve` on the demo warehouse in `data_dir`, state in `database_url`."""
+    port = _free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "GITHUB_"))}
+    env.update(
+        PYTHONPATH=str(REPO),
+        HOST="127.0.0.1",
+        PORT=str(port),
+        DATA_DIR=str(data_dir),
+        DATABASE_URL=database_url,
+        DEMO_WAREHOUSE="true",
+        SLACK_BOT_TOKEN="xoxb-bench",
+        SLACK_SIGNING_SECRET=SECRET,
+        SLACK_API_URL=api_url,
+        SLACK_RESPONSE_URL_HOSTS='["127.0.0.1"]',
+        LOG_LEVEL="WARNING",
+    )
+    process = subprocess.Popen(
+        [sys.executable, "-m", "bot.cli", "serve"],
+        env=env,
+        cwd=data_dir,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    _wait_healthy(port, process)
+    return process, port
+
+
+# --------------------------------------------------------------------------- bursts
+
+
+class Slack:
+    """This process's handle on the stand-in Slack process."""
 
     def __init__(self) -> None:
-        from sandbox.slack_api import FakeSlack
+        context = multiprocessing.get_context("spawn")
+        self.pipe, child = context.Pipe()
+        self.process = context.Process(target=_slack_process, args=(child,), daemon=True)
+        self.process.start()
+        self.api_url: str = self.pipe.recv()
 
-        self.secret = secrets.token_hex(16)
-        # Bolt asks auth.test once (then caches it), as the bot does of its stand-in Slack.
-        self.slack = FakeSlack()
-        self.server = None
+    def urls(self, n: int) -> list[str]:
+        self.pipe.send(("urls", n))
+        return self.pipe.recv()
 
-    def __enter__(self) -> BareBolt:
-        from flask import Flask, request
-        from slack_bolt import App
-        from slack_bolt.adapter.flask import SlackRequestHandler
-        from slack_sdk import WebClient
+    def answered(self, urls: list[str]) -> int:
+        self.pipe.send(("answered", urls))
+        return self.pipe.recv()
 
-        from bot.web import SLACK_PATH, WebServer
-        from sandbox.harness import WEB_THREADS
-
-        self.slack.start()
-        token = "xoxb-bare-" + secrets.token_hex(8)
-        app = App(
-            client=WebClient(token=token, base_url=self.slack.api_url),
-            signing_secret=self.secret,
-            token_verification_enabled=False,
-            listener_executor=ThreadPoolExecutor(LISTENER_THREADS),
-        )
-
-        @app.command("/metric")
-        def metric(ack) -> None:
-            ack()
-
-        handler = SlackRequestHandler(app)
-        web = Flask("bare")
-        web.post(SLACK_PATH)(lambda: handler.handle(request))
-        self.server = WebServer(web, threads=WEB_THREADS).start()
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        if self.server is not None:
-            self.server.stop()
-        self.slack.stop()
-
-    def send(self, i: int) -> tuple[Any, str]:
-        from bot.web import SLACK_PATH
-        from sandbox.slack_requests import send_signed, slash_command
-
-        url = "https://hooks.slack.com/commands/T0SANDBOX/1/bare"
-        body = slash_command("/metric", PAIRS[i % len(PAIRS)], user_id=f"U{i:04d}")
-        return send_signed(self.server.url + SLACK_PATH, body, secret=self.secret), url
+    def close(self) -> None:
+        self.pipe.send(("stop", None))
+        self.process.join(timeout=10)
 
 
-def bot_burst(data_dir: Path, warehouse, **settings: Any) -> tuple[list[float], float]:
-    """One burst at a fresh bot (empty lookup cache): the acks, and the seconds until
-    every lookup it started was done."""
-    from sandbox.harness import BotHarness
+def sender(port: int, urls: list[str], text: str | None = None) -> Callable[[int], tuple[Any, str]]:
+    """The i-th request of a burst: `/metric text` (else PAIRS[i % 10]) from its own user."""
+    from sandbox.slack_requests import send_signed, slash_command
 
-    with BotHarness(data_dir=data_dir, warehouse=warehouse, now=now, **settings) as bot:
-        bot.slash("/metric", "help")  # warm up the HTTP path once
-        bot.wait_idle()
+    def send(i: int) -> tuple[Any, str]:
+        asked = text if text is not None else PAIRS[i % len(PAIRS)]
+        body = slash_command("/metric", asked, user_id=f"U{i:04d}", response_url=urls[i])
+        return send_signed(f"http://127.0.0.1:{port}{SLACK_PATH}", body, secret=SECRET), urls[i]
+
+    return send
+
+
+def bot_burst(slack: Slack, data_dir: Path, database_url: str) -> tuple[list[float], float]:
+    """One burst at a fresh `databot serve` (empty lookup cache): the acks, and the seconds
+    until every lookup it started was answered."""
+    process, port = _serve(data_dir, slack.api_url, database_url)
+    try:
+        # Warm, as a process that has been up is: imports, Bolt's auth.test, the state
+        # database's connections (a burst of `/metric help`, answered in the ack).
+        burst(sender(port, slack.urls(REQUESTS), text="help"), REQUESTS)
+        urls = slack.urls(REQUESTS)
         started = time.perf_counter()
-        acks, _ = burst(slash_metric(bot), REQUESTS)
-        bot.wait_idle(timeout=300)
+        acks, _ = burst(sender(port, urls), REQUESTS)
+        deadline = time.monotonic() + 300
+        while slack.answered(urls) < REQUESTS:
+            if time.monotonic() > deadline:
+                raise TimeoutError("not every lookup was answered")
+            time.sleep(0.02)
         return acks, time.perf_counter() - started
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
 
 
 def postgres_schema() -> str | None:
@@ -143,43 +254,49 @@ def _line(label: str, acks: list[float], bare: list[float], extra: str = "") -> 
 
 
 def main() -> int:
-    # waitress logs a line per queued request when its threads are all busy: the burst's norm.
-    logging.getLogger("waitress.queue").setLevel(logging.ERROR)
-    demo = ensure_demo_warehouse(Path(".databot") / "test-cache", as_of=AS_OF)
-    warehouse = DuckDBWarehouse(demo, timeout_s=60)
     schemas: list[str] = []
-    try:
-        print(f"databot ack benchmark ({sys.platform}, Python {sys.version.split()[0]})")
-        # The 10 lookups once, untimed, so every bot round finds DuckDB equally warm.
-        service = MetricService(load_catalog(), warehouse, Settings(_env_file=None), now)
+    print(f"databot ack benchmark ({sys.platform}, Python {sys.version.split()[0]})")
+    with tempfile.TemporaryDirectory() as tmp:
+        data_dir = Path(tmp)
+        started = time.perf_counter()
+        demo = ensure_demo_warehouse(data_dir, as_of=utc_now())  # what `serve` will open
+        print(f"   (demo warehouse for today generated in {time.perf_counter() - started:.0f} s)")
+        # The 10 lookups once, untimed, so every round finds the file equally warm.
+        warehouse = DuckDBWarehouse(demo, timeout_s=60)
+        service = MetricService(load_catalog(), warehouse, SETTINGS, utc_now)
         for text in PAIRS:
             service.answer(service.parse(text))
+        warehouse.close()
         probe = postgres_schema()
-        postgres = probe is not None
         if probe is not None:
             schemas.append(probe)
         else:
             print(f"   (PostgreSQL not reachable at {POSTGRES_URL}: SQLite state only)")
         print(
             f"{REQUESTS} concurrent signed /metric, {len(PAIRS)} distinct pairs, embedded DuckDB, "
-            f"{ROUNDS} rounds; load average before {_load()} on {os.cpu_count()} cores"
+            f"{ROUNDS} rounds, {LISTENER_THREADS} web and listener threads; load average "
+            f"before {_load()} on {os.cpu_count()} cores"
         )
+        slack = Slack()
+        bare_port = _free_port()
+        context = multiprocessing.get_context("spawn")
+        bare = context.Process(
+            target=_bare_process, args=(bare_port, slack.api_url, SECRET), daemon=True
+        )
+        bare.start()
         pooled: dict[str, list[float]] = {"bare": [], "sqlite": [], "postgres": []}
-        with BareBolt() as bare, tempfile.TemporaryDirectory() as tmp:
-            bare.send(0)  # warm up the HTTP path once
+        try:
+            _wait_healthy_bare(bare_port, bare, slack)
             for r in range(ROUNDS):
-                figures = {"bare": burst(bare.send, REQUESTS)[0]}
-                acks, done = bot_burst(Path(tmp) / f"s{r}", warehouse)
-                figures["sqlite"] = acks
-                notes = [f"SQLite lookups done {done:.1f} s"]
-                if postgres:
+                figures = {"bare": burst(sender(bare_port, slack.urls(REQUESTS)), REQUESTS)[0]}
+                state = data_dir / f"state-{r}.db"
+                figures["sqlite"], done = bot_burst(slack, data_dir, f"sqlite:///{state}")
+                notes = [f"SQLite lookups answered in {done:.1f} s"]
+                if probe is not None:
                     schemas.append(schema := postgres_schema() or "")
-                    acks, done = bot_burst(
-                        Path(tmp) / f"p{r}",
-                        warehouse,
-                        database_url=f"{POSTGRES_URL}?options=-csearch_path%3D{schema}",
+                    figures["postgres"], done = bot_burst(
+                        slack, data_dir, f"{POSTGRES_URL}?options=-csearch_path%3D{schema}"
                     )
-                    figures["postgres"] = acks
                     notes.append(f"PostgreSQL {done:.1f} s")
                 print(
                     f"   round {r + 1}: "
@@ -191,18 +308,34 @@ def main() -> int:
                 )
                 for name, a in figures.items():
                     pooled[name] += a
-        bare_all = pooled["bare"]
-        print(f"   all {len(bare_all)} requests of each, pooled:")
-        print("   " + _line("bare Bolt (only acks)", bare_all, bare_all))
-        print("   " + _line("bot, SQLite state", pooled["sqlite"], bare_all, "  target p99 1.3x"))
-        if postgres:
-            print("   " + _line("bot, PostgreSQL state", pooled["postgres"], bare_all))
-        print(f"   load average after {_load()}")
-    finally:
-        warehouse.close()
-        if schemas:
-            drop_schemas(schemas)
+        finally:
+            bare.terminate()
+            slack.close()
+            if schemas:
+                drop_schemas(schemas)
+    bare_all = pooled["bare"]
+    print(f"   all {len(bare_all)} requests of each, pooled:")
+    print("   " + _line("bare Bolt (only acks)", bare_all, bare_all))
+    print("   " + _line("bot, SQLite state", pooled["sqlite"], bare_all, "  target p99 1.3x"))
+    if pooled["postgres"]:
+        print("   " + _line("bot, PostgreSQL state", pooled["postgres"], bare_all))
+    print(f"   load average after {_load()}")
     return 0
+
+
+def _wait_healthy_bare(port: int, process: Any, slack: Slack) -> None:
+    """Until the bare app answers a signed request (it has no /healthz); then one untimed
+    burst, so it is as warm as the bot is when measured."""
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            sender(port, slack.urls(1))(0)
+            burst(sender(port, slack.urls(REQUESTS)), REQUESTS)
+            return
+        except OSError:
+            if not process.is_alive() or time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
 
 
 if __name__ == "__main__":

@@ -418,8 +418,7 @@ def main() -> int:
         try:
             print(f"databot scale benchmark ({sys.platform}, Python {sys.version.split()[0]})")
             print(f"1. 50 concurrent /metric, 10 distinct pairs, every query {QUERY_SECONDS:g} s")
-            bench_burst(base / "burst8", warehouse, workers=8)
-            bench_burst(base / "burst10", warehouse, workers=10)
+            bench_burst(base / "burst", warehouse, workers=Settings(_env_file=None).worker_threads)
             print("2. replicas sharing one PostgreSQL state database")
             bench_replicas(base / "replicas", warehouse)
             bench_serve_replicas(base / "serve")

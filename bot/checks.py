@@ -163,7 +163,7 @@ def _check_state(settings: Settings, report: CheckReport) -> None:
             )
         return
     try:
-        with store.engine.connect() as connection:
+        with store.reading() as connection:
             connection.execute(sa.text("SELECT 1"))
         revision = store.schema_revision()
         report.add(

@@ -13,6 +13,7 @@ from typing import Any, TypeVar
 from slack_sdk import WebClient
 from slack_sdk.http_retry.builtin_handlers import RateLimitErrorRetryHandler
 
+from bot.ack_first import AckFirst
 from bot.github import GitHubGateway, make_github
 from bot.settings import Settings, utc_now
 from bot.store import Store
@@ -34,6 +35,7 @@ class Deps:
     work: ThreadPoolExecutor
     now: Callable[[], dt.datetime] = utc_now
     telemetry: Telemetry = field(default_factory=Telemetry)
+    acks: AckFirst = field(default_factory=AckFirst)
     # Long-lived objects of the features (caches, clients), one per type: see `service`.
     # `dataclasses.replace(deps, services={})` gives a copy with fresh ones.
     services: dict[type, Any] = field(default_factory=dict)

@@ -138,7 +138,10 @@ class Settings(BaseSettings):
         "concurrent acks, not slow work.",
     )
     worker_threads: int = Field(
-        8, description="Pool for slow work (warehouse queries, GitHub calls) after the ack."
+        16,
+        description="Pool for slow work (warehouse queries, GitHub calls) after the ack. "
+        "It is mostly waiting on BigQuery and GitHub, and as many distinct queries run at "
+        "once as there are workers (identical lookups share one and hold none).",
     )
 
     # --- State -----------------------------------------------------------------------

@@ -216,7 +216,7 @@ def redeliver_due(deps: Deps, prefix: str) -> int:
     a compare-and-set on the due row hands each try to one of them."""
     table = tables.kv
     now = deps.now()
-    with deps.store.engine.connect() as connection:
+    with deps.store.reading() as connection:
         rows = connection.execute(
             sa.select(table.c.key, table.c.value).where(
                 table.c.key.startswith(DUE_KEY.format(key=prefix), autoescape=True)

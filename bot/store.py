@@ -9,11 +9,16 @@ from __future__ import annotations
 
 import logging
 import re
+import sqlite3
+import threading
+from dataclasses import dataclass
 from pathlib import Path
 
 import sqlalchemy as sa
 from alembic import command
 from alembic.config import Config
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 
 from bot import tables
@@ -23,14 +28,31 @@ from bot.settings import utc_now
 logger = logging.getLogger(__name__)
 
 MIGRATIONS = Path(__file__).with_name("migrations")
+# Store.claim's INSERT ... RETURNING needs it (2021; Debian 12 and Python's own builds ship newer).
+SQLITE_MIN = (3, 35, 0)
+# Execution option marking a connection that only reads (Store.reading).
+READ_ONLY = "databot_read_only"
 # pg_advisory_xact_lock key held around migrations (any fixed 64-bit number; "databot").
 MIGRATION_LOCK = int.from_bytes(b"databot", "big")
+
+
+@dataclass(eq=False)
+class _Claim:
+    """One caller's key in a batch of claims (Store.claim)."""
+
+    key: str
+    inserted: bool = False
+    error: Exception | None = None
+    settled: bool = False
 
 
 class Store:
     def __init__(self, url: str, *, engine: sa.Engine | None = None) -> None:
         self.url = url
         self.engine = engine or create_engine(url)
+        self._claims = threading.Condition(threading.Lock())
+        self._claiming: list[_Claim] = []
+        self._claim_leader = False
 
     @property
     def dialect(self) -> str:
@@ -53,6 +75,12 @@ class Store:
             config.attributes["connection"] = connection
             command.upgrade(config, "head")
 
+    def reading(self) -> sa.Connection:
+        """A connection for reads only. On SQLite its transaction is deferred (plain BEGIN),
+        so a reader neither waits for nor holds the write lock: in WAL mode it sees the last
+        commit while a writer works. Writes go through `engine.begin()`."""
+        return self.engine.connect().execution_options(**{READ_ONLY: True})
+
     def connect_or_explain(self) -> sa.Connection:
         """A connection, or a ConfigError saying in one line why there is none (the first
         thing `serve`, `clock` and the other commands do with the state database)."""
@@ -64,25 +92,75 @@ class Store:
             ) from None
 
     def schema_revision(self) -> str | None:
-        with self.engine.connect() as connection:
+        with self.reading() as connection:
             if not sa.inspect(connection).has_table("alembic_version"):
                 return None
             return connection.execute(sa.text("SELECT version_num FROM alembic_version")).scalar()
 
     def claim(self, key: str) -> bool:
         """Record `key` once. True for the one caller that inserted it, False for all others,
-        also under concurrency: the primary key decides, not a read-then-write."""
+        also under concurrency: the primary key decides, not a read-then-write.
+
+        Claims made at the same time in this process share one transaction (group commit):
+        every Slack request claims its delivery id before its ack, and a burst of them one
+        transaction each would queue on the state database's commits."""
+        ask = _Claim(key)
+        with self._claims:
+            self._claiming.append(ask)
+            while not ask.settled:
+                if self._claim_leader:
+                    self._claims.wait()
+                    continue
+                # No batch is being written: this caller writes every claim waiting now.
+                self._claim_leader = True
+                batch, self._claiming = self._claiming, []
+                self._claims.release()
+                try:
+                    self._insert_claims(batch)
+                finally:
+                    self._claims.acquire()
+                    self._claim_leader = False
+                    self._claims.notify_all()
+        if ask.error is not None:
+            raise ask.error
+        return ask.inserted
+
+    def _insert_claims(self, batch: list[_Claim]) -> None:
+        # Sorted, so two replicas writing overlapping batches take the keys' locks in one
+        # order (PostgreSQL): neither can wait on the other in a cycle.
+        firsts: dict[str, _Claim] = {}
+        for ask in sorted(batch, key=lambda a: a.key):
+            firsts.setdefault(ask.key, ask)
         try:
-            with self.engine.begin() as connection:
-                connection.execute(
-                    tables.dedupe_keys.insert().values(key=key, created_at=utc_now())
-                )
-        except IntegrityError:
-            return False
-        return True
+            inserted = self._insert_new(list(firsts))
+            for key, ask in firsts.items():
+                ask.inserted = key in inserted
+        except Exception as exc:  # noqa: BLE001 - handed to every caller in the batch
+            for ask in batch:
+                ask.inserted, ask.error = False, exc
+        except BaseException:
+            for ask in batch:
+                ask.inserted, ask.error = False, RuntimeError("claim interrupted")
+            raise
+        finally:
+            for ask in batch:  # a repeat within the batch is a repeat
+                if firsts[ask.key] is not ask:
+                    ask.inserted = False
+                ask.settled = True
+
+    def _insert_new(self, keys: list[str]) -> set[str]:
+        """Insert those of `keys` not there yet, in one statement (INSERT ... ON CONFLICT DO
+        NOTHING RETURNING: PostgreSQL, SQLite 3.35+); the ones inserted."""
+        t = tables.dedupe_keys
+        rows = [{"key": key, "created_at": utc_now()} for key in keys]
+        insert = (
+            postgresql_insert(t) if self.dialect == "postgresql" else sqlite_insert(t)
+        ).on_conflict_do_nothing()
+        with self.engine.begin() as connection:
+            return set(connection.execute(insert.values(rows).returning(t.c.key)).scalars())
 
     def kv_get(self, key: str) -> str | None:
-        with self.engine.connect() as connection:
+        with self.reading() as connection:
             return connection.execute(
                 sa.select(tables.kv.c.value).where(tables.kv.c.key == key)
             ).scalar()
@@ -158,8 +236,43 @@ def open_read_only(url: str) -> Store | None:
     return Store(url, engine=sa.create_engine(f"sqlite:///file:{path}?{mode}&uri=true"))
 
 
+class WriterTurn:
+    """This process's SQLite writers, one at a time. SQLite has one write lock per file,
+    and a writer that finds it taken sleeps in SQLite's busy handler (backing off to 100 ms
+    between tries) even after the lock is free again; under a burst (every Slack request
+    records its delivery id) that sleep is most of a request's time. Writers of one process
+    instead queue here and start the moment the one before them ends; other processes
+    (the clock) still meet SQLite's own lock. A second write transaction opened by a
+    thread that holds the turn does not wait here (SQLite's lock decides, as without it)."""
+
+    KEY = "databot_writer_turn"
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._owner: int | None = None
+
+    def enter(self, connection: sa.Connection) -> None:
+        me = threading.get_ident()
+        if self._owner == me:
+            return
+        self._lock.acquire()
+        self._owner = me
+        connection.info[self.KEY] = True
+
+    def leave(self, connection: sa.Connection) -> None:
+        if connection.info.pop(self.KEY, False):
+            self._owner = None
+            self._lock.release()
+
+
 def create_engine(url: str) -> sa.Engine:
     if url.startswith("sqlite"):
+        if sqlite3.sqlite_version_info < SQLITE_MIN:
+            raise ConfigError(
+                f"DATABASE_URL: the state database needs SQLite {'.'.join(map(str, SQLITE_MIN))}"
+                f" or newer; this Python has {sqlite3.sqlite_version}. Use PostgreSQL, or a "
+                "Python built with a newer SQLite."
+            )
         path = url.removeprefix("sqlite:///")
         engine = sa.create_engine(
             url,
@@ -184,11 +297,38 @@ def create_engine(url: str) -> sa.Engine:
             cursor.execute("PRAGMA busy_timeout=30000")
             cursor.close()
 
+        turn = WriterTurn()
+
         @sa.event.listens_for(engine, "begin")
         def _sqlite_begin(connection) -> None:
+            if connection.get_execution_options().get(READ_ONLY):
+                connection.exec_driver_sql("BEGIN")
+                return
             # IMMEDIATE takes the write lock up front, so read-then-write sequences in one
             # transaction cannot deadlock against each other.
-            connection.exec_driver_sql("BEGIN IMMEDIATE")
+            turn.enter(connection)
+            try:
+                connection.exec_driver_sql("BEGIN IMMEDIATE")
+            except BaseException:
+                turn.leave(connection)
+                raise
+
+        # SQLAlchemy calls these before it ends the transaction; it is ended here, so the
+        # turn passes on only once SQLite's lock is free (the driver's own commit or
+        # rollback that follows finds no transaction and does nothing).
+        @sa.event.listens_for(engine, "commit")
+        def _sqlite_commit(connection) -> None:
+            try:
+                connection.connection.driver_connection.commit()
+            finally:
+                turn.leave(connection)
+
+        @sa.event.listens_for(engine, "rollback")
+        def _sqlite_rollback(connection) -> None:
+            try:
+                connection.connection.driver_connection.rollback()
+            finally:
+                turn.leave(connection)
 
         return engine
     return sa.create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)

@@ -153,7 +153,7 @@ class StateCollector(Collector):
         now = utc_now()
         r = tables.requests.c
         runs = tables.scheduled_runs.c
-        with self.store.engine.connect() as connection:
+        with self.store.reading() as connection:
             queued = connection.execute(
                 sa.select(sa.func.count(), sa.func.min(r.created_at)).where(r.status == "queued")
             ).one()

@@ -59,7 +59,7 @@ def standard_checks(deps: Deps) -> dict[str, ReadinessCheck]:
     warehouse, Slack accepting the bot token."""
 
     def state() -> str | None:
-        with deps.store.engine.connect() as connection:
+        with deps.store.reading() as connection:
             connection.execute(sa.text("SELECT 1"))
         return None
 
@@ -111,7 +111,7 @@ def build_web(
     @web.get("/healthz")
     def healthz():
         try:
-            with deps.store.engine.connect() as connection:
+            with deps.store.reading() as connection:
                 connection.execute(sa.text("SELECT 1"))
         except Exception:
             logger.exception("health check: state database unreachable")
@@ -124,6 +124,11 @@ def build_web(
 
         @web.post(SLACK_PATH)
         def slack_events():
+            # Counted as an ack in progress until the answer to Slack is ready (ack_first).
+            with deps.acks.acking():
+                return admit_and_dispatch()
+
+        def admit_and_dispatch() -> Response:
             started = time.monotonic()
             surface = "unverified"
             body = request.get_data(cache=False)

@@ -129,6 +129,7 @@ def run_after_ack(
             _tell(error)
 
     def _guarded() -> Any:
+        deps.acks.wait_turn()  # the acks of a burst go back before its lookups start
         try:
             result = work(*args)
         except Exception as error:  # noqa: BLE001 - the one error path

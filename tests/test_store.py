@@ -13,6 +13,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
 from bot import tables
+from bot.errors import ConfigError
 from bot.store import Store
 from tests.conftest import POSTGRES_URL
 from tests.support.checkout import checkout_env
@@ -57,6 +58,114 @@ def test_claim_under_concurrency_has_exactly_one_winner(store):
         t.join()
     assert results.count(True) == 1
     assert results.count(False) == 7
+
+
+def _replica(store: Store) -> Store:
+    """A second Store on the same database, as another replica has: its own claim batches
+    (and, on SQLite, its own engine, so SQLite's file lock decides between the two)."""
+    if store.dialect == "sqlite":
+        return Store(store.url)
+    return Store(store.url, engine=store.engine)
+
+
+def test_claims_from_two_replicas_and_many_threads_have_one_winner_per_key(store):
+    # Slack's retries and replays of 40 deliveries arrive at two replicas at once, in
+    # different orders (batches overlap both ways: on PostgreSQL that would deadlock
+    # without one lock order).
+    other = _replica(store)
+    keys = [f"slack-req:event_id:Ev{n:03d}" for n in range(40)]
+    wins: dict[str, int] = dict.fromkeys(keys, 0)
+    lock = threading.Lock()
+    barrier = threading.Barrier(16)
+
+    def contend(replica: Store, order: list[str]) -> None:
+        barrier.wait()
+        for key in order:
+            if replica.claim(key):
+                with lock:
+                    wins[key] += 1
+
+    threads = [
+        threading.Thread(
+            target=contend,
+            args=(store if i % 2 else other, keys[i:] + keys[:i] if i % 3 else keys[::-1]),
+        )
+        for i in range(16)
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    assert not any(t.is_alive() for t in threads)
+    assert wins == dict.fromkeys(keys, 1)
+    if other.engine is not store.engine:
+        other.close()
+
+
+def test_a_failed_claim_reaches_every_caller_waiting_on_it(tmp_path):
+    # No schema: the batch's insert fails. Every caller hears why; none waits forever.
+    broken = Store(f"sqlite:///{tmp_path / 'empty.db'}")
+    errors: list[BaseException] = []
+    barrier = threading.Barrier(8)
+
+    def claim(i: int) -> None:
+        barrier.wait()
+        try:
+            broken.claim(f"key-{i % 3}")
+        except sa.exc.OperationalError as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=claim, args=(i,)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=30)
+    assert not any(t.is_alive() for t in threads)
+    assert len(errors) == 8
+    broken.migrate()
+    assert broken.claim("key-0") is True  # nothing was left half-claimed
+
+
+def test_a_sqlite_reader_sees_the_last_commit_while_a_writer_holds_the_lock(tmp_path):
+    # Readers (cache lookups, "was this posted?") must not queue behind the write lock
+    # that every Slack request's delivery claim takes.
+    store = Store(f"sqlite:///{tmp_path / 'state.db'}")
+    store.migrate()
+    store.kv_set("cursor", "1")
+    writing, read_done = threading.Event(), threading.Event()
+
+    def writer() -> None:
+        with store.engine.begin() as connection:
+            connection.execute(
+                tables.kv.update().where(tables.kv.c.key == "cursor").values(value="2")
+            )
+            writing.set()
+            read_done.wait(timeout=30)
+
+    thread = threading.Thread(target=writer)
+    thread.start()
+    assert writing.wait(timeout=10)
+    seen: list[str | None] = []
+    reader = threading.Thread(target=lambda: seen.append(store.kv_get("cursor")))
+    reader.start()
+    reader.join(timeout=10)
+    finished_while_writing = not reader.is_alive() and thread.is_alive()
+    read_done.set()
+    thread.join(timeout=30)
+    assert finished_while_writing
+    assert seen == ["1"]  # the committed value, not the writer's uncommitted one
+    assert store.kv_get("cursor") == "2"
+    store.close()
+
+
+def test_an_old_sqlite_is_refused_in_one_line(tmp_path, monkeypatch):
+    monkeypatch.setattr("bot.store.sqlite3.sqlite_version_info", (3, 31, 1))
+    monkeypatch.setattr("bot.store.sqlite3.sqlite_version", "3.31.1")
+    with pytest.raises(ConfigError) as raised:
+        Store(f"sqlite:///{tmp_path / 'state.db'}")
+    assert "SQLite 3.35.0 or newer" in str(raised.value)
+    assert "3.31.1" in str(raised.value)
+    assert "\n" not in str(raised.value)
 
 
 def test_kv_set_overwrites_and_survives_concurrent_writers(store):

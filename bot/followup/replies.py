@@ -238,7 +238,7 @@ def _lock_new(deps: Deps, repo: str, issue: GitHubIssue, view: Snapshot) -> bool
 
 def _snapshot(deps: Deps, repo: str, number: int) -> tuple[Snapshot, dt.datetime | None] | None:
     table = tables.followup_issues
-    with deps.store.engine.connect() as connection:
+    with deps.store.reading() as connection:
         found = connection.execute(
             sa.select(table.c.snapshot, table.c.github_updated_at).where(
                 table.c.repo == repo, table.c.issue_number == number

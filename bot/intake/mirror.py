@@ -144,7 +144,7 @@ def _fenced(deps: Deps, channel: str, ts: str, attempt: int, **values: Any) -> b
 
 def _row(deps: Deps, channel: str, ts: str) -> dict[str, Any] | None:
     m = tables.thread_mirrors.c
-    with deps.store.engine.connect() as connection:
+    with deps.store.reading() as connection:
         found = (
             connection.execute(
                 sa.select(tables.thread_mirrors).where(m.channel_id == channel, m.ts == ts)
@@ -332,7 +332,7 @@ def due_replies(deps: Deps, limit: int = DRAIN_BATCH) -> list[tuple[str, str]]:
         .order_by(m.created_at)
         .limit(limit)
     )
-    with deps.store.engine.connect() as connection:
+    with deps.store.reading() as connection:
         return [(r.channel_id, r.ts) for r in connection.execute(query)]
 
 

@@ -72,7 +72,7 @@ def _row(mapping) -> RequestRow:
 
 
 def get_request(deps: Deps, request_id: str) -> RequestRow | None:
-    with deps.store.engine.connect() as connection:
+    with deps.store.reading() as connection:
         found = connection.execute(
             sa.select(tables.requests).where(tables.requests.c.id == request_id)
         ).mappings()
@@ -81,7 +81,7 @@ def get_request(deps: Deps, request_id: str) -> RequestRow | None:
 
 
 def request_for_thread(deps: Deps, channel_id: str, thread_ts: str) -> RequestRow | None:
-    with deps.store.engine.connect() as connection:
+    with deps.store.reading() as connection:
         first = (
             connection.execute(
                 sa.select(tables.requests).where(
@@ -99,7 +99,7 @@ def filed_requests(deps: Deps, issue_numbers: list[int]) -> dict[int, RequestRow
     file are absent): the seam through which request follow-ups learn where to reply."""
     if not issue_numbers:
         return {}
-    with deps.store.engine.connect() as connection:
+    with deps.store.reading() as connection:
         rows = connection.execute(
             sa.select(tables.requests)
             .where(
@@ -152,7 +152,7 @@ def _existing(deps: Deps, dedupe_key: str, thread_key: str | None) -> RequestRow
     condition = tables.requests.c.dedupe_key == dedupe_key
     if thread_key:
         condition = sa.or_(condition, tables.requests.c.thread_key == thread_key)
-    with deps.store.engine.connect() as connection:
+    with deps.store.reading() as connection:
         first = connection.execute(sa.select(tables.requests).where(condition)).mappings().first()
     return _row(first) if first else None
 
@@ -359,7 +359,7 @@ def due_request_ids(deps: Deps, limit: int = DRAIN_BATCH) -> list[str]:
         r.status == Status.QUEUED.value,
         sa.or_(r.next_attempt_at.is_(None), r.next_attempt_at <= now),
     )
-    with deps.store.engine.connect() as connection:
+    with deps.store.reading() as connection:
         filings = connection.execute(
             sa.select(r.id).where(lease_free, queued).order_by(r.created_at).limit(limit)
         ).scalars()
@@ -389,7 +389,7 @@ def delayed_request_ids(deps: Deps, limit: int = DRAIN_BATCH) -> list[str]:
         .order_by(r.created_at)
         .limit(limit)
     )
-    with deps.store.engine.connect() as connection:
+    with deps.store.reading() as connection:
         return list(connection.execute(query).scalars())
 
 
@@ -397,7 +397,7 @@ def list_requests(deps: Deps, statuses: list[Status] | None = None) -> list[Requ
     query = sa.select(tables.requests).order_by(tables.requests.c.created_at)
     if statuses:
         query = query.where(tables.requests.c.status.in_([s.value for s in statuses]))
-    with deps.store.engine.connect() as connection:
+    with deps.store.reading() as connection:
         return [_row(m) for m in connection.execute(query).mappings()]
 
 
@@ -410,7 +410,7 @@ def requests_by(deps: Deps, requester_id: str, limit: int = 10) -> list[RequestR
         .order_by(r.created_at.desc())
         .limit(limit)
     )
-    with deps.store.engine.connect() as connection:
+    with deps.store.reading() as connection:
         return [_row(m) for m in connection.execute(query).mappings()]
 
 

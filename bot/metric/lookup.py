@@ -56,6 +56,7 @@ from bot.metric.rollups import Coverage, coverage_params, rewrite
 from bot.settings import REPORTING_TZ, Settings, utc_now
 from bot.slack_channels import is_listed
 from bot.slack_text import escape_mrkdwn
+from bot.timers import Timer, shared_timers
 from bot.warehouse import format_bytes, prepare_duckdb
 
 if TYPE_CHECKING:
@@ -127,6 +128,7 @@ class MetricService:
             lease_s=settings.query_timeout_seconds + LEASE_MARGIN_SECONDS,
             executor=executor,
         )
+        self._executor = executor
         self._on_cache = on_cache
         dataset = settings.rollup_dataset
         self.rollups = Coverage(warehouse, dataset) if dataset else None
@@ -214,6 +216,14 @@ class MetricService:
         metric, by = query.metric, query.by
         result: Future[Answer] = Future()
         result.set_running_or_notify_cancel()
+        # A calendar month asked for by name is known to need the month before: that
+        # lookup runs beside the first one, not after it (a default period may still move
+        # to the last complete one, so its comparison waits for the first answer).
+        ahead: dict[Period, Future[Answer]] = {}
+        if metric.shape == "buckets" and not query.defaulted:
+            month_before = query.period.compared_with()
+            if month_before != query.period.previous():
+                ahead[month_before] = self._lookup_beside(metric, month_before, account, by)
 
         def settle(answer: Answer) -> None:
             answer = replace(answer, defaulted=query.defaulted, by=by)
@@ -222,7 +232,7 @@ class MetricService:
                 result.set_result(answer)
                 return
             then(
-                self._lookup(metric, month_before, account, by),
+                ahead.get(month_before) or self._lookup(metric, month_before, account, by),
                 lambda before: result.set_result(compared_with(answer, before, month_before)),
                 lambda _exc: result.set_result(compared_with(answer, None, month_before)),
             )
@@ -343,6 +353,35 @@ class MetricService:
             )
 
         self._flights.get(key, ttl, lambda: self._fetch(metric, plan)).add_done_callback(done)
+        return answer
+
+    def _lookup_beside(
+        self, metric: Metric, asked: Period, account: str | None, by: Dimension | None
+    ) -> Future[Answer]:
+        """`_lookup` started on a worker: a query this process leads runs in the thread
+        that asks, and this one is to run beside the caller's own."""
+        if self._executor is None:
+            return self._lookup(metric, asked, account, by)
+        answer: Future[Answer] = Future()
+        answer.set_running_or_notify_cancel()
+
+        def copy(done: Future[Answer]) -> None:
+            error = done.exception()
+            if error is not None:
+                answer.set_exception(error)
+            else:
+                answer.set_result(done.result())
+
+        def start() -> None:
+            try:
+                self._lookup(metric, asked, account, by).add_done_callback(copy)
+            except BaseException as exc:  # noqa: BLE001 - handed to whoever waits
+                answer.set_exception(exc)
+
+        try:
+            self._executor.submit(start)
+        except RuntimeError:  # shutting down: here, then
+            start()
         return answer
 
     def plan(
@@ -596,7 +635,7 @@ class StoreResults:
 
     def read(self, key: str) -> tuple[str, Any] | None:
         c = tables.lookup_cache.c
-        with self.store.engine.connect() as connection:
+        with self.store.reading() as connection:
             row = connection.execute(
                 sa.select(c.status, c.rows, c.expires_at, c.lease_until).where(c.key == key)
             ).one_or_none()
@@ -808,16 +847,15 @@ def _as_shared(flight: Future[Outcome]) -> Future[Outcome]:
 class StillWorking:
     """Calls `callback` once after `seconds` unless finished first; the answer is never
     overtaken by a late "still working" note (both sides hold the lock). Start it at the
-    ack, so time spent queued for a worker thread counts too."""
+    ack, so time spent queued for a worker thread counts too. The wait holds no thread
+    (bot.timers)."""
 
     def __init__(self, seconds: float, callback: Callable[[], None] | None) -> None:
         self._lock = threading.Lock()
         self._done = False
-        self._timer: threading.Timer | None = None
+        self._timer: Timer | None = None
         if callback is not None:
-            self._timer = threading.Timer(seconds, self._fire, args=(callback,))
-            self._timer.daemon = True
-            self._timer.start()
+            self._timer = shared_timers().after(seconds, lambda: self._fire(callback))
 
     def _fire(self, callback: Callable[[], None]) -> None:
         with self._lock:

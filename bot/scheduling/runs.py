@@ -71,7 +71,7 @@ def _key(job: str, period: str) -> sa.ColumnElement[bool]:
 
 
 def get_run(store: Store, job: str, period: str) -> RunRecord | None:
-    with store.engine.connect() as connection:
+    with store.reading() as connection:
         row = connection.execute(sa.select(tables.scheduled_runs).where(_key(job, period))).first()
     return RunRecord.from_row(row) if row else None
 
@@ -89,7 +89,7 @@ def list_runs(store: Store, *, job: str | None = None, limit: int = 50) -> list[
     query = sa.select(t).order_by(t.c.created_at.desc(), t.c.job, t.c.period).limit(limit)
     if job:
         query = query.where(t.c.job == job)
-    with store.engine.connect() as connection:
+    with store.reading() as connection:
         return [RunRecord.from_row(r) for r in connection.execute(query)]
 
 
@@ -231,5 +231,5 @@ def due_retries(store: Store, now: dt.datetime) -> list[tuple[str, str]]:
         t.c.lease_until <= now,
         t.c.period.not_like(f"%{NOTICE_SUFFIX}"),
     )
-    with store.engine.connect() as connection:
+    with store.reading() as connection:
         return [(r.job, r.period) for r in connection.execute(query)]

@@ -61,7 +61,7 @@ def create(
 
 def get(store: Store, item_id: int) -> Item | None:
     t = tables.metric_subscriptions
-    with store.engine.connect() as connection:
+    with store.reading() as connection:
         row = connection.execute(sa.select(t).where(t.c.id == item_id)).first()
     return _item(row) if row else None
 
@@ -85,7 +85,7 @@ def list_items(
         query = query.where(sa.or_(*who))
     if statuses:
         query = query.where(t.c.status.in_([str(s) for s in statuses]))
-    with store.engine.connect() as connection:
+    with store.reading() as connection:
         return [_item(r) for r in connection.execute(query)]
 
 
@@ -169,7 +169,7 @@ def last_check_before(
         .order_by(t.c.period.desc())
         .limit(1)
     )
-    with store.engine.connect() as connection:
+    with store.reading() as connection:
         found = connection.execute(query).scalar()
     return CheckState(found) if found else None
 
@@ -182,7 +182,7 @@ def last_check(store: Store, alert_id: int) -> tuple[str, CheckState, float | No
         .order_by(t.c.period.desc())
         .limit(1)
     )
-    with store.engine.connect() as connection:
+    with store.reading() as connection:
         row = connection.execute(query).first()
     return (row.period, CheckState(row.state), row.value) if row else None
 
@@ -199,7 +199,7 @@ def last_runs(store: Store, job_names: list[str]) -> dict[str, tuple[str, str, s
         .order_by(t.c.updated_at)
     )
     found: dict[str, tuple[str, str, str | None]] = {}
-    with store.engine.connect() as connection:
+    with store.reading() as connection:
         for row in connection.execute(query):
             found[row.job] = (row.period, row.status, row.detail)
     return found

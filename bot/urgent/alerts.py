@@ -180,7 +180,7 @@ def sync_alert(deps: Deps, repo: str, number: int) -> Synced:
     held = True  # until released or lost; otherwise the `finally` below gives it up
     try:
         while True:
-            with deps.store.engine.connect() as connection:
+            with deps.store.reading() as connection:
                 row = connection.execute(sa.select(table).where(key)).one()
             state = AlertState.model_validate(row.state)
             wanted = state.content_hash()
@@ -441,7 +441,7 @@ def pending_alerts(deps: Deps, repo: str) -> list[int]:
     within PENDING_WINDOW (every recorded change touches `updated_at`)."""
     table = tables.urgent_alerts
     now = deps.now()
-    with deps.store.engine.connect() as connection:
+    with deps.store.reading() as connection:
         rows = connection.execute(
             sa.select(table.c.issue_number, table.c.state, table.c.state_hash)
             .where(table.c.repo == repo)
@@ -471,7 +471,7 @@ def refresh_overdue(deps: Deps, repo: str) -> list[int]:
     if deps.store.kv_get(checked) == today.isoformat():
         return []
     table = tables.urgent_alerts
-    with deps.store.engine.connect() as connection:
+    with deps.store.reading() as connection:
         rows = connection.execute(
             sa.select(table.c.issue_number, table.c.state).where(table.c.repo == repo)
         ).all()
@@ -504,7 +504,7 @@ def refresh_overdue(deps: Deps, repo: str) -> list[int]:
 
 def tracked_issue_numbers(deps: Deps, repo: str) -> set[int]:
     table = tables.urgent_alerts
-    with deps.store.engine.connect() as connection:
+    with deps.store.reading() as connection:
         return set(
             connection.execute(
                 sa.select(table.c.issue_number).where(table.c.repo == repo)
@@ -514,6 +514,6 @@ def tracked_issue_numbers(deps: Deps, repo: str) -> set[int]:
 
 def alert_states(deps: Deps, repo: str) -> list[AlertState]:
     table = tables.urgent_alerts
-    with deps.store.engine.connect() as connection:
+    with deps.store.reading() as connection:
         rows = connection.execute(sa.select(table.c.state).where(table.c.repo == repo)).all()
     return [AlertState.model_validate(row.state) for row in rows]

@@ -49,7 +49,7 @@ def stale_unassigned(deps: Deps, hours: float) -> list[AlertState]:
 
 
 def _claimed(deps: Deps, key: str) -> bool:
-    with deps.store.engine.connect() as connection:
+    with deps.store.reading() as connection:
         found = connection.execute(
             sa.select(tables.dedupe_keys.c.key).where(tables.dedupe_keys.c.key == key)
         ).first()

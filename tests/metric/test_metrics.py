@@ -6,6 +6,7 @@ import datetime as dt
 import json
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -244,6 +245,33 @@ def test_query_scans_only_the_dates_it_needs_and_passes_only_used_parameters():
 
 
 # --------------------------------------------------------------------------- speed
+
+
+def test_a_calendar_month_and_the_month_before_are_looked_up_side_by_side():
+    # MAU of October is compared with September's own distinct count: the two queries run
+    # at once (the answer takes one query's time, not two). Each waits for the other.
+    both = threading.Barrier(2, timeout=10)
+
+    def rows(sql, params):
+        if "bucket_days" not in params:
+            return []
+        both.wait()
+        (first, last) = scan_dates(params)
+        days = (last - first).days + 1
+        return [
+            {"bucket": b, "value": 100 + b, "data_through": NOW}
+            for b in range(days // params["bucket_days"])
+        ]
+
+    warehouse = FakeWarehouse(rows)
+    with ThreadPoolExecutor(4) as pool:
+        service = MetricService(
+            CATALOG, warehouse, Settings(), lambda: NOW, time.monotonic, executor=pool
+        )
+        answer = ask(service, "mau 2026-10")
+    assert answer.previous_period == Period(dt.date(2026, 9, 1), dt.date(2026, 9, 30))
+    assert len(warehouse.metric_calls()) == 2
+    assert answer.headline[2] is not None  # September's value, for the change
 
 
 def test_identical_lookups_within_the_freshness_window_come_from_the_cache():

@@ -1,0 +1,59 @@
+"""Acks first: work after the ack waits while this process acks a burst, but never long."""
+
+from __future__ import annotations
+
+import threading
+
+from bot.ack_first import AckFirst
+
+
+def _waiting(acks: AckFirst, timeout: float = 10) -> tuple[threading.Thread, threading.Event]:
+    started = threading.Event()
+
+    def work() -> None:
+        acks.wait_turn(timeout)
+        started.set()
+
+    thread = threading.Thread(target=work)
+    thread.start()
+    return thread, started
+
+
+def test_work_starts_once_every_ack_in_progress_is_done():
+    acks = AckFirst()
+    first, second = acks.acking(), acks.acking()
+    first.__enter__()
+    second.__enter__()
+    thread, started = _waiting(acks)
+    assert not started.wait(timeout=0.2)
+    first.__exit__(None, None, None)
+    assert not started.wait(timeout=0.2)  # one ack still in progress
+    second.__exit__(None, None, None)
+    assert started.wait(timeout=5)
+    thread.join()
+
+
+def test_work_is_not_held_back_longer_than_its_limit_by_a_steady_stream():
+    acks = AckFirst()
+    with acks.acking():
+        thread, started = _waiting(acks, timeout=0.1)
+        assert started.wait(timeout=5)  # while the ack is still in progress
+    thread.join()
+
+
+def test_an_ack_that_fails_still_ends():
+    acks = AckFirst()
+    try:
+        with acks.acking():
+            raise ValueError("listener bug")
+    except ValueError:
+        pass
+    thread, started = _waiting(acks)
+    assert started.wait(timeout=5)
+    thread.join()
+
+
+def test_with_no_burst_work_starts_at_once():
+    thread, started = _waiting(AckFirst(), timeout=30)
+    assert started.wait(timeout=5)
+    thread.join()
