@@ -6,6 +6,7 @@ exactly-once runner and catches up missed days."""
 from __future__ import annotations
 
 import datetime as dt
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -17,6 +18,7 @@ from bot.metric.rollups import Coverage, build_day, coverage_lines
 from bot.settings import Settings
 from bot.warehouse import DuckDBWarehouse
 
+TZ = "America/Los_Angeles"
 NOW = dt.datetime(2026, 11, 23, 18, 0, tzinfo=dt.UTC)  # Mon Nov 23, 10:00 PT
 COVERED = Period(dt.date(2026, 9, 20), dt.date(2026, 11, 10))
 CATALOG = load_catalog()
@@ -177,3 +179,101 @@ def test_databot_rollups_without_a_dataset_says_lookups_read_raw_rows(tmp_path):
     result = run_cli("rollups", env={"DATA_DIR": str(tmp_path)}, cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "ROLLUP_DATASET is not set: lookups read raw rows only."
+
+
+# ------------------------------------------------------------------------- on BigQuery
+
+SLICE_FROM = "TIMESTAMPTZ '2026-10-25 07:00:00+00'"
+SLICE_TO = "TIMESTAMPTZ '2026-11-03 08:00:00+00'"  # Oct 25 .. Nov 2 in Pacific time
+SLICE = Period(dt.date(2026, 10, 25), dt.date(2026, 11, 2))
+SLICE_INSTANCES = (
+    "SELECT instance_id FROM sourcegraph_analytics.update_checks "
+    "WHERE telemetry_status = 'full pings + event data' AND account_name IS NOT NULL "
+    "GROUP BY instance_id ORDER BY instance_id LIMIT 6"
+)
+
+
+@pytest.fixture(scope="module")
+def bigquery_rolled(bigquery_emulator, demo_warehouse_path, tmp_path_factory):
+    """A slice of demo rows in the BigQuery emulator, with the rollups built there by the
+    bot's own DDL and DML (CREATE TABLE, DELETE, INSERT ... SELECT) for every day of it."""
+    from bot.warehouse import BigQueryWarehouse
+    from tests.support.bigquery import EMULATOR_PROJECT, copy_demo_slice, emulator_client
+
+    slices = {
+        "dotcom_events.events": (
+            f"SELECT * FROM dotcom_events.events WHERE timestamp >= {SLICE_FROM} "
+            f"AND timestamp < {SLICE_TO} AND instance_id IN ({SLICE_INSTANCES})"
+        ),
+        "sourcegraph_analytics.update_checks": (
+            "SELECT * FROM sourcegraph_analytics.update_checks "
+            f"WHERE checked_at >= {SLICE_FROM} AND checked_at < {SLICE_TO} "
+            f"AND (hash(instance_id) % 4 = 0 OR instance_id IN ({SLICE_INSTANCES}))"
+        ),
+        "salesforce_data.accounts": "SELECT * FROM salesforce_data.accounts",
+        "sourcegraph_analytics.releases": "SELECT * FROM sourcegraph_analytics.releases",
+        "sourcegraph_analytics.instances": "SELECT * FROM sourcegraph_analytics.instances",
+    }
+    copy_demo_slice(
+        bigquery_emulator,
+        demo_warehouse_path,
+        slices,
+        slice_path=tmp_path_factory.mktemp("bq-slice") / "slice.duckdb",
+    )
+    client = emulator_client(bigquery_emulator)
+    client.create_dataset("databot_rollups", exists_ok=True)  # the dataset databot may write
+    client.close()
+    warehouse = BigQueryWarehouse(
+        EMULATOR_PROJECT, api_endpoint=bigquery_emulator, maximum_bytes_billed=10**9, timeout_s=60
+    )
+    day = SLICE.start
+    while day <= SLICE.end:
+        build_day(warehouse, "databot_rollups", day)
+        day += dt.timedelta(days=1)
+    build_day(warehouse, "databot_rollups", SLICE.start)  # a rebuilt day replaces, not adds
+    yield warehouse
+    warehouse.close()
+
+
+@pytest.mark.bigquery
+@pytest.mark.parametrize("metric", ROLLED, ids=[m.name for m in ROLLED])
+def test_rollups_built_on_bigquery_give_the_raw_answers(bigquery_rolled, metric):
+    raw = MetricService(CATALOG, bigquery_rolled, Settings(_env_file=None), lambda: NOW)
+    rolled = MetricService(
+        CATALOG,
+        bigquery_rolled,
+        Settings(_env_file=None, rollup_dataset="databot_rollups"),
+        lambda: NOW,
+    )
+    account = an_account(bigquery_rolled)
+    for period in (Period(dt.date(2026, 11, 1), dt.date(2026, 11, 1)), SLICE):
+        for who in (None, account):
+            assert "databot_rollups." in rolled.plan(metric, period, who).sql
+            expected = numbers(answer_or_none(raw, metric, period, who))
+            assert expected is not None and any(expected[0]), (period, who)
+            assert numbers(answer_or_none(rolled, metric, period, who)) == expected, (
+                period,
+                who,
+            )
+
+
+@pytest.mark.bigquery
+def test_rollup_coverage_on_bigquery_is_every_day_built_once(bigquery_rolled):
+    assert Coverage(bigquery_rolled, "databot_rollups").covered("events_daily") == SLICE
+    rows = bigquery_rolled.query(
+        "SELECT day, COUNT(*) AS n FROM databot_rollups.rollup_days GROUP BY day ORDER BY day", {}
+    )
+    assert [(r["day"], r["n"]) for r in rows] == [
+        (SLICE.start + dt.timedelta(days=n), 2) for n in range(SLICE.days)
+    ]
+    # The rebuilt first day holds one row per key, as the raw rows give.
+    raw = bigquery_rolled.query(
+        "SELECT COUNT(DISTINCT CONCAT(user_id, '/', instance_id)) AS n "
+        "FROM dotcom_events.events WHERE timestamp >= @a AND timestamp < @b",
+        dict(zip(("a", "b"), Period(SLICE.start, SLICE.start).utc_bounds(ZoneInfo(TZ)))),
+    )
+    rolled = bigquery_rolled.query(
+        "SELECT COUNT(*) AS n FROM databot_rollups.events_daily WHERE day = @day",
+        {"day": SLICE.start},
+    )
+    assert rolled[0]["n"] == raw[0]["n"] > 0
