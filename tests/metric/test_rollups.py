@@ -270,7 +270,9 @@ def test_rollup_coverage_on_bigquery_is_every_day_built_once(bigquery_rolled):
     raw = bigquery_rolled.query(
         "SELECT COUNT(DISTINCT CONCAT(user_id, '/', instance_id)) AS n "
         "FROM dotcom_events.events WHERE timestamp >= @a AND timestamp < @b",
-        dict(zip(("a", "b"), Period(SLICE.start, SLICE.start).utc_bounds(ZoneInfo(TZ)))),
+        dict(
+            zip(("a", "b"), Period(SLICE.start, SLICE.start).utc_bounds(ZoneInfo(TZ)), strict=True)
+        ),
     )
     rolled = bigquery_rolled.query(
         "SELECT COUNT(*) AS n FROM databot_rollups.events_daily WHERE day = @day",
