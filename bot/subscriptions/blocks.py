@@ -186,6 +186,13 @@ def build_snoozed(item: Item, until: dt.datetime, tz: ZoneInfo) -> Message:
     return Message(text=f":zzz: Alert {describe(item)} snoozed until {when(until, tz)}.")
 
 
+def build_not_yours(item: Item) -> Message:
+    return build_done(
+        f"`{item.job_name}` was set up by <@{item.creator}>, so only they can change it. "
+        f"Ask them, or make your own with {SUBSCRIBE_USAGE}."
+    )
+
+
 def build_done(text: str) -> Message:
     return Message(text=text)
 
@@ -196,8 +203,11 @@ def build_list(
     next_runs: dict[int, dt.datetime | None],
     last_results: dict[int, str],
     tz: ZoneInfo,
+    *,
+    viewer: str | None,
 ) -> Message:
-    """`/metric subscriptions`: the person's and the channel's items, each with buttons."""
+    """`/metric subscriptions`: the person's and the channel's items; the viewer's own
+    ones with buttons, others' with who set them up (only they may change them)."""
     if not items:
         text = (
             f"No subscriptions or alerts here yet. Make one with {SUBSCRIBE_USAGE}, or "
@@ -224,6 +234,10 @@ def build_list(
             f" · Last: {escape_mrkdwn(last_results.get(item.id, 'nothing yet'))}"
         )
         blocks.append(SectionBlock(text=MarkdownTextObject(text=truncate(line, SECTION_LIMIT))))
+        if item.creator != viewer:
+            owner = f"Set up by <@{item.creator}>: only they can pause or delete it."
+            blocks.append(ContextBlock(elements=[MarkdownTextObject(text=owner)]))
+            continue
         value = ItemValue(id=item.id).model_dump_json()
         toggle = (
             ButtonElement(text="Pause", action_id=Action.SUBSCRIPTION_PAUSE.value, value=value)

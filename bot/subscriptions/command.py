@@ -28,6 +28,7 @@ from bot.subscriptions.blocks import (
     build_created,
     build_done,
     build_list,
+    build_not_yours,
     build_snoozed,
     build_usage,
 )
@@ -217,6 +218,7 @@ def list_for(deps: Deps, *, user: str | None, channel: str | None) -> Message:
         {i.id: next_run(i, deps) for i in items},
         last_results(deps, items, user=user, channel=channel),
         deps.settings.tz,
+        viewer=user,
     )
 
 
@@ -253,15 +255,20 @@ def last_results(
     return out
 
 
-def _item_or_gone(deps: Deps, value: ItemValue) -> Item | Message:
+def _item_or_gone(deps: Deps, value: ItemValue, user: str | None) -> Item | Message:
+    """The item a button names, if `user` may change it: only who set it up may pause,
+    resume, delete or snooze it. The buttons are in messages others see too (an alert in
+    a channel, the channel's list), so a click is not consent."""
     item = records.get(deps.store, value.id)
     if item is None:
         return build_done("That subscription or alert no longer exists.")
+    if user is None or user != item.creator:
+        return build_not_yours(item)
     return item
 
 
 def pause_button(deps: Deps, value: ItemValue, *, user: str | None) -> Message:
-    item = _item_or_gone(deps, value)
+    item = _item_or_gone(deps, value, user)
     if isinstance(item, Message):
         return item
     records.set_status(deps.store, item.id, deps.now(), Status.PAUSED, f"paused by <@{user}>")
@@ -269,7 +276,7 @@ def pause_button(deps: Deps, value: ItemValue, *, user: str | None) -> Message:
 
 
 def resume_button(deps: Deps, value: ItemValue, *, user: str | None) -> Message:
-    item = _item_or_gone(deps, value)
+    item = _item_or_gone(deps, value, user)
     if isinstance(item, Message):
         return item
     metric = metric_service(deps).catalog.get(item.metric)
@@ -287,7 +294,7 @@ def resume_button(deps: Deps, value: ItemValue, *, user: str | None) -> Message:
 
 
 def delete_button(deps: Deps, value: ItemValue, *, user: str | None) -> Message:
-    item = _item_or_gone(deps, value)
+    item = _item_or_gone(deps, value, user)
     if isinstance(item, Message):
         return item
     records.delete(deps.store, item.id)
@@ -295,7 +302,7 @@ def delete_button(deps: Deps, value: ItemValue, *, user: str | None) -> Message:
 
 
 def snooze_button(deps: Deps, value: ItemValue, *, user: str | None) -> Message:
-    item = _item_or_gone(deps, value)
+    item = _item_or_gone(deps, value, user)
     if isinstance(item, Message):
         return item
     days = 7 if value.days == 7 else 1

@@ -275,6 +275,40 @@ def test_the_list_shows_mine_and_the_channels_with_next_run_and_pause_delete(bot
     assert [i.job_name for i in items(bot)] == ["alert-2", "sub-3"]
 
 
+def test_only_who_set_an_item_up_can_pause_snooze_or_delete_it(bot, clock):
+    # Bob's alert posts into #analytics, where Alice sees it and the channel's list.
+    clock.set(at(dt.date(2026, 11, 16), 10))
+    command(bot, "alert wau below 1", user="U0BOB")
+    (alert,) = items(bot)
+    listed = command(bot, "subscriptions")
+    assert f"`{alert.job_name}`" in text_of(listed)
+    assert "Set up by <@U0BOB>: only they can pause or delete it." in text_of(listed)
+    assert not [b for b in listed.get("blocks", []) if b.get("type") == "actions"]
+
+    value = json.dumps({"id": alert.id})
+    for action, extra in (
+        (Action.SUBSCRIPTION_DELETE.value, {}),
+        (Action.SUBSCRIPTION_PAUSE.value, {}),
+        (Action.ALERT_SNOOZE_WEEK.value, {"days": 7}),
+    ):
+        url = bot.slack.response_url(ANALYTICS_CHANNEL, user=USER)
+        click = block_actions(
+            action, json.dumps({"id": alert.id, **extra}), user_id=USER, response_url=url
+        )
+        bot.interact(click)
+        answer = text_of(responses(bot, url)[0])
+        assert "set up by <@U0BOB>, so only they can change it" in answer
+    (unchanged,) = items(bot)
+    assert (unchanged.status, unchanged.snoozed_until) == (alert.status, alert.snoozed_until)
+
+    url = bot.slack.response_url(ANALYTICS_CHANNEL, user="U0BOB")
+    bot.interact(
+        block_actions(Action.SUBSCRIPTION_DELETE.value, value, user_id="U0BOB", response_url=url)
+    )
+    assert "Deleted" in text_of(responses(bot, url)[0])
+    assert items(bot) == []
+
+
 # --- alerts ---------------------------------------------------------------------------
 
 
