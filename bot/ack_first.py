@@ -47,4 +47,7 @@ class AckFirst:
                 quiet_at = self._last_arrival + QUIET_SECONDS
                 if (not self._acking and now >= quiet_at) or now >= deadline:
                     return
-                self._changed.wait(max(0.001, min(deadline, quiet_at) - now))
+                # While acks are in progress, until the last one ends (it notifies);
+                # after that, until the quiet time has passed.
+                until = deadline if self._acking else min(deadline, quiet_at)
+                self._changed.wait(until - now)

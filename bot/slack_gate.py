@@ -36,7 +36,7 @@ from urllib.parse import parse_qs, urlsplit
 from slack_sdk.signature import SignatureVerifier
 
 from bot import tables
-from bot.store import Store
+from bot.store import BatchedClaims, Store
 
 logger = logging.getLogger(__name__)
 
@@ -147,6 +147,7 @@ class SlackGate:
 
     def __init__(self, store: Store, signing_secret: str) -> None:
         self.store = store
+        self.claims = BatchedClaims(store)
         self.verifier = SignatureVerifier(signing_secret)
         self._pruned_at = dt.datetime.min.replace(tzinfo=dt.UTC)
         self._prune_lock = threading.Lock()
@@ -161,7 +162,7 @@ class SlackGate:
         if parsed.get("type") == "url_verification":
             return parsed  # Slack's URL check: answered by Bolt, nothing to do twice
         key = delivery_key(parsed, headers)
-        if not self.store.claim(key):
+        if not self.claims.claim(key):
             retry = headers.get("x-slack-retry-num")
             raise Rejected(200, f"already handled ({'retry ' + retry if retry else 'replay'})")
         self._prune()

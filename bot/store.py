@@ -30,6 +30,8 @@ logger = logging.getLogger(__name__)
 MIGRATIONS = Path(__file__).with_name("migrations")
 # Store.claim's INSERT ... RETURNING needs it (2021; Debian 12 and Python's own builds ship newer).
 SQLITE_MIN = (3, 35, 0)
+# How long a SQLite writer waits for the write lock before "database is locked".
+SQLITE_BUSY_SECONDS = 30
 # Execution option marking a connection that only reads (Store.reading).
 READ_ONLY = "databot_read_only"
 # pg_advisory_xact_lock key held around migrations (any fixed 64-bit number; "databot").
@@ -38,7 +40,7 @@ MIGRATION_LOCK = int.from_bytes(b"databot", "big")
 
 @dataclass(eq=False)
 class _Claim:
-    """One caller's key in a batch of claims (Store.claim)."""
+    """One caller's key in a batch of claims (BatchedClaims)."""
 
     key: str
     inserted: bool = False
@@ -50,9 +52,6 @@ class Store:
     def __init__(self, url: str, *, engine: sa.Engine | None = None) -> None:
         self.url = url
         self.engine = engine or create_engine(url)
-        self._claims = threading.Condition(threading.Lock())
-        self._claiming: list[_Claim] = []
-        self._claim_leader = False
 
     @property
     def dialect(self) -> str:
@@ -99,56 +98,10 @@ class Store:
 
     def claim(self, key: str) -> bool:
         """Record `key` once. True for the one caller that inserted it, False for all others,
-        also under concurrency: the primary key decides, not a read-then-write.
+        also under concurrency: the primary key decides, not a read-then-write."""
+        return key in self.insert_new([key])
 
-        Claims made at the same time in this process share one transaction (group commit):
-        every Slack request claims its delivery id before its ack, and a burst of them one
-        transaction each would queue on the state database's commits."""
-        ask = _Claim(key)
-        with self._claims:
-            self._claiming.append(ask)
-            while not ask.settled:
-                if self._claim_leader:
-                    self._claims.wait()
-                    continue
-                # No batch is being written: this caller writes every claim waiting now.
-                self._claim_leader = True
-                batch, self._claiming = self._claiming, []
-                self._claims.release()
-                try:
-                    self._insert_claims(batch)
-                finally:
-                    self._claims.acquire()
-                    self._claim_leader = False
-                    self._claims.notify_all()
-        if ask.error is not None:
-            raise ask.error
-        return ask.inserted
-
-    def _insert_claims(self, batch: list[_Claim]) -> None:
-        # Sorted, so two replicas writing overlapping batches take the keys' locks in one
-        # order (PostgreSQL): neither can wait on the other in a cycle.
-        firsts: dict[str, _Claim] = {}
-        for ask in sorted(batch, key=lambda a: a.key):
-            firsts.setdefault(ask.key, ask)
-        try:
-            inserted = self._insert_new(list(firsts))
-            for key, ask in firsts.items():
-                ask.inserted = key in inserted
-        except Exception as exc:  # noqa: BLE001 - handed to every caller in the batch
-            for ask in batch:
-                ask.inserted, ask.error = False, exc
-        except BaseException:
-            for ask in batch:
-                ask.inserted, ask.error = False, RuntimeError("claim interrupted")
-            raise
-        finally:
-            for ask in batch:  # a repeat within the batch is a repeat
-                if firsts[ask.key] is not ask:
-                    ask.inserted = False
-                ask.settled = True
-
-    def _insert_new(self, keys: list[str]) -> set[str]:
+    def insert_new(self, keys: list[str]) -> set[str]:
         """Insert those of `keys` not there yet, in one statement (INSERT ... ON CONFLICT DO
         NOTHING RETURNING: PostgreSQL, SQLite 3.35+); the ones inserted."""
         t = tables.dedupe_keys
@@ -187,6 +140,66 @@ class Store:
 
     def close(self) -> None:
         self.engine.dispose()
+
+
+class BatchedClaims:
+    """`Store.claim` for the gate's Slack delivery ids: claims made at the same time in this
+    process share one transaction (group commit). Every Slack request claims its id before
+    its ack, and a burst of them one transaction each queued on the state database's
+    commits (on SQLite behind its single write lock). Only for keys of bounded length that
+    nothing else writes, so no other transaction holds one of them for long: one slow or
+    bad key would hold up or fail the whole batch."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self._changed = threading.Condition(threading.Lock())
+        self._waiting: list[_Claim] = []
+        self._writing = False
+
+    def claim(self, key: str) -> bool:
+        ask = _Claim(key)
+        with self._changed:
+            self._waiting.append(ask)
+            while not ask.settled:
+                if self._writing:
+                    self._changed.wait()
+                    continue
+                # No batch is being written: this caller writes every claim waiting now.
+                self._writing = True
+                batch, self._waiting = self._waiting, []
+                self._changed.release()
+                try:
+                    self._write(batch)
+                finally:
+                    self._changed.acquire()
+                    self._writing = False
+                    self._changed.notify_all()
+        if ask.error is not None:
+            raise ask.error
+        return ask.inserted
+
+    def _write(self, batch: list[_Claim]) -> None:
+        # Sorted, so two replicas writing overlapping batches take the keys' locks in one
+        # order (PostgreSQL): neither can wait on the other in a cycle.
+        firsts: dict[str, _Claim] = {}
+        for ask in sorted(batch, key=lambda a: a.key):
+            firsts.setdefault(ask.key, ask)
+        try:
+            inserted = self.store.insert_new(list(firsts))
+            for key, ask in firsts.items():
+                ask.inserted = key in inserted
+        except Exception as exc:  # noqa: BLE001 - handed to every caller in the batch
+            for ask in batch:
+                ask.inserted, ask.error = False, exc
+        except BaseException:
+            for ask in batch:
+                ask.inserted, ask.error = False, RuntimeError("claim interrupted")
+            raise
+        finally:
+            for ask in batch:  # a repeat within the batch is a repeat
+                if firsts[ask.key] is not ask:
+                    ask.inserted = False
+                ask.settled = True
 
 
 # Driver messages (psycopg, sqlite3) -> the reason in plain words. Never the URL: it may
@@ -243,26 +256,38 @@ class WriterTurn:
     records its delivery id) that sleep is most of a request's time. Writers of one process
     instead queue here and start the moment the one before them ends; other processes
     (the clock) still meet SQLite's own lock. A second write transaction opened by a
-    thread that holds the turn does not wait here (SQLite's lock decides, as without it)."""
+    thread that holds the turn does not wait here (SQLite's lock decides, as without it).
 
-    KEY = "databot_writer_turn"
+    The turn is given back when its transaction commits or rolls back, and also when its
+    driver connection goes back to the pool or is invalidated without either (a connection
+    dropped unclosed, a disconnect): a turn never given back would stop every writer."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._owner: int | None = None
+        self._guard = threading.Lock()  # around `_holder`
+        self._holder: tuple[sa.Connection, object, int] | None = None
 
     def enter(self, connection: sa.Connection) -> None:
         me = threading.get_ident()
-        if self._owner == me:
+        held = self._holder
+        if held is not None and held[2] == me:
             return
-        self._lock.acquire()
-        self._owner = me
-        connection.info[self.KEY] = True
+        driver = connection.connection.dbapi_connection
+        if not self._lock.acquire(timeout=SQLITE_BUSY_SECONDS):
+            # A write transaction left open (its connection neither closed nor ended): go
+            # on without the turn, and SQLite's own lock answers "database is locked".
+            logger.warning("SQLite writer turn not given back in %s s", SQLITE_BUSY_SECONDS)
+            return
+        with self._guard:
+            self._holder = (connection, driver, me)
 
-    def leave(self, connection: sa.Connection) -> None:
-        if connection.info.pop(self.KEY, False):
-            self._owner = None
-            self._lock.release()
+    def leave(self, connection: sa.Connection | None = None, driver: object = None) -> None:
+        with self._guard:
+            held = self._holder
+            if held is None or not (held[0] is connection or (driver and held[1] is driver)):
+                return
+            self._holder = None
+        self._lock.release()
 
 
 def create_engine(url: str) -> sa.Engine:
@@ -278,7 +303,7 @@ def create_engine(url: str) -> sa.Engine:
             url,
             # Several threads (listeners, the outbox worker) share the file; wait for locks
             # instead of failing with "database is locked".
-            connect_args={"check_same_thread": False, "timeout": 30},
+            connect_args={"check_same_thread": False, "timeout": SQLITE_BUSY_SECONDS},
         )
 
         @sa.event.listens_for(engine, "do_connect")
@@ -294,7 +319,7 @@ def create_engine(url: str) -> sa.Engine:
             dbapi_connection.isolation_level = None
             cursor = dbapi_connection.cursor()
             cursor.execute("PRAGMA journal_mode=WAL")
-            cursor.execute("PRAGMA busy_timeout=30000")
+            cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_SECONDS * 1000}")
             cursor.close()
 
         turn = WriterTurn()
@@ -327,8 +352,15 @@ def create_engine(url: str) -> sa.Engine:
         def _sqlite_rollback(connection) -> None:
             try:
                 connection.connection.driver_connection.rollback()
+            except Exception:  # an invalidated connection has no transaction to end
+                logger.debug("rollback on a connection that is gone", exc_info=True)
             finally:
                 turn.leave(connection)
+
+        @sa.event.listens_for(engine, "checkin")
+        @sa.event.listens_for(engine, "invalidate")
+        def _sqlite_returned(dbapi_connection, *_args) -> None:
+            turn.leave(driver=dbapi_connection)
 
         return engine
     return sa.create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)

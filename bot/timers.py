@@ -12,6 +12,7 @@ import datetime as dt
 import functools
 import logging
 from collections.abc import Callable
+from typing import Any
 
 from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.jobstores.base import JobLookupError
@@ -21,6 +22,17 @@ EXECUTOR = "databot-timers"
 # APScheduler logs every job it adds and runs at INFO: one line per lookup is noise.
 for name in (f"{__name__}.scheduler", f"apscheduler.executors.{EXECUTOR}"):
     logging.getLogger(name).setLevel(logging.WARNING)
+
+
+class _Pool(ThreadPoolExecutor):
+    """APScheduler's thread pool, quiet when the interpreter is exiting: Python shuts the
+    pool's threads down first, and a note falling due then no longer matters."""
+
+    def _do_submit_job(self, job: Any, run_times: Any) -> None:
+        try:
+            super()._do_submit_job(job, run_times)
+        except RuntimeError:  # "cannot schedule new futures after interpreter shutdown"
+            self._run_job_success(job.id, [])
 
 
 class Timer:
@@ -40,7 +52,7 @@ class Timer:
 class Timers:
     def __init__(self, workers: int = 4) -> None:
         self._scheduler = BackgroundScheduler(
-            executors={EXECUTOR: ThreadPoolExecutor(workers)},
+            executors={EXECUTOR: _Pool(workers)},
             # A late callback still runs (the scheduler thread may be busy in a burst).
             job_defaults={"misfire_grace_time": None, "coalesce": False},
             logger=logging.getLogger(f"{__name__}.scheduler"),

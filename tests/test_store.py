@@ -14,7 +14,8 @@ from alembic.migration import MigrationContext
 
 from bot import tables
 from bot.errors import ConfigError
-from bot.store import Store
+from bot.settings import utc_now
+from bot.store import BatchedClaims, Store
 from tests.conftest import POSTGRES_URL
 from tests.support.checkout import checkout_env
 
@@ -68,20 +69,24 @@ def _replica(store: Store) -> Store:
     return Store(store.url, engine=store.engine)
 
 
-def test_claims_from_two_replicas_and_many_threads_have_one_winner_per_key(store):
+@pytest.mark.parametrize("batched", [True, False], ids=["batched", "one-by-one"])
+def test_claims_from_two_replicas_and_many_threads_have_one_winner_per_key(store, batched):
     # Slack's retries and replays of 40 deliveries arrive at two replicas at once, in
     # different orders (batches overlap both ways: on PostgreSQL that would deadlock
-    # without one lock order).
+    # without one lock order). The gate batches its claims (BatchedClaims); every other
+    # caller claims one by one; both may meet on one key.
     other = _replica(store)
+    claimers = {id(r): (BatchedClaims(r).claim if batched else r.claim) for r in (store, other)}
     keys = [f"slack-req:event_id:Ev{n:03d}" for n in range(40)]
     wins: dict[str, int] = dict.fromkeys(keys, 0)
     lock = threading.Lock()
     barrier = threading.Barrier(16)
 
     def contend(replica: Store, order: list[str]) -> None:
+        claim = claimers[id(replica)]
         barrier.wait()
         for key in order:
-            if replica.claim(key):
+            if claim(key):
                 with lock:
                     wins[key] += 1
 
@@ -105,13 +110,14 @@ def test_claims_from_two_replicas_and_many_threads_have_one_winner_per_key(store
 def test_a_failed_claim_reaches_every_caller_waiting_on_it(tmp_path):
     # No schema: the batch's insert fails. Every caller hears why; none waits forever.
     broken = Store(f"sqlite:///{tmp_path / 'empty.db'}")
+    claims = BatchedClaims(broken)
     errors: list[BaseException] = []
     barrier = threading.Barrier(8)
 
     def claim(i: int) -> None:
         barrier.wait()
         try:
-            broken.claim(f"key-{i % 3}")
+            claims.claim(f"key-{i % 3}")
         except sa.exc.OperationalError as exc:
             errors.append(exc)
 
@@ -123,7 +129,8 @@ def test_a_failed_claim_reaches_every_caller_waiting_on_it(tmp_path):
     assert not any(t.is_alive() for t in threads)
     assert len(errors) == 8
     broken.migrate()
-    assert broken.claim("key-0") is True  # nothing was left half-claimed
+    assert claims.claim("key-0") is True  # nothing was left half-claimed
+    assert claims.claim("key-0") is False
 
 
 def test_a_sqlite_reader_sees_the_last_commit_while_a_writer_holds_the_lock(tmp_path):
@@ -155,6 +162,27 @@ def test_a_sqlite_reader_sees_the_last_commit_while_a_writer_holds_the_lock(tmp_
     assert finished_while_writing
     assert seen == ["1"]  # the committed value, not the writer's uncommitted one
     assert store.kv_get("cursor") == "2"
+    store.close()
+
+
+def test_a_write_that_fails_midway_lets_the_next_writer_in(tmp_path):
+    # SQLite writers of one process take turns: a transaction that ends in an error, or
+    # whose connection is invalidated, must still give the turn back.
+    store = Store(f"sqlite:///{tmp_path / 'state.db'}")
+    store.migrate()
+    with pytest.raises(ValueError, match="listener bug"), store.engine.begin() as connection:
+        connection.execute(tables.kv.insert().values(key="a", value="1", updated_at=utc_now()))
+        raise ValueError("listener bug")
+    with pytest.raises(ValueError, match="gone"), store.engine.begin() as connection:
+        connection.execute(tables.kv.insert().values(key="b", value="1", updated_at=utc_now()))
+        connection.invalidate()
+        raise ValueError("gone")
+    done = threading.Event()
+    writer = threading.Thread(target=lambda: (store.kv_set("c", "3"), done.set()))
+    writer.start()
+    writer.join(timeout=10)
+    assert done.is_set()
+    assert (store.kv_get("a"), store.kv_get("b"), store.kv_get("c")) == (None, None, "3")
     store.close()
 
 

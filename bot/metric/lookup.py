@@ -128,7 +128,6 @@ class MetricService:
             lease_s=settings.query_timeout_seconds + LEASE_MARGIN_SECONDS,
             executor=executor,
         )
-        self._executor = executor
         self._on_cache = on_cache
         dataset = settings.rollup_dataset
         self.rollups = Coverage(warehouse, dataset) if dataset else None
@@ -220,9 +219,12 @@ class MetricService:
         # lookup runs beside the first one, not after it (a default period may still move
         # to the last complete one, so its comparison waits for the first answer).
         ahead: dict[Period, Future[Answer]] = {}
-        if metric.shape == "buckets" and not query.defaulted:
-            month_before = query.period.compared_with()
-            if month_before != query.period.previous():
+        if metric.shape == "buckets" and not query.defaulted and query.period.end < self.today():
+            # The period as queried (a minimum window may widen it: February's MAU reads
+            # the 30 days to Feb 28, compared within its own query).
+            planned = self.plan(metric, query.period, account, by).period
+            month_before = planned.compared_with()
+            if month_before != planned.previous():
                 ahead[month_before] = self._lookup_beside(metric, month_before, account, by)
 
         def settle(answer: Answer) -> None:
@@ -358,10 +360,10 @@ class MetricService:
     def _lookup_beside(
         self, metric: Metric, asked: Period, account: str | None, by: Dimension | None
     ) -> Future[Answer]:
-        """`_lookup` started on a worker: a query this process leads runs in the thread
-        that asks, and this one is to run beside the caller's own."""
-        if self._executor is None:
-            return self._lookup(metric, asked, account, by)
+        """`_lookup` on a thread of its own: a query this process leads runs in the thread
+        that asks, and this one is to run beside the caller's own. Not on the worker pool:
+        callers waiting there for their answer (Share, mentions, account cards) could hold
+        every worker while it queued behind them."""
         answer: Future[Answer] = Future()
         answer.set_running_or_notify_cancel()
 
@@ -378,10 +380,7 @@ class MetricService:
             except BaseException as exc:  # noqa: BLE001 - handed to whoever waits
                 answer.set_exception(exc)
 
-        try:
-            self._executor.submit(start)
-        except RuntimeError:  # shutting down: here, then
-            start()
+        threading.Thread(target=start, name="databot-month-before", daemon=True).start()
         return answer
 
     def plan(

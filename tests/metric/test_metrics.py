@@ -274,6 +274,40 @@ def test_a_calendar_month_and_the_month_before_are_looked_up_side_by_side():
     assert answer.headline[2] is not None  # September's value, for the change
 
 
+def bucket_rows(sql, params):
+    if "bucket_days" not in params:
+        return []
+    first, last = scan_dates(params)
+    days = (last - first).days + 1
+    return [
+        {"bucket": b, "value": 100 + b, "data_through": NOW}
+        for b in range(days // params["bucket_days"])
+    ]
+
+
+def test_callers_on_every_worker_asking_for_months_all_get_answers():
+    # Share buttons, mentions and account cards wait for their answer on a worker: the
+    # month-before lookup must not queue behind them on the same (full) pool.
+    with ThreadPoolExecutor(2) as pool:
+        service = MetricService(
+            CATALOG, FakeWarehouse(bucket_rows), Settings(), lambda: NOW, executor=pool
+        )
+        asked = [pool.submit(ask, service, text) for text in ("mau 2026-10", "wau 2025-10")]
+        answers = [f.result(timeout=30) for f in asked]
+    assert [a.previous_period.start.month for a in answers] == [9, 9]
+
+
+def test_a_month_widened_to_the_minimum_window_runs_one_query():
+    # February is shorter than MAU's 30 days: its answer covers Jan 30 - Feb 28 and is
+    # compared within that query, so no lookup of January is made.
+    warehouse = FakeWarehouse(bucket_rows)
+    with ThreadPoolExecutor(2) as pool:
+        service = MetricService(CATALOG, warehouse, Settings(), lambda: NOW, executor=pool)
+        answer = ask(service, "mau 2026-02")
+    assert answer.period == Period(dt.date(2026, 1, 30), dt.date(2026, 2, 28))
+    assert len(warehouse.metric_calls()) == 1
+
+
 def test_identical_lookups_within_the_freshness_window_come_from_the_cache():
     now = [0.0]
     warehouse = FakeWarehouse(daily_rows(lambda d: 3))
