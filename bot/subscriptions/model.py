@@ -243,12 +243,52 @@ def parse_subscribe(text: str, catalog: Catalog, today: dt.date, tz_name: str) -
     if len(raw) > MAX_TEXT:
         raise InputError(f"That is {len(raw)} characters; {SUBSCRIBE_USAGE}.")
     tokens = raw.split(" ") if raw else []
-    keywords = {"daily", "weekly", "on", "at", "in", "every"}
-    # The metric part ends at the first schedule word (never the metric's name itself).
-    cut = next((i for i, t in enumerate(tokens) if i > 0 and t.lower() in keywords), len(tokens))
-    query = _check_metric(" ".join(tokens[:cut]), catalog, today, SUBSCRIBE_USAGE)
+    # The metric part ends at a schedule word (never the metric's name itself). Account
+    # names may hold those words ("for Acme on Prem weekly"): the first place where the
+    # rest reads as a schedule is the one; if none does, the first place's error is told.
+    cuts = [i for i, t in enumerate(tokens) if i > 0 and t.lower() in SCHEDULE_WORDS]
+    first_error: InputError | None = None
+    for cut in [*cuts, len(tokens)]:
+        try:
+            query = _check_metric(" ".join(tokens[:cut]), catalog, today, SUBSCRIBE_USAGE)
+            every, schedule, channel = _schedule(tokens, cut, tz_name)
+            break
+        except UnknownMetric:
+            raise
+        except InputError as exc:
+            first_error = first_error or exc
+            # Only an account name (after `for`) may swallow a schedule word.
+            if "for" not in (t.lower() for t in tokens[1:cut]):
+                raise first_error from None
+    else:
+        assert first_error is not None
+        raise first_error
     # The parser's own reading (an alias, `for ACCOUNT` and `by DIMENSION` taken off).
     period_text = query.period_text
+    if every is Every.DAILY and any(t.lower() == "on" for t in tokens[cut:]):
+        raise InputError("A daily subscription has no day: drop `on DAY`, or say `weekly`.")
+    schedule.every = every or Every.WEEKLY
+    # The lookup's period is re-read at each delivery: a partial one (today) never is sent.
+    if subscription_period(period_text or None, query.metric.default_period, today).partial:
+        raise InputError(PARTIAL_REFUSAL)
+    return SubscriptionSpec(
+        kind=Kind.SUBSCRIPTION,
+        metric=query.metric.name,
+        period_text=period_text or None,
+        account=query.account,
+        by=query.by,
+        schedule=schedule,
+        channel=channel,
+    )
+
+
+SCHEDULE_WORDS = frozenset({"daily", "weekly", "on", "at", "in", "every"})
+
+
+def _schedule(
+    tokens: list[str], cut: int, tz_name: str
+) -> tuple[Every | None, Schedule, ChannelRef | None]:
+    """The schedule words from `tokens[cut:]` on; InputError where they do not read."""
     schedule = Schedule()
     every: Every | None = None
     channel: ChannelRef | None = None
@@ -290,21 +330,7 @@ def parse_subscribe(text: str, catalog: Catalog, today: dt.date, tz_name: str) -
                 f"I can't read the schedule at “{_shown(' '.join(tokens[i:]))}”. "
                 f"Write {SUBSCRIBE_USAGE}."
             )
-    if every is Every.DAILY and any(t.lower() == "on" for t in tokens[cut:]):
-        raise InputError("A daily subscription has no day: drop `on DAY`, or say `weekly`.")
-    schedule.every = every or Every.WEEKLY
-    # The lookup's period is re-read at each delivery: a partial one (today) never is sent.
-    if subscription_period(period_text or None, query.metric.default_period, today).partial:
-        raise InputError(PARTIAL_REFUSAL)
-    return SubscriptionSpec(
-        kind=Kind.SUBSCRIPTION,
-        metric=query.metric.name,
-        period_text=period_text or None,
-        account=query.account,
-        by=query.by,
-        schedule=schedule,
-        channel=channel,
-    )
+    return every, schedule, channel
 
 
 _CONDITION = re.compile(r"\b(above|over|below|under|changes?\s+by|moves?\s+by)\b", re.IGNORECASE)

@@ -129,3 +129,24 @@ def test_the_alert_rule(rule, value, previous, holds):
 def test_the_subscribe_button_keeps_the_period_relative(typed, expect):
     wednesday = TODAY + dt.timedelta(days=2)  # on a Monday "7d" is "last week"
     assert relative_period_text(parse_period(typed, wednesday), wednesday) == expect
+
+
+@pytest.mark.parametrize(
+    ("text", "account", "every", "weekday", "channel"),
+    [
+        ("dau for Acme on Prem weekly", "Acme on Prem", Every.WEEKLY, 0, None),
+        ("dau 7d for Work at Home daily at 8am", "Work at Home", Every.DAILY, 0, None),
+        ("wau for Made in Oslo on friday in #growth", "Made in Oslo", Every.WEEKLY, 4, "growth"),
+        ("dau for Acme on monday", "Acme", Every.WEEKLY, 0, None),
+    ],
+)
+def test_an_account_name_may_hold_a_schedule_word(catalog, text, account, every, weekday, channel):
+    spec = parse_subscribe(text, catalog, TODAY, TZ)
+    assert spec.account == account
+    assert (spec.schedule.every, spec.schedule.weekday) == (every, weekday)
+    assert (spec.channel.name or spec.channel.id if spec.channel else None) == channel
+
+
+def test_a_misread_schedule_without_an_account_still_says_where():
+    with pytest.raises(InputError, match="“Funday” is not a day of the week"):
+        parse_subscribe("dau on Funday weekly", load_catalog(), TODAY, TZ)
