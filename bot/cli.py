@@ -19,7 +19,7 @@ from collections.abc import Callable
 from pydantic import ValidationError
 from pydantic_settings import SettingsError
 
-from bot.errors import ConfigError, DatabotError
+from bot.errors import ConfigError, DatabotError, InputError
 from bot.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -188,7 +188,6 @@ def _day(text: str):
 
 def cmd_post(args: argparse.Namespace, settings: Settings) -> int:
     from bot.deps import build_deps
-    from bot.errors import InputError
     from bot.features import build_jobs, find_job
     from bot.scheduling import runner, runs
     from bot.scheduling.clock import manual_period
@@ -457,10 +456,19 @@ def cmd_metric(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_subscriptions(args: argparse.Namespace, settings: Settings) -> int:
     from bot.deps import build_deps
-    from bot.subscriptions.cli import render_subscriptions, subscription_rows
+    from bot.subscriptions.cli import change_by_operator, render_subscriptions, subscription_rows
 
     deps = build_deps(settings)
     try:
+        for action in ("pause", "resume", "delete"):
+            job = getattr(args, action, None)
+            if job is not None:
+                try:
+                    print(change_by_operator(deps, action, job).replace("`", ""))
+                except InputError as exc:
+                    print(exc.user_message.replace("`", ""), file=sys.stderr)
+                    return 2
+                return 0
         rows = subscription_rows(deps)
     finally:
         deps.close()
@@ -608,6 +616,11 @@ def build_parser() -> argparse.ArgumentParser:
         "subscriptions", help="list metric subscriptions and alerts (next run, last result)"
     )
     p.add_argument("--json", action="store_true", help="print JSON instead of text")
+    change = p.add_mutually_exclusive_group()
+    for action in ("pause", "resume", "delete"):
+        change.add_argument(
+            f"--{action}", metavar="JOB", help=f"{action} one (sub-N or alert-N), as an operator"
+        )
     p.set_defaults(func=cmd_subscriptions)
     p = sub.add_parser(
         "urgent-poll", help="poll GitHub for urgent issues (what `clock` does without webhooks)"

@@ -11,6 +11,7 @@ import logging
 import re
 import sqlite3
 import threading
+import weakref
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -265,7 +266,10 @@ class WriterTurn:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._guard = threading.Lock()  # around `_holder`
-        self._holder: tuple[sa.Connection, object, int] | None = None
+        # (the transaction's connection, weakly: a connection dropped unclosed must stay
+        # collectable, so the pool's checkin can give the turn back; its driver
+        # connection; the thread)
+        self._holder: tuple[weakref.ref[sa.Connection], object, int] | None = None
 
     def enter(self, connection: sa.Connection) -> None:
         me = threading.get_ident()
@@ -274,17 +278,22 @@ class WriterTurn:
             return
         driver = connection.connection.dbapi_connection
         if not self._lock.acquire(timeout=SQLITE_BUSY_SECONDS):
-            # A write transaction left open (its connection neither closed nor ended): go
-            # on without the turn, and SQLite's own lock answers "database is locked".
-            logger.warning("SQLite writer turn not given back in %s s", SQLITE_BUSY_SECONDS)
+            # A long write transaction, or one left open: go on without the turn and meet
+            # SQLite's own lock, which answers "database is locked" if it stays taken (so
+            # a writer gives up after twice the busy timeout, not never).
+            logger.warning(
+                "no SQLite write turn within %s s: a long or abandoned write transaction",
+                SQLITE_BUSY_SECONDS,
+            )
             return
         with self._guard:
-            self._holder = (connection, driver, me)
+            self._holder = (weakref.ref(connection), driver, me)
 
     def leave(self, connection: sa.Connection | None = None, driver: object = None) -> None:
         with self._guard:
             held = self._holder
-            if held is None or not (held[0] is connection or (driver and held[1] is driver)):
+            ours = connection is not None and held is not None and held[0]() is connection
+            if held is None or not (ours or (driver is not None and held[1] is driver)):
                 return
             self._holder = None
         self._lock.release()

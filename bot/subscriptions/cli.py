@@ -1,13 +1,16 @@
 """`databot subscriptions [--json]`: every subscription and alert, with its next run and its
-last result (the runner's record of its job)."""
+last result (the runner's record of its job); `--pause/--resume/--delete JOB` for the
+operator: in Slack only who set an item up may change it, and they may have left."""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from bot.errors import InputError
 from bot.subscriptions import records
-from bot.subscriptions.command import last_results
+from bot.subscriptions.command import delete_item, last_results, pause_item, resume_item
 from bot.subscriptions.delivery import item_cron, next_run
+from bot.subscriptions.model import parse_job_name
 
 if TYPE_CHECKING:
     from bot.deps import Deps
@@ -62,3 +65,19 @@ def render_subscriptions(rows: list[dict[str, Any]], tz) -> str:
         "  ".join(c.ljust(w) for c, w in zip(row[:6], widths, strict=True)) + "  " + row[6]
         for row in [header, *table]
     )
+
+
+def change_by_operator(deps: Deps, action: str, job: str) -> str:
+    """`--pause`, `--resume` or `--delete` JOB (`sub-3`, `alert-7`): what was done, in one
+    line; InputError naming the problem for a job that is not an item."""
+    found = parse_job_name(job)
+    item = records.get(deps.store, found[1]) if found else None
+    if item is None or found is None or item.kind is not found[0]:
+        raise InputError(
+            f"No subscription or alert called {job!r}: `databot subscriptions` lists them."
+        )
+    if action == "pause":
+        return pause_item(deps, item, by="an operator (databot subscriptions --pause)")
+    if action == "resume":
+        return resume_item(deps, item)
+    return delete_item(deps, item)

@@ -267,38 +267,44 @@ def _item_or_gone(deps: Deps, value: ItemValue, user: str | None) -> Item | Mess
     return item
 
 
+def pause_item(deps: Deps, item: Item, *, by: str) -> str:
+    records.set_status(deps.store, item.id, deps.now(), Status.PAUSED, f"paused by {by}")
+    return f"Paused `{item.job_name}`. Resume it from `/metric subscriptions`."
+
+
+def resume_item(deps: Deps, item: Item) -> str:
+    metric = metric_service(deps).catalog.get(item.metric)
+    if metric is None or not allowed_in(deps, metric, item.channel):
+        why = (
+            "its metric is gone."
+            if metric is None
+            else refusal(metric, deps.settings, sharing=True)
+        )
+        return f"`{item.job_name}` cannot be resumed: {why}"
+    records.set_status(deps.store, item.id, deps.now(), Status.ACTIVE, None)
+    return f"Resumed `{item.job_name}`."
+
+
+def delete_item(deps: Deps, item: Item) -> str:
+    records.delete(deps.store, item.id)
+    return f"Deleted `{item.job_name}`; nothing more will be posted for it."
+
+
 def pause_button(deps: Deps, value: ItemValue, *, user: str | None) -> Message:
     item = _item_or_gone(deps, value, user)
     if isinstance(item, Message):
         return item
-    records.set_status(deps.store, item.id, deps.now(), Status.PAUSED, f"paused by <@{user}>")
-    return build_done(f"Paused `{item.job_name}`. Resume it from `/metric subscriptions`.")
+    return build_done(pause_item(deps, item, by=f"<@{user}>"))
 
 
 def resume_button(deps: Deps, value: ItemValue, *, user: str | None) -> Message:
     item = _item_or_gone(deps, value, user)
-    if isinstance(item, Message):
-        return item
-    metric = metric_service(deps).catalog.get(item.metric)
-    if metric is None or not allowed_in(deps, metric, item.channel):
-        return build_done(
-            f"`{item.job_name}` cannot be resumed: "
-            + (
-                "its metric is gone."
-                if metric is None
-                else refusal(metric, deps.settings, sharing=True)
-            )
-        )
-    records.set_status(deps.store, item.id, deps.now(), Status.ACTIVE, None)
-    return build_done(f"Resumed `{item.job_name}`.")
+    return item if isinstance(item, Message) else build_done(resume_item(deps, item))
 
 
 def delete_button(deps: Deps, value: ItemValue, *, user: str | None) -> Message:
     item = _item_or_gone(deps, value, user)
-    if isinstance(item, Message):
-        return item
-    records.delete(deps.store, item.id)
-    return build_done(f"Deleted `{item.job_name}`; nothing more will be posted for it.")
+    return item if isinstance(item, Message) else build_done(delete_item(deps, item))
 
 
 def snooze_button(deps: Deps, value: ItemValue, *, user: str | None) -> Message:

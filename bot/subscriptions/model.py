@@ -245,10 +245,11 @@ def parse_subscribe(text: str, catalog: Catalog, today: dt.date, tz_name: str) -
     tokens = raw.split(" ") if raw else []
     # The metric part ends at a schedule word (never the metric's name itself). Account
     # names may hold those words ("for Acme on Prem weekly"): the first place where the
-    # rest reads as a schedule is the one; if none does, the first place's error is told.
+    # rest reads as a schedule is the one; if none does, the first place's error is told
+    # (with a schedule word present, the whole text is never read as the metric part).
     cuts = [i for i, t in enumerate(tokens) if i > 0 and t.lower() in SCHEDULE_WORDS]
     first_error: InputError | None = None
-    for cut in [*cuts, len(tokens)]:
+    for cut in cuts or [len(tokens)]:
         try:
             query = _check_metric(" ".join(tokens[:cut]), catalog, today, SUBSCRIBE_USAGE)
             every, schedule, channel = _schedule(tokens, cut, tz_name)

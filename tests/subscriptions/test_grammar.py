@@ -150,3 +150,19 @@ def test_an_account_name_may_hold_a_schedule_word(catalog, text, account, every,
 def test_a_misread_schedule_without_an_account_still_says_where():
     with pytest.raises(InputError, match="“Funday” is not a day of the week"):
         parse_subscribe("dau on Funday weekly", load_catalog(), TODAY, TZ)
+
+
+@pytest.mark.parametrize(
+    ("text", "error"),
+    [
+        ("dau for Acme at 9am UTC", "UTC"),
+        ("dau for Acme weekly on mondya", "“mondya” is not a day of the week"),
+        ("dau for Acme at 25:00", "25:00"),
+        ("dau for Acme daily today", "today"),
+        ("dau for weekly", "account"),
+    ],
+)
+def test_a_schedule_mistake_after_an_account_is_told_not_read_as_the_name(catalog, text, error):
+    with pytest.raises(InputError) as raised:
+        parse_subscribe(text, catalog, TODAY, TZ)
+    assert error in raised.value.user_message

@@ -532,3 +532,28 @@ def test_a_delivery_slack_refuses_is_reported_to_the_owner_and_one_whose_answer_
         tick(bot)
         tick(bot)
         assert len(posts(bot)) == 1
+
+
+def test_an_operator_can_pause_and_delete_anyones_item_from_the_cli(bot, clock, tmp_path):
+    # In Slack only Bob may change Bob's alert; if he has left, the operator can.
+    from tests.test_cli import run_cli
+
+    clock.set(at(dt.date(2026, 11, 16), 10))
+    command(bot, "alert wau below 1", user="U0BOB")
+    (alert,) = items(bot)
+    env = {"DATA_DIR": str(bot.data_dir), "DATABASE_URL": str(bot.deps.store.engine.url)}
+
+    paused = run_cli("subscriptions", "--pause", alert.job_name, env=env, cwd=tmp_path)
+    assert paused.returncode == 0, paused.stderr
+    assert f"Paused {alert.job_name}" in paused.stdout
+    (now,) = items(bot)
+    assert now.status == "paused" and "operator" in (now.status_reason or "")
+
+    deleted = run_cli("subscriptions", "--delete", alert.job_name, env=env, cwd=tmp_path)
+    assert deleted.returncode == 0, deleted.stderr
+    assert items(bot) == []
+
+    missing = run_cli("subscriptions", "--delete", "sub-99", env=env, cwd=tmp_path)
+    assert missing.returncode == 2
+    assert "No subscription or alert called 'sub-99'" in missing.stderr
+    assert "Traceback" not in missing.stderr
