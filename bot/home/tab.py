@@ -12,7 +12,7 @@ import datetime as dt
 import logging
 from typing import TYPE_CHECKING
 
-from bot.github import GitHubIssue
+from bot.github import GitHubIssue, IssueReader, IssuesClient
 from bot.home.blocks import build_home_view
 from bot.home.model import (
     OPENED_KEY,
@@ -82,6 +82,22 @@ def _status(row: RequestRow, issue: GitHubIssue | None) -> str:
     return "Open, in progress" if issue.assignees else "Open, waiting for triage"
 
 
+class HomeIssues(IssueReader):
+    """The Home tab's issue reader (what it keeps by ETag is its own)."""
+
+
+def _issues(deps: Deps) -> HomeIssues:
+    settings = deps.settings
+    token = settings.github_token.get_secret_value() if settings.github_token else None
+    return deps.service(
+        HomeIssues,
+        lambda: HomeIssues(
+            IssuesClient(settings.github_api_url, token, on_error=deps.telemetry.github_error),
+            settings.github_repo,
+        ),
+    )
+
+
 def _requests(deps: Deps, user_id: str) -> tuple[list[HomeRequest], bool]:
     shown: list[HomeRequest] = []
     down = False
@@ -89,7 +105,8 @@ def _requests(deps: Deps, user_id: str) -> tuple[list[HomeRequest], bool]:
         issue = None
         if row.issue_number is not None and deps.github is not None and not down:
             try:
-                issue = deps.github.issue(row.issue_number)
+                # Conditional: an unchanged issue costs no rate limit (IssueReader).
+                issue = _issues(deps).issue(row.issue_number)
             except Exception:  # noqa: BLE001 - shown with what the bot knows
                 logger.warning("home: could not read issue #%s", row.issue_number)
                 down = True

@@ -211,3 +211,24 @@ def test_a_closed_request_shows_its_close_reason_and_only_completed_is_delivered
     )
     row = SimpleNamespace(status=Status.FILED)  # all _status reads of the row
     assert _status(row, issue) == shown  # type: ignore[arg-type]
+
+
+def test_redrawing_the_home_tab_costs_no_rate_limit_until_an_issue_changes(bot):
+    # 500 people opening Home ten requests each would spend GitHub's 5,000 requests an
+    # hour; an unchanged issue is read with a conditional request (a 304 is free).
+    filed = [file_request(bot, f"Report {n}", "U0ALICE") for n in range(3)]
+    open_home(bot, "U0ALICE")
+    used = bot.github.rate_limit_used
+    again = open_home(bot, "U0ALICE")
+    assert bot.github.rate_limit_used == used  # three 304s
+    assert all(f"#{i['number']} Report" in text_of(again) for i in filed)
+
+    first = filed[0]
+    on_github(
+        bot, "PATCH", f"/issues/{first['number']}", {"state": "closed", "state_reason": "completed"}
+    )
+    used = bot.github.rate_limit_used
+    fresh = open_home(bot, "U0ALICE")
+    line = next(b["text"]["text"] for b in fresh["blocks"] if first["html_url"] in json.dumps(b))
+    assert "Delivered" in line
+    assert bot.github.rate_limit_used == used + 1  # only the changed issue was sent again
