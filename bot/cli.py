@@ -60,6 +60,8 @@ def _setting_problem(err) -> str:
 
 # --- serve ---------------------------------------------------------------------------
 
+SHUTDOWN_GRACE_SECONDS = 20.0
+
 
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     from bot.app import build_app
@@ -109,6 +111,9 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     except KeyboardInterrupt:
         pass
     finally:
+        # Requests acked before the stop still get their answers (a deploy sends SIGTERM
+        # and allows about 30 s before SIGKILL; waitress took up to 5 of them).
+        deps.finish_work(SHUTDOWN_GRACE_SECONDS)
         for stopper in stoppers:
             stopper()
         deps.close()

@@ -54,6 +54,22 @@ class Deps:
         """Today in the team's time zone (settings.timezone)."""
         return self.now().astimezone(self.settings.tz).date()
 
+    def finish_work(self, timeout: float) -> bool:
+        """Let the work already handed over finish (answers whose ack went out: a lookup,
+        a mirrored reply), for at most `timeout` seconds; no new work is taken. False when
+        some was still unfinished (`close` then drops what has not started)."""
+        finished = threading.Event()
+
+        def drain() -> None:
+            self.work.shutdown(wait=True)
+            finished.set()
+
+        threading.Thread(target=drain, name="databot-drain", daemon=True).start()
+        if finished.wait(timeout):
+            return True
+        logger.warning("stopping with work after the ack unfinished after %.0f s", timeout)
+        return False
+
     def close(self) -> None:
         self.work.shutdown(wait=False, cancel_futures=True)
         self.warehouse.close()

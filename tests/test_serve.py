@@ -61,3 +61,35 @@ def test_serve_answers_health_checks_rejects_unsigned_requests_and_stops_on_sigt
         logs = process.stderr.read()
         assert "xoxb-serve-test" not in logs and "serve-secret" not in logs
         assert "serving Slack requests" in logs
+
+
+def test_lookups_acked_before_a_sigterm_are_still_answered(tmp_path):
+    # A deploy stops the old process with SIGTERM: lookups it acked (here queued behind one
+    # worker) are answered before it exits, not dropped.
+    port = free_port()
+    with FakeSlack() as slack:
+        process = spawn_serve(
+            tmp_path,
+            port,
+            SLACK_BOT_TOKEN="xoxb-serve-test",
+            SLACK_SIGNING_SECRET="serve-secret",
+            SLACK_API_URL=slack.api_url,
+            SLACK_RESPONSE_URL_HOSTS='["127.0.0.1"]',
+            WORKER_THREADS="1",
+        )
+        try:
+            url = f"http://127.0.0.1:{port}"
+            wait_healthy(url, process)
+            urls = []
+            for text in ("dau 7d", "wau last week", "searches 30d"):
+                urls.append(slack.response_url("C0ANALYTICS"))
+                body = slash_command("/metric", text, response_url=urls[-1])
+                assert send(url + "/slack/events", body, secret="serve-secret").status == 200
+            process.send_signal(signal.SIGTERM)
+            assert process.wait(timeout=60) == 0
+        finally:
+            if process.poll() is None:
+                process.kill()
+        answered = [slack.responses(u) for u in urls]
+    assert all(answered), process.stderr.read()[-2000:]
+    assert all("metric_share" in str(r[-1].payload) for r in answered)
