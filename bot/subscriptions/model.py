@@ -334,7 +334,20 @@ def _schedule(
     return every, schedule, channel
 
 
+_NUMBER_NEXT = re.compile(r"\s+[-+]?\$?[0-9.]")
 _CONDITION = re.compile(r"\b(above|over|below|under|changes?\s+by|moves?\s+by)\b", re.IGNORECASE)
+
+
+def _channel_word(words: list[str]) -> int | None:
+    """Where `in CHANNEL` starts in an alert's words after the condition, if anywhere. An
+    `in` inside the account name (`for Made in Oslo`) is not one: after `for`, only an `in`
+    followed by a channel (`#name`, `<#C…>`) is."""
+    lowered = [w.lower() for w in words]
+    after_for = lowered.index("for") if "for" in lowered else len(words)
+    for i in range(len(words) - 2, -1, -1):
+        if lowered[i] == "in" and (i < after_for or words[i + 1].startswith(("#", "<#"))):
+            return i
+    return None
 
 
 def parse_alert(text: str, catalog: Catalog, today: dt.date, tz_name: str) -> SubscriptionSpec:
@@ -342,7 +355,10 @@ def parse_alert(text: str, catalog: Catalog, today: dt.date, tz_name: str) -> Su
     raw = " ".join((text or "").split())
     if len(raw) > MAX_TEXT:
         raise InputError(f"That is {len(raw)} characters; {ALERT_USAGE}.")
-    m = _CONDITION.search(raw)
+    # The condition word is the one a number follows: an account may hold such a word
+    # (`for Over the Top below 5`).
+    found = list(_CONDITION.finditer(raw))
+    m = next((c for c in found if _NUMBER_NEXT.match(raw, c.end())), found[0] if found else None)
     if not m:
         try:  # an unknown metric says so first
             _check_metric(raw, catalog, today, ALERT_USAGE)
@@ -353,8 +369,8 @@ def parse_alert(text: str, catalog: Catalog, today: dt.date, tz_name: str) -> Su
         raise InputError(f"Say when to alert: {ALERT_USAGE}.")
     head, word, rest = raw[: m.start()].strip(), m.group(1).lower(), raw[m.end() :].split()
     channel: ChannelRef | None = None
-    if "in" in [t.lower() for t in rest]:
-        at = [t.lower() for t in rest].index("in")
+    at = _channel_word(rest)
+    if at is not None:
         channel = _channel(rest, at + 1)
         rest = rest[:at] + rest[at + 2 :]
     account_words: list[str] = []

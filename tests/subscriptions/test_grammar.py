@@ -166,3 +166,29 @@ def test_a_schedule_mistake_after_an_account_is_told_not_read_as_the_name(catalo
     with pytest.raises(InputError) as raised:
         parse_subscribe(text, catalog, TODAY, TZ)
     assert error in raised.value.user_message
+
+
+@pytest.mark.parametrize(
+    ("text", "account", "channel"),
+    [
+        ("dau below 5 for Made in Oslo", "Made in Oslo", None),
+        ("dau below 5 for Made in Oslo in #growth", "Made in Oslo", "growth"),
+        ("dau below 5 in #growth for Acme", "Acme", "growth"),
+        ("dau below 5 for Acme in <#C0ABC|analytics>", "Acme", "C0ABC"),
+    ],
+)
+def test_an_alert_account_name_may_hold_in(catalog, text, account, channel):
+    spec = parse_alert(text, catalog, TODAY, TZ)
+    assert spec.account == account
+    assert (spec.channel.name or spec.channel.id if spec.channel else None) == channel
+
+
+def test_an_alert_in_a_word_that_is_no_channel_still_says_how_to_write_one(catalog):
+    with pytest.raises(InputError, match="is not a channel"):
+        parse_alert("dau below 5 in general", catalog, TODAY, TZ)
+
+
+def test_an_alert_account_name_may_hold_a_condition_word(catalog):
+    spec = parse_alert("dau for Over the Top below 5", catalog, TODAY, TZ)
+    assert spec.account == "Over the Top"
+    assert spec.rule is not None and spec.rule.threshold == 5
