@@ -135,6 +135,7 @@ class MetricService:
         if not settings.gcp_project:
             # The embedded warehouse: translate every catalog query once, now.
             prepare_duckdb(self.catalog_queries())
+        shared_timers()  # started now, not in the first lookup's ack
 
     def today(self) -> dt.date:
         return self.now().astimezone(REPORTING_TZ).date()
