@@ -55,6 +55,7 @@ REQUESTS = 50
 SECRET = "bench-" + secrets.token_hex(8)  # passed to the processes (spawn re-imports this)
 SETTINGS = Settings(_env_file=None)
 LISTENER_THREADS = SETTINGS.listener_threads  # the bot's pool and web threads, by default
+WARM_LOOKUPS = SETTINGS.worker_threads  # one per worker thread, before each measured burst
 REPO = Path(__file__).resolve().parents[1]
 SLACK_PATH = "/slack/events"
 
@@ -201,8 +202,14 @@ def bot_burst(slack: Slack, data_dir: Path, database_url: str) -> tuple[list[flo
     process, port = _serve(data_dir, slack.api_url, database_url)
     try:
         # Warm, as a process that has been up is: imports, Bolt's auth.test, the state
-        # database's connections (a burst of `/metric help`, answered in the ack).
+        # database's connections and the listener threads (a burst of `/metric help`,
+        # answered in the ack), the worker threads (lookups of other periods, answered
+        # before the burst).
         burst(sender(port, slack.urls(REQUESTS), text="help"), REQUESTS)
+        warm = slack.urls(WARM_LOOKUPS)
+        burst(lambda i: sender(port, warm, text=f"searches {i + 2}d")(i), WARM_LOOKUPS)
+        while slack.answered(warm) < WARM_LOOKUPS:
+            time.sleep(0.05)
         urls = slack.urls(REQUESTS)
         started = time.perf_counter()
         acks, _ = burst(sender(port, urls), REQUESTS)
