@@ -7,6 +7,7 @@ migrations (bot/migrations); `migrate()` brings any older database up to date in
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 import sqlite3
@@ -18,8 +19,6 @@ from pathlib import Path
 import sqlalchemy as sa
 from alembic import command
 from alembic.config import Config
-from sqlalchemy.dialects.postgresql import insert as postgresql_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 
 from bot import tables
@@ -103,15 +102,17 @@ class Store:
         return key in self.insert_new([key])
 
     def insert_new(self, keys: list[str]) -> set[str]:
-        """Insert those of `keys` not there yet, in one statement (INSERT ... ON CONFLICT DO
-        NOTHING RETURNING: PostgreSQL, SQLite 3.35+); the ones inserted."""
-        t = tables.dedupe_keys
-        rows = [{"key": key, "created_at": utc_now()} for key in keys]
-        insert = (
-            postgresql_insert(t) if self.dialect == "postgresql" else sqlite_insert(t)
-        ).on_conflict_do_nothing()
+        """Insert those of `keys` not there yet, in one transaction (INSERT ... ON CONFLICT
+        DO NOTHING RETURNING: PostgreSQL, SQLite 3.35+); the ones inserted."""
+        inserted: set[str] = set()
+        now = utc_now()
         with self.engine.begin() as connection:
-            return set(connection.execute(insert.values(rows).returning(t.c.key)).scalars())
+            for start in range(0, len(keys), _INSERT_CHUNK):
+                chunk = keys[start : start + _INSERT_CHUNK]
+                params: dict[str, object] = {f"k{i}": key for i, key in enumerate(chunk)}
+                params.update({f"t{i}": now for i in range(len(chunk))})
+                inserted.update(connection.execute(_insert_new(len(chunk)), params).scalars())
+        return inserted
 
     def kv_get(self, key: str) -> str | None:
         with self.reading() as connection:
@@ -141,6 +142,24 @@ class Store:
 
     def close(self) -> None:
         self.engine.dispose()
+
+
+# Every Slack request's delivery claim runs this statement: as text (compiled once per
+# row count) it costs half of the same insert built with SQLAlchemy's constructs.
+_INSERT_CHUNK = 50
+
+
+@functools.cache
+def _insert_new(rows: int) -> sa.TextClause:
+    t = tables.dedupe_keys
+    values = ", ".join(f"(:k{i}, :t{i})" for i in range(rows))
+    return sa.text(
+        f"INSERT INTO {t.name} (key, created_at) VALUES {values} "
+        "ON CONFLICT DO NOTHING RETURNING key"
+    ).bindparams(
+        *[sa.bindparam(f"k{i}", type_=t.c.key.type) for i in range(rows)],
+        *[sa.bindparam(f"t{i}", type_=t.c.created_at.type) for i in range(rows)],
+    )
 
 
 class BatchedClaims:
