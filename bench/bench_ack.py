@@ -27,12 +27,10 @@ import logging
 import multiprocessing
 import os
 import secrets
-import socket
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -44,6 +42,7 @@ import sqlalchemy as sa
 
 from bench.bench_metric import PAIRS, burst, ms, pct
 from bench.bench_scale import POSTGRES_URL
+from bench.serving import free_port, spawn_serve, wait_healthy
 from bot.metric.catalog import load_catalog
 from bot.metric.lookup import MetricService
 from bot.settings import Settings, utc_now
@@ -56,7 +55,6 @@ SECRET = "bench-" + secrets.token_hex(8)  # passed to the processes (spawn re-im
 SETTINGS = Settings(_env_file=None)
 LISTENER_THREADS = SETTINGS.listener_threads  # the bot's pool and web threads, by default
 WARM_LOOKUPS = SETTINGS.worker_threads  # one per worker thread, before each measured burst
-REPO = Path(__file__).resolve().parents[1]
 SLACK_PATH = "/slack/events"
 
 
@@ -108,53 +106,10 @@ def _bare_process(port: int, api_url: str, secret: str) -> None:
         time.sleep(3600)
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _wait_healthy(port: int, process: subprocess.Popen, timeout: float = 180) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1) as r:
-                if r.status == 200:
-                    return
-        except OSError:
-            pass
-        if process.poll() is not None:
-            raise RuntimeError("the server exited before it was healthy")
-        if time.monotonic() > deadline:
-            raise TimeoutError("the server did not start")
-        time.sleep(0.2)
-
-
 def _serve(data_dir: Path, api_url: str, database_url: str) -> tuple[subprocess.Popen, int]:
     """`databot serve` on the demo warehouse in `data_dir`, state in `database_url`."""
-    port = _free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "GITHUB_"))}
-    env.update(
-        PYTHONPATH=str(REPO),
-        HOST="127.0.0.1",
-        PORT=str(port),
-        DATA_DIR=str(data_dir),
-        DATABASE_URL=database_url,
-        DEMO_WAREHOUSE="true",
-        SLACK_BOT_TOKEN="xoxb-bench",
-        SLACK_SIGNING_SECRET=SECRET,
-        SLACK_API_URL=api_url,
-        SLACK_RESPONSE_URL_HOSTS='["127.0.0.1"]',
-        LOG_LEVEL="WARNING",
-    )
-    process = subprocess.Popen(
-        [sys.executable, "-m", "bot.cli", "serve"],
-        env=env,
-        cwd=data_dir,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    _wait_healthy(port, process)
+    process, port = spawn_serve(data_dir, api_url=api_url, database_url=database_url, secret=SECRET)
+    wait_healthy(port, process)
     return process, port
 
 
@@ -285,7 +240,7 @@ def main() -> int:
             f"before {_load()} on {os.cpu_count()} cores"
         )
         slack = Slack()
-        bare_port = _free_port()
+        bare_port = free_port()
         context = multiprocessing.get_context("spawn")
         bare = context.Process(
             target=_bare_process, args=(bare_port, slack.api_url, SECRET), daemon=True

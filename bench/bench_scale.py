@@ -30,6 +30,7 @@ import duckdb
 import sqlalchemy as sa
 
 from bench.bench_metric import PAIRS, SlowWarehouse
+from bench.serving import spawn_serve, wait_healthy
 from bot.metric.catalog import load_catalog
 from bot.metric.lookup import MetricService
 from bot.metric.rollups import ROLLUPS, build_day
@@ -40,6 +41,7 @@ from bot.warehouse_demo import ensure_demo_warehouse
 
 AS_OF = dt.datetime(2026, 11, 23, 10, 0, tzinfo=ZoneInfo("America/Los_Angeles"))
 NOW = AS_OF.astimezone(dt.UTC)
+SECRET = "bench-secret"
 POSTGRES_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 QUERY_SECONDS = 2.0
 
@@ -155,8 +157,6 @@ def bench_replicas(data_dir: Path, warehouse) -> None:
 
 def bench_serve_replicas(data_dir: Path) -> None:
     """Three `databot serve` processes on one PostgreSQL database (the deployment)."""
-    import os
-    import socket
     import subprocess
     import urllib.request
 
@@ -177,56 +177,19 @@ def bench_serve_replicas(data_dir: Path) -> None:
     started = time.perf_counter()
     ensure_demo_warehouse(data_dir)  # once, before the replicas start (they share it)
     print(f"   (demo warehouse for today generated in {time.perf_counter() - started:.0f} s)")
-    repo = Path(__file__).resolve().parents[1]
     database_url = "postgresql://postgres@127.0.0.1:5432/test?options=-csearch_path%3D" + schema
     processes = []
     ports = []
     with FakeSlack() as slack:
         try:
             for _ in range(3):
-                with socket.socket() as sock:
-                    sock.bind(("127.0.0.1", 0))
-                    port = sock.getsockname()[1]
-                env = {
-                    k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "GITHUB_"))
-                }
-                env.update(
-                    PYTHONPATH=str(repo),
-                    HOST="127.0.0.1",
-                    PORT=str(port),
-                    DATA_DIR=str(data_dir),
-                    DATABASE_URL=database_url,
-                    DEMO_WAREHOUSE="true",
-                    SLACK_BOT_TOKEN="xoxb-bench",
-                    SLACK_SIGNING_SECRET="bench-secret",
-                    SLACK_API_URL=slack.api_url,
-                    SLACK_RESPONSE_URL_HOSTS='["127.0.0.1"]',
-                    LOG_LEVEL="WARNING",
+                process, port = spawn_serve(
+                    data_dir, api_url=slack.api_url, database_url=database_url, secret=SECRET
                 )
-                processes.append(
-                    subprocess.Popen(
-                        [sys.executable, "-m", "bot.cli", "serve"],
-                        env=env,
-                        cwd=data_dir,
-                        stdout=subprocess.DEVNULL,
-                        stderr=subprocess.DEVNULL,
-                    )
-                )
+                processes.append(process)
                 ports.append(port)
-            for port in ports:
-                deadline = time.monotonic() + 180
-                while True:
-                    try:
-                        with urllib.request.urlopen(
-                            f"http://127.0.0.1:{port}/healthz", timeout=1
-                        ) as r:
-                            if r.status == 200:
-                                break
-                    except OSError:
-                        pass
-                    if time.monotonic() > deadline:
-                        raise TimeoutError("a replica did not start")
-                    time.sleep(0.2)
+            for process, port in zip(processes, ports, strict=True):
+                wait_healthy(port, process)
 
             def queries(port: int) -> float:
                 with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics") as r:
@@ -249,7 +212,7 @@ def bench_serve_replicas(data_dir: Path) -> None:
                     "/metric", PAIRS[i % len(PAIRS)], user_id=f"U{i:04d}", response_url=url
                 )
                 target = f"http://127.0.0.1:{ports[i % 3]}/slack/events"
-                assert send(target, body, secret="bench-secret").status == 200
+                assert send(target, body, secret=SECRET).status == 200
 
             with ThreadPoolExecutor(30) as pool:
                 list(pool.map(one, range(100)))

@@ -23,7 +23,7 @@ from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import Executor, Future
 from dataclasses import dataclass, replace
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
@@ -64,6 +64,7 @@ if TYPE_CHECKING:
     from bot.store import Store
 
 logger = logging.getLogger(__name__)
+T = TypeVar("T")
 
 MAX_CACHED = 500  # results kept in memory without a state database (each a few KB)
 LEASE_MARGIN_SECONDS = 30.0  # a claim outlives the query time limit by this much
@@ -368,16 +369,9 @@ class MetricService:
         answer: Future[Answer] = Future()
         answer.set_running_or_notify_cancel()
 
-        def copy(done: Future[Answer]) -> None:
-            error = done.exception()
-            if error is not None:
-                answer.set_exception(error)
-            else:
-                answer.set_result(done.result())
-
         def start() -> None:
             try:
-                self._lookup(metric, asked, account, by).add_done_callback(copy)
+                _forward(self._lookup(metric, asked, account, by), answer)
             except BaseException as exc:  # noqa: BLE001 - handed to whoever waits
                 answer.set_exception(exc)
 
@@ -828,19 +822,24 @@ class Flights:
         threading.Thread(target=self._lead, args=(key, ttl_s, run), daemon=True).start()
 
 
+def _forward(source: Future[T], target: Future[T], change: Callable[[T], T] = lambda v: v) -> None:
+    """When `source` completes, complete `target` alike (its result through `change`)."""
+
+    def copy(done: Future[T]) -> None:
+        error = done.exception()
+        if error is not None:
+            target.set_exception(error)
+        else:
+            target.set_result(change(done.result()))
+
+    source.add_done_callback(copy)
+
+
 def _as_shared(flight: Future[Outcome]) -> Future[Outcome]:
     """The same result, counted as shared (the caller joined a query in flight)."""
     shared: Future[Outcome] = Future()
     shared.set_running_or_notify_cancel()
-
-    def copy(done: Future[Outcome]) -> None:
-        error = done.exception()
-        if error is not None:
-            shared.set_exception(error)
-        else:
-            shared.set_result(replace(done.result(), source="shared"))
-
-    flight.add_done_callback(copy)
+    _forward(flight, shared, lambda outcome: replace(outcome, source="shared"))
     return shared
 
 

@@ -271,39 +271,13 @@ def test_data_freshness_comes_from_the_source(service, demo_path):
 # --------------------------------------------------------------------------- BigQuery
 
 
-SLICE_INSTANCES = (
-    "SELECT instance_id FROM sourcegraph_analytics.update_checks "
-    "WHERE telemetry_status = 'full pings + event data' AND account_name IS NOT NULL "
-    "GROUP BY instance_id ORDER BY instance_id LIMIT 6"
-)
-SLICE_FROM = "TIMESTAMPTZ '2026-10-25 07:00:00+00'"
-SLICE_TO = "TIMESTAMPTZ '2026-11-03 08:00:00+00'"  # Oct 25 .. Nov 2 in Pacific time
-
-
 @pytest.fixture(scope="module")
 def bigquery_pair(bigquery_emulator, demo_warehouse_path, tmp_path_factory):
     """The same slice of demo rows in the BigQuery emulator and in a DuckDB file."""
     from bot.warehouse import BigQueryWarehouse
-    from tests.support.bigquery import EMULATOR_PROJECT, copy_demo_slice
+    from tests.support.bigquery import EMULATOR_PROJECT, copy_demo_slice, demo_slices
 
-    slices = {
-        "dotcom_events.events": (
-            f"SELECT * FROM dotcom_events.events WHERE timestamp >= {SLICE_FROM} "
-            f"AND timestamp < {SLICE_TO} AND instance_id IN ({SLICE_INSTANCES})"
-        ),
-        "sourcegraph_analytics.update_checks": (
-            "SELECT * FROM sourcegraph_analytics.update_checks "
-            f"WHERE checked_at >= {SLICE_FROM} AND checked_at < {SLICE_TO} "
-            "AND hash(instance_id) % 4 = 0"
-        ),
-        "dotcom_events.cody": (
-            f"SELECT * FROM dotcom_events.cody WHERE timestamp >= {SLICE_FROM} "
-            f"AND timestamp < {SLICE_TO} AND instance_id IN ({SLICE_INSTANCES})"
-        ),
-        "salesforce_data.accounts": "SELECT * FROM salesforce_data.accounts",
-        "sourcegraph_analytics.releases": "SELECT * FROM sourcegraph_analytics.releases",
-        "sourcegraph_analytics.instances": "SELECT * FROM sourcegraph_analytics.instances",
-    }
+    slices = demo_slices(tables=["dotcom_events.cody"])
     path = copy_demo_slice(
         bigquery_emulator,
         demo_warehouse_path,

@@ -183,14 +183,7 @@ def test_databot_rollups_without_a_dataset_says_lookups_read_raw_rows(tmp_path):
 
 # ------------------------------------------------------------------------- on BigQuery
 
-SLICE_FROM = "TIMESTAMPTZ '2026-10-25 07:00:00+00'"
-SLICE_TO = "TIMESTAMPTZ '2026-11-03 08:00:00+00'"  # Oct 25 .. Nov 2 in Pacific time
-SLICE = Period(dt.date(2026, 10, 25), dt.date(2026, 11, 2))
-SLICE_INSTANCES = (
-    "SELECT instance_id FROM sourcegraph_analytics.update_checks "
-    "WHERE telemetry_status = 'full pings + event data' AND account_name IS NOT NULL "
-    "GROUP BY instance_id ORDER BY instance_id LIMIT 6"
-)
+SLICE = Period(dt.date(2026, 10, 25), dt.date(2026, 11, 2))  # tests.support.bigquery's
 
 
 @pytest.fixture(scope="module")
@@ -198,26 +191,17 @@ def bigquery_rolled(bigquery_emulator, demo_warehouse_path, tmp_path_factory):
     """A slice of demo rows in the BigQuery emulator, with the rollups built there by the
     bot's own DDL and DML (CREATE TABLE, DELETE, INSERT ... SELECT) for every day of it."""
     from bot.warehouse import BigQueryWarehouse
-    from tests.support.bigquery import EMULATOR_PROJECT, copy_demo_slice, emulator_client
+    from tests.support.bigquery import (
+        EMULATOR_PROJECT,
+        copy_demo_slice,
+        demo_slices,
+        emulator_client,
+    )
 
-    slices = {
-        "dotcom_events.events": (
-            f"SELECT * FROM dotcom_events.events WHERE timestamp >= {SLICE_FROM} "
-            f"AND timestamp < {SLICE_TO} AND instance_id IN ({SLICE_INSTANCES})"
-        ),
-        "sourcegraph_analytics.update_checks": (
-            "SELECT * FROM sourcegraph_analytics.update_checks "
-            f"WHERE checked_at >= {SLICE_FROM} AND checked_at < {SLICE_TO} "
-            f"AND (hash(instance_id) % 4 = 0 OR instance_id IN ({SLICE_INSTANCES}))"
-        ),
-        "salesforce_data.accounts": "SELECT * FROM salesforce_data.accounts",
-        "sourcegraph_analytics.releases": "SELECT * FROM sourcegraph_analytics.releases",
-        "sourcegraph_analytics.instances": "SELECT * FROM sourcegraph_analytics.instances",
-    }
     copy_demo_slice(
         bigquery_emulator,
         demo_warehouse_path,
-        slices,
+        demo_slices(),
         slice_path=tmp_path_factory.mktemp("bq-slice") / "slice.duckdb",
     )
     client = emulator_client(bigquery_emulator)

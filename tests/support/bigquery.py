@@ -207,6 +207,43 @@ def load_into_bigquery(
         client.close()
 
 
+# A slice of the demo warehouse small enough for the emulator: Oct 25 .. Nov 2 2026 in
+# Pacific time (the DST change inside), events of six instances with full telemetry.
+SLICE_FROM = "TIMESTAMPTZ '2026-10-25 07:00:00+00'"
+SLICE_TO = "TIMESTAMPTZ '2026-11-03 08:00:00+00'"
+SLICE_INSTANCES = (
+    "SELECT instance_id FROM sourcegraph_analytics.update_checks "
+    "WHERE telemetry_status = 'full pings + event data' AND account_name IS NOT NULL "
+    "GROUP BY instance_id ORDER BY instance_id LIMIT 6"
+)
+
+
+def demo_slices(*, tables: Sequence[str] = ()) -> dict[str, str]:
+    """`copy_demo_slice`'s `slices` for the slice above: events of the six instances,
+    the pings of a quarter of all instances and of those six, the reference tables whole,
+    and each of `tables` (`dotcom_events.cody`, ...) cut like the events."""
+    events = f"timestamp >= {SLICE_FROM} AND timestamp < {SLICE_TO}"
+    slices = {
+        "dotcom_events.events": (
+            f"SELECT * FROM dotcom_events.events WHERE {events} "
+            f"AND instance_id IN ({SLICE_INSTANCES})"
+        ),
+        "sourcegraph_analytics.update_checks": (
+            "SELECT * FROM sourcegraph_analytics.update_checks "
+            f"WHERE checked_at >= {SLICE_FROM} AND checked_at < {SLICE_TO} "
+            f"AND (hash(instance_id) % 4 = 0 OR instance_id IN ({SLICE_INSTANCES}))"
+        ),
+        "salesforce_data.accounts": "SELECT * FROM salesforce_data.accounts",
+        "sourcegraph_analytics.releases": "SELECT * FROM sourcegraph_analytics.releases",
+        "sourcegraph_analytics.instances": "SELECT * FROM sourcegraph_analytics.instances",
+    }
+    for table in tables:
+        slices[table] = (
+            f"SELECT * FROM {table} WHERE {events} AND instance_id IN ({SLICE_INSTANCES})"
+        )
+    return slices
+
+
 def copy_demo_slice(
     url: str,
     duckdb_path: Path,
