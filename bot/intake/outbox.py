@@ -518,7 +518,10 @@ def _refresh_in_background(deps: Deps) -> None:
         finally:
             lock.release()
 
-    deps.work.submit(run)
+    try:
+        deps.work.submit(run)
+    except RuntimeError:  # stopping: the cached forms serve until the next start
+        lock.release()
 
 
 # --- a thread's transcript, while its modal is open ---------------------------------------
