@@ -9,6 +9,7 @@ import datetime as dt
 import importlib.metadata
 import json
 import logging
+import os
 import re
 import signal
 import sys
@@ -113,10 +114,15 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     finally:
         # Requests acked before the stop still get their answers (a deploy sends SIGTERM
         # and allows about 30 s before SIGKILL; waitress took up to 5 of them).
-        deps.finish_work(SHUTDOWN_GRACE_SECONDS)
+        finished = deps.finish_work(SHUTDOWN_GRACE_SECONDS)
         for stopper in stoppers:
             stopper()
         deps.close()
+        if not finished:
+            # Python would still wait for the worker threads at exit, past the grace the
+            # platform gives before SIGKILL: end now, logs flushed.
+            logging.shutdown()
+            os._exit(0)
     return 0
 
 

@@ -519,9 +519,13 @@ class IssuesClient:
     ) -> tuple[dict[str, Any] | None, str | None]:
         """`GET /repos/{repo}/issues/{number}` with `If-None-Match: etag`: (the issue, its
         ETag), or (None, etag) when it has not changed (a 304, free of rate limit)."""
-        response = self._get(f"/repos/{repo}/issues/{number}", etag=etag, operation="issue")
+        response = self._get(
+            f"/repos/{repo}/issues/{number}", etag=etag, operation="issue", gone_ok=True
+        )
         if response.status_code == 304:
             return None, etag
+        if response.status_code in GONE:
+            return {}, None
         return response.json() or {}, response.headers.get("ETag")
 
     def list_comments(
@@ -549,6 +553,7 @@ class IssuesClient:
         *,
         etag: str | None = None,
         operation: str = "list_issues",
+        gone_ok: bool = False,
     ) -> requests.Response:
         if not url.startswith("http"):
             url = self.base_url + url
@@ -566,7 +571,7 @@ class IssuesClient:
                 detail=f"GET {url}: {type(exc).__name__}",
             ) from exc
         status = response.status_code
-        if status in (200, 304):
+        if status in (200, 304) or (gone_ok and status in GONE):
             return response
         if self.on_error is not None:
             self.on_error(operation, str(status))
@@ -602,19 +607,33 @@ class IssueReader:
         self._kept: dict[int, tuple[str, GitHubIssue]] = {}
         self._lock = threading.Lock()
 
-    def issue(self, number: int) -> GitHubIssue:
+    def issue(self, number: int) -> GitHubIssue | None:
+        """The issue; None when it is gone (deleted, transferred, or no longer readable:
+        that issue only, not GitHub being down). GitHubUnavailable when GitHub is down or
+        asked us to wait."""
+        if self.client.waiting():
+            raise GitHubUnavailable(
+                "GitHub asked us to wait (rate limit).", detail=f"issue #{number}: waiting"
+            )
         with self._lock:
             kept = self._kept.get(number)
         data, etag = self.client.issue_if_changed(self.repo, number, kept[0] if kept else None)
         if data is None and kept is not None:
             return kept[1]
-        issue = GitHubIssue.model_validate(data or {})
+        if not data:
+            with self._lock:
+                self._kept.pop(number, None)
+            return None
+        issue = GitHubIssue.model_validate(data)
         if etag:
             with self._lock:
-                if len(self._kept) >= self.max_kept:
+                if number not in self._kept and len(self._kept) >= self.max_kept:
                     self._kept.pop(next(iter(self._kept)))  # the oldest kept
                 self._kept[number] = (etag, issue)
         return issue
+
+
+GONE = (404, 410)  # an issue deleted, transferred, or no longer readable
 
 
 def _page(response: requests.Response) -> IssuesPage:

@@ -141,4 +141,9 @@ def run_after_ack(
             result.add_done_callback(_later)
         return result
 
-    return deps.work.submit(_guarded)
+    try:
+        return deps.work.submit(_guarded)
+    except RuntimeError:  # stopping (the pool takes no more work): run it here instead
+        done: Future = Future()
+        done.set_result(_guarded())
+        return done

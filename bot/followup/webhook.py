@@ -105,7 +105,10 @@ def receive(
     key = DELIVERY_KEY.format(id=delivery) if delivery else None
     if key and not deps.store.claim(key):
         return 200, "duplicate delivery\n"
-    deps.work.submit(_handle, deps, key, payload, comment, on_change)
+    try:
+        deps.work.submit(_handle, deps, key, payload, comment, on_change)
+    except RuntimeError:  # stopping: do it now, the delivery is claimed already
+        _handle(deps, key, payload, comment, on_change)
     return 202, "request follow-up queued\n"
 
 

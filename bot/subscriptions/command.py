@@ -119,7 +119,16 @@ def create_item(
     target = resolve_channel(deps, spec.channel, channel)
     if not allowed_in(deps, metric, target):
         raise NotAllowedError(refusal(metric, deps.settings, sharing=True))
-    account = service.resolve_account(spec.account) if spec.account else None
+    try:
+        account = service.resolve_account(spec.account) if spec.account else None
+    except InputError as exc:
+        if spec.account and " in " in f" {spec.account.lower()} ":
+            # `for Acme in general`: an account name may hold "in", so a channel without
+            # its # was read into the name.
+            raise InputError(
+                f"{exc.user_message} To post in a channel, write `in #channel-name`."
+            ) from exc
+        raise
     if spec.kind is Kind.SUBSCRIPTION:
         _reread(spec, metric, service.today())
     return records.create(

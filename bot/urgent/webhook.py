@@ -144,7 +144,10 @@ def receive(deps: Deps, headers: Mapping[str, str], body: bytes) -> tuple[int, s
     )
     if recorded is Recorded.IGNORED:
         return 200, "not urgent\n"
-    deps.work.submit(_sync_logged, deps, deps.settings.github_repo, payload.issue.number)
+    try:
+        deps.work.submit(_sync_logged, deps, deps.settings.github_repo, payload.issue.number)
+    except RuntimeError:  # stopping: do it now, the delivery is claimed already
+        _sync_logged(deps, deps.settings.github_repo, payload.issue.number)
     return 202, f"{recorded}\n"
 
 

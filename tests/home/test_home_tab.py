@@ -232,3 +232,17 @@ def test_redrawing_the_home_tab_costs_no_rate_limit_until_an_issue_changes(bot):
     line = next(b["text"]["text"] for b in fresh["blocks"] if first["html_url"] in json.dumps(b))
     assert "Delivered" in line
     assert bot.github.rate_limit_used == used + 1  # only the changed issue was sent again
+
+
+def test_a_deleted_issue_shows_as_filed_and_the_others_still_come_from_github(bot):
+    gone, kept = (file_request(bot, f"Report {n}", "U0ALICE") for n in range(2))
+    on_github(
+        bot, "PATCH", f"/issues/{kept['number']}", {"state": "closed", "state_reason": "completed"}
+    )
+    bot.github.fail_next("GET", rf"/issues/{gone['number']}$", status=404, times=5)
+    view = open_home(bot, "U0ALICE")
+    shown = text_of(view)
+    line = next(b["text"]["text"] for b in view["blocks"] if kept["html_url"] in json.dumps(b))
+    assert "Delivered" in line  # read from GitHub after the missing one
+    assert f"#{gone['number']} Report 0" in shown
+    assert "GitHub did not answer" not in shown  # one missing issue is not an outage

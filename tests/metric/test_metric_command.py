@@ -388,3 +388,14 @@ def test_every_answer_from_the_demo_warehouse_says_demo_data(bot):
     payload = reply(bot, url)
     contexts = [b for b in payload["blocks"] if b["type"] == "context"]
     assert any("*demo data*" in e["text"] for b in contexts for e in b["elements"])
+
+
+def test_a_lookup_acked_while_the_process_stops_is_answered(tmp_path):
+    # The worker pool takes no more work once a stop has begun (Socket Mode may still
+    # hand a listener a request): the lookup then runs where it was acked.
+    with BotHarness(data_dir=tmp_path, warehouse=FakeWarehouse(), now=lambda: NOW) as bot:
+        bot.deps.work.shutdown(wait=True)
+        response, url = bot.slash("/metric", "dau 7d")
+        assert response.status == 200
+        (answer,) = bot.slack.wait_for_responses(1, timeout=10)
+        assert "DAU" in json.dumps(answer.payload)
