@@ -35,16 +35,22 @@ def wait_healthy(url: str, process: subprocess.Popen, timeout: float = 120) -> N
     raise AssertionError("serve did not become healthy")
 
 
+def serve_for(slack: FakeSlack, data_dir, port: int, **settings: str) -> subprocess.Popen:
+    """`databot serve` talking to `slack`, with this file's token and signing secret."""
+    return spawn_serve(
+        data_dir,
+        port,
+        SLACK_BOT_TOKEN="xoxb-serve-test",
+        SLACK_SIGNING_SECRET="serve-secret",
+        SLACK_API_URL=slack.api_url,
+        **settings,
+    )
+
+
 def test_serve_answers_health_checks_rejects_unsigned_requests_and_stops_on_sigterm(tmp_path):
     port = free_port()
     with FakeSlack() as slack:
-        process = spawn_serve(
-            tmp_path,
-            port,
-            SLACK_BOT_TOKEN="xoxb-serve-test",
-            SLACK_SIGNING_SECRET="serve-secret",
-            SLACK_API_URL=slack.api_url,
-        )
+        process = serve_for(slack, tmp_path, port)
         try:
             url = f"http://127.0.0.1:{port}"
             wait_healthy(url, process)
@@ -68,14 +74,8 @@ def test_lookups_acked_before_a_sigterm_are_still_answered(tmp_path):
     # worker) are answered before it exits, not dropped.
     port = free_port()
     with FakeSlack() as slack:
-        process = spawn_serve(
-            tmp_path,
-            port,
-            SLACK_BOT_TOKEN="xoxb-serve-test",
-            SLACK_SIGNING_SECRET="serve-secret",
-            SLACK_API_URL=slack.api_url,
-            SLACK_RESPONSE_URL_HOSTS='["127.0.0.1"]',
-            WORKER_THREADS="1",
+        process = serve_for(
+            slack, tmp_path, port, SLACK_RESPONSE_URL_HOSTS='["127.0.0.1"]', WORKER_THREADS="1"
         )
         try:
             url = f"http://127.0.0.1:{port}"
