@@ -17,9 +17,19 @@ Order matters, and it is the contract the README's security section states:
    commands and interactions), or else under (timestamp, signature): a repeat gets an
    empty 200 and does nothing, also across replicas.
 
+   The claim (`Delivery.first`) is made before the request's first effect, not always
+   before Bolt sees it: a write to the state database is the largest cost of an ack, and a
+   burst of acks on one machine waits on each other's. Listeners that act before they ack
+   (open a modal, save a submission) and every event listener claim before they run
+   (handlers/errors.ClaimFirst: an event whose claim fails gets a 500, so Slack resends
+   it); a listener whose every effect comes after its ack claims there, in the quiet after
+   a burst's acks, where claims made together share one transaction; an ack that carries
+   an answer is claimed before it goes back (bot/web.py), so a repeat still gets an empty
+   200.
+
 A request that passes is handed to Bolt marked verified (`context["databot_verified"]`,
-which no client can set), so the one error path (handlers/errors.py) can refuse to act on
-anything else.
+which no client can set) with its `Delivery` (`context["databot_delivery"]`), so the one
+error path (handlers/errors.py) can refuse to act on anything else, or twice.
 """
 
 from __future__ import annotations
@@ -29,7 +39,7 @@ import json
 import logging
 import re
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -37,10 +47,12 @@ from slack_sdk.signature import SignatureVerifier
 
 from bot import tables
 from bot.store import BatchedClaims, Store
+from bot.telemetry import surface_of
 
 logger = logging.getLogger(__name__)
 
 VERIFIED = "databot_verified"  # BoltContext key set only for requests that passed
+DELIVERY = "databot_delivery"  # BoltContext key: the request's Delivery
 # Slack's timestamps are Unix seconds: ten digits until the year 2286.
 _TIMESTAMP = re.compile(r"^[0-9]{1,12}$")
 _SIGNATURE = re.compile(r"^v0=[0-9a-f]{64}$")
@@ -142,33 +154,72 @@ def delivery_key(parsed: Mapping[str, Any], headers: Mapping[str, str]) -> str:
     return f"{SEEN_PREFIX}sig:{stamp}:{signature}"
 
 
+class Delivery:
+    """One verified request's claim on the work it asks for (see "Once" above): made at
+    most once, by whichever of its first effects comes first (`first`)."""
+
+    def __init__(self, gate: SlackGate, key: str, *, surface: str, retry: str | None) -> None:
+        self._gate = gate
+        self.key = key
+        self.surface = surface  # for telemetry
+        self.retry = retry  # X-Slack-Retry-Num, for the log line of a repeat
+        self._lock = threading.Lock()
+        self._first: bool | None = None
+
+    @property
+    def claimed(self) -> bool:
+        return self._first is not None
+
+    def first(self) -> bool:
+        """True for the first delivery of this work (claiming it now if not yet claimed),
+        False for a repeat. Raises when the state database cannot be written."""
+        with self._lock:
+            if self._first is None:
+                self._first = self._gate.claims.claim(self.key)
+                if not self._first:
+                    why = f"retry {self.retry}" if self.retry else "replay"
+                    logger.info("Slack request already handled (%s): nothing done", why)
+                    self._gate.on_repeat(self.surface)
+                self._gate.prune()
+            return self._first
+
+
 class SlackGate:
     """Signature, body and once-only checks for one process (see the module docstring)."""
 
-    def __init__(self, store: Store, signing_secret: str) -> None:
+    def __init__(
+        self,
+        store: Store,
+        signing_secret: str,
+        *,
+        on_repeat: Callable[[str], None] = lambda surface: None,
+    ) -> None:
+        """`on_repeat(surface)`: told of each repeat found (telemetry)."""
         self.store = store
+        self.on_repeat = on_repeat
         self.claims = BatchedClaims(store)
         self.verifier = SignatureVerifier(signing_secret)
         self._pruned_at = dt.datetime.min.replace(tzinfo=dt.UTC)
         self._prune_lock = threading.Lock()
 
-    def admit(self, headers: Mapping[str, str], body: bytes) -> dict[str, Any]:
-        """The parsed body of a verified, readable, first delivery; else raises Rejected.
-        `headers` must have lower-case names."""
+    def admit(
+        self, headers: Mapping[str, str], body: bytes
+    ) -> tuple[dict[str, Any], Delivery | None]:
+        """The parsed body of a verified, readable request and its Delivery, not yet
+        claimed (None for Slack's URL check: answered by Bolt, nothing to do twice); else
+        raises Rejected. `headers` must have lower-case names."""
         why = verify_signature(self.verifier, headers, body)
         if why is not None:
             raise Rejected(401, why)
         parsed = parse_body(body, headers.get("content-type", ""))
         if parsed.get("type") == "url_verification":
-            return parsed  # Slack's URL check: answered by Bolt, nothing to do twice
+            return parsed, None
+        retry = headers.get("x-slack-retry-num")
         key = delivery_key(parsed, headers)
-        if not self.claims.claim(key):
-            retry = headers.get("x-slack-retry-num")
-            raise Rejected(200, f"already handled ({'retry ' + retry if retry else 'replay'})")
-        self._prune()
-        return parsed
+        return parsed, Delivery(self, key, surface=surface_of(parsed), retry=retry)
 
-    def _prune(self) -> None:
+    def prune(self) -> None:
+        """Deletes delivery ids past SEEN_TTL, at most every PRUNE_EVERY."""
         now = dt.datetime.now(dt.UTC)
         if now - self._pruned_at < PRUNE_EVERY or not self._prune_lock.acquire(blocking=False):
             return

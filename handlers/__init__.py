@@ -1,6 +1,6 @@
 """The Slack layer. Bolt runs only the first matching listener, so the order of listeners
 is behaviour: keep the error handler first, and within a kind of request the feature order
-below (the subscription `/metric` listener, with its matcher, before `/metric` itself).
+below. `/metric` is one listener: it hands `/metric subscribe|alert|subscriptions` over.
 
 Bolt also tries listeners one by one, each matcher a call with its arguments injected
 (about 0.04 ms), so across kinds the most frequent go first: slash commands, then events
@@ -45,6 +45,10 @@ class _ByKind:
     def replay(self, app: App) -> None:
         for kind in KINDS:
             for args, kwargs, listener in self.calls[kind]:
+                if not getattr(listener, errors.AFTER_ACK, False):
+                    # Claimed before it runs: it may act before its ack (handlers/errors.py).
+                    middleware = [*kwargs.get("middleware", []), errors.ClaimFirst()]
+                    kwargs = {**kwargs, "middleware": middleware}
                 getattr(app, kind)(*args, **kwargs)(listener)
 
 
@@ -53,9 +57,9 @@ def register_all(app: App, deps: Deps) -> None:
     by_kind = _ByKind()
     features = cast(App, by_kind)
     # Feature modules register here, in this order:
-    # Before metric: it takes `/metric subscribe|alert|subscriptions` (a matcher).
-    subscription_handlers.register(features, deps)
-    metric_handlers.register(features, deps)
+    # `/metric subscribe|alert|subscriptions` is handed over by /metric's listener.
+    subscribe = subscription_handlers.register(features, deps)
+    metric_handlers.register(features, deps, subcommands=[subscribe])
     intake_handlers.register(features, deps)
     home_handlers.register(features, deps)
     by_kind.replay(app)

@@ -1,5 +1,10 @@
 """The one error path: domain errors become a user-safe message on the surface the user is
-on; anything unexpected is logged once with a short correlation id that the user sees."""
+on; anything unexpected is logged once with a short correlation id that the user sees.
+
+Also what every listener passes through on the way: the verified check, the response_url
+check, and the claim that makes a repeated delivery do nothing (bot/slack_gate.py "Once"):
+before the listener runs (ClaimFirst, the default), or for a listener marked
+`effects_after_ack`, in run_after_ack."""
 
 from __future__ import annotations
 
@@ -7,16 +12,19 @@ import logging
 import uuid
 from collections.abc import Callable
 from concurrent.futures import Future
-from typing import Any
+from typing import Any, NamedTuple, TypeVar
 
-from slack_bolt import App, BoltRequest, BoltResponse
+from slack_bolt import App, BoltContext, BoltRequest, BoltResponse
 from slack_bolt.context.respond import Respond
+from slack_bolt.middleware import Middleware
 
 from bot.deps import Deps
 from bot.errors import DatabotError
-from bot.slack_gate import VERIFIED, allowed_response_url
+from bot.slack_gate import DELIVERY, VERIFIED, allowed_response_url
 
 logger = logging.getLogger(__name__)
+
+L = TypeVar("L", bound=Callable[..., Any])
 
 APOLOGY = "Sorry, something went wrong on my side (ref `{ref}`). The team has the details."
 
@@ -30,7 +38,7 @@ def register(app: App, deps: Deps) -> None:
     ) -> None:
         handle_error(error, body, request, respond, client, hosts=hosts)
 
-    app.use(refuse_foreign_response_urls(deps))
+    app.use(RefuseForeignResponseUrls(hosts))
 
 
 def is_verified(request: BoltRequest) -> bool:
@@ -39,20 +47,66 @@ def is_verified(request: BoltRequest) -> bool:
     return request.mode == "socket_mode" or bool(request.context.get(VERIFIED))
 
 
-def refuse_foreign_response_urls(deps: Deps) -> Callable[..., Any]:
-    """Global middleware: a payload naming a response_url that is not Slack's is dropped
-    before any listener could `respond()` to it."""
-    hosts = deps.settings.slack_response_url_hosts
+def once(context: BoltContext) -> bool:
+    """Whether this is the first delivery of the request's work, claiming it if no effect
+    has yet (bot/slack_gate.Delivery; raises when the state database cannot be written).
+    Socket Mode requests carry no Delivery: nothing is claimed for them."""
+    delivery = context.get(DELIVERY)
+    return delivery is None or delivery.first()
 
-    def middleware(body: dict, next: Callable[[], Any]) -> Any:
+
+AFTER_ACK = "databot_effects_after_ack"
+
+
+def effects_after_ack(listener: L) -> L:
+    """Marks a listener whose every effect comes after its ack, through run_after_ack (or
+    is the ack's own answer): its delivery is claimed there, off the ack path, instead of
+    before it runs (ClaimFirst)."""
+    setattr(listener, AFTER_ACK, True)
+    return listener
+
+
+class Subcommand(NamedTuple):
+    """Another feature's `/metric WORD ...`: `/metric` is one Bolt listener, which hands
+    the request over when `matches(text)`. (Bolt builds every tried listener's arguments,
+    so a second `/metric` listener with a matcher cost every lookup two builds.) The
+    listener takes (ack, body, respond, context) and is `effects_after_ack`, as /metric's."""
+
+    matches: Callable[[str | None], bool]
+    listener: Callable[..., None]
+
+
+class ClaimFirst(Middleware):
+    """Listener middleware, on every listener not marked `effects_after_ack`: claims the
+    delivery before the listener runs. A repeat gets an empty 200 and runs nothing."""
+
+    def process(
+        self, *, req: BoltRequest, resp: BoltResponse, next: Callable[[], BoltResponse]
+    ) -> BoltResponse | None:
+        if once(req.context):
+            return next()
+        return BoltResponse(status=200, body="")
+
+
+class RefuseForeignResponseUrls(Middleware):
+    """Global middleware: a payload naming a response_url that is not Slack's
+    (settings.slack_response_url_hosts) is dropped before any listener could `respond()`
+    to it. A Middleware class, not a function: Bolt builds a function's arguments on
+    every request."""
+
+    def __init__(self, hosts: list[str]) -> None:
+        self.hosts = hosts
+
+    def process(
+        self, *, req: BoltRequest, resp: BoltResponse, next: Callable[[], BoltResponse]
+    ) -> BoltResponse | None:
+        body = req.body
         urls = [body.get("response_url")] if body.get("response_url") else []
         urls += [u.get("response_url") for u in body.get("response_urls") or []]
-        if any(not allowed_response_url(u, hosts) for u in urls):
-            logger.warning("Slack request with a response_url outside %s dropped", hosts)
+        if any(not allowed_response_url(u, self.hosts) for u in urls):
+            logger.warning("Slack request with a response_url outside %s dropped", self.hosts)
             return BoltResponse(status=400, body="response_url is not Slack's\n")
         return next()
-
-    return middleware
 
 
 def user_message_for(error: BaseException) -> str:
@@ -79,6 +133,11 @@ def handle_error(
         # before Bolt sees such a request; this is the second lock).
         logger.warning("error on an unverified Slack request ignored: %s", type(error).__name__)
         return
+    try:
+        if not once(request.context):
+            return  # a repeat's error: the first delivery answers
+    except Exception:  # noqa: BLE001 - the state database is down: still tell the user
+        logger.warning("could not claim the delivery of a failed request")
     text = user_message_for(error)
     tell_user(text, body=body, respond=respond, client=client, hosts=hosts)
 
@@ -108,11 +167,19 @@ def tell_user(text: str, *, body: dict, respond: Respond | None, client, hosts: 
 
 
 def run_after_ack(
-    deps: Deps, body: dict, respond: Respond | None, work: Callable[..., Any], *args: Any
+    deps: Deps,
+    context: BoltContext,
+    body: dict,
+    respond: Respond | None,
+    work: Callable[..., Any],
+    *args: Any,
+    cancel: Callable[[], None] | None = None,
 ) -> Future:
     """Run slow `work` on deps.work after the listener acked; its errors take the same path
     as a listener's (user-safe message or apology with correlation id). Work may return a
-    Future, whose error (when it completes) takes that path too."""
+    Future, whose error (when it completes) takes that path too. A repeated delivery (the
+    claim is made here for listeners marked `effects_after_ack`) runs nothing; `cancel`
+    is called when `work` does not run (a repeat, or the claim failed)."""
 
     def _tell(error: BaseException) -> None:
         tell_user(
@@ -130,11 +197,18 @@ def run_after_ack(
 
     def _guarded() -> Any:
         deps.acks.wait_turn()  # the acks of a burst go back before its lookups start
+        started = False
         try:
+            if not once(context):
+                return None
+            started = True
             result = work(*args)
         except Exception as error:  # noqa: BLE001 - the one error path
             _tell(error)
             return None
+        finally:
+            if not started and cancel is not None:
+                cancel()
         if isinstance(result, Future):
             # Work that finishes off this thread (a lookup joining one in flight): its
             # error takes the same path when it comes.

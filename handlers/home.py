@@ -5,7 +5,7 @@ the listener itself). The flows are in bot/home/tab.py and bot/intake/modal.py."
 from __future__ import annotations
 
 from pydantic import BaseModel
-from slack_bolt import Ack, App
+from slack_bolt import Ack, App, BoltContext
 from slack_sdk import WebClient
 
 from bot.deps import Deps
@@ -31,11 +31,11 @@ class HomeListeners:
     def __init__(self, deps: Deps) -> None:
         self.deps = deps
 
-    def handle_home_opened(self, body: dict, event: dict) -> None:
+    def handle_home_opened(self, body: dict, event: dict, context: BoltContext) -> None:
         opened = HomeOpened.model_validate(event)
         if opened.tab != "home":
             return  # the messages tab: nothing to draw
-        run_after_ack(self.deps, body, None, publish_home, self.deps, opened.user)
+        run_after_ack(self.deps, context, body, None, publish_home, self.deps, opened.user)
 
     def handle_home_new_request(self, ack: Ack, body: dict, client: WebClient) -> None:
         ack()

@@ -5,7 +5,7 @@ are in bot/intake/modal.py."""
 
 from __future__ import annotations
 
-from slack_bolt import Ack, App
+from slack_bolt import Ack, App, BoltContext
 from slack_sdk import WebClient
 
 from bot.deps import Deps
@@ -57,11 +57,15 @@ class IntakeListeners:
         ack()
         modal.open_from_metric_button(self.deps, client, MetricButton.model_validate(body))
 
-    def handle_request_thread_shortcut(self, ack: Ack, body: dict, client: WebClient) -> None:
+    def handle_request_thread_shortcut(
+        self, ack: Ack, body: dict, client: WebClient, context: BoltContext
+    ) -> None:
         ack()
         shortcut = ThreadShortcut.model_validate(body)
         placeholder = modal.open_thread_placeholder(client, shortcut.trigger_id)
-        run_after_ack(self.deps, body, None, self._fill_from_thread, client, shortcut, placeholder)
+        run_after_ack(
+            self.deps, context, body, None, self._fill_from_thread, client, shortcut, placeholder
+        )
 
     def _fill_from_thread(
         self, client: WebClient, shortcut: ThreadShortcut, placeholder: Placeholder
@@ -78,23 +82,32 @@ class IntakeListeners:
         ack()
         modal.switch_request_type(self.deps, client, TypeChange.model_validate(body))
 
-    def handle_request_submission(self, ack: Ack, body: dict, view: dict) -> None:
+    def handle_request_submission(
+        self, ack: Ack, body: dict, view: dict, context: BoltContext
+    ) -> None:
         answer = modal.submit_modal(self.deps, ShownModal.model_validate(view))
         if answer.errors is not None:
             ack(response_action="errors", errors=answer.errors)
             return
         ack(response_action="update", view=answer.view)
         if answer.file_id is not None:
-            run_after_ack(self.deps, body, None, file_request, self.deps, answer.file_id)
+            run_after_ack(self.deps, context, body, None, file_request, self.deps, answer.file_id)
 
     # --- the request's thread -------------------------------------------------------------
 
-    def handle_thread_reply(self, body: dict, event: dict) -> None:
+    def handle_thread_reply(self, body: dict, event: dict, context: BoltContext) -> None:
         if "channel" not in event or "ts" not in event:
             return  # not a message in a conversation (nothing of ours)
         reply = ThreadReply.model_validate(event)
         if not reply.is_person_reply:
             return  # edits, deletions, bot posts, top-level messages
         run_after_ack(
-            self.deps, body, None, take_thread_reply, self.deps, reply, body.get("event_id")
+            self.deps,
+            context,
+            body,
+            None,
+            take_thread_reply,
+            self.deps,
+            reply,
+            body.get("event_id"),
         )

@@ -4,8 +4,10 @@ after the ack (run_after_ack). The same listeners serve HTTP and Socket Mode."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from pydantic import BaseModel
-from slack_bolt import Ack, App
+from slack_bolt import Ack, App, BoltContext
 from slack_bolt.context.respond import Respond
 
 from bot.deps import Deps
@@ -13,12 +15,16 @@ from bot.ids import Action, Command, Event
 from bot.metric.command import Reply, Send, metric_command, metric_mention, share_metric_answer
 from bot.metric.lookup import metric_service
 from bot.metric.model import ShareValue
-from handlers.errors import run_after_ack
+from handlers.errors import AFTER_ACK, Subcommand, effects_after_ack, run_after_ack
 
 
-def register(app: App, deps: Deps) -> None:
+def register(app: App, deps: Deps, subcommands: Sequence[Subcommand] = ()) -> None:
+    """`subcommands`: other features' `/metric WORD ...`, tried first."""
     metric_service(deps)  # loads and validates the catalog now, not on the first lookup
-    listeners = MetricListeners(deps)
+    for subcommand in subcommands:  # they run under /metric's claim, after the ack
+        if not getattr(subcommand.listener, AFTER_ACK, False):
+            raise TypeError(f"{subcommand.listener} must be effects_after_ack")
+    listeners = MetricListeners(deps, subcommands)
     app.command(Command.METRIC)(listeners.handle_metric_command)
     app.action(Action.METRIC_SHARE)(listeners.handle_metric_share)
     app.event(Event.APP_MENTION)(listeners.handle_metric_mention)
@@ -61,10 +67,18 @@ def sender(respond: Respond) -> Send:
 
 
 class MetricListeners:
-    def __init__(self, deps: Deps) -> None:
+    def __init__(self, deps: Deps, subcommands: Sequence[Subcommand] = ()) -> None:
         self.deps = deps
+        self.subcommands = subcommands
 
-    def handle_metric_command(self, ack: Ack, body: dict, respond: Respond) -> None:
+    @effects_after_ack
+    def handle_metric_command(
+        self, ack: Ack, body: dict, respond: Respond, context: BoltContext
+    ) -> None:
+        for subcommand in self.subcommands:
+            if subcommand.matches(body.get("text")):
+                subcommand.listener(ack, body, respond, context)
+                return
         command = MetricCommandBody.model_validate(body)
         reply = metric_command(
             self.deps,
@@ -78,11 +92,14 @@ class MetricListeners:
         else:
             ack()
         if reply.after_ack is not None:
-            run_after_ack(self.deps, body, respond, reply.after_ack)
+            run_after_ack(self.deps, context, body, respond, reply.after_ack, cancel=reply.cancel)
 
-    def handle_metric_share(self, ack: Ack, body: dict, respond: Respond) -> None:
+    @effects_after_ack
+    def handle_metric_share(
+        self, ack: Ack, body: dict, respond: Respond, context: BoltContext
+    ) -> None:
         ack()
-        run_after_ack(self.deps, body, respond, self._share, body, respond)
+        run_after_ack(self.deps, context, body, respond, self._share, body, respond)
 
     def _share(self, body: dict, respond: Respond) -> None:
         # After the ack: a malformed button value takes the one error path too.
@@ -95,7 +112,7 @@ class MetricListeners:
             send=sender(respond),
         )
 
-    def handle_metric_mention(self, ack: Ack, body: dict) -> None:
+    def handle_metric_mention(self, ack: Ack, body: dict, context: BoltContext) -> None:
         ack()
         envelope = EventEnvelope.model_validate(body)
         event = envelope.event
@@ -103,6 +120,7 @@ class MetricListeners:
         where = {"user_id": event.user, "channel_id": event.channel}
         run_after_ack(
             self.deps,
+            context,
             where,
             None,
             lambda: metric_mention(

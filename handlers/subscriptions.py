@@ -1,18 +1,18 @@
-"""Subscriptions and alerts in Slack: `/metric subscribe|alert|subscriptions` (registered
-before /metric's own listener, with a matcher on the first word: Bolt runs the first
-listener that matches), the "Subscribe" button on /metric answers, and the pause / resume /
-delete / snooze buttons. What each replies is decided in bot/subscriptions/command.py."""
+"""Subscriptions and alerts in Slack: `/metric subscribe|alert|subscriptions` (handed over
+by /metric's own listener on the first word), the "Subscribe" button on /metric answers,
+and the pause / resume / delete / snooze buttons. What each replies is decided in
+bot/subscriptions/command.py."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
 from pydantic import BaseModel
-from slack_bolt import Ack, App
+from slack_bolt import Ack, App, BoltContext
 from slack_bolt.context.respond import Respond
 
 from bot.deps import Deps
-from bot.ids import Action, Command
+from bot.ids import Action
 from bot.slack_text import Message
 from bot.subscriptions.command import (
     delete_button,
@@ -24,12 +24,13 @@ from bot.subscriptions.command import (
     subscriptions_command,
 )
 from bot.subscriptions.model import ItemValue, SubscribeValue
-from handlers.errors import run_after_ack
+from handlers.errors import Subcommand, effects_after_ack, run_after_ack
 
 
-def register(app: App, deps: Deps) -> None:
+def register(app: App, deps: Deps) -> Subcommand:
+    """Registers the buttons; returns `/metric subscribe|alert|subscriptions` for /metric's
+    own listener to hand over (handlers/metric.py)."""
     listeners = SubscriptionListeners(deps)
-    app.command(Command.METRIC, matchers=[ours])(listeners.handle_subscription_command)
     app.action(Action.METRIC_SUBSCRIBE)(listeners.handle_subscribe_button)
     app.action(Action.SUBSCRIPTION_PAUSE)(listeners.item_button(pause_button))
     app.action(Action.SUBSCRIPTION_RESUME)(listeners.item_button(resume_button))
@@ -37,9 +38,7 @@ def register(app: App, deps: Deps) -> None:
     app.action(Action.ALERT_SNOOZE)(listeners.item_button(snooze_button))
     app.action(Action.ALERT_SNOOZE_WEEK)(listeners.item_button(snooze_button))
 
-
-def ours(body: dict) -> bool:
-    return is_feature_text(body.get("text"))
+    return Subcommand(is_feature_text, listeners.handle_subscription_command)
 
 
 class CommandBody(BaseModel):
@@ -60,7 +59,10 @@ class SubscriptionListeners:
     def __init__(self, deps: Deps) -> None:
         self.deps = deps
 
-    def handle_subscription_command(self, ack: Ack, body: dict, respond: Respond) -> None:
+    @effects_after_ack
+    def handle_subscription_command(
+        self, ack: Ack, body: dict, respond: Respond, context: BoltContext
+    ) -> None:
         ack()
         command = CommandBody.model_validate(body)
 
@@ -70,9 +72,12 @@ class SubscriptionListeners:
             )
             _send(respond, message)
 
-        run_after_ack(self.deps, body, respond, work)
+        run_after_ack(self.deps, context, body, respond, work)
 
-    def handle_subscribe_button(self, ack: Ack, body: dict, respond: Respond) -> None:
+    @effects_after_ack
+    def handle_subscribe_button(
+        self, ack: Ack, body: dict, respond: Respond, context: BoltContext
+    ) -> None:
         ack()
 
         def work() -> None:
@@ -80,10 +85,11 @@ class SubscriptionListeners:
             user, channel = _ids(body)
             _send(respond, subscribe_button(self.deps, value, user=user, channel=channel))
 
-        run_after_ack(self.deps, body, respond, work)
+        run_after_ack(self.deps, context, body, respond, work)
 
     def item_button(self, flow: Callable[..., Message]) -> Callable[..., None]:
-        def handle(ack: Ack, body: dict, respond: Respond) -> None:
+        @effects_after_ack
+        def handle(ack: Ack, body: dict, respond: Respond, context: BoltContext) -> None:
             ack()
 
             def work() -> None:
@@ -91,7 +97,7 @@ class SubscriptionListeners:
                 user, _ = _ids(body)
                 _send(respond, flow(self.deps, value, user=user))
 
-            run_after_ack(self.deps, body, respond, work)
+            run_after_ack(self.deps, context, body, respond, work)
 
         handle.__name__ = f"handle_{flow.__name__}"
         return handle

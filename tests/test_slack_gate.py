@@ -147,6 +147,35 @@ def test_an_exact_replay_of_a_signed_command_is_answered_once(bot):
     assert replay.status == 200 and "/metric" not in replay.text
 
 
+def test_an_exact_replay_of_a_lookup_is_answered_once_without_a_still_working_note(
+    make_bot, sqlite_store
+):
+    # The lookup's claim is made after its ack; the replay's ack is empty either way, and
+    # its "still working" note, started at its ack, must not go out for work never done.
+    with make_bot(sqlite_store, metric_still_working_seconds=0.3) as bot:
+        url = bot.slack.response_url("C0ANALYTICS")
+        body = slash_command("/metric", "dau 7d", response_url=url)
+        headers = good_headers(bot, body)
+        first = send(bot.url + "/slack/events", body, headers=headers)
+        replay = send(bot.url + "/slack/events", body, headers=headers)
+        bot.wait_idle()
+        time.sleep(0.6)  # past the note's 0.3 s
+        assert (first.status, replay.status) == (200, 200)
+        (answer,) = bot.slack.responses(url)
+        assert "DAU" in json.dumps(answer.payload)
+
+
+def test_a_command_that_mentions_payload_is_answered(bot):
+    # Bolt reads a form that merely contains the word "payload" as an empty body; the bot
+    # hands Bolt its own parse, so this is an ordinary unknown name, not a 404.
+    # Unknown as a metric; whether it is an account is answered at the response URL.
+    response, url = bot.slash("/metric", "payload")
+    bot.wait_idle()
+    assert response.status == 200
+    (answer,) = bot.slack.responses(url)
+    assert "payload" in json.dumps(answer.payload)
+
+
 def test_a_shortcut_resent_by_slack_opens_one_modal(bot):
     trigger = bot.slack.issue_trigger_id()
     body = interactive_body(global_shortcut("new_data_request", trigger_id=trigger))

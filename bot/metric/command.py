@@ -83,6 +83,8 @@ class CommandReply:
     ack: Message | None = None
     # May return a future: the lookup then completes (and fails) there, off this thread.
     after_ack: Callable[[], Future[None] | None] | None = None
+    # Called instead of `after_ack` when it will not run (a repeated delivery).
+    cancel: Callable[[], None] | None = None
 
 
 def metric_command(
@@ -148,7 +150,7 @@ def metric_command(
             answering.add_done_callback(lambda done: _submit(deps, deliver, done))
         return replied
 
-    return CommandReply(after_ack=lookup)
+    return CommandReply(after_ack=lookup, cancel=note.finish)
 
 
 def _maybe_account(

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import difflib
+import functools
 import hashlib
 import json
 import logging
@@ -137,12 +138,18 @@ class MetricService:
             # The embedded warehouse: translate every catalog query once, now.
             prepare_duckdb(self.catalog_queries())
         shared_timers()  # started now, not in the first lookup's ack
+        # Parsing is on the ack path, and a burst asks the same few things: what the
+        # catalog and today make of a text is kept (results are frozen; mistakes raise
+        # and are not kept).
+        self._parse = functools.lru_cache(maxsize=1024)(
+            lambda text, today: parse_command(text, self.catalog, today)
+        )
 
     def today(self) -> dt.date:
         return self.now().astimezone(REPORTING_TZ).date()
 
     def parse(self, text: str | None) -> MetricQuery | HelpRequest | AccountRequest:
-        return parse_command(text, self.catalog, self.today())
+        return self._parse(text, self.today())
 
     # -- accounts ----------------------------------------------------------------
 

@@ -107,7 +107,10 @@ def test_slack_retries_of_the_event_make_one_comment(bot_pg):
     message = reply(bot, root, "Adding: weekly is fine.")
     deliver(bot, message, event_id="Ev0RETRY1")
     again = deliver(bot, message, event_id="Ev0RETRY1", retry_num=1)
-    assert "already handled" in again.text  # the gate answers a retry 200, doing nothing
+    # A retry gets an empty 200 and does nothing (counted as a repeat on /metrics).
+    assert (again.status, again.text) == (200, "")
+    metrics = bot.deps.telemetry.exposition().decode()
+    assert 'databot_slack_requests_total{outcome="repeat",surface="event"} 1.0' in metrics
     # The same message under another event id (e.g. a second subscription, a replay over
     # Socket Mode): stored once by its (channel, ts).
     deliver(bot, message, event_id="Ev0OTHER")

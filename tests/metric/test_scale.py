@@ -8,6 +8,7 @@ import datetime as dt
 import json
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
@@ -15,6 +16,7 @@ from bot.store import Store
 from bot.warehouse import BigQueryWarehouse, _translate
 from sandbox.bigquery_pricing import PricedBigQuery
 from sandbox.harness import BotHarness
+from sandbox.slack_requests import send, sign, slash_command
 from tests.support.bigquery import EMULATOR_PROJECT
 from tests.test_telemetry import get, samples
 
@@ -273,6 +275,38 @@ def test_two_replicas_on_one_state_database_run_a_lookup_once(
     }
     assert cache["miss"] == 1
     assert cache["shared"] + cache["hit"] == 6
+
+
+def test_one_signed_lookup_delivered_to_two_replicas_at_once_is_answered_once(
+    tmp_path, shared_state, warehouse, clock
+):
+    # A replay (or a load balancer's retry) of one request reaches both replicas together:
+    # both ack at once, and the claim each makes after its ack lets one of them answer.
+    first, second = shared_state
+    secret = "one-app-" + "0" * 24  # the replicas of one Slack app share its secret
+    replicas = [
+        BotHarness(
+            data_dir=tmp_path / name,
+            store=store,
+            warehouse=warehouse,
+            now=clock,
+            slack_signing_secret=secret,
+        )
+        for name, store in (("a", first), ("b", second))
+    ]
+    with replicas[0] as a, replicas[1] as b:
+        url = a.slack.response_url("C0ANALYTICS")
+        body = slash_command("/metric", "dau 7d", response_url=url)
+        headers = sign(secret, body)
+        with ThreadPoolExecutor(2) as pool:
+            acks = list(
+                pool.map(lambda bot: send(bot.url + "/slack/events", body, headers=headers), (a, b))
+            )
+        a.wait_idle()
+        b.wait_idle()
+        assert [ack.status for ack in acks] == [200, 200]
+        (answer,) = a.slack.responses(url)  # a's stand-in Slack holds the response URL
+        assert "DAU" in json.dumps(answer.payload)
 
 
 # ------------------------------------------------------------------ waiting costs no thread
