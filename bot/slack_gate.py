@@ -165,17 +165,31 @@ class Delivery:
         self.retry = retry  # X-Slack-Retry-Num, for the log line of a repeat
         self._lock = threading.Lock()
         self._first: bool | None = None
+        self._failed: Exception | None = None
 
     @property
     def claimed(self) -> bool:
         return self._first is not None
 
+    @property
+    def repeat(self) -> bool:
+        """Claimed already, and found to be a repeat."""
+        return self._first is False
+
     def first(self) -> bool:
         """True for the first delivery of this work (claiming it now if not yet claimed),
-        False for a repeat. Raises when the state database cannot be written."""
+        False for a repeat. One attempt per request: when the state database cannot be
+        written, this and every later call raise that error and nothing is stored, so
+        Slack's resend of an event is handled as new."""
         with self._lock:
+            if self._failed is not None:
+                raise self._failed
             if self._first is None:
-                self._first = self._gate.claims.claim(self.key)
+                try:
+                    self._first = self._gate.claims.claim(self.key)
+                except Exception as exc:
+                    self._failed = exc
+                    raise
                 if not self._first:
                     why = f"retry {self.retry}" if self.retry else "replay"
                     logger.info("Slack request already handled (%s): nothing done", why)
@@ -219,7 +233,8 @@ class SlackGate:
         return parsed, Delivery(self, key, surface=surface_of(parsed), retry=retry)
 
     def prune(self) -> None:
-        """Deletes delivery ids past SEEN_TTL, at most every PRUNE_EVERY."""
+        """Deletes delivery ids past SEEN_TTL, at most every PRUNE_EVERY. A failure is
+        logged, never the request's: its claim is made."""
         now = dt.datetime.now(dt.UTC)
         if now - self._pruned_at < PRUNE_EVERY or not self._prune_lock.acquire(blocking=False):
             return
@@ -232,6 +247,8 @@ class SlackGate:
                         t.c.key.startswith(SEEN_PREFIX), t.c.created_at < now - SEEN_TTL
                     )
                 )
+        except Exception:  # pruning is tidying; the next one tries again
+            logger.warning("could not prune old Slack delivery ids", exc_info=True)
         finally:
             self._prune_lock.release()
 

@@ -46,7 +46,8 @@ class Telemetry:
         self.registry = CollectorRegistry()
         self.slack_requests = Counter(
             "databot_slack_requests",
-            "Requests to /slack/events by surface and outcome (HTTP status).",
+            "Requests to /slack/events by surface and outcome (HTTP status, or repeat: a "
+            "delivery already handled; one found after its ack is also counted by status).",
             ["surface", "outcome"],
             registry=self.registry,
         )

@@ -188,18 +188,23 @@ def build_web(
                 context={VERIFIED: True, DELIVERY: delivery},
             )
             answer = app.dispatch(bolt_request)
-            if (
-                delivery is not None
-                and answer.status == 200
-                and answer.body
-                and not delivery.first()
-            ):
-                # The ack carries an answer (help, a form's errors): a repeat gets none.
-                answer = BoltResponse(status=200, body="")
+            try:
+                if (
+                    delivery is not None
+                    and answer.status == 200
+                    and answer.body
+                    and not delivery.first()
+                ):
+                    # The ack carries an answer (help, a form's errors): a repeat gets none.
+                    answer = BoltResponse(status=200, body="")
+            except Exception:
+                logger.exception("could not claim a Slack delivery: answered 500")
+                answer = BoltResponse(status=500, body="state database unavailable\n")
             response = to_flask_response(answer)
             # Bolt returns once the listener acked: this is the ack latency Slack sees.
             seconds = time.monotonic() - started
-            deps.telemetry.slack_requests.labels(surface, str(response.status_code)).inc()
+            if delivery is None or not delivery.repeat:  # a repeat is counted as one
+                deps.telemetry.slack_requests.labels(surface, str(response.status_code)).inc()
             deps.telemetry.ack_seconds.labels(surface).observe(seconds)
             logger.info("slack %s -> %s in %.0f ms", surface, response.status_code, seconds * 1000)
             return response

@@ -15,7 +15,7 @@ from bot.ids import Action, Command, Event
 from bot.metric.command import Reply, Send, metric_command, metric_mention, share_metric_answer
 from bot.metric.lookup import metric_service
 from bot.metric.model import ShareValue
-from handlers.errors import AFTER_ACK, Subcommand, effects_after_ack, run_after_ack
+from handlers.errors import AFTER_ACK, Subcommand, effects_after_ack, once, run_after_ack
 
 
 def register(app: App, deps: Deps, subcommands: Sequence[Subcommand] = ()) -> None:
@@ -53,10 +53,14 @@ class EventEnvelope(BaseModel):
     event: MentionEvent
 
 
-def sender(respond: Respond) -> Send:
-    """A flow's replies, through the interaction's response URL."""
+def sender(respond: Respond, context: BoltContext) -> Send:
+    """A flow's replies, through the interaction's response URL. Each is an effect, so it
+    claims the delivery first (a "still working" note may fire before the work starts):
+    a repeat sends nothing."""
 
     def send(reply: Reply) -> None:
+        if not once(context):
+            return
         respond(
             response_type=reply.response_type,
             replace_original=reply.replace_original,
@@ -85,7 +89,7 @@ class MetricListeners:
             command.text,
             user=command.user_id,
             channel=command.channel_id,
-            send=sender(respond),
+            send=sender(respond, context),
         )
         if reply.ack is not None:
             ack(response_type="ephemeral", **reply.ack.send_kwargs())
@@ -99,9 +103,9 @@ class MetricListeners:
         self, ack: Ack, body: dict, respond: Respond, context: BoltContext
     ) -> None:
         ack()
-        run_after_ack(self.deps, context, body, respond, self._share, body, respond)
+        run_after_ack(self.deps, context, body, respond, self._share, body, respond, context)
 
-    def _share(self, body: dict, respond: Respond) -> None:
+    def _share(self, body: dict, respond: Respond, context: BoltContext) -> None:
         # After the ack: a malformed button value takes the one error path too.
         value = ShareValue.model_validate_json(body["actions"][0]["value"])
         share_metric_answer(
@@ -109,7 +113,7 @@ class MetricListeners:
             value,
             user=(body.get("user") or {}).get("id"),
             channel=(body.get("channel") or {}).get("id"),
-            send=sender(respond),
+            send=sender(respond, context),
         )
 
     def handle_metric_mention(self, ack: Ack, body: dict, context: BoltContext) -> None:

@@ -16,9 +16,11 @@ import pytest
 import sqlalchemy as sa
 
 from bot import tables
+from bot.store import BatchedClaims
 from sandbox.slack_requests import (
     FORM,
     JSON,
+    app_home_opened_event,
     global_shortcut,
     interactive_body,
     send,
@@ -147,22 +149,50 @@ def test_an_exact_replay_of_a_signed_command_is_answered_once(bot):
     assert replay.status == 200 and "/metric" not in replay.text
 
 
-def test_an_exact_replay_of_a_lookup_is_answered_once_without_a_still_working_note(
+def test_an_exact_replay_of_a_lookup_sends_nothing_even_while_the_workers_are_busy(
     make_bot, sqlite_store
 ):
-    # The lookup's claim is made after its ack; the replay's ack is empty either way, and
-    # its "still working" note, started at its ack, must not go out for work never done.
-    with make_bot(sqlite_store, metric_still_working_seconds=0.3) as bot:
+    # The lookup's claim is made after its ack. The replay's "still working" note, started
+    # at its ack, falls due while its work waits for the one busy worker: it must not go
+    # out, nor anything else, to the first asker's response URL.
+    with make_bot(sqlite_store, metric_still_working_seconds=0.3, worker_threads=1) as bot:
         url = bot.slack.response_url("C0ANALYTICS")
         body = slash_command("/metric", "dau 7d", response_url=url)
         headers = good_headers(bot, body)
-        first = send(bot.url + "/slack/events", body, headers=headers)
-        replay = send(bot.url + "/slack/events", body, headers=headers)
+        assert send(bot.url + "/slack/events", body, headers=headers).status == 200
         bot.wait_idle()
-        time.sleep(0.6)  # past the note's 0.3 s
-        assert (first.status, replay.status) == (200, 200)
         (answer,) = bot.slack.responses(url)
         assert "DAU" in json.dumps(answer.payload)
+        busy = threading.Event()
+        bot.deps.work.submit(busy.wait, 5)  # someone else's slow lookup
+        replay = send(bot.url + "/slack/events", body, headers=headers)
+        assert (replay.status, replay.text) == (200, "")
+        time.sleep(0.8)  # past the note's 0.3 s
+        busy.set()
+        bot.wait_idle()
+        assert bot.slack.responses(url) == [answer]
+
+
+def test_an_event_whose_claim_failed_is_handled_when_slack_resends_it(bot, monkeypatch):
+    # One transient failure of the state database: the event gets a 500 and nothing of it
+    # is stored, so Slack's resend is new work, not a repeat.
+    real, calls = BatchedClaims.claim, []
+
+    def flaky(self, key):
+        calls.append(key)
+        if len(calls) == 1:
+            raise sa.exc.OperationalError("INSERT", {}, Exception("database is locked"))
+        return real(self, key)
+
+    monkeypatch.setattr(BatchedClaims, "claim", flaky)
+    first = bot.event(app_home_opened_event(), event_id="Ev0FLAKY")
+    bot.wait_idle()
+    assert first.status == 500
+    assert bot.slack.calls("views.publish") == []
+    retry = bot.event(app_home_opened_event(), event_id="Ev0FLAKY", retry_num=1)
+    bot.wait_idle()
+    assert retry.status == 200
+    assert len(bot.slack.calls("views.publish")) == 1
 
 
 def test_a_command_that_mentions_payload_is_answered(bot):
