@@ -51,13 +51,14 @@ class ShareValue(BaseModel):
     start: dt.date
     end: dt.date
     partial: bool = False
+    calendar: bool | None = None  # None: a button from before this was carried
     account: str | None = None
     by: Dimension | None = None
     defaulted: bool = False
 
     @property
     def period(self) -> Period:
-        return Period(self.start, self.end, self.partial)
+        return Period.restored(self.start, self.end, self.partial, self.calendar)
 
 
 @dataclass(frozen=True)
@@ -143,6 +144,7 @@ class Answer:
             start=self.asked.start,
             end=self.asked.end,
             partial=self.asked.partial,
+            calendar=self.asked.calendar,
             account=self.account,
             by=self.by,
             defaulted=self.defaulted,

@@ -15,7 +15,7 @@ from __future__ import annotations
 import datetime as dt
 import difflib
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from zoneinfo import ZoneInfo
 
 from bot.errors import InputError
@@ -74,6 +74,10 @@ class Period:
     start: dt.date
     end: dt.date
     partial: bool = False  # reaches today: data for the last day is still arriving
+    # Asked for as a calendar month or quarter (`last month`, `October`, `Q3`): a change is
+    # measured against the month or quarter before. `30d` on Dec 1 covers November too, but
+    # is compared with the 30 days before. Not part of equality: the dates are the period.
+    calendar: bool = field(default=False, compare=False)
 
     @property
     def days(self) -> int:
@@ -86,13 +90,24 @@ class Period:
         return Period(end - dt.timedelta(days=self.days - 1), end)
 
     def compared_with(self) -> Period:
-        """The period a change is measured against: the previous calendar month for a
-        whole calendar month (October vs September, not vs the 31 days before), else the
-        equal-length period just before."""
-        if self.start.day == 1 and self.end == _month_end(self.start) and not self.partial:
+        """The period a change is measured against: the calendar month (or quarter) before
+        for one asked for as such (October vs September, not vs the 31 days before), else
+        the equal-length period just before."""
+        if self.calendar and not self.partial and self.start.day == 1:
             end = self.start - dt.timedelta(days=1)
-            return Period(end.replace(day=1), end)
+            if self.end == _month_end(self.start):
+                return Period(end.replace(day=1), end)
+            if self.start.month % 3 == 1 and self.end == _quarter_end(self.start):
+                return Period(_quarter_start(end), end)
         return self.previous()
+
+    @classmethod
+    def restored(cls, start: dt.date, end: dt.date, partial: bool, calendar: bool | None) -> Period:
+        """A period carried in a button value. Buttons posted before values carried
+        `calendar` (None) read a whole calendar month as one, as the bot then did."""
+        if calendar is None:
+            calendar = start.day == 1 and end == _month_end(start)
+        return cls(start, end, partial, calendar)
 
     def week_before(self) -> Period | None:
         """For one day: the same weekday a week earlier (a Monday vs the Monday before)."""
@@ -160,14 +175,14 @@ def parse_period(text: str | None, today: dt.date) -> Period:
     if raw in ("last month", "lastmonth"):
         first = today.replace(day=1)
         last_end = first - dt.timedelta(days=1)
-        return Period(last_end.replace(day=1), last_end)
+        return Period(last_end.replace(day=1), last_end, calendar=True)
     if raw in ("this month", "thismonth", "mtd", "month to date"):
         return _so_far(today.replace(day=1), today)
     if raw in ("this quarter", "thisquarter", "qtd", "quarter to date"):
         return _so_far(_quarter_start(today), today)
     if raw in ("last quarter", "lastquarter"):
         end = _quarter_start(today) - dt.timedelta(days=1)
-        return Period(_quarter_start(end), end)
+        return Period(_quarter_start(end), end, calendar=True)
     if raw in ("ytd", "this year", "year to date"):
         return _checked(_so_far(today.replace(month=1, day=1), today), today)
     if m := _DAYS.match(raw):
@@ -254,7 +269,7 @@ def _span(start: dt.date, end: dt.date, today: dt.date, name: str) -> Period:
         raise InputError(f"{name} has not started yet.")
     if end >= today:  # the current one: complete days only, like `this month`
         return _checked(_so_far(start, today), today)
-    return _checked(Period(start, end), today)
+    return _checked(Period(start, end, calendar=True), today)
 
 
 def _quarter_start(day: dt.date) -> dt.date:

@@ -19,7 +19,6 @@ from bot.errors import DatabotError, InputError, NotAllowedError
 from bot.metric.catalog import Metric
 from bot.metric.lookup import may_see_in, metric_service
 from bot.metric.model import refusal
-from bot.metric.periods import Period
 from bot.settings import REPORTING_TZ
 from bot.slack_channels import channel_id
 from bot.slack_text import Message
@@ -200,7 +199,7 @@ def subscribe_button(
     if metric is None:
         return Message(text=f"`{value.metric}` is no longer in the catalog; ask again.")
     today = deps.now().astimezone(REPORTING_TZ).date()
-    period_text = relative_period_text(Period(value.start, value.end, value.partial), today)
+    period_text = relative_period_text(value.period, today)
     spec = SubscriptionSpec(
         kind=Kind.SUBSCRIPTION,
         metric=metric.name,

@@ -511,7 +511,7 @@ def relative_period_text(period: Period, today: dt.date) -> str:
         return "yesterday"
     if period == parse_period("last week", today):
         return "last week"
-    if period == parse_period("last month", today):
+    if period.calendar and period == parse_period("last month", today):
         return "last month"
     return f"{min(period.days, 400)}d"
 
@@ -526,8 +526,13 @@ class SubscribeValue(BaseModel):
     start: dt.date
     end: dt.date
     partial: bool = False
+    calendar: bool | None = None  # None: a button from before this was carried
     account: str | None = None
     by: Dimension | None = None
+
+    @property
+    def period(self) -> Period:
+        return Period.restored(self.start, self.end, self.partial, self.calendar)
 
 
 class ItemValue(BaseModel):

@@ -222,6 +222,24 @@ def test_a_calendar_month_is_compared_with_the_calendar_month_before(service, ra
     assert answer.headline[2] == pytest.approx(EXPECTED[name](raw, september), rel=1e-9)
 
 
+@pytest.mark.parametrize("name", ["mau", "dau_mau", "searches"])
+@pytest.mark.parametrize(
+    ("text", "previous"),
+    [
+        # A range whose dates are a whole month: the 31 days before, not September.
+        ("2026-10-01..2026-10-31", Period(D(2026, 8, 31), D(2026, 9, 30))),
+        # A quarter asked for by name: the quarter before.
+        ("2026-Q3", Period(D(2026, 4, 1), D(2026, 6, 30))),
+    ],
+)
+def test_a_change_is_measured_against_what_the_period_was_asked_as(
+    service, raw, name, text, previous
+):
+    answer = service.answer(service.parse(f"{name} {text}"))
+    assert answer.previous_period == previous
+    assert answer.headline[2] == pytest.approx(EXPECTED[name](raw, previous), rel=1e-9)
+
+
 def test_minimum_windows_are_the_30_days_ending_on_the_asked_day(service):
     answer = service.answer(service.parse("mau 2026-11-01"))
     assert answer.period == Period(D(2026, 10, 3), D(2026, 11, 1))

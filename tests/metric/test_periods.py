@@ -276,19 +276,43 @@ def test_future_or_doubled_named_periods_are_refused(text):
 
 
 @pytest.mark.parametrize(
-    ("period", "compared"),
+    ("text", "today", "compared"),
     [
-        # A calendar month is compared with the calendar month before it.
-        (Period(D(2026, 10, 1), D(2026, 10, 31)), Period(D(2026, 9, 1), D(2026, 9, 30))),
-        (Period(D(2026, 3, 1), D(2026, 3, 31)), Period(D(2026, 2, 1), D(2026, 2, 28))),
-        (Period(D(2026, 1, 1), D(2026, 1, 31)), Period(D(2025, 12, 1), D(2025, 12, 31))),
-        # Anything else with the equal-length period just before.
-        (Period(D(2026, 11, 16), D(2026, 11, 22)), Period(D(2026, 11, 9), D(2026, 11, 15))),
-        (Period(D(2026, 11, 1), D(2026, 11, 22)), Period(D(2026, 10, 10), D(2026, 10, 31))),
+        # A month or quarter asked for by name is compared with the one before it.
+        ("last month", D(2026, 11, 23), (D(2026, 9, 1), D(2026, 9, 30))),
+        ("2026-03", MONDAY, (D(2026, 2, 1), D(2026, 2, 28))),
+        ("jan 2026", MONDAY, (D(2025, 12, 1), D(2025, 12, 31))),
+        ("October", MONDAY, (D(2026, 9, 1), D(2026, 9, 30))),
+        ("2026-Q3", MONDAY, (D(2026, 4, 1), D(2026, 6, 30))),
+        ("last quarter", D(2026, 1, 5), (D(2025, 7, 1), D(2025, 9, 30))),
+        # Anything else with the equal-length period just before, also when its dates
+        # happen to be a whole month: `30d` on Dec 1 is November, against Oct 2..Oct 31.
+        ("30d", D(2026, 12, 1), (D(2026, 10, 2), D(2026, 10, 31))),
+        ("2026-10-01..2026-10-31", MONDAY, (D(2026, 8, 31), D(2026, 9, 30))),
+        ("last week", MONDAY, (D(2026, 11, 9), D(2026, 11, 15))),
+        ("mtd", MONDAY, (D(2026, 10, 10), D(2026, 10, 31))),
+        # The current month so far is not a whole month.
+        ("this month", D(2026, 12, 1), (D(2026, 11, 30), D(2026, 11, 30))),
     ],
 )
-def test_a_calendar_month_is_compared_with_the_previous_calendar_month(period, compared):
-    assert period.compared_with() == compared
+def test_a_named_month_or_quarter_is_compared_with_the_one_before(text, today, compared):
+    period = parse_period(text, today)
+    assert period.compared_with() == Period(*compared)
+
+
+@pytest.mark.parametrize(
+    ("start", "end", "calendar", "compared_start"),
+    [
+        # A button posted before values carried `calendar`: a whole month reads as named.
+        (D(2026, 10, 1), D(2026, 10, 31), None, D(2026, 9, 1)),
+        (D(2026, 10, 1), D(2026, 10, 31), False, D(2026, 8, 31)),
+        (D(2026, 10, 1), D(2026, 10, 31), True, D(2026, 9, 1)),
+        (D(2026, 10, 2), D(2026, 10, 31), None, D(2026, 9, 2)),
+    ],
+)
+def test_a_period_from_a_button_keeps_how_it_was_asked(start, end, calendar, compared_start):
+    period = Period.restored(start, end, False, calendar)
+    assert period.compared_with().start == compared_start
 
 
 def test_one_day_is_also_compared_with_the_same_weekday_a_week_earlier():

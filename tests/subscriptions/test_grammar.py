@@ -9,12 +9,14 @@ import pytest
 
 from bot.errors import InputError
 from bot.metric.catalog import load_catalog
+from bot.metric.model import ShareValue
 from bot.metric.periods import parse_period
 from bot.subscriptions.model import (
     Condition,
     Every,
     Rule,
     Schedule,
+    SubscribeValue,
     parse_alert,
     parse_subscribe,
     relative_period_text,
@@ -129,6 +131,23 @@ def test_the_alert_rule(rule, value, previous, holds):
 def test_the_subscribe_button_keeps_the_period_relative(typed, expect):
     wednesday = TODAY + dt.timedelta(days=2)  # on a Monday "7d" is "last week"
     assert relative_period_text(parse_period(typed, wednesday), wednesday) == expect
+
+
+@pytest.mark.parametrize(
+    ("typed", "expect"), [("30d", "30d"), ("last month", "last month"), ("november", "last month")]
+)
+def test_the_subscribe_button_keeps_30d_that_covers_a_whole_month(typed, expect):
+    # On Dec 1 `30d` is Nov 1..Nov 30: the button still subscribes to 30 days.
+    dec1 = dt.date(2026, 12, 1)
+    value = SubscribeValue.model_validate_json(answer_button_value(parse_period(typed, dec1)))
+    assert relative_period_text(value.period, dec1) == expect
+
+
+def answer_button_value(period) -> str:
+    # What an answer's Subscribe button carries (the same value as its Share button).
+    return ShareValue(
+        metric="dau", start=period.start, end=period.end, calendar=period.calendar
+    ).model_dump_json()
 
 
 @pytest.mark.parametrize(
