@@ -73,6 +73,23 @@ def _slack_process(pipe: Connection) -> None:
                 pipe.send([slack.response_url("C0ANALYTICS") for _ in range(arg)])
             elif ask == "answered":
                 pipe.send(sum(1 for url in arg if slack.responses(url)))
+            elif ask == "answers":  # lookups answered (an answer has a Share button)
+                pipe.send(
+                    sum(
+                        1
+                        for u in arg
+                        if any("metric_share" in str(r.payload) for r in slack.responses(u))
+                    )
+                )
+            elif ask == "notes":
+                pipe.send(
+                    sum(
+                        1
+                        for u in arg
+                        for r in slack.responses(u)
+                        if "Still working" in (r.payload.get("text") or "")
+                    )
+                )
             else:
                 return
 
@@ -131,7 +148,17 @@ class Slack:
         return self.pipe.recv()
 
     def answered(self, urls: list[str]) -> int:
+        """How many of `urls` got any response."""
         self.pipe.send(("answered", urls))
+        return self.pipe.recv()
+
+    def answers(self, urls: list[str]) -> int:
+        """How many of `urls` got a lookup's answer (not only a "still working" note)."""
+        self.pipe.send(("answers", urls))
+        return self.pipe.recv()
+
+    def notes(self, urls: list[str]) -> int:
+        self.pipe.send(("notes", urls))
         return self.pipe.recv()
 
     def close(self) -> None:

@@ -134,8 +134,9 @@ class Settings(BaseSettings):
     port: int = Field(3000, description="HTTP port (Heroku-style platforms set PORT).")
     listener_threads: int = Field(
         32,
-        description="Bolt listener pool. Listeners only ack and hand off, so this bounds "
-        "concurrent acks, not slow work.",
+        description="Web server threads, and Bolt's listener pool for the listeners that "
+        "call Slack after their ack (opening a modal, events); /metric and its buttons run "
+        "in the request's thread. Slow work is on WORKER_THREADS.",
     )
     worker_threads: int = Field(
         16,

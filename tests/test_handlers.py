@@ -4,6 +4,9 @@ loudly instead of dropping a listener."""
 
 from __future__ import annotations
 
+import time
+from concurrent.futures import ThreadPoolExecutor
+
 import pytest
 
 from handlers import KINDS, _ByKind
@@ -44,3 +47,25 @@ def test_the_bot_registers_every_listener_with_commands_first(make_bot, sqlite_s
     assert names[0] == "handle_metric_command"  # `/metric subscribe ...` is handed over
     assert len(names) == len(set(names)) + 1  # the two snooze buttons share a handler
     assert names.index("handle_thread_reply") < names.index("handle_metric_share")
+
+
+def test_a_lookup_is_acked_while_every_listener_thread_waits_on_slack(make_bot, sqlite_store):
+    # Two /data-request modals whose views.open Slack answers slowly hold both listener
+    # threads; /metric listeners run in the request's own thread, so a lookup is still
+    # acked (and answered) meanwhile instead of queueing behind them.
+    with make_bot(sqlite_store, listener_threads=2) as bot:
+        bot.slack.delay_next("views.open", 2.5, times=2)  # within the trigger's 3 s
+        with ThreadPoolExecutor(2) as pool:
+            opening = [pool.submit(bot.slash, "/data-request") for _ in range(2)]
+            while bot.listeners.pending() < 2:
+                time.sleep(0.01)  # both listeners have started
+            response, url = bot.slash("/metric", "searches")
+            assert response.status == 200
+            assert bot.listeners.pending() == 2  # still in views.open
+            bot.deps.work.wait_idle(10)
+            assert bot.listeners.pending() == 2
+            (answer,) = bot.slack.responses(url)
+            assert "Searches" in answer.payload["text"]
+            assert all(f.result()[0].status == 200 for f in opening)
+        bot.listeners.wait_idle(10)
+        assert len(bot.slack.views()) == 2  # the modals opened too
