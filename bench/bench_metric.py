@@ -53,6 +53,7 @@ class SlowWarehouse:
         self.inner = inner
         self.delay = delay
         self.remote = remote
+        self.embedded = not remote  # a remote one's lookups need not wait for the acks
         self.queries = 0
         self._memo: dict[tuple, list[dict]] = {}
         self._lock = threading.Lock()

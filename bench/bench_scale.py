@@ -16,6 +16,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import statistics
 import sys
 import tempfile
@@ -387,6 +388,9 @@ def bench_rows(data_dir: Path, demo: Path) -> None:
 
 
 def main() -> int:
+    # The harness's web server says so whenever requests queue for its threads, as a
+    # burst's do: 30 lines of noise between the figures.
+    logging.getLogger("waitress.queue").setLevel(logging.ERROR)
     demo = ensure_demo_warehouse(Path(".databot") / "test-cache", as_of=AS_OF)
     with tempfile.TemporaryDirectory() as tmp:
         base = Path(tmp)

@@ -18,7 +18,7 @@ from bot.github import GitHubGateway, make_github
 from bot.settings import Settings, utc_now
 from bot.store import Store
 from bot.telemetry import InstrumentedWarehouse, SlackErrorCounter, Telemetry
-from bot.warehouse import Warehouse, make_warehouse
+from bot.warehouse import Warehouse, embedded, make_warehouse
 
 logger = logging.getLogger(__name__)
 
@@ -115,6 +115,10 @@ class LazyWarehouse:
     @property
     def name(self) -> str:
         return self.inner.name
+
+    @property
+    def embedded(self) -> bool:
+        return embedded(self.inner)
 
     def query(self, sql: str, params: Any = None, **kwargs: Any) -> list[dict[str, Any]]:
         return self.inner.query(sql, params, **kwargs)

@@ -30,6 +30,7 @@ from bot import tables
 from bot.errors import WarehouseTooCostly
 from bot.settings import utc_now
 from bot.store import Store
+from bot.warehouse import embedded
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 # kv key the clock process writes on every sweep (once a minute); `/readyz` of `serve` and
@@ -262,6 +263,10 @@ class InstrumentedWarehouse:
     def name(self) -> str:
         # A label only: stand-ins in tests may not name themselves.
         return str(getattr(self._inner, "name", "warehouse"))
+
+    @property
+    def embedded(self) -> bool:
+        return embedded(self._inner)
 
     def query(self, sql: str, params: Any = None, **kwargs: Any) -> list[dict[str, Any]]:
         backend = self.name

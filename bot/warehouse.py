@@ -78,6 +78,11 @@ class Warehouse(Protocol):
     @property
     def name(self) -> str: ...
 
+    # Whether a query costs this process's CPU (the embedded DuckDB), not only its wait
+    # (BigQuery): work that waits on a remote one need not wait for a burst's acks.
+    @property
+    def embedded(self) -> bool: ...
+
     def query(
         self,
         sql: str,
@@ -87,6 +92,12 @@ class Warehouse(Protocol):
     ) -> list[dict[str, Any]]: ...
 
     def close(self) -> None: ...
+
+
+def embedded(warehouse: Warehouse) -> bool:
+    """`warehouse.embedded`; stand-ins that do not say are taken as embedded (the
+    cautious answer: their work waits for the acks)."""
+    return bool(getattr(warehouse, "embedded", True))
 
 
 def _failure(detail: str) -> WarehouseError:
@@ -182,6 +193,7 @@ class DuckDBWarehouse:
     """Read-only DuckDB file queried with BigQuery SQL. Thread-safe: one cursor per call."""
 
     name = "duckdb"
+    embedded = True
 
     def __init__(
         self, path: Path, *, timeout_s: float, rollups: tuple[Path, str] | None = None
@@ -337,6 +349,7 @@ class BigQueryWarehouse:
     """google-cloud-bigquery client; every query is a cached, byte-capped, labelled job."""
 
     name = "bigquery"
+    embedded = False
 
     def __init__(
         self,

@@ -174,12 +174,17 @@ def run_after_ack(
     work: Callable[..., Any],
     *args: Any,
     cancel: Callable[[], None] | None = None,
+    behind_acks: bool = True,
 ) -> Future:
     """Run slow `work` on deps.work after the listener acked; its errors take the same path
     as a listener's (user-safe message or apology with correlation id). Work may return a
     Future, whose error (when it completes) takes that path too. A repeated delivery (the
     claim is made here for listeners marked `effects_after_ack`) runs nothing; `cancel`
-    is called when `work` does not run (a repeat, or the claim failed)."""
+    is called when `work` does not run (a repeat, or the claim failed).
+
+    `behind_acks=False` is for work that starts by waiting on something remote (a lookup
+    on BigQuery): it starts at once, not after the burst's acks (bot/ack_first.py), and
+    claims the delivery itself before each effect (`once`), waiting its turn there."""
 
     def _tell(error: BaseException) -> None:
         tell_user(
@@ -196,10 +201,11 @@ def run_after_ack(
             _tell(error)
 
     def _guarded() -> Any:
-        deps.acks.wait_turn()  # the acks of a burst go back before its lookups start
+        if behind_acks:
+            deps.acks.wait_turn()  # the acks of a burst go back before its lookups start
         started = False
         try:
-            if not once(context):
+            if behind_acks and not once(context):
                 return None
             started = True
             result = work(*args)

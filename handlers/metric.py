@@ -96,7 +96,15 @@ class MetricListeners:
         else:
             ack()
         if reply.after_ack is not None:
-            run_after_ack(self.deps, context, body, respond, reply.after_ack, cancel=reply.cancel)
+            run_after_ack(
+                self.deps,
+                context,
+                body,
+                respond,
+                reply.after_ack,
+                cancel=reply.cancel,
+                behind_acks=reply.behind_acks,
+            )
 
     @effects_after_ack
     def handle_metric_share(

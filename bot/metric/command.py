@@ -48,6 +48,7 @@ from bot.metric.model import (
 )
 from bot.slack_post import post_once, slack_error
 from bot.slack_text import Message
+from bot.warehouse import embedded
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -85,6 +86,10 @@ class CommandReply:
     after_ack: Callable[[], Future[None] | None] | None = None
     # Called instead of `after_ack` when it will not run (a repeated delivery).
     cancel: Callable[[], None] | None = None
+    # False: `after_ack` starts by waiting on a remote warehouse, so it starts at once
+    # (handlers.errors.run_after_ack), and its replies claim the delivery and wait for
+    # the acks in flight before they are built.
+    behind_acks: bool = True
 
 
 def metric_command(
@@ -150,7 +155,7 @@ def metric_command(
             answering.add_done_callback(lambda done: _submit(deps, deliver, done))
         return replied
 
-    return CommandReply(after_ack=lookup, cancel=note.finish)
+    return CommandReply(after_ack=lookup, cancel=note.finish, behind_acks=embedded(deps.warehouse))
 
 
 def _maybe_account(
@@ -213,6 +218,7 @@ def _answer(
         send(Reply(_offer(exc, text)))
         return
     note.finish()  # from here on no "still working" note can follow the answer
+    deps.acks.wait_turn()  # a lookup that started at once: a burst's acks go back first
     send(Reply(build_metric_message(answer, deps.settings)))
 
 

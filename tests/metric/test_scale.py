@@ -412,3 +412,63 @@ def test_a_failed_query_is_reported_to_every_replica_waiting_for_it_and_not_reru
         assert "could not answer the MAU lookup" in text and "It was not retried" in text
     assert sum(counted(f, "databot_warehouse_queries_total", outcome="error") for f in found) == 1
     assert sum(counted(f, "databot_warehouse_queries_total", outcome="ok") for f in found) == 0
+
+
+# ------------------------------------------------------------ remote lookups start at once
+
+
+class Starting:
+    """The demo warehouse, saying whether it is embedded (BigQuery is not); notes when a
+    query starts."""
+
+    def __init__(self, inner, *, embedded: bool) -> None:
+        self.inner = inner
+        self.name = inner.name
+        self.embedded = embedded
+        self.started = threading.Event()
+
+    def query(self, sql, params=None, **kwargs):
+        self.started.set()
+        return self.inner.query(sql, params, **kwargs)
+
+    def close(self) -> None:
+        pass
+
+
+class StoppedClock:
+    """deps.acks' clock, moved only by the test: a burst's quiet time never comes alone."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.mark.parametrize("embedded", [False, True], ids=["remote", "embedded"])
+def test_a_remote_lookup_starts_while_acks_go_back_and_answers_after_them(
+    tmp_path, sqlite_store, warehouse, clock, embedded
+):
+    from bot.ack_first import AckFirst
+
+    stand_in = Starting(warehouse, embedded=embedded)
+    with BotHarness(
+        data_dir=tmp_path,
+        store=sqlite_store,
+        warehouse=stand_in,
+        now=clock,
+        metric_still_working_seconds=60,
+    ) as bot:
+        acks_clock = StoppedClock()
+        bot.deps.acks = AckFirst(clock=acks_clock)
+        response, url = bot.slash("/metric", "searches")
+        assert response.status == 200
+        # Until the acks are quiet, a lookup on a remote warehouse has its query running
+        # (it costs this process nothing but the wait); one on the embedded warehouse,
+        # whose queries take this process's CPU, has not started.
+        assert stand_in.started.wait(5 if not embedded else 1) is not embedded
+        assert not bot.slack.responses(url)  # either way the answer waits for the acks
+        acks_clock.now += 1.0
+        (answer,) = responses(bot, url)
+    assert stand_in.started.is_set()
+    assert "Searches" in all_text(answer) and "metric_share" in all_text(answer)
