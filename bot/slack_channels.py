@@ -53,13 +53,24 @@ def is_listed(deps: Deps, channel: str | None, entries: list[str]) -> bool:
     propagate: a name that cannot be looked up right now is not known to be another
     channel, and the caller retries or says so; it is False only when the name resolved
     to another channel, or to none."""
+    known = listed_as_given(channel, entries)
+    if known is not None:
+        return known
+    for entry in entries:
+        if not CONVERSATION_ID.match(entry) and channel_id(deps, entry) == channel:
+            return True
+    return False
+
+
+def listed_as_given(channel: str | None, entries: list[str]) -> bool | None:
+    """`is_listed` as far as it can be told without resolving a `#name` (no Slack call,
+    no state database: what an ack may wait for); None when only resolving one can tell."""
     if not channel:
         return False
     if channel in entries:
         return True
-    for entry in entries:
-        if not CONVERSATION_ID.match(entry) and channel_id(deps, entry) == channel:
-            return True
+    if any(not CONVERSATION_ID.match(entry) for entry in entries):
+        return None
     return False
 
 

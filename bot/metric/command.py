@@ -33,7 +33,13 @@ from bot.metric.blocks import (
     build_request_offer,
 )
 from bot.metric.card import build_account_card
-from bot.metric.lookup import MetricService, StillWorking, may_see_in, metric_service
+from bot.metric.lookup import (
+    MetricService,
+    StillWorking,
+    may_see_in,
+    may_see_known,
+    metric_service,
+)
 from bot.metric.model import (
     AccountRequest,
     Answer,
@@ -113,7 +119,10 @@ def metric_command(
         return CommandReply(ack=build_metric_help(service.catalog))
     if isinstance(parsed, AccountRequest):
         return _card_after_ack(deps, parsed.name, text, send)
-    if not may_see_in(deps, parsed.metric, user=user, channel=channel):
+    # Decided in the ack when the settings tell; when a revenue channel is named by
+    # `#name`, after it (resolving the name may ask Slack).
+    allowed = may_see_known(deps, parsed.metric, user=user, channel=channel)
+    if allowed is False:
         return CommandReply(ack=Message(text=refusal(parsed.metric, deps.settings)))
     # Started at the ack, so time spent queued for a worker thread counts too.
     note = StillWorking(
@@ -126,6 +135,17 @@ def metric_command(
         # replica): the reply goes out when that query completes, and no worker waits.
         replied: Future[None] = Future()
         replied.set_running_or_notify_cancel()
+        if allowed is None:
+            try:
+                seen = may_see_in(deps, parsed.metric, user=user, channel=channel)
+            except BaseException:
+                note.finish()
+                raise
+            if not seen:
+                note.finish()
+                send(Reply(Message(text=refusal(parsed.metric, deps.settings))))
+                replied.set_result(None)
+                return replied
 
         def deliver(answering: Future[Answer]) -> None:
             try:

@@ -55,7 +55,7 @@ from bot.metric.model import (
 from bot.metric.periods import Period, day_start_utc, parse_period
 from bot.metric.rollups import Coverage, coverage_params, rewrite
 from bot.settings import REPORTING_TZ, Settings, utc_now
-from bot.slack_channels import is_listed
+from bot.slack_channels import is_listed, listed_as_given
 from bot.slack_text import escape_mrkdwn
 from bot.timers import Timer, shared_timers
 from bot.warehouse import format_bytes, prepare_duckdb
@@ -1086,6 +1086,16 @@ def metric_service(deps: Deps) -> MetricService:
             on_cache=lambda result: deps.telemetry.lookup_cache.labels(result).inc(),
         ),
     )
+
+
+def may_see_known(
+    deps: Deps, metric: Metric, *, user: str | None, channel: str | None
+) -> bool | None:
+    """`may_see_in` from the settings alone, for the ack path; None when it needs a
+    REVENUE_CHANNELS `#name` resolved (a Slack call, the state database)."""
+    if may_see(metric, deps.settings, user=user, channel=channel):
+        return True
+    return listed_as_given(channel, deps.settings.revenue_channels)
 
 
 def may_see_in(deps: Deps, metric: Metric, *, user: str | None, channel: str | None) -> bool:

@@ -28,6 +28,26 @@ def test_a_revenue_channel_configured_by_name_answers_revenue_metrics(
         assert "revenue data" not in text_of(refused), text_of(refused)
 
 
+def test_a_revenue_channel_named_by_name_is_looked_up_after_the_ack(make_bot, sqlite_store, clock):
+    # Resolving `#finance` asks Slack (conversations.list, cached a day): never before the
+    # ack, which Slack wants within 3 s; the refusal or the answer follows.
+    with make_bot(sqlite_store, revenue_channels=["#finance"]) as bot:
+        finance = bot.slack.add_channel("C0FINANCE", "finance")
+        clock.set(at(dt.date(2026, 11, 16), 10))
+        bot.slack.delay_next("conversations.list", 2.0)
+        response, url = bot.slash("/metric", "mrr")  # in #analytics
+        assert response.status == 200 and not response.body
+        assert not bot.slack.calls("conversations.list")  # still being asked
+        bot.wait_idle()
+        (refused,) = [r.payload for r in bot.slack.responses(url)]
+        assert "revenue data" in text_of(refused) and "#finance" in text_of(refused)
+        _, url = bot.slash("/metric", "mrr", channel=finance)
+        bot.wait_idle()
+        (answer,) = [r.payload for r in bot.slack.responses(url)]
+        assert "revenue data" not in text_of(answer) and "metric_share" in str(answer)
+    assert len(bot.slack.calls("conversations.list")) == 1  # then cached
+
+
 def test_a_refusal_names_a_revenue_channel_given_by_name_as_text():
     from bot.metric.catalog import load_catalog
     from bot.metric.model import refusal
