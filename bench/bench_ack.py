@@ -71,8 +71,6 @@ def _slack_process(pipe: Connection) -> None:
             ask, arg = pipe.recv()
             if ask == "urls":
                 pipe.send([slack.response_url("C0ANALYTICS") for _ in range(arg)])
-            elif ask == "answered":
-                pipe.send(sum(1 for url in arg if slack.responses(url)))
             elif ask == "answers":  # lookups answered (an answer has a Share button)
                 pipe.send(
                     sum(
@@ -147,11 +145,6 @@ class Slack:
         self.pipe.send(("urls", n))
         return self.pipe.recv()
 
-    def answered(self, urls: list[str]) -> int:
-        """How many of `urls` got any response."""
-        self.pipe.send(("answered", urls))
-        return self.pipe.recv()
-
     def answers(self, urls: list[str]) -> int:
         """How many of `urls` got a lookup's answer (not only a "still working" note)."""
         self.pipe.send(("answers", urls))
@@ -190,13 +183,14 @@ def bot_burst(slack: Slack, data_dir: Path, database_url: str) -> tuple[list[flo
         burst(sender(port, slack.urls(REQUESTS), text="help"), REQUESTS)
         warm = slack.urls(WARM_LOOKUPS)
         burst(lambda i: sender(port, warm, text=f"searches {i + 2}d")(i), WARM_LOOKUPS)
-        while slack.answered(warm) < WARM_LOOKUPS:
+        # Answered, not only noted as still working: none may still run in the burst.
+        while slack.answers(warm) < WARM_LOOKUPS:
             time.sleep(0.05)
         urls = slack.urls(REQUESTS)
         started = time.perf_counter()
         acks, _ = burst(sender(port, urls), REQUESTS)
         deadline = time.monotonic() + 300
-        while slack.answered(urls) < REQUESTS:
+        while slack.answers(urls) < REQUESTS:
             if time.monotonic() > deadline:
                 raise TimeoutError("not every lookup was answered")
             time.sleep(0.02)
