@@ -36,7 +36,10 @@ class AckFirst:
             with self._changed:
                 self._acking -= 1
                 if not self._acking:
-                    self._changed.notify_all()
+                    # One waiter looks (it waits out the quiet time, then lets the rest
+                    # go): waking every waiting worker whenever a burst's acks touch zero
+                    # took the interpreter from the acks still to come.
+                    self._changed.notify()
 
     def wait_turn(self, timeout: float = MAX_WAIT_SECONDS) -> None:
         """Until acks are quiet (see the module docstring), or `timeout` seconds."""
@@ -45,7 +48,10 @@ class AckFirst:
             while True:
                 now = self._clock()
                 quiet_at = self._last_arrival + QUIET_SECONDS
-                if (not self._acking and now >= quiet_at) or now >= deadline:
+                if not self._acking and now >= quiet_at:
+                    self._changed.notify_all()
+                    return
+                if now >= deadline:
                     return
                 # While acks are in progress, until the last one ends (it notifies);
                 # after that, until the quiet time has passed.

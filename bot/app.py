@@ -14,8 +14,9 @@ logger = logging.getLogger(__name__)
 
 
 def build_app(deps: Deps, *, listener_executor: Executor | None = None) -> App:
-    """The Bolt app with every handler registered. `listener_executor` runs listeners
-    (Bolt runs them after the ack has gone back); the sandbox passes one it can wait on."""
+    """The Bolt app with every handler registered. `listener_executor` runs the listeners
+    that do not run in the request's own thread (handlers.AckInline); the sandbox passes
+    one it can wait on."""
     settings = deps.settings
     signing_secret = (
         settings.slack_signing_secret.get_secret_value() if settings.slack_signing_secret else None
@@ -25,8 +26,8 @@ def build_app(deps: Deps, *, listener_executor: Executor | None = None) -> App:
         signing_secret=signing_secret,
         # Socket Mode has no HTTP signature to check; HTTP mode always checks it.
         request_verification_enabled=signing_secret is not None,
-        # Listeners only ack and hand slow work to deps.work, so this pool bounds concurrent
-        # acks; Bolt's default of 5 would queue the 6th ack behind five slow lookups.
+        # Listeners that call Slack after their ack (opening a modal) run here; Bolt's
+        # default of 5 would queue the 6th behind five slow views.open calls.
         listener_executor=listener_executor
         or ThreadPoolExecutor(settings.listener_threads, thread_name_prefix="databot-listener"),
         token_verification_enabled=False,

@@ -164,8 +164,9 @@ class BotHarness:
     def wait_idle(self, timeout: float = 30) -> None:
         """Wait until every listener has finished and so has the work they handed off.
 
-        Bolt runs a listener after its ack has gone back, so when a response arrives the
-        listener may still be about to submit work: wait for the listeners first, then for
+        Bolt runs a listener on its pool (except those in the request's own thread:
+        handlers.AckInline) and may answer before it is done, so when a response arrives
+        the listener may still be about to submit work: wait for the listeners first, then for
         deps.work, and again until both are idle at once (a request sent meanwhile
         starts another listener)."""
         deadline = time.monotonic() + timeout

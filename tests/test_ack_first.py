@@ -57,3 +57,15 @@ def test_with_no_burst_work_starts_at_once():
     thread, started = _waiting(AckFirst(), timeout=30)
     assert started.wait(timeout=5)
     thread.join()
+
+
+def test_every_waiting_worker_starts_when_the_acks_end():
+    # One waiter is woken when the acks end; once the quiet time has passed it lets every
+    # other go too, long before their own limits.
+    acks = AckFirst()
+    with acks.acking():
+        waiting = [_waiting(acks, timeout=60) for _ in range(10)]
+        assert not any(started.wait(timeout=0.05) for _, started in waiting)
+    assert all(started.wait(timeout=10) for _, started in waiting)
+    for thread, _ in waiting:
+        thread.join()
