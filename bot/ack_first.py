@@ -52,6 +52,10 @@ class AckFirst:
                     self._changed.notify_all()
                     return
                 if now >= deadline:
+                    if not self._acking:
+                        # The one woken to look leaves before the quiet time: pass it on,
+                        # or the others sleep until their own limits.
+                        self._changed.notify_all()
                     return
                 # While acks are in progress, until the last one ends (it notifies);
                 # after that, until the quiet time has passed.

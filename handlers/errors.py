@@ -187,6 +187,13 @@ def run_after_ack(
     claims the delivery itself before each effect (`once`), waiting its turn there."""
 
     def _tell(error: BaseException) -> None:
+        # An error message is an effect too: a repeat's (work that claims per effect runs
+        # for a repeat too) says nothing. A claim that fails still lets the user hear.
+        try:
+            if not once(context):
+                return
+        except Exception:  # noqa: BLE001 - the state database is down: still tell the user
+            logger.warning("could not claim the delivery of a failed request")
         tell_user(
             user_message_for(error),
             body=body,

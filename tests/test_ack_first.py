@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 
 from bot.ack_first import AckFirst
 
@@ -69,3 +70,33 @@ def test_every_waiting_worker_starts_when_the_acks_end():
     assert all(started.wait(timeout=10) for _, started in waiting)
     for thread, _ in waiting:
         thread.join()
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_a_waiter_leaving_at_its_limit_before_the_quiet_time_lets_the_others_go():
+    # The waiter woken when the acks end may reach its own limit before the quiet time;
+    # the others must not then sleep until theirs.
+    clock = Clock()
+    acks = AckFirst(clock=clock)
+    with acks.acking():
+        soon, soon_started = _waiting(acks, timeout=1.0)
+        time.sleep(0.1)
+        late, late_started = _waiting(acks, timeout=1000)
+        time.sleep(0.1)  # both waiting, the first one first
+        clock.now = 0.995
+        with acks.acking():  # a last request: the quiet time is now 1.015
+            pass
+    # The acks ended: the first waiter is woken to look.
+    clock.now = 1.005  # past the first waiter's limit, before the quiet time
+    assert soon_started.wait(timeout=10)
+    clock.now = 1.1  # quiet
+    assert late_started.wait(timeout=10)
+    soon.join()
+    late.join()

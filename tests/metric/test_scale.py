@@ -472,3 +472,32 @@ def test_a_remote_lookup_starts_while_acks_go_back_and_answers_after_them(
         (answer,) = responses(bot, url)
     assert stand_in.started.is_set()
     assert "Searches" in all_text(answer) and "metric_share" in all_text(answer)
+
+
+class Broken(Starting):
+    """A remote warehouse whose every query fails."""
+
+    def query(self, sql, params=None, **kwargs):
+        raise RuntimeError("BigQuery answered 500")
+
+
+def test_a_replayed_remote_lookup_that_fails_apologises_once(
+    tmp_path, sqlite_store, warehouse, clock
+):
+    # A remote lookup claims its delivery before each effect, the apology included: the
+    # replay of the same signed request runs (it may ask the warehouse) but says nothing.
+    with BotHarness(
+        data_dir=tmp_path,
+        store=sqlite_store,
+        warehouse=Broken(warehouse, embedded=False),
+        now=clock,
+        metric_still_working_seconds=60,
+    ) as bot:
+        url = bot.slack.response_url("C0ANALYTICS")
+        body = slash_command("/metric", "dau 7d", response_url=url, channel_id="C0ANALYTICS")
+        headers = sign(bot.signing_secret, body)
+        for _ in range(2):
+            assert send(bot.url + "/slack/events", body, headers=headers).status == 200
+            bot.wait_idle()
+        (apology,) = [r.payload for r in bot.slack.responses(url)]
+    assert "went wrong" in apology["text"] and "ref" in apology["text"]
