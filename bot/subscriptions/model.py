@@ -24,7 +24,14 @@ from pydantic import BaseModel
 
 from bot.errors import InputError
 from bot.metric.catalog import Catalog, Dimension
-from bot.metric.model import AccountRequest, HelpRequest, MetricQuery, UnknownMetric, parse_command
+from bot.metric.model import (
+    AccountRequest,
+    HelpRequest,
+    MetricQuery,
+    ShareValue,
+    UnknownMetric,
+    parse_command,
+)
 from bot.metric.periods import Period, parse_period
 from bot.settings import REPORTING_TZ
 from bot.slack_text import escape_mrkdwn
@@ -519,20 +526,9 @@ def relative_period_text(period: Period, today: dt.date) -> str:
 # --------------------------------------------------------------------------- buttons
 
 
-class SubscribeValue(BaseModel):
-    """Value of Action.METRIC_SUBSCRIBE (on every /metric answer): the answer's lookup."""
-
-    metric: str
-    start: dt.date
-    end: dt.date
-    partial: bool = False
-    calendar: bool | None = None  # None: a button from before this was carried
-    account: str | None = None
-    by: Dimension | None = None
-
-    @property
-    def period(self) -> Period:
-        return Period.restored(self.start, self.end, self.partial, self.calendar)
+# Value of Action.METRIC_SUBSCRIBE (on every /metric answer): the answer's lookup, the same
+# value its Share button carries (bot/metric/blocks.py).
+SubscribeValue = ShareValue
 
 
 class ItemValue(BaseModel):
